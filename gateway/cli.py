@@ -1,0 +1,82 @@
+"""The ``otelgw`` command: run, validate, components."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from gateway.errors import ConfigError, PluginError
+from gateway.registry import load_registry
+from gateway.service import Service, load_config
+from gateway.telemetry import configure_logging
+
+__all__ = ["main"]
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", action="append", required=True, metavar="FILE",
+                        help="configuration file; repeat to merge several, later files win")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otelgw", description="OpenTelemetry gateway: OTLP in, pipelines, out.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the gateway until SIGTERM or SIGINT")
+    _add_config(run)
+    run.add_argument("--grace-period", type=float, default=30.0, metavar="SECONDS",
+                     help="how long shutdown may take to drain pipelines (default 30)")
+    validate = commands.add_parser("validate", help="check a configuration and print every error")
+    _add_config(validate)
+    commands.add_parser("components", help="list every registered component type")
+    return parser
+
+
+def _print_errors(errors: Sequence[str]) -> None:
+    print(f"invalid configuration: {len(errors)} error(s)", file=sys.stderr)
+    for message in errors:
+        print(f"  {message}", file=sys.stderr)
+
+
+def _components() -> int:
+    registry = load_registry()
+    rows = [(f.kind.value, f.type, f.stability.value, ",".join(f.signals) or "-",
+             ",".join(f.aliases) or "-", plugin) for f, plugin in registry.unique_factories()]
+    header = ("KIND", "TYPE", "STABILITY", "SIGNALS", "ALIASES", "PLUGIN")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _run(config_paths: Sequence[str], grace_period: float) -> int:
+    service = Service.from_files(config_paths)
+    configure_logging(service.config.telemetry.logs.level, service.config.telemetry.logs.encoding)
+    try:
+        import uvloop
+    except ImportError:  # uvloop has no Windows build; asyncio's own loop works, only slower
+        return asyncio.run(service.run(grace_period))
+    return uvloop.run(service.run(grace_period))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "components":
+            return _components()
+        if args.command == "validate":
+            load_config(args.config, load_registry())
+            print("configuration is valid")
+            return 0
+        return _run(args.config, args.grace_period)
+    except ConfigError as exc:
+        _print_errors(exc.messages)
+        return 2
+    except PluginError as exc:
+        print(f"plugin error: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

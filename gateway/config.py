@@ -1,0 +1,244 @@
+"""The gateway configuration: typed component configs plus the ``service`` section, checked as a whole.
+
+Loading runs in stages and never stops at the first error: every section's keys and component types, then each
+component's config (defaults overlaid with YAML), then every ``validate()``, then pipeline references. All errors
+come back together in one ``ConfigError``, each with its key path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.component import ComponentID, Factory, Kind, Signal
+from gateway.configtypes import decode, validate_tree
+from gateway.errors import ConfigError
+from gateway.registry import Registry
+
+__all__ = ["ComponentConfig", "GatewayConfig", "PipelineConfig", "PipelineID", "TelemetryConfig", "build_config"]
+
+TOP_LEVEL_KEYS = ("receivers", "processors", "exporters", "connectors", "extensions", "service")
+SERVICE_KEYS = ("extensions", "pipelines", "telemetry")
+PIPELINE_KEYS = ("receivers", "processors", "exporters")
+
+
+@dataclass(frozen=True, order=True)
+class PipelineID:
+    """``traces``, ``metrics``, ``logs`` or ``<signal>/<name>``."""
+
+    signal: Signal
+    name: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.signal.value}/{self.name}" if self.name else self.signal.value
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    id: ComponentID
+    kind: Kind
+    factory: Factory
+    config: Any
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    id: PipelineID
+    receivers: list[ComponentID]
+    processors: list[ComponentID]
+    exporters: list[ComponentID]
+
+
+@dataclass(frozen=True)
+class MetricsTelemetryConfig:
+    #: host:port of the Prometheus endpoint for the gateway's own metrics; empty disables it.
+    address: str = "0.0.0.0:8888"
+    #: none | basic | normal | detailed, as in the Collector. ``none`` disables self-metrics.
+    level: str = "basic"
+
+    def validate(self) -> None:
+        if self.level not in ("none", "basic", "normal", "detailed"):
+            raise ConfigError(f"level: must be one of none, basic, normal, detailed, got {self.level!r}")
+
+
+@dataclass(frozen=True)
+class LogsTelemetryConfig:
+    #: debug | info | warn | error.
+    level: str = "info"
+    #: json | console.
+    encoding: str = "json"
+
+    def validate(self) -> None:
+        errors = []
+        if self.level.lower() not in ("debug", "info", "warn", "warning", "error"):
+            errors.append(f"level: must be one of debug, info, warn, error, got {self.level!r}")
+        if self.encoding not in ("json", "console"):
+            errors.append(f"encoding: must be json or console, got {self.encoding!r}")
+        if errors:
+            raise ConfigError(errors)
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    metrics: MetricsTelemetryConfig = field(default_factory=MetricsTelemetryConfig)
+    logs: LogsTelemetryConfig = field(default_factory=LogsTelemetryConfig)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    components: dict[tuple[Kind, ComponentID], ComponentConfig]
+    pipelines: dict[PipelineID, PipelineConfig]
+    extensions: list[ComponentID]
+    telemetry: TelemetryConfig
+    raw: Mapping[str, Any]
+
+    def get(self, kind: Kind, cid: ComponentID) -> ComponentConfig:
+        return self.components[(kind, cid)]
+
+
+def _build_components(raw: Mapping[str, Any], registry: Registry, errors: list[str]) -> dict:
+    components: dict[tuple[Kind, ComponentID], ComponentConfig] = {}
+    for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER, Kind.CONNECTOR, Kind.EXTENSION):
+        section = raw.get(kind.section) or {}
+        if not isinstance(section, Mapping):
+            errors.append(f"{kind.section}: expected a mapping of component ids, got {type(section).__name__}")
+            continue
+        for key, value in section.items():
+            path = f"{kind.section}::{key}"
+            try:
+                cid = ComponentID.parse(key)
+            except ValueError as exc:
+                errors.append(f"{path}: {exc}")
+                continue
+            factory = registry.get(kind, cid.type)
+            if factory is None:
+                valid = ", ".join(registry.types(kind)) or "(none registered)"
+                errors.append(f"{path}: unknown {kind.value} type {cid.type!r}; valid types are: {valid}")
+                continue
+            try:
+                config = decode(factory.create_default_config(), value)
+            except ConfigError as exc:
+                errors.extend(exc.prefixed(path).messages)
+                continue
+            errors.extend(validate_tree(config, path))
+            components[(kind, cid)] = ComponentConfig(cid, kind, factory, config)
+    return components
+
+
+def _parse_ids(value: Any, path: str, errors: list[str]) -> list[ComponentID]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        errors.append(f"{path}: expected a list of component ids, got {type(value).__name__}")
+        return []
+    ids = []
+    for i, item in enumerate(value):
+        try:
+            ids.append(ComponentID.parse(item))
+        except ValueError as exc:
+            errors.append(f"{path}::{i}: {exc}")
+    return ids
+
+
+def _build_pipelines(service: Mapping[str, Any], components: dict, raw: Mapping[str, Any], errors: list[str]) -> dict:
+    pipelines: dict[PipelineID, PipelineConfig] = {}
+    section = service.get("pipelines")
+    if not section:
+        errors.append("service::pipelines: at least one pipeline is required")
+        return pipelines
+    if not isinstance(section, Mapping):
+        errors.append(f"service::pipelines: expected a mapping, got {type(section).__name__}")
+        return pipelines
+    for key, body in section.items():
+        path = f"service::pipelines::{key}"
+        signal_name, _, name = str(key).partition("/")
+        try:
+            pid = PipelineID(Signal(signal_name), name)
+        except ValueError:
+            errors.append(f"{path}: unknown signal {signal_name!r}; valid signals are: logs, metrics, traces")
+            continue
+        if not isinstance(body, Mapping):
+            errors.append(f"{path}: expected a mapping with receivers, processors and exporters")
+            continue
+        for unknown in set(body) - set(PIPELINE_KEYS):
+            errors.append(f"{path}::{unknown}: unknown key; valid keys are: {', '.join(PIPELINE_KEYS)}")
+        lists = {k: _parse_ids(body.get(k), f"{path}::{k}", errors) for k in PIPELINE_KEYS}
+        pipelines[pid] = PipelineConfig(pid, lists["receivers"], lists["processors"], lists["exporters"])
+    return pipelines
+
+
+def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any], errors: list[str]) -> None:
+    def declared(kind: Kind, cid: ComponentID) -> bool:
+        return str(cid) in (raw.get(kind.section) or {})
+
+    connector_uses: dict[ComponentID, dict[str, set[Signal]]] = {}
+    for pid, pipeline in pipelines.items():
+        path = f"service::pipelines::{pid}"
+        if not pipeline.receivers:
+            errors.append(f"{path}: must have at least one receiver")
+        if not pipeline.exporters:
+            errors.append(f"{path}: must have at least one exporter")
+        roles = (("receivers", Kind.RECEIVER), ("processors", Kind.PROCESSOR), ("exporters", Kind.EXPORTER))
+        for role, kind in roles:
+            ids = getattr(pipeline, role)
+            if kind is Kind.PROCESSOR and len(set(ids)) != len(ids):
+                errors.append(f"{path}::processors: a processor may appear only once in a pipeline")
+            for cid in ids:
+                if kind is not Kind.PROCESSOR and declared(Kind.CONNECTOR, cid):
+                    use = connector_uses.setdefault(cid, {"receivers": set(), "exporters": set()})
+                    use[role].add(pid.signal)
+                    continue
+                if not declared(kind, cid):
+                    configured = sorted(str(c) for (k, c) in components if k is kind)
+                    hint = f"; configured {kind.section}: {', '.join(configured)}" if configured else ""
+                    errors.append(f"{path}::{role}: references {kind.value} {str(cid)!r}, which is not configured{hint}")
+                    continue
+                component = components.get((kind, cid))
+                if component is not None and component.factory.create_fn(pid.signal) is None:
+                    errors.append(
+                        f"{path}::{role}: {kind.value} {str(cid)!r} does not support {pid.signal.value}; "
+                        f"it supports: {', '.join(component.factory.signals) or 'nothing'}"
+                    )
+    for (kind, cid), component in components.items():
+        if kind is not Kind.CONNECTOR:
+            continue
+        use = connector_uses.get(cid)
+        path = f"connectors::{cid}"
+        if use is None or not use["receivers"] or not use["exporters"]:
+            errors.append(f"{path}: a connector must be used as an exporter in one pipeline and a receiver in another")
+            continue
+        supported = set(component.factory.connectors)
+        if not any((i, o) in supported for i in use["exporters"] for o in use["receivers"]):
+            errors.append(f"{path}: no supported signal pair in its use; it supports: {', '.join(component.factory.signals)}")
+
+
+def build_config(raw: Mapping[str, Any], registry: Registry) -> GatewayConfig:
+    """Turn a merged, env-expanded mapping into a ``GatewayConfig``, or raise ``ConfigError`` with every error."""
+    errors: list[str] = []
+    for key in raw:
+        if key not in TOP_LEVEL_KEYS:
+            errors.append(f"{key}: unknown top-level key; valid keys are: {', '.join(TOP_LEVEL_KEYS)}")
+    components = _build_components(raw, registry, errors)
+    service = raw.get("service") or {}
+    if not isinstance(service, Mapping):
+        errors.append("service: expected a mapping")
+        service = {}
+    for key in service:
+        if key not in SERVICE_KEYS:
+            errors.append(f"service::{key}: unknown key; valid keys are: {', '.join(SERVICE_KEYS)}")
+    pipelines = _build_pipelines(service, components, raw, errors)
+    _check_references(pipelines, components, raw, errors)
+    extensions = _parse_ids(service.get("extensions"), "service::extensions", errors)
+    for i, cid in enumerate(extensions):
+        if str(cid) not in (raw.get("extensions") or {}):
+            errors.append(f"service::extensions::{i}: references extension {str(cid)!r}, which is not configured")
+    telemetry = TelemetryConfig()
+    try:
+        telemetry = decode(TelemetryConfig(), service.get("telemetry"))
+        errors.extend(validate_tree(telemetry, "service::telemetry"))
+    except ConfigError as exc:
+        errors.extend(exc.prefixed("service::telemetry").messages)
+    if errors:
+        raise ConfigError(errors)
+    return GatewayConfig(components, pipelines, extensions, telemetry, raw)

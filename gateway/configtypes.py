@@ -1,0 +1,219 @@
+"""Decode YAML mappings into frozen config dataclasses, and validate them, collecting every error with its path.
+
+A component's ``Config`` is a frozen dataclass whose field names are the YAML keys. Decoding overlays the YAML onto
+the factory's default config, so omitted keys keep their defaults; unknown keys are rejected with the valid ones
+listed. Durations are written as the Collector writes them (``5s``, ``200ms``, ``1m30s``) and held as float seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Union
+
+from gateway.errors import ConfigError
+
+__all__ = ["Duration", "decode", "parse_duration", "validate_tree"]
+
+
+class _DurationMarker:
+    def __repr__(self) -> str:
+        return "duration"
+
+
+#: A field holding a duration in seconds, written in YAML as ``30s``, ``200ms``, ``1h``, or a number of seconds.
+Duration = Annotated[float, _DurationMarker()]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``"1m30s"`` → 90.0. Plain numbers are seconds. Raises ValueError with a readable message."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as '5s' or '200ms', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration must not be negative, got {value!r}")
+        return float(value)
+    text = str(value).strip()
+    if text == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected a duration such as '5s', '200ms' or '1m30s', got {value!r}")
+    return total
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return repr(typing.get_args(tp)[1])
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin is not None:
+        return getattr(origin, "__name__", str(origin))
+    return "mapping" if dataclasses.is_dataclass(tp) else getattr(tp, "__name__", str(tp))
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}::{key}" if path else str(key)
+
+
+def _decode_value(tp: Any, value: Any, default: Any, path: str, errors: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Annotated:
+        if isinstance(args[1], _DurationMarker):
+            try:
+                return parse_duration(value)
+            except ValueError as exc:
+                errors.append(f"{path}: {exc}")
+                return default
+        return _decode_value(args[0], value, default, path, errors)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            inner_default = default if default is not None else None
+            return _decode_value(options[0], value, inner_default, path, errors)
+        for option in options:
+            trial: list[str] = []
+            result = _decode_value(option, value, default, path, trial)
+            if not trial:
+                return result
+        errors.append(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+        return default
+    if origin is Literal:
+        if value in args:
+            return value
+        errors.append(f"{path}: must be one of {', '.join(repr(a) for a in args)}, got {value!r}")
+        return default
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        base = default if dataclasses.is_dataclass(default) else None
+        if value is None:
+            return base if base is not None else _decode_dataclass(tp, None, {}, path, errors)
+        return _decode_dataclass(tp, base, value, path, errors)
+    if origin in (list, tuple) or tp in (list, tuple):
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+            return default
+        item_tp = args[0] if args else Any
+        items = [_decode_value(item_tp, item, None, _join(path, i), errors) for i, item in enumerate(value)]
+        return tuple(items) if (origin is tuple or tp is tuple) else items
+    if origin in (dict, Mapping) or tp is dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            errors.append(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+            return default
+        val_tp = args[1] if len(args) == 2 else Any
+        base_map = default if isinstance(default, Mapping) else {}
+        return {
+            str(k): _decode_value(val_tp, v, base_map.get(str(k)), _join(path, k), errors) for k, v in value.items()
+        }
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            errors.append(f"{path}: must be one of {', '.join(repr(m.value) for m in tp)}, got {value!r}")
+            return default
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    errors.append(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return default
+
+
+def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[str]) -> Any:
+    if not isinstance(data, Mapping):
+        errors.append(f"{path or '<root>'}: expected a mapping, got {type(data).__name__} {data!r}")
+        return base if base is not None else cls()
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in fields:
+            valid = ", ".join(sorted(fields)) or "(none)"
+            errors.append(f"{_join(path, key)}: unknown key; valid keys are: {valid}")
+            continue
+        current = getattr(base, key) if base is not None else _field_default(fields[key])
+        values[key] = _decode_value(hints[key], raw, current, _join(path, key), errors)
+    if base is not None:
+        return dataclasses.replace(base, **values)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        errors.append(f"{path or '<root>'}: {exc}")
+        return None
+
+
+def _field_default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def decode(default: Any, data: Mapping[str, Any] | None) -> Any:
+    """Overlay ``data`` onto the ``default`` config dataclass; raise ``ConfigError`` with every problem found.
+
+    Paths in messages are relative to the component (``timeout: expected ...``); the caller prefixes its own.
+    A default that is not a dataclass (a component with free-form config) gets ``data`` as it is.
+    """
+    if not dataclasses.is_dataclass(default):
+        return data if data is not None else default
+    errors: list[str] = []
+    result = _decode_dataclass(type(default), default, data if data is not None else {}, "", errors)
+    if errors:
+        raise ConfigError(errors)
+    return result
+
+
+def validate_tree(config: Any, path: str = "") -> list[str]:
+    """Run ``validate()`` on ``config`` and on every dataclass nested in it; return all messages with paths."""
+    errors: list[str] = []
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        for field in dataclasses.fields(config):
+            errors.extend(validate_tree(getattr(config, field.name), _join(path, field.name)))
+        validate = getattr(config, "validate", None)
+        if callable(validate):
+            try:
+                validate()
+            except ConfigError as exc:
+                errors.extend(exc.prefixed(path).messages)
+    elif isinstance(config, list | tuple):
+        for i, item in enumerate(config):
+            errors.extend(validate_tree(item, _join(path, i)))
+    elif isinstance(config, Mapping):
+        for key, item in config.items():
+            errors.extend(validate_tree(item, _join(path, key)))
+    return errors

@@ -1,0 +1,1 @@
+"""Helpers that do the boring parts of components: processors, exporters, shared receivers."""

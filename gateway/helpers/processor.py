@@ -1,0 +1,70 @@
+"""Base class for processors that transform one batch at a time; counts items in and out, honours skips.
+
+A plugin author writes only the transform::
+
+    class UpperCaseNames(Processor):
+        def process_traces(self, batch):
+            for rs in batch.resource_spans: ...
+            return batch          # or None / raise SkipBatchError to drop it
+
+``process_*`` may be a plain function or a coroutine function. The factory decides which signals are offered.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from gateway.component import Batch, ComponentSettings, Signal, count_items
+from gateway.errors import SkipBatchError
+
+__all__ = ["Processor"]
+
+
+class Processor:
+    def __init__(self, settings: ComponentSettings, config: Any, next_consumer: Any) -> None:
+        self.settings = settings
+        self.config = config
+        self.next = next_consumer
+        self.logger = settings.telemetry.logger
+        root, name = settings.telemetry.root, str(settings.id)
+        signal = (settings.signal or Signal.TRACES).value
+        self._incoming = root.processor_incoming.labels(name, signal)
+        self._outgoing = root.processor_outgoing.labels(name, signal)
+
+    async def start(self, host: Any) -> None:
+        """Override for set-up that needs the host (extensions) or starts background tasks."""
+
+    async def shutdown(self) -> None:
+        """Override to flush state; the next consumer is still running when this is awaited."""
+
+    def process_traces(self, batch: Any) -> Any:
+        return batch
+
+    def process_metrics(self, batch: Any) -> Any:
+        return batch
+
+    def process_logs(self, batch: Any) -> Any:
+        return batch
+
+    async def _run(self, signal: Signal, batch: Batch, process: Any, forward: Any) -> None:
+        self._incoming.inc(count_items(signal, batch))
+        try:
+            result = process(batch)
+            if inspect.isawaitable(result):
+                result = await result
+        except SkipBatchError:
+            return
+        if result is None:
+            return
+        self._outgoing.inc(count_items(signal, result))
+        await forward(result)
+
+    async def consume_traces(self, batch: Any) -> None:
+        await self._run(Signal.TRACES, batch, self.process_traces, self.next.consume_traces)
+
+    async def consume_metrics(self, batch: Any) -> None:
+        await self._run(Signal.METRICS, batch, self.process_metrics, self.next.consume_metrics)
+
+    async def consume_logs(self, batch: Any) -> None:
+        await self._run(Signal.LOGS, batch, self.process_logs, self.next.consume_logs)

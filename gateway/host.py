@@ -1,0 +1,59 @@
+"""What a running component can see of the gateway: extensions, telemetry, and every component's status."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.component import ComponentID, Kind
+from gateway.telemetry import Telemetry
+
+__all__ = ["ComponentStatus", "Host", "Status"]
+
+
+class Status(str, enum.Enum):
+    STARTING = "starting"
+    OK = "ok"
+    RECOVERABLE_ERROR = "recoverable_error"
+    PERMANENT_ERROR = "permanent_error"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass
+class ComponentStatus:
+    status: Status
+    error: str | None = None
+    since: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status.value,
+                               "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class Host:
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+        self.extensions: dict[ComponentID, Any] = {}
+        self._status: dict[str, ComponentStatus] = {}
+        #: True from the moment every pipeline has started until shutdown begins.
+        self.ready = False
+
+    def report_status(self, kind: Kind, cid: ComponentID, status: Status, error: str | None = None,
+                      pipeline: str | None = None) -> None:
+        key = f"{pipeline}/{kind.value}:{cid}" if pipeline else f"{kind.value}:{cid}"
+        current = self._status.get(key)
+        if current is None or current.status is not status or current.error != error:
+            self._status[key] = ComponentStatus(status, error, time.time())
+
+    def component_status(self) -> dict[str, dict[str, Any]]:
+        return {key: value.as_dict() for key, value in sorted(self._status.items())}
+
+    def healthy(self) -> bool:
+        bad = (Status.PERMANENT_ERROR, Status.STOPPED, Status.STOPPING)
+        return self.ready and all(s.status not in bad for s in self._status.values())

@@ -1,0 +1,136 @@
+"""The running gateway: self-telemetry endpoint, extensions, then the pipeline graph; and their orderly stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal as signals
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from gateway.component import ComponentSettings, Kind
+from gateway.config import GatewayConfig, build_config
+from gateway.confmap import load_files
+from gateway.graph import Graph
+from gateway.host import Host, Status
+from gateway.netaddr import split_host_port
+from gateway.registry import Registry, load_registry
+from gateway.telemetry import CONTENT_TYPE_LATEST, Telemetry
+
+__all__ = ["Service", "load_config"]
+
+log = logging.getLogger("otelgw.service")
+
+
+def load_config(paths: Sequence[str], registry: Registry) -> GatewayConfig:
+    """Read, merge and type-check configuration files; raises ``ConfigError`` listing every problem."""
+    raw = load_files(paths)
+    registry.plugin_manager.hook.otelgw_config_loaded(config=raw)
+    return build_config(raw, registry)
+
+
+class Service:
+    """One gateway instance. ``await start()`` then ``await shutdown()``; or ``await run()`` until SIGTERM/SIGINT."""
+
+    def __init__(self, config: GatewayConfig, registry: Registry | None = None) -> None:
+        self.config = config
+        self.registry = registry or load_registry()
+        self.telemetry = Telemetry()
+        self.host = Host(self.telemetry)
+        self.graph = Graph(config, self.telemetry)
+        self._extensions: list[tuple[Kind, Any, Any]] = []
+        self._metrics_runner: web.AppRunner | None = None
+        self.metrics_port: int | None = None
+        self._stop = asyncio.Event()
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str], extra_plugins: Iterable[Any] = ()) -> Service:
+        registry = load_registry(extra_plugins)
+        return cls(load_config(paths, registry), registry)
+
+    async def start(self) -> None:
+        await self._start_metrics_endpoint()
+        for cid in self.config.extensions:
+            cc = self.config.get(Kind.EXTENSION, cid)
+            assert cc.factory.create_extension is not None
+            settings = ComponentSettings(cid, Kind.EXTENSION, self.telemetry.for_component(Kind.EXTENSION, cid))
+            extension = cc.factory.create_extension(settings, cc.config)
+            self.host.report_status(Kind.EXTENSION, cid, Status.STARTING)
+            await extension.start(self.host)
+            self.host.extensions[cid] = extension
+            self._extensions.append((Kind.EXTENSION, cid, extension))
+            self.host.report_status(Kind.EXTENSION, cid, Status.OK)
+        try:
+            await self.graph.start(self.host)
+        except Exception:
+            await self._stop_extensions()
+            await self._stop_metrics_endpoint()
+            raise
+        self.host.ready = True
+        self.registry.plugin_manager.hook.otelgw_service_started(host=self.host)
+        log.info("gateway started", extra={"pipelines": ", ".join(str(p) for p in sorted(self.config.pipelines))})
+
+    async def shutdown(self) -> list[BaseException]:
+        """Receivers first, so every stage drains into the next; collects every error instead of stopping."""
+        self.host.ready = False
+        self.registry.plugin_manager.hook.otelgw_service_stopping(host=self.host)
+        errors = await self.graph.shutdown(self.host)
+        errors.extend(await self._stop_extensions())
+        await self._stop_metrics_endpoint()
+        log.info("gateway stopped", extra={"errors": len(errors)})
+        return errors
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, grace_period: float | None = None) -> int:
+        """Start, wait for SIGTERM/SIGINT (or ``request_stop``), shut down. Returns a process exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signals.SIGTERM, signals.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self.start()
+        await self._stop.wait()
+        log.info("shutting down")
+        try:
+            errors = await asyncio.wait_for(self.shutdown(), grace_period)
+        except TimeoutError:
+            log.error("shutdown did not finish within the grace period", extra={"grace_period_s": grace_period})
+            return 1
+        return 1 if errors else 0
+
+    async def _stop_extensions(self) -> list[BaseException]:
+        errors: list[BaseException] = []
+        for kind, cid, extension in reversed(self._extensions):
+            try:
+                await extension.shutdown()
+            except Exception as exc:
+                log.error("error shutting down extension %s: %s", cid, exc)
+                errors.append(exc)
+            self.host.report_status(kind, cid, Status.STOPPED)
+        self._extensions.clear()
+        return errors
+
+    async def _start_metrics_endpoint(self) -> None:
+        settings = self.config.telemetry.metrics
+        if settings.level == "none" or not settings.address:
+            return
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=self.telemetry.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        host, port = split_host_port(settings.address)
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._metrics_runner = runner
+        self.metrics_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def _stop_metrics_endpoint(self) -> None:
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+            self._metrics_runner = None

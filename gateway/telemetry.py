@@ -1,0 +1,140 @@
+"""The gateway's own telemetry: Prometheus metrics per component and JSON structured logs.
+
+Metric names follow the Collector's (``otelcol_receiver_accepted_spans_total`` and friends) so existing Collector
+dashboards work; metrics the Collector has no name for start with ``otelgw_``. Each component gets a
+``ComponentTelemetry`` with its counters pre-bound to its labels, so recording costs one method call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.component import ComponentID, Kind, Signal
+
+__all__ = ["CONTENT_TYPE_LATEST", "ComponentTelemetry", "JsonFormatter", "Telemetry", "configure_logging"]
+
+_ITEMS = ("spans", "metric_points", "log_records")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and any ``extra`` fields given to the log call."""
+
+    _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._RESERVED and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "info", encoding: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if encoding == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("otelgw")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel({"warn": "WARNING"}.get(level.lower(), level.upper()))
+
+
+class _ComponentLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+@dataclass
+class Telemetry:
+    """Owns the registry and the metric families shared by all components."""
+
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.receiver_accepted = {
+            i: Counter(f"otelcol_receiver_accepted_{i}", f"{i} successfully pushed into the pipeline.",
+                       ["receiver", "transport"], registry=r) for i in _ITEMS}
+        self.receiver_refused = {
+            i: Counter(f"otelcol_receiver_refused_{i}", f"{i} that could not be pushed into the pipeline.",
+                       ["receiver", "transport"], registry=r) for i in _ITEMS}
+        self.receiver_bad_requests = Counter(
+            "otelgw_receiver_bad_requests", "Requests rejected before decoding finished (bad body, size, type).",
+            ["receiver", "transport", "reason"], registry=r)
+        self.processor_incoming = Counter(
+            "otelcol_processor_incoming_items", "Items passed to the processor.",
+            ["processor", "otel_signal"], registry=r)
+        self.processor_outgoing = Counter(
+            "otelcol_processor_outgoing_items", "Items emitted by the processor.",
+            ["processor", "otel_signal"], registry=r)
+        self.exporter_sent = {
+            i: Counter(f"otelcol_exporter_sent_{i}", f"{i} successfully sent to the destination.",
+                       ["exporter"], registry=r) for i in _ITEMS}
+        self.exporter_send_failed = {
+            i: Counter(f"otelcol_exporter_send_failed_{i}", f"{i} that failed to be sent and were dropped.",
+                       ["exporter"], registry=r) for i in _ITEMS}
+        self.exporter_enqueue_failed = {
+            i: Counter(f"otelcol_exporter_enqueue_failed_{i}", f"{i} refused because the sending queue was full.",
+                       ["exporter"], registry=r) for i in _ITEMS}
+        self.exporter_queue_size = Gauge(
+            "otelcol_exporter_queue_size", "Requests currently in the sending queue.",
+            ["exporter", "data_type"], registry=r)
+        self.exporter_queue_capacity = Gauge(
+            "otelcol_exporter_queue_capacity", "Capacity of the sending queue, in requests.",
+            ["exporter", "data_type"], registry=r)
+        self.exporter_retries = Counter(
+            "otelgw_exporter_retries", "Send attempts that failed with a retryable error and were retried.",
+            ["exporter", "data_type"], registry=r)
+        self.exporter_send_latency = Histogram(
+            "otelgw_exporter_send_duration_seconds", "Duration of one send attempt.",
+            ["exporter", "data_type"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+    def for_component(self, kind: Kind, cid: ComponentID, signal: Signal | None = None) -> ComponentTelemetry:
+        return ComponentTelemetry(self, kind, cid, signal)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class ComponentTelemetry:
+    """One component's logger and pre-labelled counters."""
+
+    def __init__(self, telemetry: Telemetry, kind: Kind, cid: ComponentID, signal: Signal | None) -> None:
+        self.root = telemetry
+        self.registry = telemetry.registry
+        self.kind = kind
+        self.id = cid
+        self.signal = signal
+        extra: dict[str, Any] = {"kind": kind.value, "name": str(cid)}
+        if signal is not None:
+            extra["data_type"] = signal.value
+        self.logger: logging.LoggerAdapter = _ComponentLogger(  # type: ignore[type-arg]
+            logging.getLogger(f"otelgw.{kind.value}.{cid}"), extra)
+
+    def receiver_counters(self, transport: str, signal: Signal) -> tuple[Any, Any]:
+        """(accepted, refused) counter children for one transport and signal."""
+        item = signal.item_name
+        return (self.root.receiver_accepted[item].labels(str(self.id), transport),
+                self.root.receiver_refused[item].labels(str(self.id), transport))
+
+    def bad_request(self, transport: str, reason: str) -> None:
+        self.root.receiver_bad_requests.labels(str(self.id), transport, reason).inc()
