@@ -190,7 +190,7 @@ def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any],
                     use[role].add(pid.signal)
                     continue
                 if not declared(kind, cid):
-                    configured = sorted(str(c) for (k, c) in components if k is kind)
+                    configured = sorted(str(c) for c in (raw.get(kind.section) or {}))
                     hint = f"; configured {kind.section}: {', '.join(configured)}" if configured else ""
                     errors.append(f"{path}::{role}: references {kind.value} {str(cid)!r}, which is not configured{hint}")
                     continue

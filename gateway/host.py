@@ -48,6 +48,8 @@ class Host:
                       pipeline: str | None = None) -> None:
         key = f"{pipeline}/{kind.value}:{cid}" if pipeline else f"{kind.value}:{cid}"
         current = self._status.get(key)
+        if error is None and current is not None and status in (Status.STOPPING, Status.STOPPED):
+            error = current.error  # a component that failed keeps saying why while it stops
         if current is None or current.status is not status or current.error != error:
             self._status[key] = ComponentStatus(status, error, time.time())
 

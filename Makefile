@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the gateway on the default pipeline (OTLP in on 4317/4318, debug exporter to stderr).
+run: $(STAMP)
+	$(BIN)/otelgw run --config configs/default.yaml
+
+## Run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Print throughput figures next to the ceiling measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python -m bench.passthrough
+
+lint: $(STAMP)
+	$(BIN)/ruff check gateway plugins tests bench
+	$(BIN)/mypy gateway plugins
+
+clean:
+	rm -rf $(VENV) *.egg-info

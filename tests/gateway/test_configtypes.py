@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+
+from gateway.configtypes import Duration, decode, parse_duration, validate_tree
+from gateway.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("5s", 5.0), ("200ms", 0.2), ("1m30s", 90.0), ("1h", 3600.0), ("0", 0.0), (3, 3.0), ("1.5s", 1.5),
+     ("100us", 1e-4), ("10ns", 1e-8)],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["5", "s", "5x", "-1s", "", True, -2, "1s 2s"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@dataclass(frozen=True)
+class Retry:
+    #: whether to retry
+    enabled: bool = True
+    initial_interval: Duration = 5.0
+
+    def validate(self) -> None:
+        if self.initial_interval <= 0:
+            raise ConfigError("initial_interval: must be > 0")
+
+
+@dataclass(frozen=True)
+class Sample:
+    endpoint: str = "localhost:4317"
+    size: int = 10
+    ratio: float = 0.5
+    mode: Literal["a", "b"] = "a"
+    retry: Retry = field(default_factory=Retry)
+    headers: dict[str, str] = field(default_factory=dict)
+    items: list[Retry] = field(default_factory=list)
+    optional: int | None = None
+
+    def validate(self) -> None:
+        if self.size < 1:
+            raise ConfigError("size: must be >= 1")
+
+
+def test_decode_overlays_defaults_and_converts_types():
+    config = decode(Sample(), {"size": 3, "ratio": 1, "retry": {"initial_interval": "250ms"},
+                               "headers": {"x": "y"}, "items": [{"enabled": False}], "optional": 4})
+    assert config == Sample(size=3, ratio=1.0, retry=Retry(True, 0.25), headers={"x": "y"},
+                            items=[Retry(enabled=False)], optional=4)
+
+
+def test_null_section_keeps_defaults():
+    assert decode(Sample(), None) == Sample()
+    assert decode(Sample(), {"retry": None}) == Sample()
+
+
+def test_decode_collects_every_error_with_paths():
+    with pytest.raises(ConfigError) as info:
+        decode(Sample(), {"sise": 3, "ratio": "high", "mode": "c", "retry": {"initial_interval": "soon",
+                                                                            "enabeld": True},
+                          "items": [{"enabled": "yes"}], "headers": []})
+    assert info.value.messages == [
+        "sise: unknown key; valid keys are: endpoint, headers, items, mode, optional, ratio, retry, size",
+        "ratio: expected float, got str 'high'",
+        "mode: must be one of 'a', 'b', got 'c'",
+        "retry::initial_interval: expected a duration such as '5s', '200ms' or '1m30s', got 'soon'",
+        "retry::enabeld: unknown key; valid keys are: enabled, initial_interval",
+        "items::0::enabled: expected bool, got str 'yes'",
+        "headers: expected a mapping, got list []",
+    ]
+
+
+def test_validate_tree_runs_nested_validators_with_paths():
+    config = Sample(size=0, retry=Retry(initial_interval=0), items=[Retry(), Retry(initial_interval=0)])
+    assert validate_tree(config, "exporters::x") == [
+        "exporters::x::retry::initial_interval: must be > 0",
+        "exporters::x::items::1::initial_interval: must be > 0",
+        "exporters::x::size: must be >= 1",
+    ]

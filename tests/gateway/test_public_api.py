@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import types
+
+import gateway
+
+
+def test_all_names_exist_and_nothing_public_is_missing():
+    for name in gateway.__all__:
+        assert hasattr(gateway, name), name
+    public = {n for n, v in vars(gateway).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)}
+    assert public - {"annotations"} == set(gateway.__all__)
+    assert sorted(gateway.__all__) == gateway.__all__
