@@ -124,7 +124,7 @@ class ComponentTelemetry:
         self.kind = kind
         self.id = cid
         self.signal = signal
-        extra: dict[str, Any] = {"kind": kind.value, "name": str(cid)}
+        extra: dict[str, Any] = {"kind": kind.value, "component": str(cid)}
         if signal is not None:
             extra["data_type"] = signal.value
         self.logger: logging.LoggerAdapter = _ComponentLogger(  # type: ignore[type-arg]

@@ -1,8 +1,9 @@
 """One component object behind several per-signal create calls, as the Collector's sharedcomponent.
 
 The OTLP receiver serves traces, metrics and logs from one gRPC and one HTTP server, yet the host creates,
-starts and shuts down receivers once per signal. Each create call returns the same ``SharedComponent``; its
-start and shutdown run the real ones exactly once.
+starts and shuts down receivers once per signal. Each create call gets its own handle on the same object: the
+first handle started starts it, and it is shut down when the last handle is, so no signal loses its server
+(or its open file) while another is still draining.
 """
 
 from __future__ import annotations
@@ -15,32 +16,47 @@ __all__ = ["SharedComponent", "SharedComponents"]
 T = TypeVar("T")
 
 
-class SharedComponent(Generic[T]):
-    def __init__(self, component: T, release: Callable[[], None]) -> None:
+class _Entry(Generic[T]):
+    def __init__(self, component: T) -> None:
         self.component = component
+        self.handles = 0
+        self.started = False
+
+
+class SharedComponent(Generic[T]):
+    """One create call's handle; ``component`` is the shared object."""
+
+    def __init__(self, entry: _Entry[T], release: Callable[[], None]) -> None:
+        self._entry = entry
         self._release = release
-        self._started = False
         self._stopped = False
+        entry.handles += 1
+
+    @property
+    def component(self) -> T:
+        return self._entry.component
 
     async def start(self, host: Any) -> None:
-        if not self._started:
-            self._started = True
-            await self.component.start(host)  # type: ignore[attr-defined]
+        if not self._entry.started:
+            self._entry.started = True
+            await self._entry.component.start(host)  # type: ignore[attr-defined]
 
     async def shutdown(self) -> None:
-        if not self._stopped:
-            self._stopped = True
+        if self._stopped:
+            return
+        self._stopped = True
+        self._entry.handles -= 1
+        if self._entry.handles == 0:
             self._release()
-            await self.component.shutdown()  # type: ignore[attr-defined]
+            await self._entry.component.shutdown()  # type: ignore[attr-defined]
 
 
 class SharedComponents(Generic[T]):
     def __init__(self) -> None:
-        self._items: dict[Hashable, SharedComponent[T]] = {}
+        self._entries: dict[Hashable, _Entry[T]] = {}
 
     def get_or_create(self, key: Hashable, create: Callable[[], T]) -> SharedComponent[T]:
-        shared = self._items.get(key)
-        if shared is None:
-            shared = SharedComponent(create(), lambda: self._items.pop(key, None))
-            self._items[key] = shared
-        return shared
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(create())
+        return SharedComponent(entry, lambda: self._entries.pop(key, None))

@@ -1,0 +1,191 @@
+"""Benchmark: OTLP/gRPC in → batch → OTLP/gRPC out, on one core, next to the ceiling measured in the same run.
+
+Layout on a 2-core machine: the gateway process is pinned to core 0; the load generator and the counting sink
+(this process) share core 1. Figures printed:
+- ceiling: ``ExportTraceServiceRequest`` parse + serialize of the same requests, on one core, in this run;
+- throughput: spans delivered to the sink per wall-clock second while the load generator runs flat out;
+- per gateway core: spans per CPU-second the gateway process used (utime + stime), the "per core" figure of
+  shared/docs/targets.md.
+
+    python -m bench.passthrough [--requests 3000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from grpc import aio
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from bench.workload import make_payloads
+
+GOAL_SPANS_PER_S = 200_000
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure_ceiling(payloads: list[bytes], spans_per_request: int, seconds: float = 2.0) -> float:
+    """Parse + serialize of the same requests on this core: the upper bound any Python gateway could reach."""
+    parse = ExportTraceServiceRequest.FromString
+    count = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for payload in payloads:
+            parse(payload).SerializeToString()
+        count += len(payloads)
+    return count * spans_per_request / (time.perf_counter() - start)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CountingSink:
+    """An OTLP/gRPC trace sink that parses every request (as a real backend would) and counts spans."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+        self.requests = 0
+        self.last_receive = 0.0
+        self.server = aio.server(options=[("grpc.max_receive_message_length", 256 << 20)])
+        response = ExportTraceServiceResponse().SerializeToString()
+
+        async def export(request: bytes, context: object) -> bytes:
+            batch = ExportTraceServiceRequest.FromString(request)
+            self.spans += sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)
+            self.requests += 1
+            self.last_receive = time.perf_counter()
+            return response
+
+        import grpc
+
+        handler = grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(export)})
+        self.server.add_generic_rpc_handlers((handler,))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+
+def gateway_config(receiver_port: int, sink_port: int, metrics_port: int) -> str:
+    return textwrap.dedent(f"""
+        receivers:
+          otlp:
+            protocols:
+              grpc: {{endpoint: "127.0.0.1:{receiver_port}"}}
+        processors:
+          batch: {{send_batch_size: 8192, send_batch_max_size: 16384, timeout: 200ms}}
+        exporters:
+          otlp_grpc:
+            endpoint: "127.0.0.1:{sink_port}"
+            tls: {{insecure: true}}
+            compression: none
+            sending_queue: {{num_consumers: 4, queue_size: 1000}}
+        service:
+          telemetry:
+            metrics: {{address: "127.0.0.1:{metrics_port}"}}
+            logs: {{level: warn}}
+          pipelines:
+            traces: {{receivers: [otlp], processors: [batch], exporters: [otlp_grpc]}}
+    """)
+
+
+async def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"gateway did not open port {port}")
+
+
+async def run(requests: int, concurrency: int, spans: int) -> dict:
+    sink = CountingSink()
+    await sink.server.start()
+    receiver_port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
+    config = workdir / "passthrough.yaml"
+    config.write_text(gateway_config(receiver_port, sink.port, free_port()))
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)],
+                               preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    try:
+        await wait_for_port(receiver_port)
+        # Warm up: a few requests through the whole path before measuring.
+        warm = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}", "--requests", "50",
+            "--concurrency", "4", "--spans", str(spans), stdout=asyncio.subprocess.PIPE,
+            preexec_fn=lambda: os.sched_setaffinity(0, {1}))
+        await warm.communicate()
+        while sink.spans < 50 * spans:
+            await asyncio.sleep(0.05)
+        sink.spans = 0
+        cpu_before = cpu_seconds(gateway.pid)
+        start = time.perf_counter()
+        load = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}",
+            "--requests", str(requests), "--concurrency", str(concurrency), "--spans", str(spans),
+            stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: os.sched_setaffinity(0, {1}))
+        out, _ = await load.communicate()
+        sent = json.loads(out)
+        deadline = time.monotonic() + 60
+        while sink.spans < sent["spans"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        elapsed = sink.last_receive - start
+        cpu = cpu_seconds(gateway.pid) - cpu_before
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+        await sink.server.stop(None)
+    return {"sent": sent, "received_spans": sink.spans, "elapsed_s": elapsed, "gateway_cpu_s": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--spans", type=int, default=500)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {0})
+    payloads = make_payloads(64, args.spans)
+    ceiling = measure_ceiling(payloads, args.spans)
+    os.sched_setaffinity(0, {1})
+    result = asyncio.run(run(args.requests, args.concurrency, args.spans))
+    wall = result["received_spans"] / result["elapsed_s"]
+    per_core = result["received_spans"] / result["gateway_cpu_s"]
+    lost = result["sent"]["spans"] - result["received_spans"]
+    print(f"otelgw pass-through benchmark  {time.strftime('%Y-%m-%d')}  {platform.machine()} "
+          f"{os.cpu_count()} cores  python {platform.python_version()}")
+    print(f"  workload: {args.requests} requests x {args.spans} spans, {len(payloads[0]) / args.spans:.0f} B/span, "
+          f"concurrency {args.concurrency}")
+    print(f"  ceiling (parse + serialize, 1 core):     {ceiling:>10,.0f} spans/s")
+    print(f"  OTLP/gRPC -> batch -> OTLP/gRPC, wall:   {wall:>10,.0f} spans/s  ({wall / ceiling:.0%} of ceiling)")
+    print(f"  per gateway CPU-second (1 core):         {per_core:>10,.0f} spans/s  "
+          f"(goal {GOAL_SPANS_PER_S:,}; gateway used {result['gateway_cpu_s']:.2f} CPU-s "
+          f"over {result['elapsed_s']:.2f} s)")
+    print(f"  spans lost: {lost}  failures: {result['sent']['failures'] or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

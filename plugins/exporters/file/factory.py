@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from gateway.component import ComponentSettings, Factory, Kind, Stability
+
+from .config import Config
+from .exporter import FileExporter
+
+
+def create_default_config() -> Config:
+    return Config()
+
+
+def create_exporter(settings: ComponentSettings, config: Config) -> FileExporter:
+    return FileExporter(settings, config)
+
+
+factory = Factory(
+    type="file",
+    kind=Kind.EXPORTER,
+    create_default_config=create_default_config,
+    create_traces=create_exporter,
+    create_metrics=create_exporter,
+    create_logs=create_exporter,
+    stability=Stability.ALPHA,
+)

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.netaddr import split_host_port
+
+
+@dataclass(frozen=True)
+class Config:
+    #: host:port the health server listens on.
+    endpoint: str = "0.0.0.0:13133"
+    #: Path of the Collector-style readiness check. /health, /health/live and /health/ready are served too.
+    path: str = "/"
+    #: The Collector's deprecated pipeline check. Accepted so Collector configs load unchanged; ignored.
+    check_collector_pipeline: dict[str, Any] | None = None
+
+    def validate(self) -> None:
+        errors = []
+        try:
+            split_host_port(self.endpoint)
+        except ValueError as exc:
+            errors.append(f"endpoint: {exc}")
+        if not self.path.startswith("/"):
+            errors.append(f"path: must start with '/', got {self.path!r}")
+        if errors:
+            raise ConfigError(errors)

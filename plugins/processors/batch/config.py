@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.configtypes import Duration
+from gateway.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Items (spans, metric data points, log records) that trigger a send as soon as that many are held.
+    #: A trigger, not a cap: one large request makes a bigger batch unless send_batch_max_size is set.
+    #: 0 = send every request at once (split by send_batch_max_size only).
+    send_batch_size: int = 8192
+    #: Upper bound on items per sent batch; larger ones are split. 0 = no limit. Must be >= send_batch_size.
+    send_batch_max_size: int = 0
+    #: Send whatever is held this long after the first item of the batch arrived. 0 = no buffering at all.
+    timeout: Duration = 0.2
+
+    def validate(self) -> None:
+        errors = []
+        if self.send_batch_size < 0:
+            errors.append("send_batch_size: must be >= 0")
+        if self.send_batch_max_size < 0:
+            errors.append("send_batch_max_size: must be >= 0")
+        elif 0 < self.send_batch_max_size < self.send_batch_size:
+            errors.append(
+                f"send_batch_max_size: must be 0 (no limit) or >= send_batch_size ({self.send_batch_size}), "
+                f"got {self.send_batch_max_size}"
+            )
+        if errors:
+            raise ConfigError(errors)
