@@ -39,7 +39,7 @@ __all__ = [
 Batch: TypeAlias = ExportTraceServiceRequest | ExportMetricsServiceRequest | ExportLogsServiceRequest
 
 
-class Signal(str, enum.Enum):
+class Signal(enum.StrEnum):
     TRACES = "traces"
     METRICS = "metrics"
     LOGS = "logs"
@@ -62,7 +62,7 @@ _REQUEST_TYPES: dict[Signal, type[Batch]] = {
 _ITEM_NAMES = {Signal.TRACES: "spans", Signal.METRICS: "metric_points", Signal.LOGS: "log_records"}
 
 
-class Kind(str, enum.Enum):
+class Kind(enum.StrEnum):
     RECEIVER = "receiver"
     PROCESSOR = "processor"
     EXPORTER = "exporter"
@@ -75,7 +75,7 @@ class Kind(str, enum.Enum):
         return self.value + "s"
 
 
-class Stability(str, enum.Enum):
+class Stability(enum.StrEnum):
     DEVELOPMENT = "development"
     ALPHA = "alpha"
     BETA = "beta"

@@ -192,7 +192,8 @@ def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any],
                 if not declared(kind, cid):
                     configured = sorted(str(c) for c in (raw.get(kind.section) or {}))
                     hint = f"; configured {kind.section}: {', '.join(configured)}" if configured else ""
-                    errors.append(f"{path}::{role}: references {kind.value} {str(cid)!r}, which is not configured{hint}")
+                    errors.append(
+                        f"{path}::{role}: references {kind.value} {str(cid)!r}, which is not configured{hint}")
                     continue
                 component = components.get((kind, cid))
                 if component is not None and component.factory.create_fn(pid.signal) is None:
@@ -203,14 +204,15 @@ def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any],
     for (kind, cid), component in components.items():
         if kind is not Kind.CONNECTOR:
             continue
-        use = connector_uses.get(cid)
+        use = connector_uses.get(cid, {"receivers": set(), "exporters": set()})
         path = f"connectors::{cid}"
-        if use is None or not use["receivers"] or not use["exporters"]:
+        if not use["receivers"] or not use["exporters"]:
             errors.append(f"{path}: a connector must be used as an exporter in one pipeline and a receiver in another")
             continue
         supported = set(component.factory.connectors)
         if not any((i, o) in supported for i in use["exporters"] for o in use["receivers"]):
-            errors.append(f"{path}: no supported signal pair in its use; it supports: {', '.join(component.factory.signals)}")
+            supports = ", ".join(component.factory.signals)
+            errors.append(f"{path}: no supported signal pair in its use; it supports: {supports}")
 
 
 def build_config(raw: Mapping[str, Any], registry: Registry) -> GatewayConfig:

@@ -13,7 +13,7 @@ from gateway.telemetry import Telemetry
 __all__ = ["ComponentStatus", "Host", "Status"]
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     STARTING = "starting"
     OK = "ok"
     RECOVERABLE_ERROR = "recoverable_error"

@@ -71,7 +71,7 @@ def load_registry(extra_plugins: Iterable[Any] = (), *, entry_points: bool = Tru
         pm.register(plugin)
     registry = Registry(pm)
     for impl in pm.hook.otelgw_component_factories.get_hookimpls():
-        for factory in impl.function() or ():
+        for factory in impl.function() or ():  # type: ignore[attr-defined]
             if not isinstance(factory, Factory):
                 raise PluginError(f"plugin {impl.plugin_name!r} returned {factory!r}, not a gateway.Factory")
             registry.add(factory, impl.plugin_name)

@@ -55,8 +55,11 @@ class SharedComponents(Generic[T]):
     def __init__(self) -> None:
         self._entries: dict[Hashable, _Entry[T]] = {}
 
+    def _forget(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
     def get_or_create(self, key: Hashable, create: Callable[[], T]) -> SharedComponent[T]:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = _Entry(create())
-        return SharedComponent(entry, lambda: self._entries.pop(key, None))
+        return SharedComponent(entry, lambda: self._forget(key))

@@ -66,7 +66,8 @@ service:
     spans: {receivers: [fakerecv], exporters: [fakeexp]}
 """)
     assert messages == [
-        "extra: unknown top-level key; valid keys are: receivers, processors, exporters, connectors, extensions, service",
+        "extra: unknown top-level key; valid keys are: "
+        "receivers, processors, exporters, connectors, extensions, service",
         "receivers::fakerecv::tagg: unknown key; valid keys are: level, tag",
         "receivers::nosuch: unknown receiver type 'nosuch'; valid types are: fakerecv",
         "processors::tag::level: must be >= 0",

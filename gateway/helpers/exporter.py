@@ -1,0 +1,406 @@
+"""The exporter helper, as the Collector's exporterhelper: timeout, sending queue, retry with backoff.
+
+A concrete exporter writes only ``send(batch)``: encode, transmit, and raise ``RetryableError`` (with the
+server's ``retry_after`` when it gave one) or ``PermanentError``. Anything else it raises
+(``aiohttp.ClientError``, ``OSError``, a timeout) counts as retryable. It composes an ``ExporterHelper`` and
+delegates to it::
+
+    class MyExporter:
+        def __init__(self, settings, config):
+            self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
+                                          queue=config.sending_queue, retry=config.retry_on_failure)
+            setattr(self, f"consume_{settings.signal.value}", self._helper.consume)
+
+        async def start(self, host):     # open connections, then
+            await self._helper.start(host)
+
+        async def shutdown(self):        # drain first, then close connections
+            await self._helper.shutdown()
+
+The path of a batch: ``consume`` puts it in the queue and returns (a full queue refuses it with
+``OverloadedError``); ``num_consumers`` workers take batches out and send each with ``timeout`` per attempt;
+a retryable failure sleeps a jittered exponential backoff, at least the server's ``retry_after``, and tries
+again until ``max_elapsed_time``; a permanent failure is dropped at once. With the queue disabled ``consume``
+does the same inline and raises the final error to its caller.
+
+The module also holds the client side of protocols.md 1.2 (which gRPC and HTTP answers are retryable), for
+every exporter that speaks OTLP or a protocol with the same rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import importlib.metadata
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any, TypeAlias
+
+import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+
+from gateway.component import Batch, ComponentSettings, Signal, count_items
+from gateway.configtypes import Duration
+from gateway.errors import ConfigError, ConsumeError, OverloadedError, PermanentError, RetryableError
+
+__all__ = [
+    "USER_AGENT",
+    "ExporterHelper",
+    "PartialSuccess",
+    "QueueConfig",
+    "RetryConfig",
+    "SendFn",
+    "grpc_error",
+    "http_error",
+    "parse_retry_after",
+    "retry_info_delay",
+]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("otelgw")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+#: What exporters send as User-Agent (HTTP) or primary user agent (gRPC).
+USER_AGENT = f"otelgw/{_version()}"
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """The Collector's ``sending_queue`` block (in memory; sizes count requests, not items)."""
+
+    #: false sends inline: consume waits for the send, retries included, and raises its final error.
+    enabled: bool = True
+    #: Workers sending from the queue concurrently.
+    num_consumers: int = 10
+    #: Requests (batches) the queue holds; when full, new batches are refused with a retryable overload error.
+    queue_size: int = 1000
+    #: Reserved for a persistent queue (the Collector's storage extension id); not supported yet.
+    storage: str | None = None
+
+    def validate(self) -> None:
+        errors = []
+        if self.storage:
+            errors.append("storage: persistent queues are not supported yet; remove it to queue in memory")
+        if self.enabled and self.num_consumers < 1:
+            errors.append(f"num_consumers: must be >= 1, got {self.num_consumers}")
+        if self.enabled and self.queue_size < 1:
+            errors.append(f"queue_size: must be >= 1, got {self.queue_size}")
+        if errors:
+            raise ConfigError(errors)
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """The Collector's ``retry_on_failure`` block: exponential backoff with jitter."""
+
+    #: false drops a batch after its first failed attempt.
+    enabled: bool = True
+    #: Wait before the first retry.
+    initial_interval: Duration = 5.0
+    #: Each wait is drawn from interval * [1 - factor, 1 + factor], so senders that failed together spread.
+    randomization_factor: float = 0.5
+    #: The interval grows by this factor after every retry.
+    multiplier: float = 1.5
+    #: Upper bound of the interval.
+    max_interval: Duration = 30.0
+    #: Give up on a batch once this much time has passed since its first attempt; 0 retries forever.
+    max_elapsed_time: Duration = 300.0
+
+    def validate(self) -> None:
+        if not self.enabled:
+            return
+        errors = []
+        if self.initial_interval <= 0:
+            errors.append("initial_interval: must be > 0")
+        if not 0 <= self.randomization_factor <= 1:
+            errors.append(f"randomization_factor: must be between 0 and 1, got {self.randomization_factor:g}")
+        if self.multiplier < 1:
+            errors.append(f"multiplier: must be >= 1, got {self.multiplier:g}")
+        if self.max_interval < self.initial_interval:
+            errors.append("max_interval: must be >= initial_interval")
+        if 0 < self.max_elapsed_time < self.initial_interval:
+            errors.append("max_elapsed_time: must be 0 (retry forever) or >= initial_interval")
+        if errors:
+            raise ConfigError(errors)
+
+
+@dataclass(frozen=True)
+class PartialSuccess:
+    """What ``send`` returns when the destination accepted the request but rejected some of its items."""
+
+    rejected: int
+    message: str = ""
+
+
+SendFn: TypeAlias = Callable[[Batch], Awaitable[PartialSuccess | None]]
+
+
+class _Backoff:
+    """The Collector's (cenkalti) exponential backoff: randomized around an interval that grows to a cap."""
+
+    def __init__(self, config: RetryConfig) -> None:
+        self._config = config
+        self._interval = config.initial_interval
+
+    def next_delay(self) -> float:
+        spread = self._config.randomization_factor * (2 * random.random() - 1)
+        delay = self._interval * (1 + spread)
+        self._interval = min(self._interval * self._config.multiplier, self._config.max_interval)
+        return delay
+
+
+class ExporterHelper:
+    """Queue, workers, timeout and retry around one exporter's ``send``, with the Collector's metrics."""
+
+    def __init__(self, settings: ComponentSettings, send: SendFn, *, timeout: float, queue: QueueConfig,
+                 retry: RetryConfig, drain_timeout: float | None = None) -> None:
+        self.signal = settings.signal or Signal.TRACES
+        self.logger = settings.telemetry.logger
+        self._send = send
+        self._timeout = timeout
+        self._retry = retry
+        self._num_consumers = queue.num_consumers
+        #: How long shutdown keeps sending what is queued (and retrying) before it drops the rest.
+        self.drain_timeout = drain_timeout if drain_timeout is not None else max(timeout, 5.0)
+        root, name, data_type = settings.telemetry.root, str(settings.id), self.signal.value
+        item = self.signal.item_name
+        self._sent = root.exporter_sent[item].labels(name)
+        self._failed = root.exporter_send_failed[item].labels(name)
+        self._enqueue_failed = root.exporter_enqueue_failed[item].labels(name)
+        self._retries = root.exporter_retries.labels(name, data_type)
+        self._latency = root.exporter_send_latency.labels(name, data_type)
+        self._queue: asyncio.Queue[Batch] | None = None
+        if queue.enabled:
+            self._queue = asyncio.Queue(maxsize=queue.queue_size)
+            root.exporter_queue_size.labels(name, data_type).set_function(self._queue.qsize)
+            root.exporter_queue_capacity.labels(name, data_type).set(queue.queue_size)
+        self._workers: list[asyncio.Task[None]] = []
+        self._closing = asyncio.Event()
+        self._deadline: float | None = None  # loop time at which shutdown stops waiting for sends
+
+    @property
+    def queue_size(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def consume(self, batch: Batch) -> None:
+        if self._closing.is_set():
+            raise RetryableError("exporter is shutting down")
+        if self._queue is None:
+            await self._export(batch, inline=True)
+            return
+        try:
+            self._queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            self._enqueue_failed.inc(count_items(self.signal, batch))
+            raise OverloadedError("sending queue is full", retry_after=1.0) from None
+
+    async def start(self, host: Any) -> None:
+        if self._queue is not None and not self._workers and not self._closing.is_set():
+            self._workers = [asyncio.create_task(self._work(), name=f"exporter-sender-{i}")
+                             for i in range(self._num_consumers)]
+
+    async def shutdown(self) -> None:
+        """Stop accepting, send what is queued until the drain deadline, then drop (and count) the rest."""
+        if self._closing.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + self.drain_timeout
+        self._closing.set()  # wakes retries that are sleeping, so they can check the deadline
+        if self._queue is None:
+            return
+        try:
+            if self._workers:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._queue.join(), self.drain_timeout)
+        finally:
+            for task in self._workers:
+                task.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            self._workers.clear()
+            self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        assert self._queue is not None
+        dropped = 0
+        while not self._queue.empty():
+            dropped += count_items(self.signal, self._queue.get_nowait())
+            self._queue.task_done()
+        if dropped:
+            self._failed.inc(dropped)
+            self.logger.error("Dropping data left in the sending queue at shutdown.",
+                              extra={"dropped_items": dropped, "drain_timeout_s": self.drain_timeout})
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._export(batch, inline=False)
+            except asyncio.CancelledError:
+                items = count_items(self.signal, batch)
+                self._failed.inc(items)
+                self.logger.error("Exporting failed. Shutdown deadline passed. Dropping data.",
+                                  extra={"dropped_items": items})
+                raise
+            except Exception:  # a bug here must not stop the worker: the queue would never drain
+                self.logger.exception("unexpected error in the exporter helper")
+            finally:
+                self._queue.task_done()
+
+    async def _export(self, batch: Batch, *, inline: bool) -> None:
+        """Send with retries; count the outcome. Raises the final error only when ``inline``."""
+        items = count_items(self.signal, batch)
+        backoff = _Backoff(self._retry)
+        first_attempt = time.monotonic()
+        while True:
+            try:
+                result = await self._attempt(batch)
+            except Exception as exc:
+                error = exc if isinstance(exc, ConsumeError) else RetryableError(_describe(exc))
+                if not isinstance(error, RetryableError):
+                    self._failed.inc(items)
+                    self.logger.error("Exporting failed. The error is not retryable. Dropping data.",
+                                      extra={"error": str(error), "dropped_items": items})
+                    if inline:
+                        raise
+                    return
+                delay = self._retry_delay(backoff, error, first_attempt)
+                if delay is not None:
+                    self.logger.info("Exporting failed. Will retry the request after interval.",
+                                     extra={"error": str(error), "interval_s": round(delay, 3)})
+                if delay is None or not await self._sleep(delay):
+                    self._failed.inc(items)
+                    reason = "No more retries left" if self._retry.enabled else "Retries are disabled"
+                    self.logger.error(f"Exporting failed. {reason}. Dropping data.",
+                                      extra={"error": str(error), "dropped_items": items})
+                    if inline and error is exc:
+                        raise
+                    if inline:
+                        raise error from exc
+                    return
+                self._retries.inc()
+                continue
+            rejected = min(result.rejected, items) if result is not None else 0
+            if result is not None and (rejected or result.message):
+                self.logger.warning("Partial success response: the destination rejected some items.",
+                                    extra={"rejected_items": rejected, "error": result.message})
+            self._sent.inc(items - rejected)
+            if rejected:
+                self._failed.inc(rejected)
+            return
+
+    async def _attempt(self, batch: Batch) -> PartialSuccess | None:
+        started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(self._send(batch), self._timeout)
+        except TimeoutError as exc:
+            raise RetryableError(str(exc) or f"send timed out after {self._timeout:g}s") from None
+        finally:
+            self._latency.observe(time.perf_counter() - started)
+
+    def _retry_delay(self, backoff: _Backoff, error: RetryableError, first_attempt: float) -> float | None:
+        """The wait before the next attempt, or None to give up."""
+        if not self._retry.enabled:
+            return None
+        delay = backoff.next_delay()
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        max_elapsed = self._retry.max_elapsed_time
+        if max_elapsed > 0 and time.monotonic() - first_attempt + delay > max_elapsed:
+            return None
+        return delay
+
+    async def _sleep(self, delay: float) -> bool:
+        """Wait ``delay`` seconds; False when shutdown's drain deadline would pass first."""
+        loop = asyncio.get_running_loop()
+        wake_at = loop.time() + delay
+        if not self._closing.is_set():
+            try:
+                await asyncio.wait_for(self._closing.wait(), delay)
+            except TimeoutError:
+                return True
+        if self._deadline is None or wake_at > self._deadline:
+            return False
+        await asyncio.sleep(max(wake_at - loop.time(), 0.0))
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ------------------------------------------------------------ protocols.md 1.2, client side
+
+_RETRYABLE_GRPC = frozenset({
+    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,
+    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS,
+})
+_RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+_SECONDS = re.compile(r"^\d+(\.\d+)?$")
+
+
+def retry_info_delay(trailing_metadata: Iterable[tuple[str, str | bytes]] | None) -> float | None:
+    """The ``google.rpc.RetryInfo`` delay in the ``grpc-status-details-bin`` trailer, in seconds, if any."""
+    for key, value in trailing_metadata or ():
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            return None
+        for detail in status.details:
+            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                detail.Unpack(info)
+                return max(info.retry_delay.seconds + info.retry_delay.nanos / 1e9, 0.0)
+    return None
+
+
+def grpc_error(code: grpc.StatusCode, details: str | None,
+               trailing_metadata: Iterable[tuple[str, str | bytes]] | None = None) -> ConsumeError:
+    """The error for a failed gRPC export: retryable per the OTLP table, permanent otherwise."""
+    message = f"{code.name}: {details}" if details else code.name
+    retry_after = retry_info_delay(trailing_metadata)
+    if code in _RETRYABLE_GRPC:
+        return RetryableError(message, retry_after)
+    # RESOURCE_EXHAUSTED without RetryInfo is a size limit (or similar) that resending cannot fix.
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is not None:
+        return RetryableError(message, retry_after)
+    return PermanentError(message)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """``Retry-After`` (delay-seconds or HTTP-date) as seconds from ``now``; None if absent or bad."""
+    if not value:
+        return None
+    text = value.strip()
+    # HTTP allows whole seconds only; fractions cost nothing to accept and some servers send them.
+    if _SECONDS.match(text):
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def http_error(status: int, message: str = "", retry_after: str | None = None) -> ConsumeError:
+    """The error for a failed HTTP export: 429, 502, 503 and 504 are retryable, every other status is not."""
+    text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+    if status in _RETRYABLE_HTTP:
+        return RetryableError(text, parse_retry_after(retry_after))
+    return PermanentError(text)
