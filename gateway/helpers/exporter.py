@@ -173,6 +173,7 @@ class ExporterHelper:
         #: How long shutdown keeps sending what is queued (and retrying) before it drops the rest.
         self.drain_timeout = drain_timeout if drain_timeout is not None else max(timeout, 5.0)
         root, name, data_type = settings.telemetry.root, str(settings.id), self.signal.value
+        self._task_name = f"exporter {name} {data_type} sender"
         item = self.signal.item_name
         self._sent = root.exporter_sent[item].labels(name)
         self._failed = root.exporter_send_failed[item].labels(name)
@@ -206,7 +207,7 @@ class ExporterHelper:
 
     async def start(self, host: Any) -> None:
         if self._queue is not None and not self._workers and not self._closing.is_set():
-            self._workers = [asyncio.create_task(self._work(), name=f"exporter-sender-{i}")
+            self._workers = [asyncio.create_task(self._work(), name=f"{self._task_name} {i}")
                              for i in range(self._num_consumers)]
 
     async def shutdown(self) -> None:

@@ -171,13 +171,13 @@ async def test_max_elapsed_time_gives_up_and_counts(telemetry: Telemetry,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     send = FakeSend(failures=10**6)
     retry = RetryConfig(initial_interval=0.01, randomization_factor=0, multiplier=1, max_interval=0.01,
-                        max_elapsed_time=0.1)
+                        max_elapsed_time=0.3)
     exporter = helper(telemetry, send, retry=retry)
     await exporter.start(None)
     with caplog.at_level(logging.ERROR):
         await exporter.consume(make_traces(4))
         await asyncio.wait_for(exporter.shutdown(), 5)
-    assert 2 <= len(send.attempts) <= 12
+    assert 2 <= len(send.attempts) <= 31  # at most one attempt per interval within max_elapsed_time
     assert metric(telemetry, "otelcol_exporter_send_failed_spans_total") == 4
     assert metric(telemetry, "otelgw_exporter_retries_total", data_type="traces") == len(send.attempts) - 1
     assert any("No more retries left" in r.getMessage() for r in caplog.records)

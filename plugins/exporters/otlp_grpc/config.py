@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from gateway.configblocks import TLSClientConfig
+from gateway.configtypes import Duration
+from gateway.errors import ConfigError
+from gateway.helpers.exporter import QueueConfig, RetryConfig
+from gateway.netaddr import split_host_port
+
+# gRPC metadata keys are lower-case ASCII; we lower-case what the user writes, so only the characters matter.
+_METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
+# Targets grpc resolves itself; passed through untouched.
+_GRPC_SCHEMES = ("dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:")
+
+
+def parse_endpoint(endpoint: str, insecure: bool) -> tuple[str, bool]:
+    """The grpc target and whether to use TLS. ``http://`` / ``https://`` prefixes decide TLS when present."""
+    text = endpoint.strip()
+    secure = not insecure
+    if text.startswith(_GRPC_SCHEMES):
+        return text, secure
+    for scheme, scheme_secure in (("https://", True), ("http://", False)):
+        if text.startswith(scheme):
+            text, secure = text[len(scheme):].rstrip("/"), scheme_secure
+            break
+    if text.startswith(":"):
+        raise ValueError(f"{endpoint!r} has no host; expected host:port, e.g. collector:4317")
+    split_host_port(text)
+    return text, secure
+
+
+@dataclass(frozen=True)
+class Config:
+    #: host:port of the OTLP/gRPC server, e.g. collector:4317 (required). An http:// or https:// prefix
+    #: chooses plaintext or TLS and overrides tls::insecure; dns:///, unix: targets are passed to grpc as is.
+    endpoint: str = ""
+    #: Client TLS; TLS is on unless tls::insecure is true (or the endpoint starts with http://).
+    tls: TLSClientConfig = field(default_factory=TLSClientConfig)
+    #: gRPC metadata sent with every request, e.g. {api-key: ${env:API_KEY}}. Keys are lower-cased.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: gzip (default, as in the Collector) or none.
+    compression: str = "gzip"
+    #: Deadline of one send attempt (default 5s).
+    timeout: Duration = 5.0
+    #: In-memory sending queue (default on: 10 consumers, 1000 requests).
+    sending_queue: QueueConfig = field(default_factory=QueueConfig)
+    #: Retry with exponential backoff (default on: 5s initial, 30s max interval, give up after 300s).
+    retry_on_failure: RetryConfig = field(default_factory=RetryConfig)
+
+    def validate(self) -> None:
+        errors = []
+        secure = False
+        if not self.endpoint.strip():
+            errors.append("endpoint: required, e.g. collector:4317")
+        else:
+            try:
+                secure = parse_endpoint(self.endpoint, self.tls.insecure)[1]
+            except ValueError as exc:
+                errors.append(f"endpoint: {exc}")
+        if secure and self.tls.insecure_skip_verify:
+            errors.append("tls::insecure_skip_verify: not supported by the gRPC client; set tls::ca_file to "
+                          "the server's CA or self-signed certificate instead")
+        for key in self.headers:
+            if not _METADATA_KEY.match(key.lower()):
+                errors.append(f"headers::{key}: not a valid gRPC metadata key (use letters, digits, -_.)")
+        if self.compression not in ("gzip", "none", ""):
+            errors.append(f"compression: must be gzip or none, got {self.compression!r}")
+        if self.timeout <= 0:
+            errors.append("timeout: must be > 0")
+        if errors:
+            raise ConfigError(errors)

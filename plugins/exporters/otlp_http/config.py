@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from yarl import URL
+
+from gateway.component import Signal
+from gateway.configblocks import TLSClientConfig
+from gateway.configtypes import Duration
+from gateway.errors import ConfigError
+from gateway.helpers.exporter import QueueConfig, RetryConfig
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_URL_KEYS = ("endpoint", "traces_endpoint", "metrics_endpoint", "logs_endpoint")
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Base URL of the OTLP/HTTP server, e.g. http://collector:4318; v1/traces, v1/metrics and v1/logs are
+    #: appended. Required unless every exported signal has its own <signal>_endpoint.
+    endpoint: str = ""
+    #: Full URL for traces, used as is instead of endpoint + /v1/traces.
+    traces_endpoint: str = ""
+    #: Full URL for metrics, used as is instead of endpoint + /v1/metrics.
+    metrics_endpoint: str = ""
+    #: Full URL for logs, used as is instead of endpoint + /v1/logs.
+    logs_endpoint: str = ""
+    #: Client TLS for https:// URLs (the URL scheme decides whether TLS is used; tls::insecure is ignored).
+    tls: TLSClientConfig = field(default_factory=TLSClientConfig)
+    #: HTTP headers sent with every request, e.g. {Authorization: "Bearer ${env:TOKEN}"}.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: gzip (default, as in the Collector) or none.
+    compression: str = "gzip"
+    #: Body encoding: proto (application/x-protobuf, default) or json (OTLP/JSON).
+    encoding: str = "proto"
+    #: Deadline of one send attempt, connecting included (default 5s).
+    timeout: Duration = 5.0
+    #: In-memory sending queue (default on: 10 consumers, 1000 requests).
+    sending_queue: QueueConfig = field(default_factory=QueueConfig)
+    #: Retry with exponential backoff (default on: 5s initial, 30s max interval, give up after 300s).
+    retry_on_failure: RetryConfig = field(default_factory=RetryConfig)
+
+    def url(self, signal: Signal) -> str:
+        """Where ``signal`` is sent; empty when neither its own URL nor ``endpoint`` is set."""
+        own = getattr(self, f"{signal.value}_endpoint")
+        if own or not self.endpoint:
+            return own
+        return f"{self.endpoint}{'' if self.endpoint.endswith('/') else '/'}v1/{signal.value}"
+
+    def validate(self) -> None:
+        errors = []
+        if not any(getattr(self, key) for key in _URL_KEYS):
+            errors.append("endpoint: required (or traces_endpoint, metrics_endpoint, logs_endpoint), "
+                          "e.g. http://collector:4318")
+        for key in _URL_KEYS:
+            value = getattr(self, key)
+            if value and not _valid_url(value):
+                errors.append(f"{key}: must be an http:// or https:// URL with a host, got {value!r}")
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.match(name):
+                errors.append(f"headers::{name}: not a valid HTTP header name")
+            elif "\n" in value or "\r" in value:
+                errors.append(f"headers::{name}: value must not contain line breaks")
+        if self.compression not in ("gzip", "none", ""):
+            errors.append(f"compression: must be gzip or none, got {self.compression!r}")
+        if self.encoding not in ("proto", "json"):
+            errors.append(f"encoding: must be proto or json, got {self.encoding!r}")
+        if self.timeout <= 0:
+            errors.append("timeout: must be > 0")
+        if errors:
+            raise ConfigError(errors)
+
+
+def _valid_url(value: str) -> bool:
+    try:
+        url = URL(value)
+    except (ValueError, TypeError):
+        return False
+    return url.scheme in ("http", "https") and bool(url.host)

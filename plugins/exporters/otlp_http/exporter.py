@@ -1,0 +1,137 @@
+"""Sends one signal's batches to an OTLP/HTTP server with aiohttp, through the exporter helper.
+
+One ClientSession (one connection pool) per exporter, opened in start and closed after the queue has drained.
+Answers follow protocols.md 1.2: 2xx is success (maybe partial), 429/502/503/504 are retried honouring
+``Retry-After``, every other status is permanent and carries the server's ``google.rpc.Status`` message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gzip
+import json
+from typing import Any
+
+import aiohttp
+from google.protobuf.message import DecodeError, Message
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
+from yarl import URL
+
+from gateway import otlpjson
+from gateway.component import Batch, ComponentSettings, Signal
+from gateway.errors import ConfigError, PermanentError, RetryableError
+from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, http_error
+
+from .config import Config
+
+# signal → (response type, partial-success counter field)
+_RESPONSES: dict[Signal, tuple[type[Message], str]] = {
+    Signal.TRACES: (trace_pb.ExportTraceServiceResponse, "rejected_spans"),
+    Signal.METRICS: (metrics_pb.ExportMetricsServiceResponse, "rejected_data_points"),
+    Signal.LOGS: (logs_pb.ExportLogsServiceResponse, "rejected_log_records"),
+}
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+# Go's gzip default, which the Collector uses; Python's default (9) costs much more CPU for a few % of size.
+_GZIP_LEVEL = 6
+# Above this size gzip runs in a thread: zlib releases the GIL, and the event loop (receivers share it) is not
+# blocked for the milliseconds a large body takes to compress.
+_GZIP_OFFLOAD_BYTES = 64 * 1024
+_compress = functools.partial(gzip.compress, compresslevel=_GZIP_LEVEL, mtime=0)
+
+
+class OtlpHttpExporter:
+    def __init__(self, settings: ComponentSettings, config: Config) -> None:
+        self.settings = settings
+        self.config = config
+        self.signal = settings.signal or Signal.TRACES
+        self.url = config.url(self.signal)
+        if not self.url:
+            raise ConfigError(f"exporters::{settings.id}::{self.signal.value}_endpoint: required to export "
+                              f"{self.signal.value} when endpoint is not set")
+        self._json = config.encoding == "json"
+        self._gzip = config.compression == "gzip"
+        content_type = _JSON if self._json else _PROTOBUF
+        self._headers = {"User-Agent": USER_AGENT, **config.headers, "Content-Type": content_type}
+        if self._gzip:
+            self._headers["Content-Encoding"] = "gzip"
+        self._request_options: dict[str, Any] = {}
+        if config.tls.server_name_override:
+            self._request_options["server_hostname"] = config.tls.server_name_override
+        self._session: aiohttp.ClientSession | None = None
+        self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
+                                      queue=config.sending_queue, retry=config.retry_on_failure)
+        setattr(self, f"consume_{self.signal.value}", self._helper.consume)
+
+    async def start(self, host: Any) -> None:
+        https = URL(self.url).scheme == "https"
+        connector = aiohttp.TCPConnector(ssl=self.config.tls.ssl_context() if https else False)
+        self._session = aiohttp.ClientSession(connector=connector,
+                                              timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+        await self._helper.start(host)
+
+    async def shutdown(self) -> None:
+        """Drain the queue while the session is still open, then close it."""
+        try:
+            await self._helper.shutdown()
+        finally:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None
+
+    async def _send(self, batch: Batch) -> PartialSuccess | None:
+        if self._session is None:
+            raise RetryableError("exporter is not started")
+        body = otlpjson.encode(batch) if self._json else batch.SerializeToString()
+        if self._gzip:
+            body = await asyncio.to_thread(_compress, body) if len(body) > _GZIP_OFFLOAD_BYTES else _compress(body)
+        async with self._session.post(self.url, data=body, headers=self._headers,
+                                      **self._request_options) as response:
+            payload = await response.read()
+            if 200 <= response.status < 300:
+                return self._partial_success(payload, response.content_type)
+            raise http_error(response.status, _status_message(payload, response.content_type),
+                             response.headers.get("Retry-After"))
+
+    def _partial_success(self, payload: bytes, content_type: str) -> PartialSuccess | None:
+        if not payload:
+            return None
+        response_type, field = _RESPONSES[self.signal]
+        try:
+            if content_type == _JSON:
+                response: Any = otlpjson.decode(payload, response_type)
+            else:
+                response = response_type.FromString(payload)
+        except (PermanentError, DecodeError):
+            return None  # the server said 2xx: an unreadable body does not make the data less delivered
+        partial = response.partial_success
+        rejected = getattr(partial, field)
+        if rejected or partial.error_message:
+            return PartialSuccess(rejected, partial.error_message)
+        return None
+
+
+def _status_message(payload: bytes, content_type: str) -> str:
+    """The ``google.rpc.Status`` message of an error body, or the start of the body when it is not one."""
+    if not payload:
+        return ""
+    if content_type == _PROTOBUF:
+        try:
+            message = status_pb2.Status.FromString(payload).message
+        except DecodeError:
+            message = ""
+        if message:
+            return message
+    elif content_type == _JSON:
+        try:
+            document = json.loads(payload)
+        except ValueError:
+            document = None
+        if isinstance(document, dict) and isinstance(document.get("message"), str):
+            return document["message"]
+    # A proxy's HTML or plain-text error page: keep it short and on one line.
+    return " ".join(payload[:256].decode("utf-8", "replace").split())
