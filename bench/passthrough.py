@@ -109,16 +109,18 @@ def gateway_config(receiver_port: int, sink_port: int, metrics_port: int) -> str
     """)
 
 
-async def wait_for_port(port: int, timeout: float = 20.0) -> None:
+async def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited with code {process.returncode}; see its log above")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
             return
         except OSError:
             await asyncio.sleep(0.05)
-    raise RuntimeError(f"gateway did not open port {port}")
+    raise RuntimeError(f"gateway did not open port {port}; see its log above")
 
 
 async def run(requests: int, concurrency: int, spans: int) -> dict:
@@ -128,15 +130,15 @@ async def run(requests: int, concurrency: int, spans: int) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
     config = workdir / "passthrough.yaml"
     config.write_text(gateway_config(receiver_port, sink.port, free_port()))
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)],
-                               preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)])
+    os.sched_setaffinity(gateway.pid, {0})
     try:
-        await wait_for_port(receiver_port)
+        await wait_for_port(receiver_port, gateway)
         # Warm up: a few requests through the whole path before measuring.
         warm = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}", "--requests", "50",
-            "--concurrency", "4", "--spans", str(spans), stdout=asyncio.subprocess.PIPE,
-            preexec_fn=lambda: os.sched_setaffinity(0, {1}))
+            "--concurrency", "4", "--spans", str(spans), stdout=asyncio.subprocess.PIPE)
+        os.sched_setaffinity(warm.pid, {1})
         await warm.communicate()
         while sink.spans < 50 * spans:
             await asyncio.sleep(0.05)
@@ -146,7 +148,8 @@ async def run(requests: int, concurrency: int, spans: int) -> dict:
         load = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}",
             "--requests", str(requests), "--concurrency", str(concurrency), "--spans", str(spans),
-            stdout=asyncio.subprocess.PIPE, preexec_fn=lambda: os.sched_setaffinity(0, {1}))
+            stdout=asyncio.subprocess.PIPE)
+        os.sched_setaffinity(load.pid, {1})
         out, _ = await load.communicate()
         sent = json.loads(out)
         deadline = time.monotonic() + 60
