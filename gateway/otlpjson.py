@@ -22,7 +22,8 @@ M = TypeVar("M", bound=Message)
 
 # Only Span, Span.Link, LogRecord and Exemplar have keys of these names; attributes are {"key":..,"value":..}
 # lists, so a user's attribute called "traceId" can never be mistaken for one.
-_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+_ID_BYTES = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8, "parentSpanId": 8, "parent_span_id": 8}
+_ID_KEYS = frozenset(_ID_BYTES)
 
 
 def _hex_to_b64(node: Any) -> None:
@@ -30,9 +31,12 @@ def _hex_to_b64(node: Any) -> None:
         for key, value in node.items():
             if key in _ID_KEYS and isinstance(value, str):
                 try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                    raw = bytes.fromhex(value)
                 except ValueError:
                     raise PermanentError(f"{key} must be a hex string, got {value[:64]!r}") from None
+                if raw and len(raw) != _ID_BYTES[key]:
+                    raise PermanentError(f"{key} must be {_ID_BYTES[key] * 2} hex digits, got {len(value)}")
+                node[key] = base64.b64encode(raw).decode("ascii")
             elif isinstance(value, dict | list):
                 _hex_to_b64(value)
     elif isinstance(node, list):
@@ -60,9 +64,14 @@ def decode(data: bytes | str, message_type: type[M]) -> M:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PermanentError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise PermanentError("invalid JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise PermanentError(f"invalid OTLP/JSON: the top level must be an object, got {type(document).__name__}")
-    _hex_to_b64(document)
+    try:
+        _hex_to_b64(document)
+    except RecursionError:
+        raise PermanentError("invalid OTLP/JSON: nested too deeply") from None
     message = message_type()
     try:
         json_format.ParseDict(document, message, ignore_unknown_fields=True)

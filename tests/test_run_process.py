@@ -31,17 +31,19 @@ def free_port() -> int:
 
 
 def wait_http(url: str, timeout: float = 20.0) -> tuple[int, bytes]:
+    """GET ``url`` until it answers 200 (the gateway is still starting before that) or the timeout passes."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+            if time.monotonic() > deadline:
+                return exc.code, exc.read()
         except OSError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.05)
+        time.sleep(0.05)
 
 
 @pytest.fixture

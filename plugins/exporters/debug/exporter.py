@@ -12,7 +12,6 @@ from gateway.component import Batch, ComponentSettings, Signal, count_items
 
 from .config import Config
 
-
 _RESOURCE_FIELD = {Signal.TRACES: "resource_spans", Signal.METRICS: "resource_metrics", Signal.LOGS: "resource_logs"}
 
 

@@ -1,0 +1,144 @@
+"""Config of the ``otlp`` receiver, key for key the Collector's (``protocols::grpc``, ``protocols::http``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.configtypes import decode
+from gateway.errors import ConfigError
+from gateway.netaddr import split_host_port
+
+MIB = 1024 * 1024
+#: grpc takes the receive limit in bytes as a signed 32-bit int.
+_MAX_GRPC_MIB = (2**31 - 1) // MIB
+
+
+def _endpoint_error(endpoint: str) -> str | None:
+    try:
+        split_host_port(endpoint)
+    except ValueError as exc:
+        return f"endpoint: {exc}"
+    return None
+
+
+@dataclass(frozen=True)
+class GrpcConfig:
+    #: host:port for OTLP/gRPC. Default 0.0.0.0:4317.
+    endpoint: str = "0.0.0.0:4317"
+    #: Largest request accepted, in MiB after decompression; larger ones get RESOURCE_EXHAUSTED. Default 64.
+    max_recv_msg_size_mib: int = 64
+    #: HTTP/2 streams allowed at once per connection; 0 keeps grpc's default. Default 0.
+    max_concurrent_streams: int = 0
+    #: Accepted for Collector compatibility; request metadata is not propagated yet. Default false.
+    include_metadata: bool = False
+
+    def validate(self) -> None:
+        errors = [e for e in (_endpoint_error(self.endpoint),) if e]
+        if not 1 <= self.max_recv_msg_size_mib <= _MAX_GRPC_MIB:
+            errors.append(f"max_recv_msg_size_mib: must be between 1 and {_MAX_GRPC_MIB}, "
+                          f"got {self.max_recv_msg_size_mib}")
+        if self.max_concurrent_streams < 0:
+            errors.append(f"max_concurrent_streams: must be >= 0, got {self.max_concurrent_streams}")
+        if errors:
+            raise ConfigError(errors)
+
+
+def _absolute(path: str) -> str:
+    # The Collector turns "v1/traces" into "/v1/traces" rather than rejecting it.
+    return path if path.startswith("/") else "/" + path
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    #: host:port for OTLP/HTTP. Default 0.0.0.0:4318.
+    endpoint: str = "0.0.0.0:4318"
+    #: Largest request body accepted, in bytes, both on the wire and after decompression; larger ones get 413.
+    #: Default 67108864 (64 MiB).
+    max_request_body_size: int = 64 * MIB
+    #: Path that accepts traces; a missing leading "/" is added. Default /v1/traces.
+    traces_url_path: str = "/v1/traces"
+    #: Path that accepts metrics. Default /v1/metrics.
+    metrics_url_path: str = "/v1/metrics"
+    #: Path that accepts logs. Default /v1/logs.
+    logs_url_path: str = "/v1/logs"
+    #: Accepted for Collector compatibility; request headers are not propagated yet. Default false.
+    include_metadata: bool = False
+
+    def __post_init__(self) -> None:
+        for key in ("traces_url_path", "metrics_url_path", "logs_url_path"):
+            object.__setattr__(self, key, _absolute(getattr(self, key)))
+
+    def validate(self) -> None:
+        errors = [e for e in (_endpoint_error(self.endpoint),) if e]
+        if self.max_request_body_size <= 0:
+            errors.append(f"max_request_body_size: must be > 0, got {self.max_request_body_size}")
+        paths = (self.traces_url_path, self.metrics_url_path, self.logs_url_path)
+        if len(set(paths)) != len(paths):
+            errors.append(f"traces_url_path: the traces, metrics and logs paths must differ, "
+                          f"got {', '.join(paths)}")
+        if errors:
+            raise ConfigError(errors)
+
+
+_PROTOCOL_TYPES: dict[str, type[GrpcConfig] | type[HttpConfig]] = {"grpc": GrpcConfig, "http": HttpConfig}
+
+
+@dataclass(frozen=True)
+class Protocols:
+    #: The OTLP/gRPC server, or None when off.
+    grpc: GrpcConfig | None = None
+    #: The OTLP/HTTP server, or None when off.
+    http: HttpConfig | None = None
+
+    @classmethod
+    def from_yaml(cls, data: Any) -> Protocols:
+        """A protocol listed in the YAML is on (``grpc:`` alone means all defaults); one not listed is off."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"expected a mapping with grpc and/or http, got {type(data).__name__} {data!r}")
+        errors: list[str] = []
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            config_type = _PROTOCOL_TYPES.get(key)
+            if config_type is None:
+                errors.append(f"{key}: unknown key; valid keys are: {', '.join(_PROTOCOL_TYPES)}")
+            elif value is not None and not isinstance(value, Mapping):
+                errors.append(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+            else:
+                try:
+                    values[key] = decode(config_type(), value)
+                except ConfigError as exc:
+                    errors.extend(exc.prefixed(key).messages)
+        if errors:
+            raise ConfigError(errors)
+        return cls(**values)
+
+
+def _both_protocols() -> Protocols:
+    return Protocols(grpc=GrpcConfig(), http=HttpConfig())
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Which servers to run: ``grpc`` and/or ``http``, each with its settings. Default: both, with defaults.
+    #: Typed Any for the config decoder only; it always holds a Protocols after __post_init__. The decoder
+    #: overlays YAML on the defaults, but a protocol left out of the YAML must be off, as in the Collector.
+    protocols: Any = field(default_factory=_both_protocols)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.protocols, Protocols):
+            try:
+                protocols = Protocols.from_yaml(self.protocols)
+            except ConfigError as exc:
+                raise exc.prefixed("protocols") from None
+            object.__setattr__(self, "protocols", protocols)
+
+    def validate(self) -> None:
+        grpc, http = self.protocols.grpc, self.protocols.http
+        if grpc is None and http is None:
+            raise ConfigError("protocols: must specify at least one protocol (grpc or http)")
+        if grpc and http and grpc.endpoint == http.endpoint and not grpc.endpoint.endswith(":0"):
+            raise ConfigError(f"protocols: grpc and http cannot both listen on {grpc.endpoint}")

@@ -1,0 +1,111 @@
+"""OTLP/gRPC: the Trace, Metrics and Logs ``Export`` services on one ``grpc.aio`` server.
+
+Requests arrive as raw bytes (identity deserializer) and are parsed in the handler, so a body that is not
+the expected message is answered INVALID_ARGUMENT with the reason, not INTERNAL. grpc itself enforces the size
+limit (after decompression) and handles ``grpc-encoding: gzip``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+from grpc_status import rpc_status
+
+from gateway.component import Signal
+from gateway.errors import StatusMapping
+from gateway.netaddr import split_host_port
+
+from .config import MIB, GrpcConfig
+from .responses import RESPONSE_TYPES, dialable, status_message
+
+if TYPE_CHECKING:
+    from .receiver import Route
+
+#: Seconds that requests in flight get to finish delivering when the receiver shuts down.
+SHUTDOWN_GRACE_S = 5.0
+
+SERVICES = {
+    Signal.TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
+    Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
+}
+
+
+async def abort(context: grpc.aio.ServicerContext, failure: StatusMapping) -> NoReturn:
+    """End the call with ``failure``; a retry delay travels as google.rpc.RetryInfo in the status details."""
+    if failure.retry_after is None:
+        await context.abort(failure.grpc_code, failure.message)
+    status = status_message(failure.grpc_code.value[0], failure.message, failure.retry_after)
+    rich = rpc_status.to_status(status)
+    await context.abort(rich.code, rich.details, rich.trailing_metadata)
+    raise AssertionError("unreachable: abort() raises")
+
+
+class GrpcServer:
+    def __init__(self, config: GrpcConfig, routes: dict[Signal, Route | None],
+                 bad_request: Callable[[str], None], logger: logging.LoggerAdapter[Any]) -> None:
+        self.config = config
+        self.routes = routes
+        self.bad_request = bad_request
+        self.logger = logger
+        self._server: grpc.aio.Server | None = None
+
+    def _handler(self, signal: Signal) -> grpc.RpcMethodHandler:
+        route = self.routes[signal]
+        bad_request = self.bad_request
+        if route is None:
+            unwired = f"this receiver takes no {signal.value}: no {signal.value} pipeline lists it"
+
+            async def unimplemented(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+                bad_request("unwired_signal")
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, unwired)
+                raise AssertionError("unreachable: abort() raises")
+
+            return grpc.unary_unary_rpc_method_handler(unimplemented)
+
+        parse = signal.request_type.FromString
+        success = RESPONSE_TYPES[signal]().SerializeToString()
+        deliver = route.deliver
+
+        async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            try:
+                batch = parse(request)
+            except Exception as exc:  # any parse failure of untrusted bytes is the sender's fault
+                bad_request("malformed")
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"malformed request ({len(request)} bytes): {exc}")
+            failure = await deliver(batch)
+            if failure is not None and failure.grpc_code is not grpc.StatusCode.OK:
+                await abort(context, failure)
+            return success
+
+        # No serializers: the handler gets and returns bytes, so parsing happens (and fails) where we see it.
+        return grpc.unary_unary_rpc_method_handler(export)
+
+    async def start(self) -> str:
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", self.config.max_recv_msg_size_mib * MIB),
+            # Without this, a second gateway on the same port would silently share it instead of failing.
+            ("grpc.so_reuseport", 0),
+        ]
+        if self.config.max_concurrent_streams:
+            options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
+        server = self._server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers(tuple(
+            grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)})
+            for signal, service in SERVICES.items()))
+        try:
+            port = server.add_insecure_port(self.config.endpoint)
+        except RuntimeError as exc:
+            raise OSError(f"otlp receiver cannot listen for gRPC on {self.config.endpoint}: {exc}") from None
+        await server.start()
+        host, _ = split_host_port(self.config.endpoint)
+        return dialable(host, port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop(SHUTDOWN_GRACE_S)

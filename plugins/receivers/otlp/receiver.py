@@ -1,0 +1,122 @@
+"""The ``otlp`` receiver: one gRPC and one HTTP server shared by every signal wired to it.
+
+The host creates the receiver once per signal; each create call gets a handle (``helpers.shared``) on one
+``OtlpReceiver``, which records each signal's next consumer. Both servers decode at the edge, then call
+:meth:`Route.deliver`, which counts items, hands the batch on and turns a refusal into a status via
+``gateway.errors.status_for``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from gateway.component import Batch, ComponentSettings, Signal, count_items
+from gateway.errors import ConsumeError, SkipBatchError, StatusMapping, status_for
+
+from .config import Config, Protocols
+from .grpc_server import GrpcServer
+from .http_server import HttpServer
+
+ConsumeFn = Callable[[Batch], Awaitable[None]]
+
+#: At most one error log per this many seconds for unexpected (non-ConsumeError) downstream failures.
+_UNEXPECTED_LOG_INTERVAL_S = 10.0
+
+
+class Route:
+    """One signal on one transport: where its batches go and the counters that record them."""
+
+    __slots__ = ("_last_unexpected_log", "accepted", "consume", "logger", "refused", "signal", "transport")
+
+    def __init__(self, signal: Signal, transport: str, consume: ConsumeFn,
+                 settings: ComponentSettings) -> None:
+        self.signal = signal
+        self.transport = transport
+        self.consume = consume
+        self.accepted, self.refused = settings.telemetry.receiver_counters(transport, signal)
+        self.logger = settings.telemetry.logger
+        self._last_unexpected_log = float("-inf")
+
+    async def deliver(self, batch: Batch) -> StatusMapping | None:
+        """Hand ``batch`` downstream. None means success; otherwise how to answer the sender."""
+        items = count_items(self.signal, batch)
+        if items == 0:
+            return None  # an empty request is answered with success and not forwarded (protocols.md 1.1)
+        try:
+            await self.consume(batch)
+        except SkipBatchError:
+            pass  # dropped on purpose downstream: success for the sender
+        except Exception as exc:
+            self.refused.inc(items)
+            self._log_refusal(exc, items)
+            return status_for(exc)
+        self.accepted.inc(items)
+        return None
+
+    def _log_refusal(self, exc: Exception, items: int) -> None:
+        extra = {"signal": self.signal.value, "transport": self.transport, "items": items}
+        if isinstance(exc, ConsumeError):
+            # Refusals under backpressure are normal operation; the refused counter is the signal to watch.
+            if self.logger.isEnabledFor(logging.DEBUG):
+                self.logger.debug("refused a batch: %s", exc, extra=extra)
+            return
+        now = time.monotonic()
+        if now - self._last_unexpected_log >= _UNEXPECTED_LOG_INTERVAL_S:
+            self._last_unexpected_log = now
+            self.logger.error("downstream failed unexpectedly; answered retryable", exc_info=exc, extra=extra)
+
+
+class OtlpReceiver:
+    def __init__(self, settings: ComponentSettings, config: Config) -> None:
+        self.settings = settings
+        self.config = config
+        self.logger = settings.telemetry.logger
+        self._consumers: dict[Signal, ConsumeFn] = {}
+        self._servers: list[GrpcServer | HttpServer] = []
+        #: Address a local client can dial once started ("127.0.0.1:PORT"); None when that protocol is off.
+        self.grpc_address: str | None = None
+        self.http_address: str | None = None
+
+    def set_consumer(self, signal: Signal, next_consumer: Any) -> None:
+        self._consumers[signal] = getattr(next_consumer, f"consume_{signal.value}")
+
+    def routes(self, transport: str) -> dict[Signal, Route | None]:
+        """Every signal, with None for one no pipeline wires to this receiver."""
+        return {signal: (Route(signal, transport, self._consumers[signal], self.settings)
+                         if signal in self._consumers else None) for signal in Signal}
+
+    def bad_request(self, transport: str) -> Callable[[str], None]:
+        telemetry = self.settings.telemetry
+        return lambda reason: telemetry.bad_request(transport, reason)
+
+    async def start(self, host: Any) -> None:
+        protocols: Protocols = self.config.protocols
+        try:
+            if protocols.grpc is not None:
+                grpc_server = GrpcServer(protocols.grpc, self.routes("grpc"), self.bad_request("grpc"),
+                                         self.logger)
+                self._servers.append(grpc_server)
+                self.grpc_address = await grpc_server.start()
+            if protocols.http is not None:
+                http_server = HttpServer(protocols.http, self.routes("http"), self.bad_request("http"),
+                                         self.logger)
+                self._servers.append(http_server)
+                self.http_address = await http_server.start()
+        except BaseException:
+            await self.shutdown()
+            raise
+        self.logger.info("otlp receiver listening", extra={
+            "grpc": self.grpc_address or "off", "http": self.http_address or "off",
+            "signals": ", ".join(s.value for s in self._consumers)})
+
+    async def shutdown(self) -> None:
+        """Stop accepting, let requests in flight finish delivering, then close; raises the first error."""
+        servers, self._servers = self._servers, []
+        results = await asyncio.gather(*(server.stop() for server in servers), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
