@@ -21,8 +21,9 @@ def _lines(signal: Signal, batch: Any) -> list[str]:
         for rs in batch.resource_spans:
             for ss in rs.scope_spans:
                 for s in ss.spans:
+                    duration_ms = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6
                     lines.append(f"{s.name} trace_id={s.trace_id.hex()} span_id={s.span_id.hex()} "
-                                 f"status={s.status.code} duration_ms={(s.end_time_unix_nano - s.start_time_unix_nano) / 1e6:g}")
+                                 f"status={s.status.code} duration_ms={duration_ms:g}")
     elif signal is Signal.LOGS:
         for rl in batch.resource_logs:
             for sl in rl.scope_logs:
