@@ -46,6 +46,7 @@ class DebugExporter:
         self.config = config
         self.signal = settings.signal or Signal.TRACES
         self.stream = stream
+        self._clock = time.monotonic  # replaceable in tests
         self._window = 0
         self._in_window = 0
         sent = settings.telemetry.root.exporter_sent[self.signal.item_name]
@@ -59,7 +60,7 @@ class DebugExporter:
         pass
 
     def _sampled(self) -> bool:
-        second = int(time.monotonic())
+        second = int(self._clock())
         if second != self._window:
             self._window, self._in_window = second, 0
         self._in_window += 1
