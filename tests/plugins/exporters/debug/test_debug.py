@@ -56,4 +56,4 @@ async def test_sampling_limits_output_but_counts_everything():
     await debug.consume_traces(make_traces(spans=1))
     assert len(stream.getvalue().splitlines()) == 5  # a new second starts over
     exposition = debug.settings.telemetry.root.exposition().decode()
-    assert 'otelcol_exporter_sent_spans_total{exporter="debug"} 10.0' in exposition
+    assert 'otelcol_exporter_sent_spans_total{exporter="debug"} 11.0' in exposition
