@@ -28,6 +28,7 @@ from gateway.errors import (
     SkipBatchError,
     TooLargeError,
 )
+from gateway.helpers.exporter import ExporterHelper, QueueConfig, RetryConfig
 from gateway.helpers.processor import Processor
 from gateway.helpers.shared import SharedComponents
 from gateway.hookspecs import hookimpl
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigError",
     "ConsumeError",
     "Duration",
+    "ExporterHelper",
     "Factory",
     "Host",
     "Kind",
@@ -49,6 +51,8 @@ __all__ = [
     "PermanentError",
     "PluginError",
     "Processor",
+    "QueueConfig",
+    "RetryConfig",
     "RetryableError",
     "Service",
     "SharedComponents",
