@@ -18,8 +18,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/otelgw run --config configs/default.yaml
 
-## Run the whole test suite.
+## Run the whole test suite (installs Debian's prometheus and alertmanager for the real-server tests when root).
 test: $(STAMP)
+	bash tests/install-test-servers.sh
 	$(BIN)/python -m pytest
 
 ## Print throughput figures next to the ceiling measured in the same run.
