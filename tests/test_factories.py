@@ -24,7 +24,9 @@ REGISTRY = load_registry()
 FACTORIES = [f for f, _ in REGISTRY.unique_factories()]
 
 #: Keys a user must always set: the only validate() errors allowed on a default config.
-REQUIRED_KEYS = {"otlp_grpc": ["endpoint"], "otlp_http": ["endpoint"], "file": ["path"]}
+REQUIRED_KEYS = {"otlp_grpc": ["endpoint"], "otlp_http": ["endpoint"], "file": ["path"],
+                 "prometheus_remote_write": ["endpoint"], "tail_sampling": ["policies"],
+                 "jaeger": ["endpoint"], "loki": ["endpoint"], "load_balancing": ["resolver"]}
 
 #: Config that makes a component runnable in a test: loopback port 0, a temporary file, an unreachable backend
 #: with retries off so shutdown does not wait for it.
@@ -39,6 +41,17 @@ def runnable_overrides(type_name: str, tmp_path: Path) -> dict[str, Any]:
         "otlp_grpc": {"endpoint": UNREACHABLE, "tls": {"insecure": True}, "timeout": "1s",
                       "retry_on_failure": {"enabled": False}},
         "otlp_http": {"endpoint": f"http://{UNREACHABLE}", "timeout": "1s", "retry_on_failure": {"enabled": False}},
+        "jaeger": {"endpoint": UNREACHABLE, "tls": {"insecure": True}, "timeout": "1s",
+                   "retry_on_failure": {"enabled": False}},
+        "loki": {"endpoint": f"http://{UNREACHABLE}/loki/api/v1/push", "timeout": "1s",
+                 "retry_on_failure": {"enabled": False}},
+        "prometheus": {"endpoint": "127.0.0.1:0"},
+        "prometheus_remote_write": {"endpoint": f"http://{UNREACHABLE}/api/v1/write", "timeout": "1s",
+                                    "retry_on_failure": {"enabled": False}},
+        "tail_sampling": {"policies": [{"name": "all", "type": "always_sample"}]},
+        "load_balancing": {"resolver": {"static": {"hostnames": [UNREACHABLE]}},
+                           "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "1s",
+                                                 "retry_on_failure": {"enabled": False}}}},
     }.get(type_name, {})
 
 

@@ -1,0 +1,27 @@
+"""``always_sample``: samples every trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Decision, PolicyKind
+
+__all__ = ["KIND"]
+
+
+@dataclass(frozen=True)
+class Config:
+    def problems(self) -> list[str]:
+        return []
+
+
+class AlwaysSample:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def evaluate(self, trace: Any) -> Decision:
+        return Decision.SAMPLED
+
+
+KIND = PolicyKind("always_sample", Config, lambda name, config, build, clock: AlwaysSample(name))

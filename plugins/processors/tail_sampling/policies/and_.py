@@ -1,0 +1,38 @@
+"""``and``: samples a trace when every sub-policy samples it (``and: {and_sub_policy: [...]}``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Build, Decision, Policy, PolicyKind
+
+__all__ = ["KIND"]
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Sub-policies (each {name, type, <type>: {...}}); all must sample.
+    and_sub_policy: list[Any] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        return [] if self.and_sub_policy else ["and_sub_policy: at least one sub-policy is required"]
+
+
+class And:
+    def __init__(self, name: str, policies: list[Policy]) -> None:
+        self.name = name
+        self.policies = policies
+
+    def evaluate(self, trace: Any) -> Decision:
+        for policy in self.policies:
+            if policy.evaluate(trace) is not Decision.SAMPLED:
+                return Decision.NOT_SAMPLED
+        return Decision.SAMPLED
+
+
+def _build(name: str, config: Config, build: Build, clock: Any) -> And:
+    return And(name, [build(sub) for sub in config.and_sub_policy])
+
+
+KIND = PolicyKind("and", Config, _build, sub_policy_key="and_sub_policy")

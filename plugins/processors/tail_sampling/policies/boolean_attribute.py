@@ -1,0 +1,43 @@
+"""``boolean_attribute``: samples a trace with a boolean resource or span attribute ``key`` equal to ``value``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .attributes import any_attribute, key_needle
+from .base import Decision, PolicyKind
+
+__all__ = ["KIND"]
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Attribute key (required).
+    key: str = ""
+    #: The value that matches.
+    value: bool = False
+    #: Sample the traces where no attribute matches.
+    invert_match: bool = False
+
+    def problems(self) -> list[str]:
+        return [] if self.key else ["key: required"]
+
+
+class BooleanAttribute:
+    def __init__(self, name: str, config: Config) -> None:
+        self.name = name
+        self.key = config.key
+        self.key_bytes = key_needle(config.key)
+        self.value = config.value
+        self.invert = config.invert_match
+
+    def _matches(self, value: Any) -> bool:
+        return value.WhichOneof("value") == "bool_value" and value.bool_value == self.value
+
+    def evaluate(self, trace: Any) -> Decision:
+        matched = any_attribute(trace, self.key, self.key_bytes, self._matches)
+        return Decision.SAMPLED if matched != self.invert else Decision.NOT_SAMPLED
+
+
+KIND = PolicyKind("boolean_attribute", Config, lambda name, config, build, clock: BooleanAttribute(name, config))

@@ -1,0 +1,39 @@
+"""``status_code``: samples a trace when some span has one of the listed status codes (OK, ERROR, UNSET)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import Decision, PolicyKind
+
+__all__ = ["KIND"]
+
+_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
+
+
+@dataclass(frozen=True)
+class Config:
+    #: Any of OK, ERROR, UNSET (required).
+    status_codes: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        if not self.status_codes:
+            return ["status_codes: at least one status code is required (OK, ERROR or UNSET)"]
+        return [f"status_codes::{i}: must be one of OK, ERROR, UNSET, got {code!r}"
+                for i, code in enumerate(self.status_codes) if code not in _CODES]
+
+
+class StatusCode:
+    def __init__(self, name: str, config: Config) -> None:
+        self.name = name
+        # ERROR first: the common rule, and the one the byte pre-filter answers without decoding.
+        self.codes = sorted({_CODES[c] for c in config.status_codes}, reverse=True)
+
+    def evaluate(self, trace: Any) -> Decision:
+        if any(trace.has_status(code) for code in self.codes):
+            return Decision.SAMPLED
+        return Decision.NOT_SAMPLED
+
+
+KIND = PolicyKind("status_code", Config, lambda name, config, build, clock: StatusCode(name, config))

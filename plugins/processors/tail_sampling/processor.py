@@ -1,0 +1,366 @@
+"""The tail sampling processor: buffers spans by trace in serialized form, decides per trace, releases kept traces.
+
+Ingest (``consume_traces``) serializes the request once and splits it into per-trace runs of span bytes
+(``wire.split_request``); each run joins its trace's ``TraceState`` or, when the trace was already decided,
+follows the cached decision at once. Nothing is decoded on ingest beyond what the configured policies need
+cheaply (start and end times for ``latency``). Ingest never awaits except to forward late spans of kept traces,
+so the event loop itself serialises ingest and decisions and no lock is needed.
+
+A timer decides every trace whose ``decision_wait`` (or ``decision_wait_after_root_received``, once a root span
+arrived) has elapsed. A trace over ``maximum_trace_size_bytes`` is decided at once. The buffer is bounded by
+``num_traces`` and ``maximum_buffer_size_bytes``: when full, the oldest waiting trace is evicted and counted as
+dropped too early, or, with ``block_on_overflow``, requests that would start new traces are refused with
+``OverloadedError`` (RESOURCE_EXHAUSTED + RetryInfo / HTTP 429) until decisions free room; a request is taken
+whole or not at all, so a retry never duplicates spans.
+
+Kept traces are re-assembled from their runs into fresh requests (``wire.assemble`` + one ``FromString``); the
+incoming batches are never touched after ``consume_traces`` returns, hence ``mutates_data=False`` even though
+kept spans get the ``tailsampling.policy`` attribute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from gateway.component import ComponentSettings, Signal, count_items
+from gateway.errors import OverloadedError, SkipBatchError
+
+from .caches import DecisionCache
+from .config import Config
+from .decide import Decider
+from .metrics import tail_sampling_metrics
+from .policies import Decision, build_policy, needs_times
+from .trace import TraceState, TraceView
+from .wire import Envelope, EnvelopeTable, assemble, split_request, stamp
+
+__all__ = ["TailSamplingProcessor"]
+
+#: Serialized span bytes per released request: large enough to amortise per-request costs, well under the 4 MiB
+#: a gRPC server accepts by default.
+RELEASE_CHUNK_BYTES = 1 << 20
+#: Traces decided between two yields to the event loop, so a large decision round does not stall ingest.
+DECISIONS_PER_SLICE = 2000
+
+POLICY_KEY = "tailsampling.policy"
+COMPOSITE_POLICY_KEY = "tailsampling.composite_policy"
+CACHED_DECISION_KEY = "tailsampling.cached_decision"
+
+Release = tuple[Envelope, bytes, Any]
+
+
+class TailSamplingProcessor:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.config = config
+        self.logger = settings.telemetry.logger
+        self._forward = next_consumer.consume_traces
+        self._clock = clock
+        name = str(settings.id)
+        root = settings.telemetry.root
+        self._incoming = root.processor_incoming.labels(name, Signal.TRACES.value)
+        self._outgoing = root.processor_outgoing.labels(name, Signal.TRACES.value)
+        self.metrics = metrics = tail_sampling_metrics(settings.telemetry.registry)
+        self._m_new = metrics.new_trace_id_received.labels(name)
+        self._m_too_early = metrics.trace_dropped_too_early.labels(name)
+        self._m_too_large = metrics.traces_dropped_too_large.labels(name)
+        self._m_late = {True: metrics.early_releases_from_cache_decision.labels(name, "true"),
+                        False: metrics.early_releases_from_cache_decision.labels(name, "false")}
+        self._m_late_age = metrics.late_span_age.labels(name)
+        self._m_timer = metrics.decision_timer_latency.labels(name)
+        self._m_traces = metrics.traces_on_memory.labels(name)
+        self._m_spans = metrics.spans_on_memory.labels(name)
+        self._m_bytes = metrics.bytes_on_memory.labels(name)
+        self._m_refused = metrics.refused_spans.labels(name)
+        self._m_send_failed = metrics.send_failed_spans.labels(name)
+        self._decider = Decider([(build_policy(p, wall_clock), p.type == "drop") for p in config.policies],
+                                config.sample_on_first_match, name, metrics, self.logger)
+        self._want_times = any(needs_times(p) for p in config.policies)
+        self._wait = config.decision_wait
+        self._root_wait = config.decision_wait_after_root_received
+        waits = [w for w in (self._wait, self._root_wait) if w > 0]
+        #: How often the timer looks for due traces: a tenth of the shortest wait, between 5 ms and 1 s.
+        self.tick = min(1.0, max(0.005, min(waits) / 10))
+        self._pending: dict[bytes, TraceState] = {}
+        self._order: deque[TraceState] = deque()  # arrival order; entries decided early are skipped lazily
+        self._early: deque[tuple[float, TraceState]] = deque()
+        cache = config.decision_cache
+        self._sampled = DecisionCache(cache.sampled_cache_size or config.num_traces)
+        self._not_sampled = DecisionCache(cache.non_sampled_cache_size or config.num_traces)
+        self._envelopes = EnvelopeTable()
+        self._attributes: dict[Any, bytes] = {}
+        self.buffered_spans = 0
+        self.buffered_bytes = 0
+        self._timer: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._stopped = False
+
+    @property
+    def pending_traces(self) -> int:
+        return len(self._pending)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, host: Any) -> None:
+        self._timer = asyncio.get_running_loop().create_task(self._run_timer())
+
+    async def shutdown(self) -> None:
+        """Stop the timer (letting a round in flight finish), then decide or drop what is still waiting."""
+        self._stopped = True
+        if self._timer is not None:
+            self._stop.set()
+            await self._timer
+            self._timer = None
+        states = self._take_all()
+        if self.config.drop_pending_traces_on_shutdown:
+            if states:
+                self.logger.info("dropped %d traces still waiting for a decision at shutdown", len(states),
+                                 extra={"spans": sum(s.span_count for s in states)})
+            for state in states:
+                self._forget(state)
+        else:
+            await self._decide(states, self._clock())
+        self._update_gauges()
+
+    async def _run_timer(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.tick)
+            if self._stop.is_set():
+                return
+            try:
+                await self.decide_due()
+            except Exception:  # a bug must not stop the timer: traces would wait forever
+                self.logger.exception("tail sampling decision round failed")
+
+    # ------------------------------------------------------------------ ingest
+
+    async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
+        spans = count_items(Signal.TRACES, batch)
+        if spans == 0:
+            return
+        self._incoming.inc(spans)
+        scopes = split_request(batch.SerializeToString(), batch, self._want_times, self._root_wait > 0)
+        if self.config.block_on_overflow:
+            self._check_room(scopes, spans)
+        now = self._clock()
+        releases: list[Release] = []
+        oversized: dict[bytes, TraceState] = {}
+        pending, limit = self._pending, self.config.maximum_trace_size_bytes
+        new_traces = 0
+        for resource_header, scope_header, runs in scopes:
+            envelope = self._envelopes.get(resource_header, scope_header)
+            for trace_id, run, count, first, last, root in runs:
+                state = pending.get(trace_id)
+                if state is None:
+                    if self._follow_decision(trace_id, envelope, run, count, now, releases):
+                        continue
+                    state = TraceState(trace_id, now, now + self._wait)
+                    pending[trace_id] = state
+                    self._order.append(state)
+                    new_traces += 1
+                state.add(envelope, run, count, first, last)
+                self.buffered_spans += count
+                self.buffered_bytes += len(run)
+                if root and self._root_wait > 0 and now + self._root_wait < state.decide_at:
+                    state.decide_at = now + self._root_wait
+                    self._early.append((state.decide_at, state))
+                if limit and state.size > limit:
+                    oversized[trace_id] = state
+        if new_traces:
+            self._m_new.inc(new_traces)
+        if oversized:
+            releases.extend(self._decide_oversized(list(oversized.values()), now))
+        if not self.config.block_on_overflow:
+            self._evict_to_fit()
+        self._update_gauges()
+        if releases:
+            await self._release(releases)
+        if self._stopped:  # arrived after shutdown began: nothing will decide it later
+            await self._decide(self._take_all(), now)
+
+    def _follow_decision(self, trace_id: bytes, envelope: Envelope, run: bytes, count: int, now: float,
+                         releases: list[Release]) -> bool:
+        """Apply the cached decision of an already decided trace to a late run; False when there is none."""
+        kept = self._sampled.get(trace_id)
+        if kept is not None:
+            policy, composite, decided_at = kept
+            releases.append((envelope, run, self._tag(policy, composite, cached=True)))
+        else:
+            decided_at = self._not_sampled.get(trace_id)
+            if decided_at is None:
+                return False
+        self._m_late[kept is not None].inc(count)
+        self._m_late_age.observe(now - decided_at)
+        return True
+
+    def _check_room(self, scopes: list[tuple[bytes, bytes, list[Any]]], spans: int) -> None:
+        """With block_on_overflow: refuse the whole request if its new traces or bytes do not fit."""
+        pending = self._pending
+        if not pending:
+            return  # an empty buffer takes any request, so one larger than the buffer cannot block forever
+        new: set[bytes] = set()
+        incoming = 0
+        for _, _, runs in scopes:
+            for run in runs:
+                trace_id = run[0]
+                incoming += len(run[1])
+                if trace_id not in pending and trace_id not in self._sampled and trace_id not in self._not_sampled:
+                    new.add(trace_id)
+        budget = self.config.maximum_buffer_size_bytes
+        if len(pending) + len(new) <= self.config.num_traces and not (
+                budget and self.buffered_bytes + incoming > budget):
+            return
+        self._m_refused.inc(spans)
+        oldest = next((s for s in self._order if pending.get(s.trace_id) is s), None)
+        wait = (oldest.arrival + self._wait - self._clock()) if oldest is not None else self.tick
+        raise OverloadedError(
+            f"tail_sampling buffer is full ({len(pending)} traces, {self.buffered_bytes} bytes waiting); retry "
+            f"after decisions free room", retry_after=min(self._wait, max(self.tick, wait)))
+
+    def _evict_to_fit(self) -> None:
+        budget = self.config.maximum_buffer_size_bytes
+        pending, order = self._pending, self._order
+        evicted = 0
+        while order and (len(pending) > self.config.num_traces or (budget and self.buffered_bytes > budget)):
+            state = order.popleft()
+            if pending.get(state.trace_id) is not state:
+                continue
+            del pending[state.trace_id]
+            self._forget(state)
+            evicted += 1
+        if evicted:
+            self._m_too_early.inc(evicted)
+
+    def _decide_oversized(self, states: list[TraceState], now: float) -> list[Release]:
+        releases: list[Release] = []
+        for state in states:
+            if self._pending.get(state.trace_id) is not state:
+                continue
+            del self._pending[state.trace_id]
+            if self._decide_one(state, now, releases) is not Decision.SAMPLED:
+                self._m_too_large.inc()
+        self._decider.flush_metrics()
+        return releases
+
+    # ------------------------------------------------------------------ decisions
+
+    async def decide_due(self, now: float | None = None) -> None:
+        """Decide every trace whose wait is over at ``now`` (default: the clock); the timer calls this."""
+        started = time.perf_counter()
+        now = self._clock() if now is None else now
+        pending, due = self._pending, []
+        early = self._early
+        while early and early[0][0] <= now:
+            state = early.popleft()[1]
+            if pending.get(state.trace_id) is state:
+                del pending[state.trace_id]
+                due.append(state)
+        order = self._order
+        while order:
+            state = order[0]
+            if pending.get(state.trace_id) is not state:
+                order.popleft()
+                continue
+            if state.arrival + self._wait > now:
+                break
+            order.popleft()
+            del pending[state.trace_id]
+            due.append(state)
+        await self._decide(due, now)
+        self._update_gauges()
+        self._m_timer.observe((time.perf_counter() - started) * 1000)
+
+    async def _decide(self, states: list[TraceState], now: float) -> None:
+        for start in range(0, len(states), DECISIONS_PER_SLICE):
+            releases: list[Release] = []
+            for state in states[start:start + DECISIONS_PER_SLICE]:
+                self._decide_one(state, now, releases)
+            self._decider.flush_metrics()
+            if releases:
+                await self._release(releases)
+            elif start + DECISIONS_PER_SLICE < len(states):
+                await asyncio.sleep(0)
+
+    def _decide_one(self, state: TraceState, now: float, releases: list[Release]) -> Decision:
+        view = TraceView(state)
+        decision, policy = self._decider.decide(view)
+        if decision is Decision.SAMPLED and policy is not None:
+            tag = self._tag(policy.name, view.composite_policy, cached=False)
+            releases.extend((envelope, run, tag) for envelope, run in state.runs())
+            self._sampled.put(state.trace_id, (policy.name, view.composite_policy, now))
+        else:
+            self._not_sampled.put(state.trace_id, now)
+        self._forget(state)
+        return decision
+
+    def _forget(self, state: TraceState) -> None:
+        self.buffered_spans -= state.span_count
+        self.buffered_bytes -= state.size
+        state.parts = []  # stale deque entries may keep the state object alive; never its bytes
+
+    def _take_all(self) -> list[TraceState]:
+        states = list(self._pending.values())
+        self._pending.clear()
+        self._order.clear()
+        self._early.clear()
+        return states
+
+    # ------------------------------------------------------------------ release
+
+    def _tag(self, policy: str, composite: str | None, cached: bool) -> Any:
+        return (policy, composite, cached) if self.config.record_policy else None
+
+    def _suffix(self, tag: tuple[str, str | None, bool]) -> bytes:
+        """The serialized attributes a kept span gets for ``tag``, built once per distinct tag."""
+        suffix = self._attributes.get(tag)
+        if suffix is None:
+            policy, composite, cached = tag
+            attributes = [KeyValue(key=POLICY_KEY, value=AnyValue(string_value=policy))]
+            if composite:
+                attributes.append(KeyValue(key=COMPOSITE_POLICY_KEY, value=AnyValue(string_value=composite)))
+            if cached:
+                attributes.append(KeyValue(key=CACHED_DECISION_KEY, value=AnyValue(bool_value=True)))
+            suffix = Span(attributes=attributes).SerializeToString()
+            self._attributes[tag] = suffix
+        return suffix
+
+    async def _release(self, items: list[Release]) -> None:
+        chunk: list[Release] = []
+        size = 0
+        for item in items:
+            chunk.append(item)
+            size += len(item[1])
+            if size >= RELEASE_CHUNK_BYTES:
+                await self._send(chunk)
+                chunk, size = [], 0
+        if chunk:
+            await self._send(chunk)
+
+    async def _send(self, chunk: list[Release]) -> None:
+        request = ExportTraceServiceRequest.FromString(assemble(
+            (envelope, run if tag is None else stamp(run, self._suffix(tag))) for envelope, run, tag in chunk))
+        spans = count_items(Signal.TRACES, request)
+        self._outgoing.inc(spans)
+        try:
+            await self._forward(request)
+        except SkipBatchError:
+            pass
+        except Exception as exc:  # the traces were decided and cannot be buffered again: count and log
+            self._m_send_failed.inc(spans)
+            self.logger.warning("dropped %d sampled spans: the next component refused them: %s", spans, exc,
+                                extra={"error_type": type(exc).__name__})
+
+    def _update_gauges(self) -> None:
+        self._m_traces.set(len(self._pending))
+        self._m_spans.set(self.buffered_spans)
+        self._m_bytes.set(self.buffered_bytes)

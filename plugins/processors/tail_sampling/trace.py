@@ -1,0 +1,118 @@
+"""One buffered trace (``TraceState``) and the read-only view policies decide on (``TraceView``).
+
+A trace waits as a flat list of (envelope, run bytes) pairs plus a few numbers kept up to date on ingest: span
+count, serialized size and, when a policy needs them, earliest start and latest end. Everything else a policy
+may ask for (status codes, attributes, trace state) is answered from the bytes at decision time: first a
+substring test on the serialized runs, which is C code and rules most traces out, then, only for traces that
+pass it, a decode of the runs into messages, done once and shared by every policy that evaluates the trace.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from operator import contains
+from typing import Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
+from .wire import Envelope
+
+__all__ = ["TraceState", "TraceView"]
+
+# Status.code as serialized: field 3, varint. A cheap, sometimes false-positive hint that a run has that code.
+_STATUS_HINT = {1: b"\x18\x01", 2: b"\x18\x02"}
+
+
+class TraceState:
+    """A trace waiting for its decision. ``parts`` alternates envelope and run bytes."""
+
+    __slots__ = ("arrival", "decide_at", "end", "parts", "size", "span_count", "start", "trace_id")
+
+    def __init__(self, trace_id: bytes, arrival: float, decide_at: float) -> None:
+        self.trace_id = trace_id
+        self.arrival = arrival
+        self.decide_at = decide_at
+        self.parts: list[Any] = []
+        self.span_count = 0
+        self.size = 0
+        self.start = 0
+        self.end = 0
+
+    def add(self, envelope: Envelope, run: bytes, count: int, first: int, last: int) -> None:
+        if self.span_count == 0 or first < self.start:
+            self.start = first
+        if last > self.end:
+            self.end = last
+        self.parts.append(envelope)
+        self.parts.append(run)
+        self.span_count += count
+        self.size += len(run)
+
+    def runs(self) -> list[tuple[Envelope, bytes]]:
+        parts = self.parts
+        return list(zip(parts[::2], parts[1::2], strict=True))
+
+
+class TraceView:
+    """What a policy sees of one trace. Decodes lazily and at most once."""
+
+    __slots__ = ("_resources", "_scopes", "_state", "composite_policy", "span_count", "trace_id")
+
+    def __init__(self, state: TraceState) -> None:
+        self._state = state
+        self.trace_id = state.trace_id
+        self.span_count = state.span_count
+        self._scopes: list[Any] | None = None
+        self._resources: list[Any] | None = None
+        #: Set by a ``composite`` policy to the sub-policy that sampled the trace.
+        self.composite_policy: str | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        """Serialized size of the trace's spans."""
+        return self._state.size
+
+    def duration_ns(self) -> int:
+        """Latest end minus earliest start over all spans (tracked on ingest when a policy needs it)."""
+        state = self._state
+        if state.start or state.end:
+            return max(0, state.end - state.start)
+        spans = self.spans()
+        if not spans:
+            return 0
+        return max(0, max(s.end_time_unix_nano for s in spans) - min(s.start_time_unix_nano for s in spans))
+
+    def may_contain(self, needle: bytes) -> bool:
+        """False when no span and no resource of the trace contains ``needle`` in its serialized form."""
+        return self.spans_may_contain(needle) or any(
+            needle in envelope.resource_header for envelope in self._state.parts[::2])
+
+    def spans_may_contain(self, needle: bytes) -> bool:
+        # map + operator.contains keeps the loop in C: this runs for most traces at every decision.
+        return any(map(contains, self._state.parts[1::2], repeat(needle)))
+
+    def has_status(self, code: int) -> bool:
+        """True when some span has this status code (0 UNSET, 1 OK, 2 ERROR)."""
+        hint = _STATUS_HINT.get(code)
+        if hint is not None and not self.spans_may_contain(hint):
+            return False
+        return any(span.status.code == code for span in self.spans())
+
+    def spans(self) -> list[Any]:
+        """Every span of the trace, decoded (once)."""
+        if self._scopes is None:
+            self._scopes = [ScopeSpans.FromString(run) for run in self._state.parts[1::2]]
+        return [span for scope in self._scopes for span in scope.spans]
+
+    def resources(self) -> list[Any]:
+        """The distinct resources the trace's spans came with, decoded (once per envelope)."""
+        if self._resources is None:
+            seen: dict[bytes, Any] = {}
+            for envelope in self._envelopes():
+                if envelope.resource_header not in seen:
+                    seen[envelope.resource_header] = envelope.resource()
+            self._resources = list(seen.values())
+        return self._resources
+
+    def _envelopes(self) -> list[Envelope]:
+        return self._state.parts[::2]

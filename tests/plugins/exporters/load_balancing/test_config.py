@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.configblocks import TLSClientConfig
+from gateway.configtypes import decode, validate_tree
+from gateway.errors import ConfigError
+from gateway.registry import load_registry
+from plugins.exporters.load_balancing.config import Config, ProtocolConfig, ResolverConfig, StaticResolverConfig
+from plugins.exporters.load_balancing.factory import factory
+
+TESTDATA = Path(__file__).parent / "testdata"
+
+
+def load(data: Any) -> Config:
+    config = decode(factory.create_default_config(), data)
+    errors = validate_tree(config)
+    if errors:
+        raise ConfigError(errors)
+    return config  # type: ignore[no-any-return]
+
+
+def errors_of(data: Any) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(data)
+    return info.value.messages
+
+
+STATIC = {"static": {"hostnames": ["a:4317"]}}
+
+
+def test_testdata_gives_exact_configs() -> None:
+    section = yaml.safe_load((TESTDATA / "config.yaml").read_text())["exporters"]
+    hostnames = ["sampler-0:4317", "sampler-1:4317", "sampler-2:4317"]
+    assert load(section["loadbalancing"]) == Config(
+        protocol=ProtocolConfig(otlp={"tls": {"insecure": True}, "timeout": "1s"}),
+        resolver=ResolverConfig(static=StaticResolverConfig(hostnames)))
+    minimal = load(section["load_balancing/minimal"])
+    assert minimal == Config(resolver=ResolverConfig(static=StaticResolverConfig(["10.0.0.5:4317"])))
+    backend = load(section["loadbalancing"]).backend("sampler-1:4317")
+    assert (backend.endpoint, backend.tls, backend.timeout) == ("sampler-1:4317", TLSClientConfig(insecure=True), 1.0)
+
+
+def test_the_collectors_name_is_an_alias() -> None:
+    registry = load_registry()
+    assert registry.get(factory.kind, "loadbalancing") is registry.get(factory.kind, "load_balancing")
+
+
+def test_backends_are_required() -> None:
+    assert validate_tree(factory.create_default_config()) == [
+        "resolver::static::hostnames: at least one backend host:port is required"]
+
+
+def test_typos_name_the_valid_keys() -> None:
+    assert errors_of({"resolver": {"statik": {}}}) == [
+        "resolver::statik: unknown key; valid keys are: static"]
+    assert errors_of({"resolver": STATIC, "protocol": {"otlp": {"tsl": {}}}}) == [
+        "protocol::otlp::tsl: unknown key; valid keys are: compression, endpoint, headers, retry_on_failure, "
+        "sending_queue, timeout, tls"]
+
+
+def test_invalid_values_give_exact_messages() -> None:
+    assert errors_of({"routing_key": "service", "resolver": {"static": {"hostnames": ["a:4317", "nope"]}},
+                      "protocol": {"otlp": {"timeout": 0, "endpoint": "x:1"}}}) == [
+        "routing_key: must be traceID (only trace routing is supported), got 'service'",
+        "resolver::static::hostnames::1: invalid endpoint 'nope': expected host:port, e.g. 0.0.0.0:4317",
+        "protocol::otlp::endpoint: set by the resolver; remove it"]
+    assert errors_of({"resolver": STATIC, "protocol": {"otlp": {"timeout": 0, "compression": "zstd"}}}) == [
+        "protocol::otlp::compression: must be gzip or none, got 'zstd'", "protocol::otlp::timeout: must be > 0"]
+
+
+def test_factory_shape() -> None:
+    assert factory.type == "load_balancing" and factory.aliases == ("loadbalancing",)
+    assert factory.signals == ["traces"]
