@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench protos lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP)
 ## Print throughput figures next to the ceiling measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench.passthrough
+	$(BIN)/python -m bench.tail_sampling
+	$(BIN)/python -m bench.jaeger_loki
+
+## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
+protos: $(STAMP)
+	$(BIN)/python protos/generate.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway plugins tests bench

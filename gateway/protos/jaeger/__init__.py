@@ -1,0 +1,1 @@
+"""Jaeger (generated from protos/jaeger)."""

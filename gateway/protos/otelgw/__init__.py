@@ -1,0 +1,1 @@
+"""Wire-compatible views of OTLP requests (``otlp_views_pb2``). Generated from protos/otelgw."""
