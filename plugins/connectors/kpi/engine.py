@@ -1,0 +1,330 @@
+"""The kpi engine: records in, KPI metrics out.
+
+A record is offered only to the KPIs that can match its span or event name (an index built once); for those, the
+record's attributes are read once, and only the keys some KPI uses. State is plain dicts keyed by label tuples,
+at most ``cardinality_limit`` per KPI, beyond which records count into one ``otel.metric.overflow=true`` series.
+Ratios keep per-label counts in ten sub-windows of their window, over arrival time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+
+from plugins.connectors.span_metrics.aggregator import OVERFLOW_ATTRIBUTE, hashable_value, key_value
+
+from .config import SPAN_KINDS, STATUS_CODES, Config
+from .match import MISSING
+from .rules import CompiledKpi, Record
+
+__all__ = ["KpiEngine"]
+
+_SLOTS = 10
+_CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
+_OVERFLOW: tuple[Any, ...] = ("\x00overflow",)
+_CACHE_LIMIT = 10_000
+
+
+def _gate(kpis: tuple[CompiledKpi, ...]) -> frozenset[str]:
+    """One required attribute key per KPI, when every KPI has one; otherwise no gate."""
+    gate: set[str] = set()
+    for kpi in kpis:
+        required = kpi.match.required_keys()
+        if not required:
+            return frozenset()
+        gate.add(min(required))
+    return frozenset(gate)
+
+
+class _State:
+    """One KPI's series: label tuple → cell. Ratios also keep their denominators apart."""
+
+    __slots__ = ("denominators", "series", "starts", "touched")
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[Any, ...], Any] = {}
+        self.denominators: dict[tuple[Any, ...], dict[int, float]] = {}
+        self.starts: dict[tuple[Any, ...], int] = {}
+        self.touched: dict[tuple[Any, ...], float] = {}
+
+
+class KpiEngine:
+    def __init__(self, config: Config, scope_name: str = "kpi") -> None:
+        self.config = config
+        self.scope_name = scope_name
+        self.kpis = [CompiledKpi(i, kpi, config.aggregation_cardinality_limit) for i, kpi in enumerate(config.kpis)]
+        self._states = [_State() for _ in self.kpis]
+        self._by_signal: dict[str, list[CompiledKpi]] = {
+            signal: [k for k in self.kpis if k.kpi.signal == signal] for signal in ("spans", "logs")}
+        self._keys = {signal: frozenset().union(*(k.attribute_keys() for k in kpis))
+                      for signal, kpis in self._by_signal.items()}
+        self._candidates: dict[str, dict[str, tuple[tuple[CompiledKpi, ...], frozenset[str]]]] = {
+            "spans": {}, "logs": {}}
+        attributes = {"service.name": "otelgw-kpi", "service.instance.id": socket.gethostname()}
+        attributes.update(config.resource_attributes)
+        self._resource = [key_value(k, v) for k, v in attributes.items()]
+        self.overflowed = 0
+        self.records = 0
+
+    @property
+    def series_count(self) -> int:
+        return sum(len(s.series) + len(s.denominators) for s in self._states)
+
+    def _offered(self, signal: str, name: str) -> tuple[tuple[CompiledKpi, ...], frozenset[str]]:
+        """The KPIs a record of this name can match, and its gate: attribute keys of which the record must
+        carry at least one for any of them to match (empty: no gate)."""
+        cache = self._candidates[signal]
+        found = cache.get(name)
+        if found is None:
+            if len(cache) >= _CACHE_LIMIT:  # names carrying ids: do not let the cache grow with them
+                cache.clear()
+            kpis = tuple(k for k in self._by_signal[signal] if k.names is None or name in k.names)
+            found = cache[name] = (kpis, _gate(kpis))
+        return found
+
+    # ---------------------------------------------------------------- intake
+
+    def add_traces(self, request: ExportTraceServiceRequest) -> None:
+        if not self._by_signal["spans"]:
+            return
+        needed = self._keys["spans"]
+        candidates = self._candidates["spans"]
+        for rs in request.resource_spans:
+            resource = {kv.key: hashable_value(kv.value) for kv in rs.resource.attributes}
+            # Gated KPIs need one of a few attribute keys. Whether any span of this resource carries one is
+            # decided once on the serialized bytes, so spans that cannot match are skipped unread.
+            serialized: bytes | None = None
+            present: dict[frozenset[str], bool] = {}
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    self.records += 1
+                    name = span.name
+                    kpis, gate = candidates.get(name) or self._offered("spans", name)
+                    if not kpis:
+                        continue
+                    if gate:
+                        found = present.get(gate)
+                        if found is None:
+                            if serialized is None:
+                                serialized = rs.SerializeToString()
+                            found = present[gate] = any(key.encode() in serialized for key in gate)
+                        if not found:
+                            continue
+                    values: dict[str, Any] = {}
+                    for kv in span.attributes:
+                        if kv.key in needed:
+                            values[kv.key] = hashable_value(kv.value)
+                    if gate and gate.isdisjoint(values) and gate.isdisjoint(resource):
+                        continue  # lacks every attribute these KPIs require
+                    values["span.name"] = name
+                    kind, code = span.kind, span.status.code
+                    values["span.kind"] = SPAN_KINDS[kind] if 0 <= kind < 6 else str(kind)
+                    values["status.code"] = STATUS_CODES[code] if 0 <= code < 3 else str(code)
+                    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                    duration_ns = end - start if end > start else 0
+                    self._offer(kpis, name, kind, code, 0, duration_ns, values, resource)
+
+    def add_logs(self, request: ExportLogsServiceRequest) -> None:
+        if not self._by_signal["logs"]:
+            return
+        needed = self._keys["logs"]
+        for rl in request.resource_logs:
+            resource = {kv.key: hashable_value(kv.value) for kv in rl.resource.attributes}
+            for sl in rl.scope_logs:
+                for log in sl.log_records:
+                    self.records += 1
+                    event = log.event_name
+                    if event and not self._offered("logs", event)[0]:
+                        continue  # decided on the record's own field, before reading any attribute
+                    values: dict[str, Any] = {}
+                    for kv in log.attributes:
+                        if kv.key in needed or kv.key == "event.name":
+                            values[kv.key] = hashable_value(kv.value)
+                    event = event or str(values.get("event.name", ""))
+                    kpis, gate = self._offered("logs", event)
+                    if not kpis or (gate and gate.isdisjoint(values) and gate.isdisjoint(resource)):
+                        continue
+                    values["event.name"] = event
+                    values["severity.text"] = log.severity_text
+                    values["severity.number"] = log.severity_number
+                    self._offer(kpis, event, 0, 0, log.severity_number, 0, values, resource)
+
+    def _offer(self, kpis: Iterable[CompiledKpi], name: str, kind: int, code: int, severity: int, duration_ns: int,
+               values: dict[str, Any], resource: dict[str, Any]) -> None:
+        def record(key: str) -> Any:
+            value = values.get(key, MISSING)
+            return resource.get(key, MISSING) if value is MISSING else value
+
+        duration_ms = duration_ns / 1e6
+        for kpi in kpis:
+            if not kpi.match.test(name, kind, code, severity, duration_ms, record, resource):
+                continue
+            kind_ = kpi.type
+            if kind_ == "ratio":
+                self._ratio(kpi, (name, kind, code, severity, duration_ms, record, resource), duration_ns)
+                continue
+            amount = kpi.value(duration_ns, record)
+            if amount is None:
+                continue
+            if kind_ == "updown":
+                up = kpi.increment.test(name, kind, code, severity, duration_ms, record, resource)  # type: ignore[union-attr]
+                down = kpi.decrement.test(name, kind, code, severity, duration_ms, record, resource)  # type: ignore[union-attr]
+                if up == down:
+                    continue
+                amount = amount if up else -amount
+            elif kind_ == "counter" and amount < 0:
+                continue  # a counter only goes up
+            state = self._states[kpi.index]
+            key = self._key(kpi, state.series, kpi.labels(record))
+            cell = state.series.get(key)
+            if cell is None:
+                cell = state.series[key] = self._cell(kpi)
+                state.starts[key] = time.time_ns()
+            if kind_ == "histogram":
+                cell[0][bisect.bisect_left(kpi.kpi.buckets, amount)] += 1
+                cell[1] += amount
+                cell[2] += 1
+            elif kind_ == "gauge":
+                cell[0] = amount
+            else:
+                cell[0] += amount
+            state.touched[key] = time.monotonic()
+
+    def _ratio(self, kpi: CompiledKpi, args: tuple[str, int, int, int, float, Record, dict[str, Any]],
+               duration_ns: int) -> None:
+        record = args[5]
+        in_numerator = kpi.numerator.test(*args)  # type: ignore[union-attr]
+        in_denominator = kpi.denominator.test(*args) if kpi.denominator is not None else True
+        if not (in_numerator or in_denominator):
+            return
+        amount = kpi.value(duration_ns, record)
+        if amount is None or amount < 0:
+            return
+        state = self._states[kpi.index]
+        labels = kpi.labels(record)
+        slot = int(time.monotonic() * _SLOTS / kpi.kpi.window)
+        if in_numerator:
+            key = self._key(kpi, state.series, labels)
+            slots = state.series.setdefault(key, {})
+            slots[slot] = slots.get(slot, 0.0) + amount
+        if in_denominator:
+            shared = tuple(labels[i] for i in kpi.shared_labels) if kpi.split_numerator else labels
+            key = self._key(kpi, state.denominators, shared)
+            slots = state.denominators.setdefault(key, {})
+            slots[slot] = slots.get(slot, 0.0) + amount
+            if not kpi.split_numerator:
+                state.series.setdefault(key, {})  # so a label set with no numerator yet shows 0
+
+    def _key(self, kpi: CompiledKpi, table: dict[tuple[Any, ...], Any], labels: tuple[Any, ...]) -> tuple[Any, ...]:
+        if labels in table or len(table) < kpi.limit:
+            return labels
+        self.overflowed += 1
+        return _OVERFLOW
+
+    @staticmethod
+    def _cell(kpi: CompiledKpi) -> list[Any]:
+        if kpi.type == "histogram":
+            return [[0] * (len(kpi.kpi.buckets) + 1), 0.0, 0]
+        return [0.0]
+
+    # ---------------------------------------------------------------- output
+
+    def build(self, now_ns: int | None = None) -> ExportMetricsServiceRequest | None:
+        now_ns = now_ns or time.time_ns()
+        self._expire()
+        request = ExportMetricsServiceRequest()
+        rm = request.resource_metrics.add()
+        rm.resource.attributes.extend(self._resource)
+        sm = rm.scope_metrics.add()
+        sm.scope.name = self.scope_name
+        metrics: dict[str, pb.Metric] = {}
+        for kpi, state in zip(self.kpis, self._states, strict=True):
+            if not state.series:
+                continue
+            metric = metrics.get(kpi.kpi.name)
+            if metric is None:
+                metric = metrics[kpi.kpi.name] = sm.metrics.add()
+                metric.name, metric.description, metric.unit = kpi.kpi.name, kpi.kpi.description, kpi.kpi.unit
+            if kpi.type == "ratio":
+                self._emit_ratio(kpi, state, metric, now_ns)
+            elif kpi.type == "gauge":
+                for key, cell in state.series.items():
+                    point = metric.gauge.data_points.add()
+                    self._point(point, kpi, key, state.starts[key], now_ns)
+                    point.as_double = cell[0]
+            elif kpi.type == "histogram":
+                metric.histogram.aggregation_temporality = _CUMULATIVE
+                for key, (counts, total, count) in state.series.items():
+                    point = metric.histogram.data_points.add()
+                    self._point(point, kpi, key, state.starts[key], now_ns)
+                    point.count, point.sum = count, total
+                    point.explicit_bounds.extend(kpi.kpi.buckets)
+                    point.bucket_counts.extend(counts)
+            else:
+                metric.sum.aggregation_temporality = _CUMULATIVE
+                metric.sum.is_monotonic = kpi.type == "counter"
+                for key, cell in state.series.items():
+                    point = metric.sum.data_points.add()
+                    self._point(point, kpi, key, state.starts[key], now_ns)
+                    point.as_double = cell[0]
+        for i in range(len(sm.metrics) - 1, -1, -1):  # a ratio whose denominators all left the window
+            data = sm.metrics[i].WhichOneof("data")
+            if data is None or not len(getattr(sm.metrics[i], data).data_points):
+                del sm.metrics[i]
+        return request if sm.metrics else None
+
+    def _point(self, point: Any, kpi: CompiledKpi, key: tuple[Any, ...], start_ns: int, now_ns: int,
+               names: tuple[str, ...] | None = None) -> None:
+        point.attributes.extend(self._attributes(names or kpi.label_names, key))
+        point.start_time_unix_nano = start_ns
+        point.time_unix_nano = now_ns
+
+    @staticmethod
+    def _attributes(names: tuple[str, ...], key: tuple[Any, ...]) -> list[KeyValue]:
+        if key == _OVERFLOW:
+            return [key_value(OVERFLOW_ATTRIBUTE, True)]
+        return [key_value(name, value) for name, value in zip(names, key, strict=False) if value is not None]
+
+    def _emit_ratio(self, kpi: CompiledKpi, state: _State, metric: pb.Metric, now_ns: int) -> None:
+        oldest = int(time.monotonic() * _SLOTS / kpi.kpi.window) - _SLOTS + 1
+        for table in (state.series, state.denominators):
+            for key in list(table):
+                slots = table[key]
+                for slot in [s for s in slots if s < oldest]:
+                    del slots[slot]
+                if not slots and (table is state.denominators or kpi.split_numerator or key not in state.denominators):
+                    del table[key]
+        denominators = {key: sum(slots.values()) for key, slots in state.denominators.items()}
+        for key, slots in state.series.items():
+            if key == _OVERFLOW and kpi.split_numerator:
+                denominator = sum(denominators.values())
+            else:
+                shared = tuple(key[i] for i in kpi.shared_labels) if kpi.split_numerator else key
+                denominator = denominators.get(shared, 0.0)
+            if denominator <= 0:
+                continue
+            point = metric.gauge.data_points.add()
+            self._point(point, kpi, key, now_ns, now_ns)
+            point.as_double = sum(slots.values()) / denominator
+
+    def _expire(self) -> None:
+        expiration = self.config.metrics_expiration
+        if expiration <= 0:
+            return
+        cutoff = time.monotonic() - expiration
+        for kpi, state in zip(self.kpis, self._states, strict=True):
+            if kpi.type == "ratio":
+                continue
+            for key in [k for k, t in state.touched.items() if t < cutoff]:
+                state.series.pop(key, None)
+                state.starts.pop(key, None)
+                del state.touched[key]

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from gateway.component import Factory, Kind, Signal, Stability
+
+from .config import Config
+from .connector import create
+
+
+def create_default_config() -> Config:
+    return Config()
+
+
+factory = Factory(
+    type="kpi",
+    kind=Kind.CONNECTOR,
+    create_default_config=create_default_config,
+    connectors={(Signal.TRACES, Signal.METRICS): create, (Signal.LOGS, Signal.METRICS): create},
+    stability=Stability.ALPHA,
+)

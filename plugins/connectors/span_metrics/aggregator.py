@@ -1,0 +1,359 @@
+"""Aggregation of spans into calls, duration and event metrics, as the Collector's spanmetrics connector.
+
+Series live per resource in plain dicts keyed by tuples: (span name, kind, status code, dimension values...).
+A span's attributes are scanned only when dimensions are configured, and then only to pick out the configured
+keys through one dict lookup each. Memory is bounded: ``aggregation_cardinality_limit`` series per resource (the
+rest fold into one ``otel.metric.overflow=true`` series), ``resource_metrics_cache_size`` resources, and
+``metrics_expiration`` for resources that went quiet.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+from .config import Config, Dimension
+from .histograms import ExponentialHistogram
+
+__all__ = ["OVERFLOW_ATTRIBUTE", "SpanAggregator", "hashable_value", "key_value"]
+
+SPAN_KINDS = ("SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
+              "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER")
+STATUS_CODES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
+OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
+SCOPE_NAME = "spanmetricsconnector"
+_OVERFLOW_KEY = ("\x00overflow",)
+_CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
+_DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
+
+
+def hashable_value(value: AnyValue) -> Any:
+    """An attribute value as a hashable Python value; arrays and maps as their text."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind in ("bool_value", "int_value", "double_value", "bytes_value"):
+        return getattr(value, kind)
+    if kind is None:
+        return ""
+    return str(value).replace("\n", " ").strip()
+
+
+def key_value(key: str, value: Any) -> KeyValue:
+    kv = KeyValue(key=key)
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    elif isinstance(value, float):
+        kv.value.double_value = value
+    elif isinstance(value, bytes):
+        kv.value.bytes_value = value
+    else:
+        kv.value.string_value = str(value)
+    return kv
+
+
+class _Series:
+    __slots__ = ("attributes", "calls", "counts", "exemplars", "expo", "start_ns", "total")
+
+    def __init__(self, attributes: list[KeyValue], buckets: int, expo_size: int, start_ns: int) -> None:
+        self.attributes = attributes
+        self.calls = 0
+        self.total = 0.0
+        self.counts = [0] * buckets
+        self.expo = ExponentialHistogram(expo_size) if expo_size else None
+        self.exemplars: list[tuple[bytes, bytes, float, int]] = []
+        self.start_ns = start_ns
+
+
+class _Resource:
+    __slots__ = ("attributes", "events", "fallback", "last_seen", "series", "service")
+
+    def __init__(self, attributes: Sequence[KeyValue], service: str, fallback: tuple[Any, ...]) -> None:
+        self.attributes = list(attributes)
+        self.service = service
+        self.fallback = fallback  # per dimension: the resource's value or the default, used when a span lacks it
+        self.series: dict[tuple[Any, ...], _Series] = {}
+        self.events: dict[tuple[Any, ...], _Series] = {}
+        self.last_seen = time.monotonic()
+
+
+class SpanAggregator:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        excluded = set(config.exclude_dimensions)
+        self._use_service = "service.name" not in excluded
+        self._use_name = "span.name" not in excluded
+        self._use_kind = "span.kind" not in excluded
+        self._use_status = "status.code" not in excluded
+        self._dimensions: list[Dimension] = list(config.dimensions)
+        self._dim_index = {d.name: i for i, d in enumerate(self._dimensions)}
+        self._event_dims: list[Dimension] = list(config.events.dimensions) if config.events.enabled else []
+        self._divider = 1e6 if config.histogram.unit == "ms" else 1e9
+        self._histogram = not config.histogram.disable
+        self._expo_size = config.histogram.exponential.max_size if config.histogram.exponential else 0
+        self._bounds = config.bucket_bounds()
+        self._buckets = 0 if self._expo_size or not self._histogram else len(self._bounds) + 1
+        self._exemplars = config.exemplars.max_per_data_point if config.exemplars.enabled else 0
+        self._limit = config.aggregation_cardinality_limit
+        self._scopes = frozenset(config.include_instrumentation_scope)
+        self._key_attributes = frozenset(config.resource_metrics_key_attributes)
+        self._resources: dict[Any, _Resource] = {}
+        self._delta_starts: dict[tuple[Any, ...], int] = {}
+        self._start_ns = time.time_ns()
+        #: Spans counted into an overflow series because their resource reached the cardinality limit.
+        self.overflowed = 0
+        self.spans = 0
+
+    # ---------------------------------------------------------------- intake
+
+    @property
+    def series_count(self) -> int:
+        return sum(len(r.series) + len(r.events) for r in self._resources.values())
+
+    def add(self, request: ExportTraceServiceRequest) -> None:
+        for rs in request.resource_spans:
+            resource = self._resource(rs)
+            if resource is not None:
+                self._add_spans(rs, resource)
+
+    def _resource(self, rs: ResourceSpans) -> _Resource | None:
+        service = None
+        attributes = rs.resource.attributes
+        for kv in attributes:
+            if kv.key == "service.name":
+                service = hashable_value(kv.value)
+                break
+        if service is None:  # as the Collector: spans of a resource without service.name are not counted
+            return None
+        if self._key_attributes:
+            key: Any = tuple(sorted((kv.key, kv.value.SerializeToString()) for kv in attributes
+                                    if kv.key in self._key_attributes))
+        else:
+            key = rs.resource.SerializeToString(deterministic=True)
+        resources = self._resources
+        resource = resources.pop(key, None)  # re-inserted below: the dict's order is least recently seen first
+        if resource is None:
+            if len(resources) >= self.config.resource_metrics_cache_size:
+                del resources[next(iter(resources))]
+            resource = _Resource(attributes, str(service), self._fallback(attributes))
+        else:
+            resource.last_seen = time.monotonic()
+        resources[key] = resource
+        return resource
+
+    def _fallback(self, attributes: Iterable[KeyValue]) -> tuple[Any, ...]:
+        values: list[Any] = [d.default for d in self._dimensions]
+        for kv in attributes:
+            i = self._dim_index.get(kv.key)
+            if i is not None:
+                values[i] = hashable_value(kv.value)
+        return tuple(values)
+
+    def _add_spans(self, rs: ResourceSpans, resource: _Resource) -> None:
+        table = resource.series
+        use_name, use_kind, use_status = self._use_name, self._use_kind, self._use_status
+        dim_index = self._dim_index
+        fallback = resource.fallback
+        divider = self._divider
+        bounds, buckets, expo = self._bounds, self._buckets, self._expo_size
+        exemplars = self._exemplars
+        events = self.config.events.enabled
+        bisect_left = bisect.bisect_left
+        for ss in rs.scope_spans:
+            scope_key: tuple[Any, ...] = ()
+            if self._scopes and ss.scope.name in self._scopes:
+                scope_key = (ss.scope.name, ss.scope.version)
+            spans = ss.spans
+            self.spans += len(spans)
+            for span in spans:
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                duration = (end - start) / divider if end > start else 0.0
+                key: tuple[Any, ...] = (span.name if use_name else "", span.kind if use_kind else 0,
+                                        span.status.code if use_status else 0)
+                if dim_index:
+                    values = list(fallback)
+                    for kv in span.attributes:
+                        i = dim_index.get(kv.key)
+                        if i is not None:
+                            values[i] = hashable_value(kv.value)
+                    key += tuple(values)
+                if scope_key:
+                    key += scope_key
+                series = table.get(key)
+                if series is None:
+                    series = self._new_series(resource, table, key, len(scope_key))
+                series.calls += 1
+                if buckets:
+                    series.counts[bisect_left(bounds, duration)] += 1
+                    series.total += duration
+                elif expo:
+                    series.expo.observe(duration)  # type: ignore[union-attr]
+                if exemplars and span.trace_id:
+                    kept = series.exemplars
+                    kept.append((span.trace_id, span.span_id, duration, end))
+                    if len(kept) > exemplars:
+                        del kept[0]
+                if events and len(span.events):
+                    self._add_events(resource, span, key)
+
+    def _new_series(self, resource: _Resource, table: dict[tuple[Any, ...], _Series], key: tuple[Any, ...],
+                    scope_parts: int, event_values: Sequence[Any] = ()) -> _Series:
+        if self._limit and len(table) >= self._limit:
+            self.overflowed += 1
+            series = table.get(_OVERFLOW_KEY)
+            if series is None:
+                series = table[_OVERFLOW_KEY] = self._make(key, [key_value(OVERFLOW_ATTRIBUTE, True)])
+            return series
+        attributes = []
+        if self._use_service:
+            attributes.append(key_value("service.name", resource.service))
+        if self._use_name:
+            attributes.append(key_value("span.name", key[0]))
+        if self._use_kind:
+            attributes.append(key_value("span.kind", SPAN_KINDS[key[1]] if 0 <= key[1] < 6 else str(key[1])))
+        if self._use_status:
+            attributes.append(key_value("status.code", STATUS_CODES[key[2]] if 0 <= key[2] < 3 else str(key[2])))
+        for dimension, value in zip(self._dimensions, key[3:3 + len(self._dimensions)], strict=False):
+            if value is not None:
+                attributes.append(key_value(dimension.name, value))
+        if scope_parts:
+            name, version = key[3 + len(self._dimensions):3 + len(self._dimensions) + 2]
+            attributes.append(key_value("span.instrumentation.scope.name", name))
+            if version:
+                attributes.append(key_value("span.instrumentation.scope.version", version))
+        for dimension, value in zip(self._event_dims, event_values, strict=False):
+            if value is not None:
+                attributes.append(key_value(dimension.name, value))
+        series = table[key] = self._make(key, attributes)
+        return series
+
+    def _make(self, key: tuple[Any, ...], attributes: list[KeyValue]) -> _Series:
+        start = self._delta_starts.get(key, 0) if self.config.delta else 0
+        return _Series(attributes, self._buckets, self._expo_size, start or time.time_ns())
+
+    def _add_events(self, resource: _Resource, span: Any, key: tuple[Any, ...]) -> None:
+        table = resource.events
+        dims = self._event_dims
+        for event in span.events:
+            values: list[Any] = [d.default for d in dims]
+            if dims:
+                for kv in event.attributes:
+                    for i, d in enumerate(dims):
+                        if d.name == kv.key:
+                            values[i] = hashable_value(kv.value)
+            event_key = (*key, "\x00event", *values)
+            series = table.get(event_key)
+            if series is None:
+                scope_parts = 2 if len(key) > 3 + len(self._dimensions) else 0
+                series = self._new_series(resource, table, event_key, scope_parts, values)
+            series.calls += 1
+
+    # ---------------------------------------------------------------- output
+
+    def build(self, now_ns: int | None = None) -> ExportMetricsServiceRequest | None:
+        """The metrics to send now; None when there is nothing. Resets delta state and drops expired resources."""
+        now_ns = now_ns or time.time_ns()
+        config = self.config
+        self._expire()
+        request = ExportMetricsServiceRequest()
+        temporality = _DELTA if config.delta else _CUMULATIVE
+        prefix = f"{config.namespace}." if config.namespace else ""
+        for resource in self._resources.values():
+            if not resource.series and not resource.events:
+                continue
+            rm = request.resource_metrics.add()
+            rm.resource.attributes.extend(resource.attributes)
+            sm = rm.scope_metrics.add()
+            sm.scope.name = SCOPE_NAME
+            calls = sm.metrics.add()
+            calls.name = prefix + "calls"
+            calls.sum.is_monotonic = True
+            calls.sum.aggregation_temporality = temporality
+            duration = None
+            if self._histogram:
+                duration = sm.metrics.add()
+                duration.name = prefix + "duration"
+                duration.unit = config.histogram.unit
+                (duration.exponential_histogram if self._expo_size else duration.histogram
+                 ).aggregation_temporality = temporality
+            for series in resource.series.values():
+                self._emit(series, calls, duration, now_ns)
+            if resource.events:
+                events = sm.metrics.add()
+                events.name = prefix + "events"
+                events.sum.is_monotonic = True
+                events.sum.aggregation_temporality = temporality
+                for series in resource.events.values():
+                    self._emit(series, events, None, now_ns)
+            if config.delta:
+                self._remember_starts(resource, now_ns)
+        return request if request.resource_metrics else None
+
+    def _emit(self, series: _Series, calls: pb.Metric, duration: pb.Metric | None, now_ns: int) -> None:
+        point = calls.sum.data_points.add()
+        point.attributes.extend(series.attributes)
+        point.start_time_unix_nano = series.start_ns
+        point.time_unix_nano = now_ns
+        point.as_int = series.calls
+        if series.exemplars:
+            self._fill_exemplars(point.exemplars, series.exemplars)
+        if duration is None:
+            return
+        if series.expo is not None:
+            expo = duration.exponential_histogram.data_points.add()
+            expo.attributes.extend(series.attributes)
+            expo.start_time_unix_nano = series.start_ns
+            expo.time_unix_nano = now_ns
+            series.expo.fill(expo)
+            if series.exemplars:
+                self._fill_exemplars(expo.exemplars, series.exemplars)
+        else:
+            hist = duration.histogram.data_points.add()
+            hist.attributes.extend(series.attributes)
+            hist.start_time_unix_nano = series.start_ns
+            hist.time_unix_nano = now_ns
+            hist.count = series.calls
+            hist.sum = series.total
+            hist.explicit_bounds.extend(self._bounds)
+            hist.bucket_counts.extend(series.counts)
+            if series.exemplars:
+                self._fill_exemplars(hist.exemplars, series.exemplars)
+        series.exemplars = []  # exemplars belong to one flush interval
+
+    @staticmethod
+    def _fill_exemplars(target: Any, exemplars: list[tuple[bytes, bytes, float, int]]) -> None:
+        for trace_id, span_id, value, time_ns in exemplars:
+            exemplar = target.add()
+            exemplar.trace_id, exemplar.span_id = trace_id, span_id
+            exemplar.as_double = value
+            exemplar.time_unix_nano = time_ns
+
+    def _remember_starts(self, resource: _Resource, now_ns: int) -> None:
+        """Delta: forget the interval's series, remembering when each ended so its next point starts there."""
+        starts = self._delta_starts
+        for table in (resource.series, resource.events):
+            for key in table:
+                starts.pop(key, None)
+                starts[key] = now_ns
+            table.clear()
+        while len(starts) > self.config.metric_timestamp_cache_size:
+            del starts[next(iter(starts))]
+
+    def _expire(self) -> None:
+        expiration = self.config.metrics_expiration
+        if expiration <= 0:
+            return
+        cutoff = time.monotonic() - expiration
+        for key in [k for k, r in self._resources.items() if r.last_seen <= cutoff]:
+            del self._resources[key]

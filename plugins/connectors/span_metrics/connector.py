@@ -1,0 +1,26 @@
+"""Connector ``span_metrics``: traces in, RED metrics out on a timer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from gateway.component import ComponentSettings
+
+from .aggregator import SpanAggregator
+from .config import Config
+from .flush import FlushingConnector
+
+__all__ = ["SpanMetricsConnector"]
+
+
+class SpanMetricsConnector(FlushingConnector):
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+        self.config = config
+        self.spans = SpanAggregator(config)
+        super().__init__(settings, self.spans, config.metrics_flush_interval, next_consumer)
+
+    async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
+        self.spans.add(batch)
+        self.consumed()

@@ -1,0 +1,98 @@
+"""The flush loop shared by the connectors that aggregate into metrics (span_metrics, kpi).
+
+Aggregation happens in ``consume_*``; every ``metrics_flush_interval`` the aggregate is built and handed to the
+next consumer. Shutdown stops the timer and flushes once more, so nothing aggregated since the last tick is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any, Protocol
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+from gateway.component import ComponentSettings, Signal, count_items
+
+from .telemetry import connector_metrics
+
+__all__ = ["Aggregator", "FlushingConnector"]
+
+
+class Aggregator(Protocol):
+    overflowed: int
+
+    @property
+    def series_count(self) -> int: ...
+
+    def build(self, now_ns: int | None = None) -> ExportMetricsServiceRequest | None: ...
+
+
+class FlushingConnector:
+    def __init__(self, settings: ComponentSettings, aggregator: Aggregator, interval: float,
+                 next_consumer: Any) -> None:
+        self.settings = settings
+        self.aggregator = aggregator
+        self.interval = interval
+        self.logger = settings.telemetry.logger
+        self._next = next_consumer
+        self._task: asyncio.Task[None] | None = None
+        self._consumed = False
+        self._overflow_seen = 0
+        metrics = connector_metrics(settings.telemetry.registry)
+        name = str(settings.id)
+        self._overflow = metrics.overflow.labels(name)
+        self._flush_failed = metrics.flush_failed.labels(name)
+        self._series = metrics.series.labels(name)
+
+    @property
+    def mutates_data(self) -> bool:
+        return False
+
+    async def start(self, host: Any) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name=f"connector {self.settings.id} flush")
+
+    async def shutdown(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._consumed:
+            await self.flush()
+
+    def consumed(self) -> None:
+        self._consumed = True
+
+    async def _loop(self) -> None:
+        next_at = time.monotonic() + self.interval
+        while True:
+            await asyncio.sleep(max(next_at - time.monotonic(), 0.0))
+            next_at += self.interval
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Build the aggregate and send it on; a refusal downstream is logged and counted, never raised."""
+        try:
+            batch = self.aggregator.build(time.time_ns())
+        except Exception:  # a bug in aggregation must not stop the timer
+            self.logger.exception("building metrics failed")
+            return
+        overflowed = self.aggregator.overflowed
+        if overflowed > self._overflow_seen:
+            self._overflow.inc(overflowed - self._overflow_seen)
+            self._overflow_seen = overflowed
+        self._series.set(self.aggregator.series_count)
+        if batch is None:
+            return
+        try:
+            await self._next.consume_metrics(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            points = count_items(Signal.METRICS, batch)
+            self._flush_failed.inc(points)
+            self.logger.error("the next consumer refused the metrics; dropping them",
+                              extra={"error": str(exc), "dropped_items": points})

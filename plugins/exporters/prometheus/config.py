@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import re
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.configtypes import Duration
+from gateway.errors import ConfigError
+from gateway.netaddr import split_host_port
+
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAMESPACE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+@dataclass(frozen=True)
+class ResourceToTelemetry:
+    #: true copies every resource attribute onto every series as a label.
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    #: PEM certificate served to scrapers; with key_file, the endpoint speaks HTTPS.
+    cert_file: str = ""
+    #: PEM private key of cert_file.
+    key_file: str = ""
+    #: PEM CA bundle; when set, scrapers must present a client certificate it signs.
+    client_ca_file: str = ""
+
+    def validate(self) -> None:
+        errors = []
+        if bool(self.cert_file) != bool(self.key_file):
+            errors.append("cert_file: cert_file and key_file must be set together")
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(self, key)
+            if path and not Path(path).is_file():
+                errors.append(f"{key}: file {path!r} does not exist")
+        if self.client_ca_file and not self.cert_file:
+            errors.append("client_ca_file: needs cert_file and key_file")
+        if errors:
+            raise ConfigError(errors)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.cert_file:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        if self.client_ca_file:
+            context.load_verify_locations(self.client_ca_file)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+@dataclass(frozen=True)
+class Config:
+    #: host:port to serve /metrics on.
+    endpoint: str = "0.0.0.0:8889"
+    #: Serve HTTPS instead of HTTP.
+    tls: ServerTLS = field(default_factory=ServerTLS)
+    #: Labels added to every series that does not already have them.
+    const_labels: dict[str, str] = field(default_factory=dict)
+    #: Prefix of every metric name (joined with _).
+    namespace: str = ""
+    #: Write each sample's own timestamp into the exposition (default: none, the scrape time is used).
+    send_timestamps: bool = False
+    #: A series not updated for this long disappears from /metrics (checked on a timer and on every scrape).
+    metric_expiration: Duration = 300.0
+    #: Resource attributes as labels on every series, instead of only on target_info.
+    resource_to_telemetry_conversion: ResourceToTelemetry = field(default_factory=ResourceToTelemetry)
+    #: Answer in OpenMetrics (with exemplars) when the scraper asks for it; false always serves text 0.0.4.
+    enable_open_metrics: bool = True
+    #: false leaves names without unit, _total and _ratio suffixes.
+    add_metric_suffixes: bool = True
+    #: Emit target_info (one series per resource with its non-identifying attributes).
+    target_info: bool = True
+    #: Most series held; points of new series beyond it are dropped and counted. 0 = no limit.
+    max_series: int = 100_000
+
+    def validate(self) -> None:
+        errors = []
+        try:
+            split_host_port(self.endpoint)
+        except ValueError as exc:
+            errors.append(f"endpoint: {exc}")
+        for name in self.const_labels:
+            if not _LABEL.match(name) or name.startswith("__"):
+                errors.append(f"const_labels::{name}: not a valid Prometheus label name")
+        if self.namespace and not _NAMESPACE.match(self.namespace):
+            errors.append(f"namespace: not a valid Prometheus metric name prefix: {self.namespace!r}")
+        if self.metric_expiration <= 0:
+            errors.append("metric_expiration: must be > 0")
+        if self.max_series < 0:
+            errors.append("max_series: must be >= 0 (0 = no limit)")
+        if errors:
+            raise ConfigError(errors)

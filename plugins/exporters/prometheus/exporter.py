@@ -1,0 +1,155 @@
+"""Exporter ``prometheus``: keeps the latest value of every series and serves it for Prometheus to scrape.
+
+Translation follows protocols.md section 5 (``gateway.prometheus``); exposition is prometheus-client's: text
+0.0.4, or OpenMetrics with exemplars when the scraper's Accept header asks for it. Expired series are removed on
+a timer, so memory follows the live series even when nobody scrapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
+
+from gateway.component import ComponentSettings, Signal, count_items
+from gateway.netaddr import split_host_port
+from gateway.prometheus import CumulativeState, TranslateOptions, Translator
+
+from .config import Config
+from .store import SeriesStore
+
+__all__ = ["PrometheusExporter"]
+
+METRICS_PATH = "/metrics"
+# Above this many series the exposition is encoded in a worker thread, so the event loop keeps serving.
+_THREAD_SERIES = 2000
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    series: Gauge
+    refused: Counter
+
+
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, _Metrics] = weakref.WeakKeyDictionary()
+
+
+def _metrics(registry: CollectorRegistry) -> _Metrics:
+    metrics = _BY_REGISTRY.get(registry)
+    if metrics is None:
+        metrics = _BY_REGISTRY[registry] = _Metrics(
+            series=Gauge("otelgw_exporter_prometheus_series", "Series served on /metrics.", ["exporter"],
+                         registry=registry),
+            refused=Counter("otelgw_exporter_prometheus_refused_points",
+                            "Points not served: over max_series, a type clash under one name, or untranslatable.",
+                            ["exporter", "reason"], registry=registry))
+    return metrics
+
+
+class PrometheusExporter:
+    def __init__(self, settings: ComponentSettings, config: Config) -> None:
+        self.settings = settings
+        self.config = config
+        self.logger = settings.telemetry.logger
+        options = TranslateOptions(
+            namespace=config.namespace, add_metric_suffixes=config.add_metric_suffixes,
+            resource_to_telemetry_conversion=config.resource_to_telemetry_conversion.enabled,
+            target_info=config.target_info, extra_labels=tuple(sorted(config.const_labels.items())))
+        self.translator = Translator(options, CumulativeState(expiration=config.metric_expiration))
+        self.store = SeriesStore(expiration=config.metric_expiration, max_series=config.max_series,
+                                 send_timestamps=config.send_timestamps)
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self.store)
+        #: ``host:port`` actually bound, set by ``start`` (tests listen on port 0).
+        self.address: str | None = None
+        self._runner: web.AppRunner | None = None
+        self._expiry: asyncio.Task[None] | None = None
+        name = str(settings.id)
+        root = settings.telemetry.root
+        self._sent = root.exporter_sent["metric_points"].labels(name)
+        self._failed = root.exporter_send_failed["metric_points"].labels(name)
+        metrics = _metrics(settings.telemetry.registry)
+        metrics.series.labels(name).set_function(lambda: len(self.store))
+        self._refused = {reason: metrics.refused.labels(name, reason)
+                         for reason in ("max_series", "type_conflict", "untranslatable")}
+        self._seen = {"max_series": 0, "type_conflict": 0, "untranslatable": 0}
+
+    async def start(self, host: Any) -> None:
+        app = web.Application()
+        app.router.add_get(METRICS_PATH, self._scrape)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        bind_host, port = split_host_port(self.config.endpoint)
+        site = web.TCPSite(runner, bind_host, port, ssl_context=self.config.tls.ssl_context())
+        try:
+            await site.start()
+        except Exception:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound = runner.addresses[0]
+        self.address = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        self._expiry = asyncio.create_task(self._expire_loop(), name=f"exporter {self.settings.id} expiry")
+        self.logger.info("serving Prometheus metrics on %s%s", self.address, METRICS_PATH)
+
+    async def shutdown(self) -> None:
+        task, self._expiry = self._expiry, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def consume_metrics(self, batch: ExportMetricsServiceRequest) -> None:
+        items = count_items(Signal.METRICS, batch)
+        try:
+            points = self.translator.translate(batch)
+        except Exception:  # never crash on data: a point we cannot translate is counted, not raised
+            self.logger.exception("translating metrics failed")
+            self._failed.inc(items)
+            return
+        self.store.update(points)
+        self._sent.inc(items)
+        self._count_refusals()
+
+    def _count_refusals(self) -> None:
+        current = {"max_series": self.store.refused_over_limit, "type_conflict": self.store.refused_type_conflict,
+                   "untranslatable": self.translator.stats.dropped}
+        for reason, value in current.items():
+            if value > self._seen[reason]:
+                self._refused[reason].inc(value - self._seen[reason])
+                self._seen[reason] = value
+
+    async def _expire_loop(self) -> None:
+        interval = min(max(self.config.metric_expiration / 10, 0.05), 15.0)
+        while True:
+            await asyncio.sleep(interval)
+            self.store.expire()
+            self.translator.cumulative.expire()
+
+    async def _scrape(self, request: web.Request) -> web.Response:
+        if self.config.enable_open_metrics:
+            encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        else:
+            encoder, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+        families = list(self._registry.collect())  # a snapshot: consume may change the store meanwhile
+
+        class _Snapshot:
+            def collect(self) -> Any:
+                return families
+
+        encode = functools.partial(encoder, _Snapshot())  # type: ignore[arg-type]
+        body = await asyncio.to_thread(encode) if len(self.store) > _THREAD_SERIES else encode()
+        response = web.Response(body=body, headers={"Content-Type": content_type})
+        response.enable_compression()
+        return response

@@ -1,0 +1,103 @@
+"""The latest point of every series, and its exposition as prometheus-client metric families.
+
+A cumulative point replaces the one it follows (an older point is ignored); a NO_RECORDED_VALUE point removes
+its series. Series not updated for ``metric_expiration`` are dropped by ``expire``. New series beyond
+``max_series`` are refused and counted, so a cardinality explosion upstream cannot exhaust memory here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar as ClientExemplar
+
+from gateway.prometheus import Labels, MetricType, Point
+
+__all__ = ["SeriesStore"]
+
+_CLIENT_TYPES = {MetricType.COUNTER: "counter", MetricType.GAUGE: "gauge", MetricType.HISTOGRAM: "histogram",
+                 MetricType.SUMMARY: "summary", MetricType.INFO: "info", MetricType.UNKNOWN: "unknown"}
+
+
+class SeriesStore(Collector):
+    def __init__(self, *, expiration: float, max_series: int = 0, send_timestamps: bool = False) -> None:
+        self.expiration = expiration
+        self.max_series = max_series
+        self.send_timestamps = send_timestamps
+        self._series: dict[tuple[str, Labels], tuple[Point, float]] = {}
+        #: Family name → type of the first series seen; a later metric of another type under the name is refused.
+        self._types: dict[str, MetricType] = {}
+        self.refused_over_limit = 0
+        self.refused_type_conflict = 0
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def update(self, points: list[Point]) -> int:
+        """Store the points; returns how many were accepted."""
+        now = time.monotonic()
+        series = self._series
+        accepted = 0
+        for point in points:
+            key = point.key
+            if point.stale:
+                series.pop(key, None)
+                continue
+            known = self._types.get(point.name)
+            if known is not None and known is not point.type:
+                self.refused_type_conflict += 1
+                continue
+            old = series.get(key)
+            if old is None:
+                if self.max_series and len(series) >= self.max_series:
+                    self.refused_over_limit += 1
+                    continue
+                self._types[point.name] = point.type
+            elif point.time_ns < old[0].time_ns:
+                continue  # an older point of the series arrived late
+            series[key] = (point, now)
+            accepted += 1
+        return accepted
+
+    def expire(self, now: float | None = None) -> int:
+        cutoff = (time.monotonic() if now is None else now) - self.expiration
+        stale = [key for key, (_, updated) in self._series.items() if updated < cutoff]
+        for key in stale:
+            del self._series[key]
+        if stale:
+            names = {name for name, _ in self._series}
+            self._types = {name: t for name, t in self._types.items() if name in names}
+        return len(stale)
+
+    def collect(self) -> Iterator[Metric]:
+        """One family per name, its samples grouped together (the exposition formats require it)."""
+        self.expire()
+        families: dict[str, Metric] = {}
+        for point, _ in sorted(self._series.values(), key=lambda item: item[0].key):
+            family = families.get(point.name)
+            if family is None:
+                family = families[point.name] = self._family(point)
+            labels = dict(point.labels)
+            timestamp = point.time_ns / 1e9 if self.send_timestamps and point.time_ns else None
+            for sample in point.samples():
+                sample_labels = labels if sample.extra is None else {**labels, sample.extra[0]: sample.extra[1]}
+                exemplar = None
+                if sample.exemplar is not None:
+                    e = sample.exemplar
+                    exemplar = ClientExemplar(e.labels, e.value,
+                                              e.timestamp_ms / 1000 if e.timestamp_ms is not None else None)
+                family.add_sample(sample.name, sample_labels, sample.value, timestamp, exemplar)
+        yield from families.values()
+
+    @staticmethod
+    def _family(point: Point) -> Metric:
+        name = point.name
+        if point.type is MetricType.COUNTER:
+            name = name[: -len("_total")]
+        elif point.type is MetricType.INFO:
+            name = name[: -len("_info")]
+        unit = point.unit if point.unit and name.endswith("_" + point.unit) else ""
+        return Metric(name, point.help or name, _CLIENT_TYPES[point.type], unit)
