@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.passthrough
 	$(BIN)/python -m bench.tail_sampling
 	$(BIN)/python -m bench.jaeger_loki
+	$(BIN)/python -m bench.kpi
 
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)

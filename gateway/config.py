@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.admin import AdminConfig
 from gateway.component import ComponentID, Factory, Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
@@ -19,7 +20,7 @@ from gateway.registry import Registry
 __all__ = ["ComponentConfig", "GatewayConfig", "PipelineConfig", "PipelineID", "TelemetryConfig", "build_config"]
 
 TOP_LEVEL_KEYS = ("receivers", "processors", "exporters", "connectors", "extensions", "service")
-SERVICE_KEYS = ("extensions", "pipelines", "telemetry")
+SERVICE_KEYS = ("extensions", "pipelines", "telemetry", "admin")
 PIPELINE_KEYS = ("receivers", "processors", "exporters")
 
 
@@ -92,6 +93,7 @@ class GatewayConfig:
     extensions: list[ComponentID]
     telemetry: TelemetryConfig
     raw: Mapping[str, Any]
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def get(self, kind: Kind, cid: ComponentID) -> ComponentConfig:
         return self.components[(kind, cid)]
@@ -241,6 +243,12 @@ def build_config(raw: Mapping[str, Any], registry: Registry) -> GatewayConfig:
         errors.extend(validate_tree(telemetry, "service::telemetry"))
     except ConfigError as exc:
         errors.extend(exc.prefixed("service::telemetry").messages)
+    admin = AdminConfig()
+    try:
+        admin = decode(AdminConfig(), service.get("admin"))
+        errors.extend(validate_tree(admin, "service::admin"))
+    except ConfigError as exc:
+        errors.extend(exc.prefixed("service::admin").messages)
     if errors:
         raise ConfigError(errors)
-    return GatewayConfig(components, pipelines, extensions, telemetry, raw)
+    return GatewayConfig(components, pipelines, extensions, telemetry, raw, admin)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.admin import AdminConfig, AdminServer
 from gateway.component import ComponentID, Kind
 from gateway.telemetry import Telemetry
 
@@ -37,8 +38,10 @@ class ComponentStatus:
 
 
 class Host:
-    def __init__(self, telemetry: Telemetry) -> None:
+    def __init__(self, telemetry: Telemetry, admin: AdminServer | None = None) -> None:
         self.telemetry = telemetry
+        #: The admin endpoint; components add routes with ``host.admin.add_route(method, path, handler)``.
+        self.admin = admin or AdminServer(AdminConfig())
         self.extensions: dict[ComponentID, Any] = {}
         self._status: dict[str, ComponentStatus] = {}
         #: True from the moment every pipeline has started until shutdown begins.

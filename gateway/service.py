@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.admin import AdminServer, json_response
 from gateway.component import ComponentSettings, Kind
 from gateway.config import GatewayConfig, build_config
 from gateway.confmap import load_files
@@ -38,7 +39,8 @@ class Service:
         self.config = config
         self.registry = registry or load_registry()
         self.telemetry = Telemetry()
-        self.host = Host(self.telemetry)
+        self.admin = AdminServer(config.admin)
+        self.host = Host(self.telemetry, self.admin)
         self.graph = Graph(config, self.telemetry)
         self._extensions: list[tuple[Kind, Any, Any]] = []
         self._metrics_runner: web.AppRunner | None = None
@@ -52,6 +54,8 @@ class Service:
 
     async def start(self) -> None:
         await self._start_metrics_endpoint()
+        self.admin.add_route("GET", "/status", self._status)
+        await self.admin.start()
         for cid in self.config.extensions:
             cc = self.config.get(Kind.EXTENSION, cid)
             assert cc.factory.create_extension is not None
@@ -66,6 +70,7 @@ class Service:
             await self.graph.start(self.host)
         except Exception:
             await self._stop_extensions()
+            await self.admin.stop()
             await self._stop_metrics_endpoint()
             raise
         self.host.ready = True
@@ -78,9 +83,13 @@ class Service:
         self.registry.plugin_manager.hook.otelgw_service_stopping(host=self.host)
         errors = await self.graph.shutdown(self.host)
         errors.extend(await self._stop_extensions())
+        await self.admin.stop()
         await self._stop_metrics_endpoint()
         log.info("gateway stopped", extra={"errors": len(errors)})
         return errors
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return json_response({"ready": self.host.ready, "components": self.host.component_status()})
 
     def request_stop(self) -> None:
         self._stop.set()
