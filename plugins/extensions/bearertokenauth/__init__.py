@@ -1,0 +1,1 @@
+"""Placeholder while the component is being built."""
