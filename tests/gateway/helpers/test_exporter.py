@@ -265,7 +265,7 @@ async def test_shutdown_gives_up_on_a_retry_that_would_sleep_past_the_deadline(t
         await asyncio.sleep(0.001)
     started = time.monotonic()
     await asyncio.wait_for(exporter.shutdown(), 5)
-    assert time.monotonic() - started < 1  # no need to wait for the deadline: the retry cannot make it
+    assert time.monotonic() - started < 1.8  # well before the 2 s deadline: the retry cannot make it
     assert metric(telemetry, "otelcol_exporter_send_failed_spans_total") == 1
 
 
