@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from gateway import cli_alerts
 from gateway.errors import ConfigError, PluginError
 from gateway.registry import load_registry
 from gateway.service import Service, load_config
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a configuration and print every error")
     _add_config(validate)
     commands.add_parser("components", help="list every registered component type")
+    cli_alerts.add_parser(commands)
     return parser
 
 
@@ -63,6 +65,8 @@ def _run(config_paths: Sequence[str], grace_period: float) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "alerts":
+            return cli_alerts.run(args)
         if args.command == "components":
             return _components()
         if args.command == "validate":
