@@ -89,6 +89,11 @@ class EmailNotifier(NotifierBase):
             # 4xx is the server asking us to come back later; 5xx will not change on retry
             error = RetryableSendError if 400 <= exc.smtp_code < 500 else PermanentSendError
             raise error(f"SMTP {exc.smtp_code}") from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            # every recipient refused: permanent when every refusal is a 5xx, as for any other SMTP reply
+            codes = sorted({code for code, _ in exc.recipients.values()})
+            error = PermanentSendError if all(code >= 500 for code in codes) else RetryableSendError
+            raise error(f"SMTP recipients refused ({', '.join(map(str, codes))})") from None
         except smtplib.SMTPNotSupportedError:
             raise PermanentSendError("the server does not offer STARTTLS (set starttls: false)") from None
         except (OSError, smtplib.SMTPException) as exc:
