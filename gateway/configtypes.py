@@ -25,11 +25,12 @@ class _DurationMarker:
         return "duration"
 
 
-#: A field holding a duration in seconds, written in YAML as ``30s``, ``200ms``, ``1h``, or a number of seconds.
+#: A field holding a duration in seconds, written in YAML as ``30s``, ``200ms``, ``1h``, ``30d`` (a day is 24 h, a
+#: superset of Go's units so SLO periods read naturally), or a number of seconds.
 Duration = Annotated[float, _DurationMarker()]
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any) -> float:

@@ -12,7 +12,7 @@ from gateway.errors import ConfigError
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("5s", 5.0), ("200ms", 0.2), ("1m30s", 90.0), ("1h", 3600.0), ("0", 0.0), (3, 3.0), ("1.5s", 1.5),
-     ("100us", 1e-4), ("10ns", 1e-8)],
+     ("100us", 1e-4), ("10ns", 1e-8), ("30d", 2_592_000.0)],
 )
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
