@@ -6,15 +6,25 @@ class. The sending queue and retry blocks live beside their logic in ``gateway.h
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from gateway.configtypes import Duration
 from gateway.errors import ConfigError
 
-__all__ = ["TLSClientConfig"]
+__all__ = ["ReloadingServerTLS", "TLSClientConfig", "TLSServerConfig"]
+
+_TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def _check_min_version(value: str) -> list[str]:
+    if value and value not in _TLS_VERSIONS:
+        return [f"min_version: must be 1.2 or 1.3, got {value!r}"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -33,9 +43,11 @@ class TLSClientConfig:
     key_file: str = ""
     #: Host name to verify the server's certificate against, instead of the endpoint's host.
     server_name_override: str = ""
+    #: Lowest TLS version accepted: 1.2 or 1.3. Empty means 1.2 (HTTP clients; grpc picks its own).
+    min_version: str = ""
 
     def validate(self) -> None:
-        errors = []
+        errors = _check_min_version(self.min_version)
         if bool(self.cert_file) != bool(self.key_file):
             missing, given = ("key_file", "cert_file") if self.cert_file else ("cert_file", "key_file")
             errors.append(f"{missing}: must be set together with {given}")
@@ -54,6 +66,7 @@ class TLSClientConfig:
             context.verify_mode = ssl.CERT_NONE
         if self.cert_file:
             context.load_cert_chain(self.cert_file, self.key_file)
+        context.minimum_version = _TLS_VERSIONS.get(self.min_version, ssl.TLSVersion.TLSv1_2)
         return context
 
     def grpc_credentials(self) -> grpc.ChannelCredentials:
@@ -67,3 +80,104 @@ class TLSClientConfig:
             private_key=read(self.key_file),
             certificate_chain=read(self.cert_file),
         )
+
+
+@dataclass(frozen=True)
+class TLSServerConfig:
+    """The Collector's ``configtls.ServerConfig``: the certificate a server presents, and mutual TLS."""
+
+    #: PEM certificate the server presents (required with TLS); reloaded when the file changes.
+    cert_file: str = ""
+    #: PEM private key of cert_file (required with TLS).
+    key_file: str = ""
+    #: PEM CA certificates that sign client certificates. Setting it requires every client to present a
+    #: certificate signed by one of them (mutual TLS). ca_file is accepted as the same thing.
+    client_ca_file: str = ""
+    #: Same as client_ca_file (the Collector accepts both on a server).
+    ca_file: str = ""
+    #: Lowest TLS version accepted: 1.2 (default) or 1.3.
+    min_version: str = ""
+    #: Accepted for symmetry with the client block; a server never verifies its own certificate. Ignored.
+    insecure_skip_verify: bool = False
+    #: How often the files are checked for changes; 0 disables reloading. Default 1m (Collector: reload_interval).
+    reload_interval: Duration = 60.0
+
+    def validate(self) -> None:
+        errors = _check_min_version(self.min_version)
+        if not self.cert_file or not self.key_file:
+            errors.append("cert_file: cert_file and key_file are required for a TLS server")
+        for key in ("cert_file", "key_file", "client_ca_file", "ca_file"):
+            path = getattr(self, key)
+            if path and not Path(path).is_file():
+                errors.append(f"{key}: file {path!r} does not exist")
+        if self.reload_interval < 0:
+            errors.append("reload_interval: must not be negative")
+        if errors:
+            raise ConfigError(errors)
+
+    @property
+    def client_ca(self) -> str:
+        return self.client_ca_file or self.ca_file
+
+    def _files(self) -> tuple[str, ...]:
+        return tuple(f for f in (self.cert_file, self.key_file, self.client_ca) if f)
+
+
+class ReloadingServerTLS:
+    """Server TLS material that follows its files: ``maybe_reload()`` re-reads them when a file changed.
+
+    aiohttp takes the ``ssl_context``; new handshakes use whatever certificate it holds, so loading the new
+    chain into the same context rotates it without a restart. grpc takes ``grpc_credentials()``, dynamic
+    credentials that ask ``_grpc_config`` for the current certificates on every new connection.
+    """
+
+    def __init__(self, config: TLSServerConfig) -> None:
+        self.config = config
+        self._stamp = self._stamps()
+        self.ssl_context = self._new_context()
+        self._grpc_config: grpc.ServerCertificateConfiguration = self._new_grpc_config()
+        self._grpc_fresh = False
+
+    def _stamps(self) -> tuple[tuple[float, int], ...]:
+        return tuple((os.stat(f).st_mtime, os.stat(f).st_size) for f in self.config._files())
+
+    def _new_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = _TLS_VERSIONS.get(self.config.min_version, ssl.TLSVersion.TLSv1_2)
+        self._load(context)
+        return context
+
+    def _load(self, context: ssl.SSLContext) -> None:
+        context.load_cert_chain(self.config.cert_file, self.config.key_file)
+        if self.config.client_ca:
+            context.load_verify_locations(self.config.client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+
+    def _new_grpc_config(self) -> grpc.ServerCertificateConfiguration:
+        key, cert = Path(self.config.key_file).read_bytes(), Path(self.config.cert_file).read_bytes()
+        ca = Path(self.config.client_ca).read_bytes() if self.config.client_ca else None
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+    def maybe_reload(self) -> bool:
+        """Re-read the files if any changed; True when it did. A half-written file is retried next time."""
+        try:
+            stamp = self._stamps()
+            if stamp == self._stamp:
+                return False
+            self._load(self.ssl_context)
+            self._grpc_config = self._new_grpc_config()
+        except (OSError, ssl.SSLError):
+            return False
+        self._stamp = stamp
+        self._grpc_fresh = True
+        return True
+
+    def _fetch_grpc_config(self) -> grpc.ServerCertificateConfiguration | None:
+        if not self._grpc_fresh:
+            return None  # None keeps the current certificates
+        self._grpc_fresh = False
+        return self._grpc_config
+
+    def grpc_credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._grpc_config, self._fetch_grpc_config, require_client_authentication=bool(self.config.client_ca))

@@ -56,6 +56,10 @@ class Host:
         if current is None or current.status is not status or current.error != error:
             self._status[key] = ComponentStatus(status, error, time.time())
 
+    def forget_status(self, kind: Kind, cid: ComponentID, pipeline: str | None = None) -> None:
+        """Drop a component that a reload removed, so its last "stopped" does not make the gateway unhealthy."""
+        self._status.pop(f"{pipeline}/{kind.value}:{cid}" if pipeline else f"{kind.value}:{cid}", None)
+
     def component_status(self) -> dict[str, dict[str, Any]]:
         return {key: value.as_dict() for key, value in sorted(self._status.items())}
 

@@ -18,6 +18,7 @@ from gateway.graph import Graph
 from gateway.host import Host, Status
 from gateway.netaddr import split_host_port
 from gateway.registry import Registry, load_registry
+from gateway.reload import ReloadResult, reload_service
 from gateway.telemetry import CONTENT_TYPE_LATEST, Telemetry
 
 __all__ = ["Service", "load_config"]
@@ -35,8 +36,11 @@ def load_config(paths: Sequence[str], registry: Registry) -> GatewayConfig:
 class Service:
     """One gateway instance. ``await start()`` then ``await shutdown()``; or ``await run()`` until SIGTERM/SIGINT."""
 
-    def __init__(self, config: GatewayConfig, registry: Registry | None = None) -> None:
+    def __init__(self, config: GatewayConfig, registry: Registry | None = None,
+                 config_paths: Sequence[str] = ()) -> None:
         self.config = config
+        #: The files ``reload`` reads again (SIGHUP, ``POST /-/reload``).
+        self.config_paths = list(config_paths)
         self.registry = registry or load_registry()
         self.telemetry = Telemetry()
         self.admin = AdminServer(config.admin)
@@ -46,30 +50,24 @@ class Service:
         self._metrics_runner: web.AppRunner | None = None
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._reload_tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
     def from_files(cls, paths: Sequence[str], extra_plugins: Iterable[Any] = ()) -> Service:
         registry = load_registry(extra_plugins)
-        return cls(load_config(paths, registry), registry)
+        return cls(load_config(paths, registry), registry, paths)
 
     async def start(self) -> None:
         await self._start_metrics_endpoint()
         self.admin.add_route("GET", "/status", self._status)
+        self.admin.add_route("POST", "/-/reload", self._reload_route)
         await self.admin.start()
-        for cid in self.config.extensions:
-            cc = self.config.get(Kind.EXTENSION, cid)
-            assert cc.factory.create_extension is not None
-            settings = ComponentSettings(cid, Kind.EXTENSION, self.telemetry.for_component(Kind.EXTENSION, cid))
-            extension = cc.factory.create_extension(settings, cc.config)
-            self.host.report_status(Kind.EXTENSION, cid, Status.STARTING)
-            await extension.start(self.host)
-            self.host.extensions[cid] = extension
-            self._extensions.append((Kind.EXTENSION, cid, extension))
-            self.host.report_status(Kind.EXTENSION, cid, Status.OK)
         try:
+            await self.start_extensions(self.config, self.config.extensions)
             await self.graph.start(self.host)
         except Exception:
-            await self._stop_extensions()
+            await self.stop_extensions()
             await self.admin.stop()
             await self._stop_metrics_endpoint()
             raise
@@ -82,11 +80,37 @@ class Service:
         self.host.ready = False
         self.registry.plugin_manager.hook.otelgw_service_stopping(host=self.host)
         errors = await self.graph.shutdown(self.host)
-        errors.extend(await self._stop_extensions())
+        errors.extend(await self.stop_extensions())
         await self.admin.stop()
         await self._stop_metrics_endpoint()
         log.info("gateway stopped", extra={"errors": len(errors)})
         return errors
+
+    async def start_extensions(self, config: GatewayConfig, ids: Iterable[Any]) -> None:
+        for cid in ids:
+            cc = config.get(Kind.EXTENSION, cid)
+            assert cc.factory.create_extension is not None
+            settings = ComponentSettings(cid, Kind.EXTENSION, self.telemetry.for_component(Kind.EXTENSION, cid))
+            extension = cc.factory.create_extension(settings, cc.config)
+            self.host.report_status(Kind.EXTENSION, cid, Status.STARTING)
+            await extension.start(self.host)
+            self.host.extensions[cid] = extension
+            self._extensions.append((Kind.EXTENSION, cid, extension))
+            self.host.report_status(Kind.EXTENSION, cid, Status.OK)
+
+    async def reload(self, paths: Sequence[str] | None = None) -> ReloadResult:
+        """Load the config files again and move to them, keeping every unchanged component running."""
+        async with self._reload_lock:
+            return await reload_service(self, list(paths) if paths is not None else self.config_paths)
+
+    async def _reload_route(self, request: web.Request) -> web.Response:
+        result = await self.reload()
+        return json_response(result.as_dict(), 200 if result.ok else 400)
+
+    def _reload_in_background(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload(), name="reload on SIGHUP")
+        self._reload_tasks.add(task)
+        task.add_done_callback(self._reload_tasks.discard)
 
     async def _status(self, request: web.Request) -> web.Response:
         return json_response({"ready": self.host.ready, "components": self.host.component_status()})
@@ -99,6 +123,7 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signals.SIGTERM, signals.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signals.SIGHUP, self._reload_in_background)
         await self.start()
         await self._stop.wait()
         log.info("shutting down")
@@ -109,16 +134,20 @@ class Service:
             return 1
         return 1 if errors else 0
 
-    async def _stop_extensions(self) -> list[BaseException]:
+    async def stop_extensions(self, only: set[Any] | None = None) -> list[BaseException]:
+        """Stop every extension (or those in ``only``) in reverse start order; collect every error."""
         errors: list[BaseException] = []
         for kind, cid, extension in reversed(self._extensions):
+            if only is not None and cid not in only:
+                continue
+            self.host.extensions.pop(cid, None)
             try:
                 await extension.shutdown()
             except Exception as exc:
                 log.error("error shutting down extension %s: %s", cid, exc)
                 errors.append(exc)
             self.host.report_status(kind, cid, Status.STOPPED)
-        self._extensions.clear()
+        self._extensions = [e for e in self._extensions if only is not None and e[1] not in only]
         return errors
 
     async def _start_metrics_endpoint(self) -> None:

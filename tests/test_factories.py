@@ -26,7 +26,9 @@ FACTORIES = [f for f, _ in REGISTRY.unique_factories()]
 #: Keys a user must always set: the only validate() errors allowed on a default config.
 REQUIRED_KEYS = {"otlp_grpc": ["endpoint"], "otlp_http": ["endpoint"], "file": ["path"],
                  "prometheus_remote_write": ["endpoint"], "tail_sampling": ["policies"],
-                 "jaeger": ["endpoint"], "loki": ["endpoint"], "load_balancing": ["resolver"]}
+                 "jaeger": ["endpoint"], "loki": ["endpoint"], "load_balancing": ["resolver"],
+                 "memory_limiter": ["check_interval", "limit_mib"], "file_storage": ["directory"],
+                 "bearertokenauth": ["token"], "basicauth": ["htpasswd"], "resource": ["attributes"]}
 
 #: Config that makes a component runnable in a test: loopback port 0, a temporary file, an unreachable backend
 #: with retries off so shutdown does not wait for it.
@@ -49,6 +51,11 @@ def runnable_overrides(type_name: str, tmp_path: Path) -> dict[str, Any]:
         "prometheus_remote_write": {"endpoint": f"http://{UNREACHABLE}/api/v1/write", "timeout": "1s",
                                     "retry_on_failure": {"enabled": False}},
         "tail_sampling": {"policies": [{"name": "all", "type": "always_sample"}]},
+        "memory_limiter": {"check_interval": "1s", "limit_mib": 100_000},
+        "file_storage": {"directory": str(tmp_path / "storage"), "create_directory": True},
+        "bearertokenauth": {"token": "t"},
+        "resource": {"attributes": [{"key": "k", "value": "v", "action": "upsert"}]},
+        "basicauth": {"htpasswd": {"inline": "user:pass"}},
         "load_balancing": {"resolver": {"static": {"hostnames": [UNREACHABLE]}},
                            "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "1s",
                                                  "retry_on_failure": {"enabled": False}}}},

@@ -30,7 +30,6 @@ every exporter that speaks OTLP or a protocol with the same rules.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import importlib.metadata
 import random
@@ -45,9 +44,10 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
-from gateway.component import Batch, ComponentSettings, Signal, count_items
+from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
 from gateway.configtypes import Duration
 from gateway.errors import ConfigError, ConsumeError, OverloadedError, PermanentError, RetryableError
+from gateway.helpers.persistent_queue import MemoryQueue, PersistentQueue, QueueFull, SendingQueue
 
 __all__ = [
     "USER_AGENT",
@@ -76,21 +76,31 @@ USER_AGENT = f"otelgw/{_version()}"
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """The Collector's ``sending_queue`` block (in memory; sizes count requests, not items)."""
+    """The Collector's ``sending_queue`` block: in memory, or on disk through a ``file_storage`` extension."""
 
     #: false sends inline: consume waits for the send, retries included, and raises its final error.
     enabled: bool = True
     #: Workers sending from the queue concurrently.
     num_consumers: int = 10
-    #: Requests (batches) the queue holds; when full, new batches are refused with a retryable overload error.
+    #: Capacity, in the unit of ``sizer``; when full, new batches are refused with a retryable overload error.
     queue_size: int = 1000
-    #: Reserved for a persistent queue (the Collector's storage extension id); not supported yet.
+    #: What queue_size counts: ``requests`` (batches) or ``bytes`` (their serialized size, the cap on disk).
+    sizer: str = "requests"
+    #: Id of a file_storage extension (``file_storage/queue``): the queue is then a write-ahead log on disk that
+    #: survives restarts and crashes (at-least-once). Empty keeps the queue in memory.
     storage: str | None = None
 
     def validate(self) -> None:
         errors = []
         if self.storage:
-            errors.append("storage: persistent queues are not supported yet; remove it to queue in memory")
+            try:
+                ComponentID.parse(self.storage)
+            except ValueError as exc:
+                errors.append(f"storage: {exc}")
+            if not self.enabled:
+                errors.append("storage: needs enabled: true (a persistent queue is a queue)")
+        if self.sizer not in ("requests", "bytes"):
+            errors.append(f"sizer: must be requests or bytes, got {self.sizer!r}")
         if self.enabled and self.num_consumers < 1:
             errors.append(f"num_consumers: must be >= 1, got {self.num_consumers}")
         if self.enabled and self.queue_size < 1:
@@ -159,6 +169,10 @@ class _Backoff:
         return delay
 
 
+class _LeaveQueued(Exception):
+    """Shutdown's deadline stops the retries of a batch that a persistent queue keeps for the next start."""
+
+
 class ExporterHelper:
     """Queue, workers, timeout and retry around one exporter's ``send``, with the Collector's metrics."""
 
@@ -180,11 +194,14 @@ class ExporterHelper:
         self._enqueue_failed = root.exporter_enqueue_failed[item].labels(name)
         self._retries = root.exporter_retries.labels(name, data_type)
         self._latency = root.exporter_send_latency.labels(name, data_type)
-        self._queue: asyncio.Queue[Batch] | None = None
+        self._queue_config = queue
+        self._queue: SendingQueue | None = None
         if queue.enabled:
-            self._queue = asyncio.Queue(maxsize=queue.queue_size)
-            root.exporter_queue_size.labels(name, data_type).set_function(self._queue.qsize)
+            if not queue.storage:
+                self._queue = MemoryQueue(queue.queue_size, queue.sizer)
+            root.exporter_queue_size.labels(name, data_type).set_function(lambda: self.queue_size)
             root.exporter_queue_capacity.labels(name, data_type).set(queue.queue_size)
+        self._id = name
         self._workers: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
         self._deadline: float | None = None  # loop time at which shutdown stops waiting for sends
@@ -196,22 +213,44 @@ class ExporterHelper:
     async def consume(self, batch: Batch) -> None:
         if self._closing.is_set():
             raise RetryableError("exporter is shutting down")
-        if self._queue is None:
+        if not self._queue_config.enabled:
             await self._export(batch, inline=True)
             return
+        if self._queue is None:
+            raise RetryableError("exporter is not started: its persistent queue is not open yet")
         try:
-            self._queue.put_nowait(batch)
-        except asyncio.QueueFull:
+            self._queue.put(batch)
+        except QueueFull:
             self._enqueue_failed.inc(count_items(self.signal, batch))
             raise OverloadedError("sending queue is full", retry_after=1.0) from None
 
     async def start(self, host: Any) -> None:
+        if self._queue_config.storage and self._queue is None:
+            self._queue = self._open_persistent_queue(host)
         if self._queue is not None and not self._workers and not self._closing.is_set():
             self._workers = [asyncio.create_task(self._work(), name=f"{self._task_name} {i}")
                              for i in range(self._num_consumers)]
 
+    def _open_persistent_queue(self, host: Any) -> PersistentQueue:
+        storage_id = ComponentID.parse(self._queue_config.storage or "")
+        extension = getattr(host, "extensions", {}).get(storage_id)
+        if extension is None or not hasattr(extension, "queue_directory"):
+            raise ConfigError(f"sending_queue::storage: {storage_id} is not a file_storage extension listed in "
+                              f"service::extensions")
+        directory, fsync = extension.queue_directory(f"exporter_{self._id}_{self.signal.value}")
+        queue = PersistentQueue(directory, self.signal.request_type.FromString, capacity=self._queue_config.queue_size,
+                                sizer=self._queue_config.sizer, fsync=fsync, logger=self.logger)
+        recovered = queue.open()
+        if recovered:
+            self.logger.info("Recovered requests from the persistent queue.",
+                             extra={"requests": recovered, "directory": str(directory)})
+        return queue
+
     async def shutdown(self) -> None:
-        """Stop accepting, send what is queued until the drain deadline, then drop (and count) the rest."""
+        """Stop accepting, send what is queued until the drain deadline, then drop (and count) the rest.
+
+        A persistent queue keeps the rest on disk instead, for the next start.
+        """
         if self._closing.is_set():
             return
         loop = asyncio.get_running_loop()
@@ -221,21 +260,32 @@ class ExporterHelper:
             return
         try:
             if self._workers:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._queue.join(), self.drain_timeout)
+                # Workers of a persistent queue stop early when the rest must wait on disk for the next start.
+                joined = asyncio.ensure_future(self._queue.join())
+                await asyncio.wait([joined, *self._workers], timeout=self.drain_timeout,
+                                   return_when=asyncio.FIRST_COMPLETED if not self._queue.persistent
+                                   else asyncio.ALL_COMPLETED)
+                joined.cancel()
         finally:
-            for task in self._workers:
-                task.cancel()
+            # Cancel until every worker is gone: on Python 3.11 asyncio.wait_for can swallow a cancellation that
+            # races with its inner wait (cpython#86296), which would leave a worker waiting forever.
+            while pending := [task for task in self._workers if not task.done()]:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=0.1)
             await asyncio.gather(*self._workers, return_exceptions=True)
             self._workers.clear()
             self._drop_queued()
 
     def _drop_queued(self) -> None:
         assert self._queue is not None
-        dropped = 0
-        while not self._queue.empty():
-            dropped += count_items(self.signal, self._queue.get_nowait())
-            self._queue.task_done()
+        if isinstance(self._queue, PersistentQueue):
+            if self._queue.unfinished:
+                self.logger.warning("Requests left in the persistent queue at shutdown are sent after the next "
+                                    "start.", extra={"requests": self._queue.unfinished})
+            self._queue.close()
+            return
+        dropped = sum(count_items(self.signal, batch) for batch in self._queue.take_remaining())
         if dropped:
             self._failed.inc(dropped)
             self.logger.error("Dropping data left in the sending queue at shutdown.",
@@ -243,20 +293,25 @@ class ExporterHelper:
 
     async def _work(self) -> None:
         assert self._queue is not None
+        queue = self._queue
         while True:
-            batch = await self._queue.get()
+            token, batch = await queue.get()
             try:
                 await self._export(batch, inline=False)
+            except _LeaveQueued:
+                return  # shutting down; not acknowledged, so it is sent after the next start
             except asyncio.CancelledError:
+                if queue.persistent:
+                    raise  # not acknowledged: it stays on disk and is sent after the next start
                 items = count_items(self.signal, batch)
                 self._failed.inc(items)
                 self.logger.error("Exporting failed. Shutdown deadline passed. Dropping data.",
                                   extra={"dropped_items": items})
+                queue.done(token)
                 raise
             except Exception:  # a bug here must not stop the worker: the queue would never drain
                 self.logger.exception("unexpected error in the exporter helper")
-            finally:
-                self._queue.task_done()
+            queue.done(token)
 
     async def _export(self, batch: Batch, *, inline: bool) -> None:
         """Send with retries; count the outcome. Raises the final error only when ``inline``."""
@@ -279,7 +334,11 @@ class ExporterHelper:
                 if delay is not None:
                     self.logger.info("Exporting failed. Will retry the request after interval.",
                                      extra={"error": str(error), "interval_s": round(delay, 3)})
-                if delay is None or not await self._sleep(delay):
+                slept = delay is not None and await self._sleep(delay)
+                if not slept and delay is not None and not inline and self._queue is not None \
+                        and self._queue.persistent:
+                    raise _LeaveQueued from None  # shutdown cut the retries short: the batch waits on disk
+                if not slept:
                     self._failed.inc(items)
                     reason = "No more retries left" if self._retry.enabled else "Retries are disabled"
                     self.logger.error(f"Exporting failed. {reason}. Dropping data.",

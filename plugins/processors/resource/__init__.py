@@ -1,1 +1,12 @@
-"""Placeholder while the component is being built."""
+"""Processor ``resource``: inserts, upserts, updates or deletes resource attributes."""
+
+from __future__ import annotations
+
+from gateway import hookimpl
+
+from .factory import factory
+
+
+@hookimpl
+def otelgw_component_factories():  # type: ignore[no-untyped-def]
+    return [factory]

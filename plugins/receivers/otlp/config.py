@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.component import ComponentID
+from gateway.configblocks import TLSServerConfig
 from gateway.configtypes import decode
 from gateway.errors import ConfigError
 from gateway.netaddr import split_host_port
@@ -33,6 +35,10 @@ class GrpcConfig:
     max_concurrent_streams: int = 0
     #: Accepted for Collector compatibility; request metadata is not propagated yet. Default false.
     include_metadata: bool = False
+    #: Serve TLS (mutual TLS with client_ca_file); certificates are reloaded when their files change.
+    tls: TLSServerConfig | None = None
+    #: Require credentials checked by an authenticator extension; failures get UNAUTHENTICATED.
+    auth: AuthConfig | None = None
 
     def validate(self) -> None:
         errors = [e for e in (_endpoint_error(self.endpoint),) if e]
@@ -43,6 +49,18 @@ class GrpcConfig:
             errors.append(f"max_concurrent_streams: must be >= 0, got {self.max_concurrent_streams}")
         if errors:
             raise ConfigError(errors)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    #: Id of an authenticator extension (bearertokenauth, basicauth) listed in service::extensions.
+    authenticator: str = ""
+
+    def validate(self) -> None:
+        try:
+            ComponentID.parse(self.authenticator)
+        except ValueError as exc:
+            raise ConfigError(f"authenticator: {exc}") from None
 
 
 def _absolute(path: str) -> str:
@@ -65,6 +83,10 @@ class HttpConfig:
     logs_url_path: str = "/v1/logs"
     #: Accepted for Collector compatibility; request headers are not propagated yet. Default false.
     include_metadata: bool = False
+    #: Serve HTTPS (mutual TLS with client_ca_file); certificates are reloaded when their files change.
+    tls: TLSServerConfig | None = None
+    #: Require credentials checked by an authenticator extension; failures get 401.
+    auth: AuthConfig | None = None
 
     def __post_init__(self) -> None:
         for key in ("traces_url_path", "metrics_url_path", "logs_url_path"):

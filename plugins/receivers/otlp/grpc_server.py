@@ -15,6 +15,7 @@ import grpc
 from grpc_status import rpc_status
 
 from gateway.component import Signal
+from gateway.configblocks import ReloadingServerTLS
 from gateway.errors import StatusMapping
 from gateway.netaddr import split_host_port
 
@@ -46,8 +47,11 @@ async def abort(context: grpc.aio.ServicerContext, failure: StatusMapping) -> No
 
 class GrpcServer:
     def __init__(self, config: GrpcConfig, routes: dict[Signal, Route | None],
-                 bad_request: Callable[[str], None], logger: logging.LoggerAdapter[Any]) -> None:
+                 bad_request: Callable[[str], None], logger: logging.LoggerAdapter[Any], *,
+                 tls: ReloadingServerTLS | None = None, authenticate: Callable[[Any], bool] | None = None) -> None:
         self.config = config
+        self.tls = tls
+        self.authenticate = authenticate
         self.routes = routes
         self.bad_request = bad_request
         self.logger = logger
@@ -69,8 +73,13 @@ class GrpcServer:
         parse = signal.request_type.FromString
         success = RESPONSE_TYPES[signal]().SerializeToString()
         deliver = route.deliver
+        authenticate = self.authenticate
 
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            if authenticate is not None and not authenticate(
+                    {m.key: m.value for m in context.invocation_metadata() or () if isinstance(m.value, str)}):
+                bad_request("unauthenticated")
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid credentials")
             try:
                 batch = parse(request)
             except Exception as exc:  # any parse failure of untrusted bytes is the sender's fault
@@ -98,7 +107,10 @@ class GrpcServer:
             grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)})
             for signal, service in SERVICES.items()))
         try:
-            port = server.add_insecure_port(self.config.endpoint)
+            if self.tls is not None:
+                port = server.add_secure_port(self.config.endpoint, self.tls.grpc_credentials())
+            else:
+                port = server.add_insecure_port(self.config.endpoint)
         except RuntimeError as exc:
             raise OSError(f"otlp receiver cannot listen for gRPC on {self.config.endpoint}: {exc}") from None
         await server.start()

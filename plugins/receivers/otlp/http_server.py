@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 
 from gateway import otlpjson
 from gateway.component import Batch, Signal
+from gateway.configblocks import ReloadingServerTLS
 from gateway.errors import PermanentError, TooLargeError, status_for
 from gateway.netaddr import split_host_port
 
@@ -113,8 +114,11 @@ class _ProtocolLog:
 
 class HttpServer:
     def __init__(self, config: HttpConfig, routes: Mapping[Signal, Route | None],
-                 bad_request: Callable[[str], None], logger: logging.LoggerAdapter[Any]) -> None:
+                 bad_request: Callable[[str], None], logger: logging.LoggerAdapter[Any], *,
+                 tls: ReloadingServerTLS | None = None, authenticate: Callable[[Any], bool] | None = None) -> None:
         self.config = config
+        self.tls = tls
+        self.authenticate = authenticate
         self.bad_request = bad_request
         self.logger = logger
         self.limit = config.max_request_body_size
@@ -136,6 +140,10 @@ class HttpServer:
             return self._reject(reply_type, 404, "not_found",
                                 f"unknown path {request.path!r}; OTLP paths: {known}")
         signal, route = entry
+        if self.authenticate is not None and not self.authenticate(
+                {k.lower(): v for k, v in request.headers.items()}):
+            return self._reject(reply_type, 401, "unauthenticated", "missing or invalid credentials",
+                                {"WWW-Authenticate": "Bearer"})
         if route is None:
             return self._reject(reply_type, 404, "unwired_signal",
                                 f"this receiver takes no {signal.value}: no {signal.value} pipeline lists it")
@@ -214,7 +222,8 @@ class HttpServer:
         await runner.setup()
         host, port = split_host_port(self.config.endpoint)
         try:
-            await web.TCPSite(runner, host, port).start()
+            ssl_context = self.tls.ssl_context if self.tls is not None else None
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
         except OSError as exc:
             await runner.cleanup()
             raise OSError(f"otlp receiver cannot listen for HTTP on {self.config.endpoint}: {exc}") from exc

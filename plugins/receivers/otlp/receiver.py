@@ -14,14 +14,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.component import Batch, ComponentSettings, Signal, count_items
-from gateway.errors import ConsumeError, SkipBatchError, StatusMapping, status_for
+from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
+from gateway.configblocks import ReloadingServerTLS, TLSServerConfig
+from gateway.errors import ConfigError, ConsumeError, SkipBatchError, StatusMapping, status_for
 
-from .config import Config, Protocols
+from .config import AuthConfig, Config, Protocols
 from .grpc_server import GrpcServer
 from .http_server import HttpServer
 
 ConsumeFn = Callable[[Batch], Awaitable[None]]
+Authenticate = Callable[[Any], bool]
 
 #: At most one error log per this many seconds for unexpected (non-ConsumeError) downstream failures.
 _UNEXPECTED_LOG_INTERVAL_S = 10.0
@@ -77,6 +79,8 @@ class OtlpReceiver:
         self.logger = settings.telemetry.logger
         self._consumers: dict[Signal, ConsumeFn] = {}
         self._servers: list[GrpcServer | HttpServer] = []
+        self._tls: list[ReloadingServerTLS] = []
+        self._tls_task: asyncio.Task[None] | None = None
         #: Address a local client can dial once started ("127.0.0.1:PORT"); None when that protocol is off.
         self.grpc_address: str | None = None
         self.http_address: str | None = None
@@ -93,28 +97,59 @@ class OtlpReceiver:
         telemetry = self.settings.telemetry
         return lambda reason: telemetry.bad_request(transport, reason)
 
+    def _authenticator(self, host: Any, auth: AuthConfig | None, transport: str) -> Authenticate | None:
+        if auth is None:
+            return None
+        extension = getattr(host, "extensions", {}).get(ComponentID.parse(auth.authenticator))
+        if extension is None or not hasattr(extension, "authenticate"):
+            raise ConfigError(f"protocols::{transport}::auth::authenticator: {auth.authenticator} is not an "
+                              f"authenticator extension listed in service::extensions")
+        return extension.authenticate  # type: ignore[no-any-return]
+
+    def _server_tls(self, config: TLSServerConfig | None) -> ReloadingServerTLS | None:
+        if config is None:
+            return None
+        tls = ReloadingServerTLS(config)
+        self._tls.append(tls)
+        return tls
+
+    async def _reload_certificates(self) -> None:
+        interval = min(t.config.reload_interval for t in self._tls)
+        while True:
+            await asyncio.sleep(interval)
+            for tls in self._tls:
+                if tls.maybe_reload():
+                    self.logger.info("reloaded TLS certificates", extra={"cert_file": tls.config.cert_file})
+
     async def start(self, host: Any) -> None:
         protocols: Protocols = self.config.protocols
         try:
             if protocols.grpc is not None:
                 grpc_server = GrpcServer(protocols.grpc, self.routes("grpc"), self.bad_request("grpc"),
-                                         self.logger)
+                                         self.logger, tls=self._server_tls(protocols.grpc.tls),
+                                         authenticate=self._authenticator(host, protocols.grpc.auth, "grpc"))
                 self._servers.append(grpc_server)
                 self.grpc_address = await grpc_server.start()
             if protocols.http is not None:
                 http_server = HttpServer(protocols.http, self.routes("http"), self.bad_request("http"),
-                                         self.logger)
+                                         self.logger, tls=self._server_tls(protocols.http.tls),
+                                         authenticate=self._authenticator(host, protocols.http.auth, "http"))
                 self._servers.append(http_server)
                 self.http_address = await http_server.start()
         except BaseException:
             await self.shutdown()
             raise
+        if self._tls and min(t.config.reload_interval for t in self._tls) > 0:
+            self._tls_task = asyncio.create_task(self._reload_certificates(), name="otlp receiver TLS reload")
         self.logger.info("otlp receiver listening", extra={
             "grpc": self.grpc_address or "off", "http": self.http_address or "off",
             "signals": ", ".join(s.value for s in self._consumers)})
 
     async def shutdown(self) -> None:
         """Stop accepting, let requests in flight finish delivering, then close; raises the first error."""
+        if self._tls_task is not None:
+            self._tls_task.cancel()
+            self._tls_task = None
         servers, self._servers = self._servers, []
         results = await asyncio.gather(*(server.stop() for server in servers), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]

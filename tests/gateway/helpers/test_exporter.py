@@ -354,8 +354,9 @@ def test_config_blocks_validate_with_exact_messages() -> None:
     assert validate_tree(RetryConfig(initial_interval=10, max_interval=30, max_elapsed_time=5)) == [
         "max_elapsed_time: must be 0 (retry forever) or >= initial_interval"]
     assert validate_tree(RetryConfig(enabled=False, initial_interval=0)) == []
-    assert validate_tree(QueueConfig(num_consumers=0, queue_size=0, storage="file_storage")) == [
-        "storage: persistent queues are not supported yet; remove it to queue in memory",
+    assert validate_tree(QueueConfig(num_consumers=0, queue_size=0, storage="file_storage/", sizer="items")) == [
+        "storage: invalid component id 'file_storage/': expected 'type' or 'type/name'",
+        "sizer: must be requests or bytes, got 'items'",
         "num_consumers: must be >= 1, got 0",
         "queue_size: must be >= 1, got 0",
     ]
