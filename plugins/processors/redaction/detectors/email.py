@@ -1,0 +1,23 @@
+"""E-mail addresses, internationalised ones included (Unicode letters in the local part and domain)."""
+
+from __future__ import annotations
+
+import re
+
+from .base import Anchored, RegexDetector
+
+__all__ = ["EMAIL"]
+
+# Local part: word characters and . % + -. Domain: labels that start and end with a letter or digit, then a dot
+# and a top-level domain of letters. Unicode-aware on purpose: the prefilter sees non-ASCII bytes unchanged.
+_PATTERN = re.compile(r"[\w.%+-]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,63}")
+
+EMAIL = RegexDetector(
+    name="email",
+    pattern=_PATTERN,
+    # In bytes: a local-part byte, '@', a label byte, more domain bytes, then a dot and a letter (non-ASCII
+    # characters are bytes >= 0x80).
+    triggers=(Anchored("@", re.compile(rb"[\w.%+\-\x80-\xff]@[\w\x80-\xff][\w\-.\x80-\xff]*?\.[A-Za-z\x80-\xff]"),
+                       offset=1),),
+    normalizer=str.lower,
+)

@@ -1,0 +1,217 @@
+"""The redaction processor: picks the items that need work, then visits only the fields that need it.
+
+Per request: resource and scope attributes are always walked (a handful per request). The items (spans, log
+records, metric data points) are serialized once each and handed to the prefilter, which returns the items that
+can hold a match, the value rules that can match there, and where in the item's bytes; ``guide.touched`` turns
+that into the attributes, events, links, names or bodies to visit. With an allow-list (``allow_all_keys:
+false``) every item's keys are visited anyway, since a key's absence from the list is not visible in bytes;
+``redact_all_types`` or a rule without a searchable literal makes every item be walked completely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from gateway.component import ComponentSettings
+from gateway.helpers.processor import Processor
+
+from .actions import Action
+from .config import Config
+from .guide import touched
+from .metrics import redaction_metrics
+from .rules import RuleSet, ValueRule
+from .walk import DROPPED, Stats, redact_any, redact_attributes, redact_name, write_summary
+
+__all__ = ["RedactionProcessor"]
+
+# Field numbers (opentelemetry-proto) of the places inside a span and a log record.
+_SPAN_NAME, _SPAN_ATTRIBUTES, _SPAN_EVENTS, _SPAN_LINKS, _SPAN_STATUS = 5, 9, 11, 13, 15
+_LOG_BODY, _LOG_ATTRIBUTES, _LOG_EVENT_NAME = 5, 6, 12
+#: Per data point type: field numbers of its attributes and exemplars (0 = none).
+_POINT_FIELDS: dict[type, tuple[int, int]] = {}
+
+Selected = tuple[int, int, "dict[int, set[int]] | None"]
+
+
+def _points(metric: Any) -> Any:
+    data = metric.WhichOneof("data")
+    return getattr(metric, data).data_points if data is not None else ()
+
+
+def _point_fields(point: Any) -> tuple[int, int]:
+    fields = _POINT_FIELDS.get(type(point))
+    if fields is None:
+        by_name = point.DESCRIPTOR.fields_by_name
+        fields = _POINT_FIELDS[type(point)] = (by_name["attributes"].number,
+                                               by_name["exemplars"].number if "exemplars" in by_name else 0)
+    return fields
+
+
+class RedactionProcessor(Processor):
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+        super().__init__(settings, config, next_consumer)
+        self.rules = RuleSet(config)
+        self._summary = config.summary if config.summary != "silent" else ""
+        self._all = self.rules.rules_for(self.rules.all_rules)
+        metrics = redaction_metrics(settings.telemetry.registry)
+        name, signal = str(settings.id), (settings.signal.value if settings.signal else "traces")
+        self._scanned = metrics.scanned.labels(name, signal)
+        self._walked = metrics.walked.labels(name, signal)
+        if self.rules.walk_all_reason:
+            self.logger.warning("every item is checked in Python, the prefilter cannot help: %s",
+                                self.rules.walk_all_reason)
+
+    # ------------------------------------------------------------------ selection
+
+    def _select(self, items: Sequence[Any]) -> Iterable[Selected]:
+        """(index, rule mask, fields to visit or None for all) of the items to walk, in order."""
+        rules = self.rules
+        if not items:
+            return ()
+        if rules.walk_all_reason:
+            self._walked.inc(len(items))
+            return ((index, rules.all_rules, None) for index in range(len(items)))
+        if rules.scanner is None:
+            hits = {}
+        else:
+            parts = [item.SerializeToString() for item in items]
+            hits = rules.scanner.locate(parts)
+            self._scanned.inc(len(items))
+        if rules.walk_all_keys:
+            self._walked.inc(len(items))
+            return ((index, hits[index].mask if index in hits else 0, None) for index in range(len(items)))
+        self._walked.inc(len(hits))
+        return ((index, hit.mask, touched(parts[index], hit.ranges)) for index, hit in sorted(hits.items()))
+
+    def _envelope(self, attrs: Any) -> None:
+        stats = Stats() if self._summary else None
+        redact_attributes(attrs, self.rules, self._all, stats)
+        if stats:
+            write_summary(attrs, stats, self._summary)
+
+    # ------------------------------------------------------------------ signals
+
+    def process_traces(self, batch: Any) -> Any:
+        for resource_spans in batch.resource_spans:
+            self._envelope(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                self._envelope(scope_spans.scope.attributes)
+        spans = [s for rs in batch.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        rules_for = self.rules.rules_for
+        for index, mask, fields in self._select(spans):
+            self._span(spans[index], rules_for(mask), fields)
+        return batch
+
+    def process_metrics(self, batch: Any) -> Any:
+        points = []
+        for resource_metrics in batch.resource_metrics:
+            self._envelope(resource_metrics.resource.attributes)
+            for scope_metrics in resource_metrics.scope_metrics:
+                self._envelope(scope_metrics.scope.attributes)
+                for metric in scope_metrics.metrics:
+                    if metric.metadata:
+                        self._envelope(metric.metadata)
+                    points.extend(_points(metric))
+        rules_for = self.rules.rules_for
+        for index, mask, fields in self._select(points):
+            self._point(points[index], rules_for(mask), fields)
+        return batch
+
+    def process_logs(self, batch: Any) -> Any:
+        for resource_logs in batch.resource_logs:
+            self._envelope(resource_logs.resource.attributes)
+            for scope_logs in resource_logs.scope_logs:
+                self._envelope(scope_logs.scope.attributes)
+        records = [r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+        rules_for = self.rules.rules_for
+        if self.rules.body_rule is None:
+            for index, mask, fields in self._select(records):
+                self._log(records[index], rules_for(mask), fields)
+            return batch
+        # The body action changes every body, flagged or not; plain string bodies of clean records go the short way.
+        selected = {index: (mask, fields) for index, mask, fields in self._select(records)}
+        quick = not (self._summary or self.rules.allowed_values or self.rules.body_rule.action is Action.DROP)
+        replace, action = self.rules.replacer.replace, self.rules.body_rule.action
+        for index, record in enumerate(records):
+            choice = selected.get(index)
+            if choice is None and quick:
+                body = record.body
+                if body.WhichOneof("value") == "string_value":
+                    text = body.string_value
+                    if text:
+                        body.string_value = replace(action, text, text)
+                    continue
+            mask, fields = choice or (0, {})
+            self._log(record, rules_for(mask), fields, whole_body=True)
+        return batch
+
+    # ------------------------------------------------------------------ items
+
+    def _span(self, span: Any, active: Sequence[ValueRule], fields: dict[int, set[int]] | None) -> None:
+        rules, summary = self.rules, self._summary
+        stats = Stats() if summary else None
+        if fields is None:
+            redact_attributes(span.attributes, rules, active, stats)
+        elif _SPAN_ATTRIBUTES in fields:
+            redact_attributes(span.attributes, rules, active, stats, indexes=sorted(fields[_SPAN_ATTRIBUTES]))
+        if active and (fields is None or _SPAN_NAME in fields):
+            redact_name(span, "name", rules, active, stats, "span.name")
+        if active and (fields is None or _SPAN_STATUS in fields) and span.status.message:
+            redact_name(span.status, "message", rules, active, stats, "status.message")
+        events = range(len(span.events)) if fields is None else sorted(fields.get(_SPAN_EVENTS, ()))
+        for index in events:
+            event = span.events[index]
+            event_stats = Stats() if summary else None
+            if active:
+                redact_name(event, "name", rules, active, event_stats, "event.name")
+            self._attributes(event.attributes, active, event_stats)
+        links = range(len(span.links)) if fields is None else sorted(fields.get(_SPAN_LINKS, ()))
+        for index in links:
+            self._attributes(span.links[index].attributes, active, Stats() if summary else None)
+        if stats:
+            write_summary(span.attributes, stats, summary)
+
+    def _attributes(self, attrs: Any, active: Sequence[ValueRule], stats: Stats | None) -> None:
+        redact_attributes(attrs, self.rules, active, stats)
+        if stats:
+            write_summary(attrs, stats, self._summary)
+
+    def _point(self, point: Any, active: Sequence[ValueRule], fields: dict[int, set[int]] | None) -> None:
+        attributes, exemplars = _point_fields(point)
+        if fields is None or attributes in fields:
+            self._attributes(point.attributes, active, Stats() if self._summary else None)
+        if exemplars:
+            chosen = range(len(point.exemplars)) if fields is None else sorted(fields.get(exemplars, ()))
+            for index in chosen:
+                self._attributes(point.exemplars[index].filtered_attributes, active,
+                                 Stats() if self._summary else None)
+
+    def _log(self, record: Any, active: Sequence[ValueRule], fields: dict[int, set[int]] | None,
+             whole_body: bool = False) -> None:
+        rules, summary = self.rules, self._summary
+        stats = Stats() if summary else None
+        body_stats = Stats() if summary else None
+        if fields is None:
+            redact_attributes(record.attributes, rules, active, stats)
+        elif _LOG_ATTRIBUTES in fields:
+            redact_attributes(record.attributes, rules, active, stats, indexes=sorted(fields[_LOG_ATTRIBUTES]))
+        if active and (fields is None or _LOG_EVENT_NAME in fields) and record.event_name:
+            redact_name(record, "event_name", rules, active, stats, "event_name")
+        body_rules = (rules.body_rule, *active) if whole_body and rules.body_rule is not None else active
+        if fields is not None and _LOG_BODY not in fields and not whole_body:
+            body_rules = ()
+        if body_rules and record.HasField("body"):
+            body = record.body
+            if body.WhichOneof("value") == "kvlist_value":
+                redact_attributes(body.kvlist_value.values, rules, body_rules, body_stats)
+            else:
+                outcome = redact_any(body, rules, body_rules, body_stats, "")
+                if outcome == DROPPED:
+                    record.ClearField("body")
+                if body_stats is not None and outcome:
+                    (body_stats.redacted if outcome == DROPPED else body_stats.masked).append("body")
+        if stats:
+            write_summary(record.attributes, stats, summary)
+        if body_stats:
+            write_summary(record.attributes, body_stats, summary, body=True)

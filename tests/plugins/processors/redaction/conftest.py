@@ -1,0 +1,50 @@
+"""Fixtures for the redaction tests: the PII corpus and a factory of processors driven in isolation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.component import Kind, Signal
+from gateway.configtypes import decode, validate_tree
+from gateway.telemetry import Telemetry
+from gateway.testing import Sink, settings_for
+from plugins.processors.redaction.factory import factory
+
+TESTDATA = Path(__file__).parent / "testdata"
+KEY = "k" * 32  # a 32-byte HMAC key, as hmac-sha256 requires
+
+
+def corpus_entries(section: dict[str, list[Any]]) -> list[tuple[str, str, str]]:
+    """(detector, text as sent, secret that must vanish) for every corpus entry."""
+    out = []
+    for detector, entries in section.items():
+        for entry in entries:
+            text, secret = (entry["text"], entry["secret"]) if isinstance(entry, dict) else (str(entry), str(entry))
+            out.append((detector, text, secret))
+    return out
+
+
+@pytest.fixture(scope="session")
+def corpus() -> dict[str, Any]:
+    data = yaml.safe_load((TESTDATA / "pii_corpus.yaml").read_text(encoding="utf-8"))
+    return {"pii": corpus_entries(data["pii"]), "clean": [str(v) for v in data["clean"]]}
+
+
+@pytest.fixture
+def make_processor():
+    """make_processor(config_dict, signal=Signal.TRACES) -> (processor, sink, telemetry)."""
+
+    def make(config: dict[str, Any], signal: Signal = Signal.TRACES) -> Any:
+        cfg = decode(factory.create_default_config(), config)
+        assert validate_tree(cfg) == []
+        telemetry = Telemetry()
+        sink = Sink()
+        settings = settings_for(Kind.PROCESSOR, "redaction", signal, telemetry)
+        processor = factory.create_fn(signal)(settings, cfg, sink)  # type: ignore[misc]
+        return processor, sink, telemetry
+
+    return make
