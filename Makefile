@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.tail_sampling
 	$(BIN)/python -m bench.jaeger_loki
 	$(BIN)/python -m bench.kpi
+	$(BIN)/python -m bench.redaction
 
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)
