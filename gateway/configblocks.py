@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import grpc
 from gateway.configtypes import Duration
 from gateway.errors import ConfigError
 
-__all__ = ["ReloadingServerTLS", "TLSClientConfig", "TLSServerConfig"]
+__all__ = ["ReloadingClientTLS", "ReloadingServerTLS", "TLSClientConfig", "TLSServerConfig"]
 
 _TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -45,9 +47,13 @@ class TLSClientConfig:
     server_name_override: str = ""
     #: Lowest TLS version accepted: 1.2 or 1.3. Empty means 1.2 (HTTP clients; grpc picks its own).
     min_version: str = ""
+    #: How often ca_file, cert_file and key_file are checked for changes and re-read; 0 disables it.
+    reload_interval: Duration = 60.0
 
     def validate(self) -> None:
         errors = _check_min_version(self.min_version)
+        if self.reload_interval < 0:
+            errors.append("reload_interval: must not be negative")
         if bool(self.cert_file) != bool(self.key_file):
             missing, given = ("key_file", "cert_file") if self.cert_file else ("cert_file", "key_file")
             errors.append(f"{missing}: must be set together with {given}")
@@ -80,6 +86,45 @@ class TLSClientConfig:
             private_key=read(self.key_file),
             certificate_chain=read(self.cert_file),
         )
+
+
+class ReloadingClientTLS:
+    """Client TLS material that follows its files, so a rotated client certificate or CA needs no restart.
+
+    ``maybe_reload()`` is cheap (a clock comparison) except once per ``reload_interval``, when it compares the
+    files' mtime and size and re-reads them on a change. aiohttp clients keep ``ssl_context``: loading the new
+    chain into the same context applies to every new connection. grpc channels cannot change credentials, so a
+    grpc exporter opens a new channel when ``maybe_reload()`` returns True.
+    """
+
+    def __init__(self, config: TLSClientConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._files = tuple(f for f in (config.ca_file, config.cert_file, config.key_file) if f)
+        self._stamp = self._stamps()
+        self._next_check = clock() + config.reload_interval
+        self.ssl_context = config.ssl_context()
+
+    def _stamps(self) -> tuple[tuple[float, int], ...]:
+        return tuple((os.stat(f).st_mtime, os.stat(f).st_size) for f in self._files)
+
+    def maybe_reload(self) -> bool:
+        """Re-read the files if the interval passed and one changed; True when it did."""
+        if not self._files or not self.config.reload_interval or self._clock() < self._next_check:
+            return False
+        self._next_check = self._clock() + self.config.reload_interval
+        try:
+            stamp = self._stamps()
+            if stamp == self._stamp:
+                return False
+            if self.config.cert_file:
+                self.ssl_context.load_cert_chain(self.config.cert_file, self.config.key_file)
+            if self.config.ca_file:
+                self.ssl_context.load_verify_locations(self.config.ca_file)
+        except (OSError, ssl.SSLError):
+            return False  # a half-written file: try again at the next interval
+        self._stamp = stamp
+        return True
 
 
 @dataclass(frozen=True)

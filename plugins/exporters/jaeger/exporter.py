@@ -8,11 +8,13 @@ status table as OTLP (``helpers.exporter.grpc_error``): Jaeger's collector answe
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
 
 from gateway.component import ComponentSettings
+from gateway.configblocks import ReloadingClientTLS
 from gateway.errors import RetryableError
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, grpc_error
 from gateway.protos.jaeger.api_v2 import collector_pb2
@@ -37,6 +39,8 @@ class JaegerGrpcExporter:
             for key, value in config.headers.items())
         self._channel: grpc.aio.Channel | None = None
         self._call: Any = None
+        self._tls: ReloadingClientTLS | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.translator = Translator()
         queue = config.sending_queue
         self._parts = PartSender(offloaded(self.translator.translate), self._post_spans,
@@ -45,7 +49,8 @@ class JaegerGrpcExporter:
                                       queue=config.sending_queue, retry=config.retry_on_failure)
         self.consume_traces = self._helper.consume
 
-    async def start(self, host: Any) -> None:
+    def _open_channel(self) -> None:
+        """A channel with the current credentials (grpc channels cannot swap credentials in place)."""
         tls = self.config.tls
         # Jaeger's default receive limit is 4 MiB; the translator keeps requests under it.
         options: list[tuple[str, Any]] = [("grpc.primary_user_agent", USER_AGENT)]
@@ -59,13 +64,30 @@ class JaegerGrpcExporter:
             self._channel = grpc.aio.insecure_channel(self.target, options, compression)
         self._call = self._channel.unary_unary(POST_SPANS, request_serializer=None,
                                                response_deserializer=collector_pb2.PostSpansResponse.FromString)
+
+    async def start(self, host: Any) -> None:
+        if self.secure:
+            self._tls = ReloadingClientTLS(self.config.tls)
+        self._open_channel()
         await self._helper.start(host)
+
+    async def _reopen_if_certificates_changed(self) -> None:
+        if self._tls is None or not self._tls.maybe_reload():
+            return
+        old = self._channel
+        self._open_channel()
+        if old is not None:  # calls in flight on the old channel get the send timeout to finish
+            closing = asyncio.get_running_loop().create_task(old.close(self.config.timeout))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def shutdown(self) -> None:
         """Drain the queue while the channel is still open, then close it."""
         try:
             await self._helper.shutdown()
         finally:
+            if self._closing:
+                await asyncio.gather(*self._closing, return_exceptions=True)
             if self._channel is not None:
                 await self._channel.close()
                 self._channel = None
@@ -74,6 +96,7 @@ class JaegerGrpcExporter:
     async def _send(self, batch: Any) -> PartialSuccess | None:
         if self._call is None:
             raise RetryableError("exporter is not started")
+        await self._reopen_if_certificates_changed()
         return await self._parts.send(batch)
 
     async def _post_spans(self, request: bytes) -> None:

@@ -17,6 +17,7 @@ import cramjam
 from yarl import URL
 
 from gateway.component import Batch, ComponentSettings
+from gateway.configblocks import ReloadingClientTLS
 from gateway.errors import PermanentError, RetryableError
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, parse_retry_after
 from plugins.exporters.jaeger.parts import Part, PartSender, Split, offloaded
@@ -90,6 +91,7 @@ class LokiExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
+        self._tls: ReloadingClientTLS | None = None
         self.translator = Translator(config)
         self._json = config.encoding == "json"
         self._encode = encode_json if self._json else encode_protobuf
@@ -110,7 +112,8 @@ class LokiExporter:
 
     async def start(self, host: Any) -> None:
         https = URL(self.config.endpoint).scheme == "https"
-        connector = aiohttp.TCPConnector(ssl=self.config.tls.ssl_context() if https else False)
+        self._tls = ReloadingClientTLS(self.config.tls) if https else None
+        connector = aiohttp.TCPConnector(ssl=self._tls.ssl_context if self._tls is not None else False)
         self._session = aiohttp.ClientSession(connector=connector,
                                               timeout=aiohttp.ClientTimeout(total=self.config.timeout))
         await self._helper.start(host)
@@ -131,6 +134,8 @@ class LokiExporter:
         return Split(parts, rejected, reason)
 
     async def _send(self, batch: Batch) -> PartialSuccess | None:
+        if self._tls is not None:
+            self._tls.maybe_reload()  # a rotated client certificate or CA applies to new connections
         if self._session is None:
             raise RetryableError("exporter is not started")
         return await self._parts.send(batch)

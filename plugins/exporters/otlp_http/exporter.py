@@ -23,6 +23,7 @@ from yarl import URL
 
 from gateway import otlpjson
 from gateway.component import Batch, ComponentSettings, Signal
+from gateway.configblocks import ReloadingClientTLS
 from gateway.errors import ConfigError, PermanentError, RetryableError
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, http_error
 
@@ -48,6 +49,7 @@ class OtlpHttpExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
+        self._tls: ReloadingClientTLS | None = None
         self.signal = settings.signal or Signal.TRACES
         self.url = config.url(self.signal)
         if not self.url:
@@ -69,7 +71,8 @@ class OtlpHttpExporter:
 
     async def start(self, host: Any) -> None:
         https = URL(self.url).scheme == "https"
-        connector = aiohttp.TCPConnector(ssl=self.config.tls.ssl_context() if https else False)
+        self._tls = ReloadingClientTLS(self.config.tls) if https else None
+        connector = aiohttp.TCPConnector(ssl=self._tls.ssl_context if self._tls is not None else False)
         self._session = aiohttp.ClientSession(connector=connector,
                                               timeout=aiohttp.ClientTimeout(total=self.config.timeout))
         await self._helper.start(host)
@@ -84,6 +87,8 @@ class OtlpHttpExporter:
                 self._session = None
 
     async def _send(self, batch: Batch) -> PartialSuccess | None:
+        if self._tls is not None:
+            self._tls.maybe_reload()  # a rotated client certificate or CA applies to new connections
         if self._session is None:
             raise RetryableError("exporter is not started")
         body = otlpjson.encode(batch) if self._json else batch.SerializeToString()

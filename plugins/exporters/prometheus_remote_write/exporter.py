@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from yarl import URL
 
 from gateway.component import Batch, ComponentSettings
+from gateway.configblocks import ReloadingClientTLS
 from gateway.errors import ConsumeError, PermanentError, RetryableError
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, QueueConfig, parse_retry_after
 from gateway.prometheus import CumulativeState, TranslateOptions, Translator
@@ -51,6 +52,7 @@ class RemoteWriteExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
+        self._tls: ReloadingClientTLS | None = None
         self.logger = settings.telemetry.logger
         options = TranslateOptions(
             namespace=config.namespace, add_metric_suffixes=config.add_metric_suffixes,
@@ -74,7 +76,8 @@ class RemoteWriteExporter:
 
     async def start(self, host: Any) -> None:
         https = URL(self.config.endpoint).scheme == "https"
-        connector = aiohttp.TCPConnector(ssl=self.config.tls.ssl_context() if https else False)
+        self._tls = ReloadingClientTLS(self.config.tls) if https else None
+        connector = aiohttp.TCPConnector(ssl=self._tls.ssl_context if self._tls is not None else False)
         self._session = aiohttp.ClientSession(connector=connector,
                                               timeout=aiohttp.ClientTimeout(total=self.config.timeout))
         await self._helper.start(host)
@@ -104,6 +107,8 @@ class RemoteWriteExporter:
         return prepared
 
     async def _send(self, batch: Batch) -> None:
+        if self._tls is not None:
+            self._tls.maybe_reload()  # a rotated client certificate or CA applies to new connections
         async with self._send_lock:  # with the queue disabled, concurrent callers still write one at a time
             prepared = self._prepare(batch)
             results = await asyncio.gather(*(self._send_shard(shard) for shard in prepared.shards),

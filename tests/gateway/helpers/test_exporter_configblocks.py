@@ -23,7 +23,7 @@ def test_decodes_the_collector_keys() -> None:
         decode(TLSClientConfig(), {"insecure_skip_verfy": True})
     assert info.value.messages == [
         "insecure_skip_verfy: unknown key; valid keys are: ca_file, cert_file, insecure, "
-        "insecure_skip_verify, key_file, min_version, server_name_override"]
+        "insecure_skip_verify, key_file, min_version, reload_interval, server_name_override"]
 
 
 def test_validate_messages(tmp_path: Path) -> None:
