@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +33,7 @@ class AdminConfig:
     #: it changes a running gateway. configs/default.yaml uses 127.0.0.1:13134.
     endpoint: str = ""
     #: Bearer token required on every request when set (write it as ${env:OTELGW_ADMIN_TOKEN}).
-    token: str = ""
+    token: str = field(default="", repr=False)
 
     def validate(self) -> None:
         if self.endpoint:

@@ -166,7 +166,11 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
             errors.append(f"{_join(path, key)}: unknown key; valid keys are: {valid}")
             continue
         current = getattr(base, key) if base is not None else _field_default(fields[key])
+        before = len(errors)
         values[key] = _decode_value(hints[key], raw, current, _join(path, key), errors)
+        if not fields[key].repr and len(errors) > before:
+            # a secret (declared with field(repr=False)) is never echoed, not even in an error message
+            errors[before:] = [_hide(message, raw) for message in errors[before:]]
     if base is not None:
         return dataclasses.replace(base, **values)
     try:
@@ -174,6 +178,16 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
     except TypeError as exc:
         errors.append(f"{path or '<root>'}: {exc}")
         return None
+
+
+def _hide(message: str, raw: Any) -> str:
+    head, got, _ = message.partition(", got ")  # the decoder's messages end with the value they got
+    if got:
+        return f"{head}, got <hidden>"
+    for shown in {repr(raw), str(raw)}:
+        if shown:
+            message = message.replace(shown, "<hidden>")
+    return message
 
 
 def _field_default(field: dataclasses.Field[Any]) -> Any:

@@ -86,3 +86,18 @@ def test_validate_tree_runs_nested_validators_with_paths():
         "exporters::x::items::1::initial_interval: must be > 0",
         "exporters::x::size: must be >= 1",
     ]
+
+
+@dataclass(frozen=True)
+class WithSecret:
+    #: an API key: declared repr=False, so neither repr nor error messages show it
+    api_key: str = field(default="", repr=False)
+    keys: list[str] = field(default_factory=list, repr=False)
+
+
+@pytest.mark.parametrize("data", [{"api_key": ["sk_live_123"]}, {"keys": "sk_live_123"}, {"keys": [["sk_live_123"]]}])
+def test_secret_fields_are_never_echoed_in_errors(data):
+    with pytest.raises(ConfigError) as info:
+        decode(WithSecret(), data)
+    assert "sk_live_123" not in str(info.value) and "got <hidden>" in str(info.value)
+    assert "sk_live_123" not in repr(WithSecret(api_key="sk_live_123"))

@@ -68,7 +68,7 @@ class Config:
     #: Client TLS for https:// URLs.
     tls: TLSClientConfig = field(default_factory=TLSClientConfig)
     #: HTTP headers sent with every push, e.g. {Authorization: "Basic ${env:LOKI_AUTH}"}.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
     #: Deadline of one push, connecting included (default 5s).
     timeout: Duration = 5.0
     #: In-memory sending queue (default on: 10 consumers, 1000 requests).

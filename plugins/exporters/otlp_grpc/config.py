@@ -39,7 +39,7 @@ class Config:
     #: Client TLS; TLS is on unless tls::insecure is true (or the endpoint starts with http://).
     tls: TLSClientConfig = field(default_factory=TLSClientConfig)
     #: gRPC metadata sent with every request, e.g. {api-key: ${env:API_KEY}}. Keys are lower-cased.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
     #: gzip (default, as in the Collector) or none.
     compression: str = "gzip"
     #: Deadline of one send attempt (default 5s).

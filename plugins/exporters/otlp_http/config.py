@@ -29,7 +29,7 @@ class Config:
     #: Client TLS for https:// URLs (the URL scheme decides whether TLS is used; tls::insecure is ignored).
     tls: TLSClientConfig = field(default_factory=TLSClientConfig)
     #: HTTP headers sent with every request, e.g. {Authorization: "Bearer ${env:TOKEN}"}.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
     #: gzip (default, as in the Collector) or none.
     compression: str = "gzip"
     #: Body encoding: proto (application/x-protobuf, default) or json (OTLP/JSON).

@@ -49,7 +49,7 @@ class Config:
     #: Client TLS for https:// URLs.
     tls: TLSClientConfig = field(default_factory=TLSClientConfig)
     #: Extra HTTP headers (e.g. X-Scope-OrgID); the four the spec reserves cannot be overridden.
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
     #: Deadline of one write request.
     timeout: Duration = 5.0
     #: Prefix of every metric name (joined with _).

@@ -25,9 +25,9 @@ class Config:
     #: Scheme before the token. Default Bearer.
     scheme: str = "Bearer"
     #: One accepted token (write it as ${env:OTELGW_TOKEN}).
-    token: str = ""
+    token: str = field(default="", repr=False)
     #: More accepted tokens.
-    tokens: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list, repr=False)
     #: File with one accepted token per line; re-read when it changes, so tokens rotate without a restart.
     filename: str = ""
 
