@@ -6,7 +6,6 @@ calls become RetryableError or PermanentError per the OTLP status table (``helpe
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import grpc
@@ -16,9 +15,8 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metr
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
 from gateway.component import Batch, ComponentSettings, Signal
-from gateway.configblocks import ReloadingClientTLS
-from gateway.errors import RetryableError
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, grpc_error
+from gateway.helpers.grpc_channel import ExporterChannel
 
 from .config import Config, parse_endpoint
 
@@ -45,62 +43,27 @@ class OtlpGrpcExporter:
         self._metadata = tuple(
             (key.lower(), value.encode() if key.lower().endswith("-bin") else value)
             for key, value in config.headers.items())
-        self._channel: grpc.aio.Channel | None = None
-        self._call: Any = None
-        self._tls: ReloadingClientTLS | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        path, request_type, response_type, _ = _METHODS[self.signal]
+        self._channel = ExporterChannel(self.target, self.secure, config.tls, compression=config.compression,
+                                        close_grace=config.timeout,
+                                        options=[("grpc.primary_user_agent", USER_AGENT)])
+        self._call = self._channel.method(path, request_type.SerializeToString, response_type.FromString)
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
                                       queue=config.sending_queue, retry=config.retry_on_failure)
         setattr(self, f"consume_{self.signal.value}", self._helper.consume)
 
-    def _open_channel(self) -> None:
-        """A channel with the current credentials (grpc channels cannot swap credentials in place)."""
-        tls = self.config.tls
-        options: list[tuple[str, Any]] = [("grpc.primary_user_agent", USER_AGENT)]
-        if self.secure and tls.server_name_override:
-            options.append(("grpc.ssl_target_name_override", tls.server_name_override))
-        gzip = self.config.compression == "gzip"
-        compression = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
-        if self.secure:
-            self._channel = grpc.aio.secure_channel(self.target, tls.grpc_credentials(), options, compression)
-        else:
-            self._channel = grpc.aio.insecure_channel(self.target, options, compression)
-        path, request_type, response_type, _ = _METHODS[self.signal]
-        self._call = self._channel.unary_unary(path, request_serializer=request_type.SerializeToString,
-                                               response_deserializer=response_type.FromString)
-
     async def start(self, host: Any) -> None:
-        if self.secure:
-            self._tls = ReloadingClientTLS(self.config.tls)
-        self._open_channel()
+        await self._channel.start()
         await self._helper.start(host)
-
-    async def _reopen_if_certificates_changed(self) -> None:
-        if self._tls is None or not self._tls.maybe_reload():
-            return
-        old = self._channel
-        self._open_channel()
-        if old is not None:  # calls in flight on the old channel get the send timeout to finish
-            closing = asyncio.get_running_loop().create_task(old.close(self.config.timeout))
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
 
     async def shutdown(self) -> None:
         """Drain the queue while the channel is still open, then close it."""
         try:
             await self._helper.shutdown()
         finally:
-            if self._closing:
-                await asyncio.gather(*self._closing, return_exceptions=True)
-            if self._channel is not None:
-                await self._channel.close()
-                self._channel = None
-                self._call = None
+            await self._channel.close()
 
     async def _send(self, batch: Batch) -> PartialSuccess | None:
-        if self._call is None:
-            raise RetryableError("exporter is not started")
-        await self._reopen_if_certificates_changed()
         try:
             response = await self._call(batch, timeout=self.config.timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as exc:
