@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the real servers the integration tests start on loopback (Debian packages), when possible.
+# Installs the real servers the integration tests start on loopback (Debian packages), and the openssl command
+# the TLS tests make certificates with, when possible.
 # Tests that need a server that could not be installed skip with the reason; they never pass silently.
 set -u
-packages=(prometheus prometheus-alertmanager)
+packages=(prometheus prometheus-alertmanager openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
