@@ -36,7 +36,7 @@ def otelgw_component_factories() -> Sequence[Factory]:
     Called once at start-up. Every factory's ``type`` (and alias) must be unique per kind across all plugins;
     a clash is a start-up error naming both plugins.
     """
-    raise NotImplementedError
+    return ()
 
 
 @hookspec

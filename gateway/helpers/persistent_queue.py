@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.component import Batch
 
@@ -50,36 +50,33 @@ class QueueFull(Exception):
     """The queue is at its request or byte capacity."""
 
 
-class SendingQueue:
-    """What the exporter helper needs of a queue."""
+class SendingQueue(Protocol):
+    """What the exporter helper needs of a queue: the in-memory one or the write-ahead one on disk."""
 
-    persistent = False
+    #: True when what is queued survives a restart (so shutdown keeps it instead of dropping it).
+    persistent: bool
 
-    def put(self, batch: Batch) -> None:
-        raise NotImplementedError
+    def put(self, batch: Batch) -> None: ...
 
-    async def get(self) -> tuple[Any, Batch]:
-        raise NotImplementedError
+    async def get(self) -> tuple[Any, Batch]: ...
 
-    def done(self, token: Any) -> None:
-        raise NotImplementedError
+    def done(self, token: Any) -> None: ...
 
-    def qsize(self) -> int:
-        raise NotImplementedError
+    def qsize(self) -> int: ...
 
-    async def join(self) -> None:
-        raise NotImplementedError
+    async def join(self) -> None: ...
 
     def take_remaining(self) -> list[Batch]:
         """Remove and return every batch not yet taken (shutdown drops them from an in-memory queue)."""
-        return []
+        ...
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None: ...
 
 
-class MemoryQueue(SendingQueue):
+class MemoryQueue:
     """Bounded FIFO in memory; ``sizer="bytes"`` bounds the serialized size instead of the request count."""
+
+    persistent = False
 
     def __init__(self, capacity: int, sizer: str = "requests") -> None:
         self._queue: asyncio.Queue[tuple[int, Batch]] = asyncio.Queue()
@@ -116,6 +113,9 @@ class MemoryQueue(SendingQueue):
             self.done(token)
         return remaining
 
+    def close(self) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class _Record:
@@ -129,7 +129,7 @@ class _Record:
         return _HEADER.size + self.length
 
 
-class PersistentQueue(SendingQueue):
+class PersistentQueue:
     """Write-ahead queue in ``directory``; see the module docstring. Open with :meth:`open`."""
 
     persistent = True
@@ -323,6 +323,9 @@ class PersistentQueue(SendingQueue):
 
     async def join(self) -> None:
         await self._idle.wait()
+
+    def take_remaining(self) -> list[Batch]:
+        return []  # nothing to drop: what is unsent stays on disk for the next start
 
     def close(self) -> None:
         for fd in self._fds.values():

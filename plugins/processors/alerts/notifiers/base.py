@@ -8,6 +8,7 @@ notifications.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -99,7 +100,7 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: Any, timeout
         raise RetryableSendError(f"{type(exc).__name__}") from None
 
 
-class NotifierBase:
+class NotifierBase(abc.ABC):
     """Subclasses implement ``send(notifications)``; one call per job, raising the errors above."""
 
     #: Resend a firing alert this often whatever the route's repeat_interval (Alertmanager needs re-posts).
@@ -185,8 +186,9 @@ class NotifierBase:
         self.logger.warning("notifier %s: giving up on %d notification(s) after %d attempt(s): %s", self.id,
                             len(job), attempts, redact(reason, self.secrets()))
 
+    @abc.abstractmethod
     async def send(self, notifications: list[Notification]) -> None:
-        raise NotImplementedError
+        """Deliver one job; raise RetryableSendError or PermanentSendError on failure."""
 
     async def close(self) -> None:
         if self._task is not None:
