@@ -197,9 +197,9 @@ def main() -> None:
     both = in_process(payloads, args.spans, lambda: [span_metrics(), *packs[0]()])
     os.sched_setaffinity(0, {1})
     e2e = asyncio.run(end_to_end(args.requests, args.concurrency, args.spans))
-    sent_spans = e2e["sent"]["spans"] + e2e["warm"]["spans"]
-    wall = e2e["sent"]["spans"] / e2e["sent"]["elapsed_s"]
-    per_core = e2e["sent"]["spans"] / e2e["cpu_s"]
+    sent_spans = e2e["sent"]["items"] + e2e["warm"]["items"]
+    wall = e2e["sent"]["items"] / e2e["sent"]["elapsed_s"]
+    per_core = e2e["sent"]["items"] / e2e["cpu_s"]
     high = cardinality(args.stream)
 
     def pct(value: float) -> str:

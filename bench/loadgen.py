@@ -2,7 +2,7 @@
 
 Run in its own process (the benchmark pins it to the other core) so the gateway's core does only gateway work:
     python -m bench.loadgen --target 127.0.0.1:4317 --requests 2000 --concurrency 16
-Prints one JSON line: requests and spans sent, failures, elapsed seconds.
+Prints one JSON line: requests and items sent, failures, elapsed seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 
 import grpc
 from grpc import aio
@@ -18,11 +19,18 @@ from grpc import aio
 from bench.workload import make_payloads
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+EXPORT_LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
-async def replay(target: str, payloads: list[bytes], requests: int, concurrency: int, spans: int) -> dict:
+async def replay(target: str, payloads: list[bytes] | Callable[[int], bytes], requests: int, concurrency: int,
+                 spans: int, method: str = EXPORT, timeout: float = 30) -> dict:
+    """Send ``requests`` requests (``payloads`` cycled, or built by ``payloads(i)``) from ``concurrency`` workers.
+
+    ``spans`` is the number of items per request (spans, or log records with ``method=EXPORT_LOGS``).
+    """
+    request_for = payloads if callable(payloads) else (lambda i: payloads[i % len(payloads)])
     channel = aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
-    export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+    export = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
     await channel.channel_ready()
     next_index = 0
     failures: dict[str, int] = {}
@@ -33,7 +41,7 @@ async def replay(target: str, payloads: list[bytes], requests: int, concurrency:
             index = next_index
             next_index += 1
             try:
-                await export(payloads[index % len(payloads)], timeout=30)
+                await export(request_for(index), timeout=timeout)
             except grpc.RpcError as exc:
                 code = exc.code().name if hasattr(exc, "code") else "ERROR"
                 failures[code] = failures.get(code, 0) + 1
@@ -43,7 +51,7 @@ async def replay(target: str, payloads: list[bytes], requests: int, concurrency:
     elapsed = time.perf_counter() - start
     await channel.close()
     failed = sum(failures.values())
-    return {"requests": requests, "spans": (requests - failed) * spans, "failures": failures,
+    return {"requests": requests, "items": (requests - failed) * spans, "failures": failures,
             "elapsed_s": round(elapsed, 3)}
 
 

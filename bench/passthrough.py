@@ -153,7 +153,7 @@ async def run(requests: int, concurrency: int, spans: int) -> dict:
         out, _ = await load.communicate()
         sent = json.loads(out)
         deadline = time.monotonic() + 60
-        while sink.spans < sent["spans"] and time.monotonic() < deadline:
+        while sink.spans < sent["items"] and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         elapsed = sink.last_receive - start
         cpu = cpu_seconds(gateway.pid) - cpu_before
@@ -177,7 +177,7 @@ def main() -> None:
     result = asyncio.run(run(args.requests, args.concurrency, args.spans))
     wall = result["received_spans"] / result["elapsed_s"]
     per_core = result["received_spans"] / result["gateway_cpu_s"]
-    lost = result["sent"]["spans"] - result["received_spans"]
+    lost = result["sent"]["items"] - result["received_spans"]
     print(f"otelgw pass-through benchmark  {time.strftime('%Y-%m-%d')}  {platform.machine()} "
           f"{os.cpu_count()} cores  python {platform.python_version()}")
     print(f"  workload: {args.requests} requests x {args.spans} spans, {len(payloads[0]) / args.spans:.0f} B/span, "

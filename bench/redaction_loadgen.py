@@ -10,43 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 
-import grpc
-from grpc import aio
-
+from bench import loadgen
 from bench.redaction_workload import log_payloads, trace_payloads
 
-EXPORT = {"traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-          "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export"}
-
-
-async def replay(target: str, signal: str, payloads: list[bytes], requests: int, concurrency: int,
-                 items: int) -> dict:
-    channel = aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
-    export = channel.unary_unary(EXPORT[signal], request_serializer=None, response_deserializer=None)
-    await channel.channel_ready()
-    next_index = 0
-    failures: dict[str, int] = {}
-
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < requests:
-            index = next_index
-            next_index += 1
-            try:
-                await export(payloads[index % len(payloads)], timeout=60)
-            except grpc.RpcError as exc:
-                code = exc.code().name if hasattr(exc, "code") else "ERROR"
-                failures[code] = failures.get(code, 0) + 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    await channel.close()
-    failed = sum(failures.values())
-    return {"requests": requests, "items": (requests - failed) * items, "failures": failures,
-            "elapsed_s": round(elapsed, 3)}
+EXPORT = {"traces": loadgen.EXPORT, "logs": loadgen.EXPORT_LOGS}
 
 
 def main() -> None:
@@ -60,7 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     build = trace_payloads if args.signal == "traces" else log_payloads
     payloads = build(32, args.items, args.pii)
-    result = asyncio.run(replay(args.target, args.signal, payloads, args.requests, args.concurrency, args.items))
+    result = asyncio.run(loadgen.replay(args.target, payloads, args.requests, args.concurrency, args.items,
+                                        method=EXPORT[args.signal], timeout=60))
     print(json.dumps(result), flush=True)
 
 

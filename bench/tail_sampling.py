@@ -185,7 +185,7 @@ def main() -> None:
     del held_requests
     os.sched_setaffinity(0, {1})
     result = asyncio.run(run(args.requests, args.concurrency, args.spans))
-    sent = result["sent"]["spans"]
+    sent = result["sent"]["items"]
     wall = sent / result["sent"]["elapsed_s"]
     per_core = sent / result["gateway_cpu_s"]
     print(f"otelgw tail_sampling benchmark  {time.strftime('%Y-%m-%d')}  {platform.machine()} "

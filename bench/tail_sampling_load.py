@@ -6,7 +6,7 @@ first four bytes of every trace id overwritten by ``i``: new traces each time, s
 rewrite is a few hundred byte-slice assignments, cheap enough not to slow the sender.
 
     python -m bench.tail_sampling_load --target 127.0.0.1:4317 --requests 2000 --concurrency 16
-Prints one JSON line: requests and spans sent, failures, elapsed seconds.
+Prints one JSON line: requests and items sent, failures, elapsed seconds.
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import time
 
-import grpc
-from grpc import aio
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bench.loadgen import EXPORT
+from bench.loadgen import replay
 from bench.workload import make_payloads
 
 
@@ -50,34 +47,6 @@ class UniqueTraces:
         return bytes(out)
 
 
-async def replay(target: str, requests: int, concurrency: int, spans: int) -> dict:
-    make = UniqueTraces(spans)
-    channel = aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
-    export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
-    await channel.channel_ready()
-    next_index = 0
-    failures: dict[str, int] = {}
-
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < requests:
-            index = next_index
-            next_index += 1
-            try:
-                await export(make(index), timeout=30)
-            except grpc.RpcError as exc:
-                code = exc.code().name if hasattr(exc, "code") else "ERROR"
-                failures[code] = failures.get(code, 0) + 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    await channel.close()
-    failed = sum(failures.values())
-    return {"requests": requests, "spans": (requests - failed) * spans, "failures": failures,
-            "elapsed_s": round(elapsed, 3)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", required=True)
@@ -85,7 +54,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--spans", type=int, default=500)
     args = parser.parse_args()
-    result = asyncio.run(replay(args.target, args.requests, args.concurrency, args.spans))
+    result = asyncio.run(replay(args.target, UniqueTraces(args.spans), args.requests, args.concurrency, args.spans))
     print(json.dumps(result), flush=True)
 
 
