@@ -15,11 +15,11 @@ import grpc
 from gateway.component import ComponentSettings
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, grpc_error
 from gateway.helpers.grpc_channel import ExporterChannel
+from gateway.helpers.parts import PartSender, offloaded
 from gateway.protos.jaeger.api_v2 import collector_pb2
 from plugins.exporters.otlp_grpc.config import parse_endpoint
 
 from .config import Config
-from .parts import PartSender, offloaded
 from .translate import Translator
 
 _SERVICE = collector_pb2.DESCRIPTOR.services_by_name["CollectorService"]

@@ -11,18 +11,15 @@ values, keys or values over 127 bytes, unexpected fields) takes the slow path th
 
 from __future__ import annotations
 
-import base64
 import json
-import math
-from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from gateway.helpers.protowire import any_value_to_python, field, timestamp, varint
 from gateway.protos.jaeger.api_v2 import model_pb2
 
+# The generic helpers are re-exported: the translator reads them as ``wire.field`` and friends.
 __all__ = ["any_value_to_python", "field", "jaeger_key_value", "string_tag", "timestamp", "varint"]
-
-_ONE_BYTE = [bytes((i,)) for i in range(128)]
 
 # OTLP AnyValue field tag → what replaces it in a Jaeger KeyValue (v_type, then the value field's tag).
 _VALUE_TAGS = {
@@ -32,50 +29,6 @@ _VALUE_TAGS = {
     0x21: b"\x10\x03\x31",  # double_value → v_type FLOAT64, v_float64 (same 8 bytes)
     0x3A: b"\x10\x04\x3a",  # bytes_value → v_type BINARY, v_binary
 }
-
-
-def varint(value: int) -> bytes:
-    """A non-negative int as a protobuf varint (unrolled up to 5 bytes: lengths, ids, nanoseconds, seconds)."""
-    if value < 0x80:
-        return _ONE_BYTE[value]
-    if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    if value < 0x20_0000:
-        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
-    if value < 0x1000_0000:
-        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14 & 0x7F | 0x80, value >> 21))
-    if value < 0x8_0000_0000:
-        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14 & 0x7F | 0x80,
-                      value >> 21 & 0x7F | 0x80, value >> 28))
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field: its tag byte(s), the payload's length, the payload."""
-    size = len(payload)
-    return tag + (_ONE_BYTE[size] if size < 0x80 else varint(size)) + payload
-
-
-def timestamp(tag: bytes, unix_nano: int) -> bytes:
-    """A google.protobuf.Timestamp (or Duration) field from nanoseconds >= 0."""
-    seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    prefix = _SECONDS.get(seconds)
-    if prefix is None:
-        prefix = b"\x08" + varint(seconds) if seconds else b""
-        if len(_SECONDS) >= 4096:
-            _SECONDS.clear()
-        _SECONDS[seconds] = prefix
-    body = prefix + b"\x10" + varint(nanos) if nanos else prefix
-    return tag + _ONE_BYTE[len(body)] + body
-
-
-# Timestamps of one batch share a handful of seconds values; their varint is computed once.
-_SECONDS: dict[int, bytes] = {}
 
 
 def string_tag(key: str, value: str) -> bytes:
@@ -119,17 +72,3 @@ def _slow_key_value(otlp: bytes) -> bytes:
         out.v_str = json.dumps(any_value_to_python(value), ensure_ascii=False, separators=(",", ":"))
     # An empty value is an empty STRING, as pcommon's AsString gives.
     return out.SerializeToString()
-
-
-def any_value_to_python(value: AnyValue) -> Any:
-    """An AnyValue as JSON-ready Python: bytes as base64 (as Go's encoding/json does), maps in their order."""
-    kind = value.WhichOneof("value")
-    if kind == "kvlist_value":
-        return {kv.key: any_value_to_python(kv.value) for kv in value.kvlist_value.values}
-    if kind == "array_value":
-        return [any_value_to_python(item) for item in value.array_value.values]
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if kind == "double_value" and not math.isfinite(value.double_value):
-        return str(value.double_value)  # JSON has no NaN or Infinity
-    return getattr(value, kind) if kind else None

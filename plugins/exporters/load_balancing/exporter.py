@@ -13,8 +13,8 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.component import ComponentID, ComponentSettings, Kind, Signal
+from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request
 from plugins.exporters.otlp_grpc.exporter import OtlpGrpcExporter
-from plugins.processors.tail_sampling.wire import Envelope, EnvelopeTable, assemble, split_request
 
 from .config import Config
 from .ring import HashRing

@@ -20,8 +20,8 @@ from gateway.component import Batch, ComponentSettings
 from gateway.configblocks import ReloadingClientTLS
 from gateway.errors import PermanentError, RetryableError
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, parse_retry_after
-from plugins.exporters.jaeger.parts import Part, PartSender, Split, offloaded
-from plugins.exporters.jaeger.wire import field, timestamp, varint
+from gateway.helpers.parts import Part, PartSender, Split, offloaded
+from gateway.helpers.protowire import field, timestamp, varint
 
 from .config import Config
 from .translate import Streams, Translator

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from gateway.helpers.protowire import any_value_to_python
 from gateway.protos.otelgw import otlp_views_pb2 as views
-from plugins.exporters.jaeger.wire import any_value_to_python
 
 if TYPE_CHECKING:
     from .translate import Attribute, Resource

@@ -27,8 +27,8 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from gateway.helpers.protowire import any_value_to_python
 from gateway.protos.otelgw import otlp_views_pb2 as views
-from plugins.exporters.jaeger.wire import any_value_to_python
 
 from .config import TENANT, Config
 from .labels import LEVELS, Label, LabelSet, cap, label_name

@@ -33,6 +33,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gateway.component import ComponentSettings, Signal, count_items
 from gateway.errors import OverloadedError, SkipBatchError
+from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request, stamp
 
 from .caches import DecisionCache
 from .config import Config
@@ -40,7 +41,6 @@ from .decide import Decider
 from .metrics import tail_sampling_metrics
 from .policies import Decision, build_policy, needs_times
 from .trace import TraceState, TraceView
-from .wire import Envelope, EnvelopeTable, assemble, split_request, stamp
 
 __all__ = ["TailSamplingProcessor"]
 

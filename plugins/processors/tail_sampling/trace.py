@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-from .wire import Envelope
+from gateway.helpers.trace_runs import Envelope
 
 __all__ = ["TraceState", "TraceView"]
 

@@ -168,7 +168,7 @@ async def test_protocol_otlp_sends_otlp_unchanged() -> None:
 
 
 async def test_large_batches_are_translated_off_the_event_loop_and_arrive_whole(collector: Any) -> None:
-    from plugins.exporters.jaeger.parts import OFFLOAD_BYTES
+    from gateway.helpers.parts import OFFLOAD_BYTES
 
     batch = make_traces(3000)
     assert batch.ByteSize() > OFFLOAD_BYTES

@@ -165,7 +165,7 @@ async def test_unreachable_loki_is_a_retryable_error() -> None:
 
 
 async def test_large_batches_are_translated_off_the_event_loop_and_arrive_whole(loki: Any) -> None:
-    from plugins.exporters.jaeger.parts import OFFLOAD_BYTES
+    from gateway.helpers.parts import OFFLOAD_BYTES
 
     batch = make_logs(8000)
     assert batch.ByteSize() > OFFLOAD_BYTES

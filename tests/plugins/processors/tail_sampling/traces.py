@@ -10,9 +10,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from gateway.helpers.trace_runs import EnvelopeTable, split_request
 from gateway.testing import any_value
 from plugins.processors.tail_sampling.trace import TraceState, TraceView
-from plugins.processors.tail_sampling.wire import EnvelopeTable, split_request
 
 BASE_NS = 1_700_000_000_000_000_000
 MS = 1_000_000

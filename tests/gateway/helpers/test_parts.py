@@ -8,8 +8,8 @@ import pytest
 
 from gateway.errors import PermanentError, RetryableError
 from gateway.helpers.exporter import PartialSuccess
+from gateway.helpers.parts import Part, PartSender, Split
 from gateway.testing import make_traces
-from plugins.exporters.jaeger.parts import Part, PartSender, Split
 
 
 class Destination:

@@ -6,9 +6,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span
 
-from plugins.processors.tail_sampling.wire import EnvelopeTable, assemble, split_request, stamp
-
-from .traces import BASE_NS, MS, request, span, spans_of, tid
+from gateway.helpers.trace_runs import EnvelopeTable, assemble, split_request, stamp
+from tests.plugins.processors.tail_sampling.traces import BASE_NS, MS, request, span, spans_of, tid
 
 
 def triples(batch: ExportTraceServiceRequest) -> list[tuple[bytes, bytes, bytes]]:
