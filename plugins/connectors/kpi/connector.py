@@ -12,8 +12,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.component import ComponentSettings
+from gateway.helpers.flushing_connector import FlushingConnector
 from gateway.helpers.shared import SharedComponent, SharedComponents
-from plugins.connectors.span_metrics.flush import FlushingConnector
 
 from .config import Config
 from .engine import KpiEngine

@@ -7,10 +7,10 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.component import ComponentSettings
+from gateway.helpers.flushing_connector import FlushingConnector
 
 from .aggregator import SpanAggregator
 from .config import Config
-from .flush import FlushingConnector
 
 __all__ = ["SpanMetricsConnector"]
 

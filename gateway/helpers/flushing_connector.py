@@ -14,8 +14,7 @@ from typing import Any, Protocol
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from gateway.component import ComponentSettings, Signal, count_items
-
-from .telemetry import connector_metrics
+from gateway.helpers.connector_metrics import connector_metrics
 
 __all__ = ["Aggregator", "FlushingConnector"]
 
