@@ -14,6 +14,9 @@ Hot reload builds a new graph with ``previous=`` the running one: a running node
 (queues, buffers, open ports), when its config is equal, the extensions it names are unchanged, and what it
 feeds is itself reused (downstream objects are bound at creation). Receivers are reused per id when their
 config and signals are equal; they then feed an ``Inlet`` that is pointed at the new pipelines on ``commit``.
+
+A processor or connector whose factory has ``mutates_data=True`` hands batches on through a ``ForgetWireBytes``,
+so nothing after it sees the receiver's serialized bytes of a batch it may have changed (``gateway.wirebytes``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from gateway.config import GatewayConfig, PipelineID
 from gateway.errors import ConfigError, RetryableError
 from gateway.host import Host, Status
 from gateway.telemetry import Telemetry
+from gateway.wirebytes import ForgetWireBytes
 
 __all__ = ["FanOut", "Graph", "Inlet", "Node"]
 
@@ -210,7 +214,9 @@ class Graph:
                         and _same(previous._connector_targets.get(key, []), self._connector_targets[key])):
                     component = self._take(previous._connectors[key])
                 if component is None:
-                    next_consumer = FanOut(out_signal, heads)
+                    next_consumer: Any = FanOut(out_signal, heads)
+                    if cc.factory.mutates_data:  # one that changes batches in place and hands them on
+                        next_consumer = ForgetWireBytes(next_consumer)
                     component = create(self._settings(Kind.CONNECTOR, cid, in_signal), cc.config, next_consumer)
                 self._connectors[key] = component
                 self.nodes.append(Node(Kind.CONNECTOR, cid, component, in_signal, out_signal=out_signal))
@@ -241,8 +247,16 @@ class Graph:
         mutates = False
         for cid in reversed(pipeline.processors):
             cc = self.config.get(Kind.PROCESSOR, cid)
-            next_consumer = head
             old = previous._processors.get((pid, cid)) if previous is not None else None
+            next_consumer = head
+            if cc.factory.mutates_data:
+                # What a mutating processor hands on no longer matches the receiver's bytes (gateway.wirebytes).
+                # The previous wrapper of the same head is kept, so the processor itself can be reused.
+                old_next = old[1] if old is not None else None
+                if isinstance(old_next, ForgetWireBytes) and old_next.next is head:
+                    next_consumer = old_next
+                else:
+                    next_consumer = ForgetWireBytes(head)
             reused = None
             if old is not None and old[1] is next_consumer and self._unchanged(Kind.PROCESSOR, cid):
                 reused = self._take(old[0])

@@ -26,6 +26,7 @@ from gateway.component import Kind, Signal
 from gateway.service import Service
 from gateway.testing import any_value
 from gateway.testing.otlp_sink import OtlpSink
+from plugins.processors.redaction import hyperscan_scanner, rules
 
 CORPUS_FILE = Path(__file__).parent / "plugins/processors/redaction/testdata/pii_corpus.yaml"
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,8 +139,12 @@ async def send(grpc_address: str, http_address: str) -> dict[Signal, int]:
     return {Signal.TRACES: 2 * spans, Signal.LOGS: records, Signal.METRICS: 5 * len(TEXTS + CLEAN)}
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+@pytest.fixture(params=["re", "hyperscan"])
+async def gateway(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The gateway on each prefilter engine: both must find every secret."""
+    if request.param == "hyperscan" and not hyperscan_scanner.AVAILABLE:
+        pytest.skip("hyperscan is not installed: it has no wheel for this platform")
+    monkeypatch.setattr(rules, "ENGINE", request.param)
     monkeypatch.setenv("REDACTION_TEST_KEY", KEY)
     sink = OtlpSink()
     await sink.start()

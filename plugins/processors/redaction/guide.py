@@ -30,8 +30,9 @@ def _varint(data: bytes, position: int) -> tuple[int, int]:
 
 
 def touched(data: bytes, ranges: Sequence[tuple[int, int]]) -> dict[int, set[int]] | None:
-    """Field number → indexes (among that field's occurrences) of the top-level fields of the message ``data``
-    overlapping any of the ``[start, end)`` byte ranges. None if ``data`` does not parse (then walk everything)."""
+    """Field number → indexes (among that field's length-delimited occurrences, which are the elements of a
+    repeated field as parsed) of the top-level text or message fields of the message ``data`` overlapping any of
+    the ``[start, end)`` byte ranges. None if ``data`` does not parse (then walk everything)."""
     result: dict[int, set[int]] = {}
     seen: dict[int, int] = {}
     last = max(end for _, end in ranges)
@@ -58,6 +59,8 @@ def touched(data: bytes, ranges: Sequence[tuple[int, int]]) -> dict[int, set[int
                 position += 4
             else:
                 return None
+            if wire != _LENGTH:
+                continue  # numbers and ids hold no text; an element of a repeated field is length-delimited
             number = key >> 3
             index = seen.get(number, 0)
             seen[number] = index + 1

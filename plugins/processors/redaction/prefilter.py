@@ -1,8 +1,9 @@
-"""Find the items of a batch that can need redaction from their serialized bytes, without decoding anything.
+"""Find the places in serialized bytes that can need redaction, without decoding anything: the ``re`` engine.
 
-The caller serializes every item (span, log record, data point...) once; the scanner joins the bytes, folds them
-with one ``bytes.translate`` (see ``literals``) and runs a few C-level searches over the whole batch, each
-flagging the items its hits fall in with a bit mask of the rules that may match there:
+``find`` takes the bytes of a request (or of items joined, see ``locate``), folds them with one
+``bytes.translate`` (see ``literals``) and runs a few C-level searches of Python's ``re``, each reporting the
+byte ranges its hits cover with a bit mask of the rules that may match there. ``hyperscan_scanner`` does the same
+in one pass of Hyperscan where that library is installed; this engine is the fallback and the reference:
 
 - **rare bytes** (``@`` for e-mail, ``+`` for international numbers): ``bytes.find`` (memchr), then a confirming
   pattern on the raw bytes at each occurrence;
@@ -16,7 +17,7 @@ flagging the items its hits fall in with a bit mask of the rules that may match 
   the literals of the byte actually there. A literal whose only anchors are frequent bytes (and literals of
   digits only, like the thirteen ``0`` of a card number) is searched with ``bytes.find`` instead.
 
-Only flagged items are walked in Python, and only with the rules their masks name. Nothing here may miss a secret:
+Only items holding a hit are walked in Python, and only with the rules their masks name. Nothing here may miss a secret:
 the triggers of ``detectors`` and the literals of ``literals`` must hold for every match.
 """
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from .detectors.base import Anchored, Literal, Search, Trigger
 from .literals import FOLD, fold, rarity
 
-__all__ = ["Hit", "Probe", "Scanner", "value_gate"]
+__all__ = ["Hit", "Probe", "RawHit", "Scanner", "bucket", "value_gate"]
 
 MARKER = 0x01
 _FILLER = 0x02
@@ -63,6 +64,10 @@ class Hit:
 
     mask: int
     ranges: list[tuple[int, int]]
+
+
+#: (first byte, last byte, rule bits) of one place in a buffer that can hold a match.
+RawHit = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -209,29 +214,14 @@ class Scanner:
 
     def locate(self, parts: Sequence[bytes]) -> dict[int, Hit]:
         """The hits in each item (by index into ``parts``) that can hold a match; absent = nothing to do."""
-        data = b"".join(parts)
-        ends: list[int] = []
-        hits: dict[int, Hit] = {}
+        return bucket(parts, self.find(b"".join(parts)))
+
+    def find(self, data: bytes) -> list[RawHit]:
+        """(first byte, last byte, rule bits) of every place in ``data`` that can hold a match."""
+        hits: list[RawHit] = []
 
         def flag(first: int, last: int, mask: int) -> None:
-            if not ends:
-                ends.extend(itertools.accumulate(map(len, parts)))
-            first_index = bisect.bisect_right(ends, first)
-            hit = hits.get(first_index)
-            if hit is not None and last < ends[first_index]:  # common: another hit in an item already flagged
-                base = ends[first_index - 1] if first_index else 0
-                hit.mask |= mask
-                hit.ranges.append((first - base, last + 1 - base))
-                return
-            for index in range(first_index, bisect.bisect_right(ends, last) + 1):
-                base = ends[index - 1] if index else 0
-                span = (max(first, base) - base, min(last + 1, ends[index]) - base)
-                hit = hits.get(index)
-                if hit is None:
-                    hits[index] = Hit(mask, [span])
-                else:
-                    hit.mask |= mask
-                    hit.ranges.append(span)
+            hits.append((first, last, mask))
 
         for anchor, anchor_confirm, anchor_offset, anchor_mask in self._bytes:
             position = data.find(anchor)
@@ -279,3 +269,21 @@ class Scanner:
             start = match.start()
             if confirm is None or (start >= offset and confirm.match(data, start - offset)):
                 flag(start, match.end() - 1, mask)
+
+
+def bucket(parts: Sequence[bytes], hits: Iterable[RawHit]) -> dict[int, Hit]:
+    """Group hits on the joined ``parts`` by part: index → rule bits and ranges relative to that part. A hit
+    that straddles parts flags each of them."""
+    ends = list(itertools.accumulate(map(len, parts)))
+    located: dict[int, Hit] = {}
+    for first, last, mask in hits:
+        for index in range(bisect.bisect_right(ends, first), min(bisect.bisect_right(ends, last), len(ends) - 1) + 1):
+            base = ends[index - 1] if index else 0
+            span = (max(first, base) - base, min(last + 1, ends[index]) - base)
+            hit = located.get(index)
+            if hit is None:
+                located[index] = Hit(mask, [span])
+            else:
+                hit.mask |= mask
+                hit.ranges.append(span)
+    return located

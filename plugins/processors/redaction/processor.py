@@ -1,24 +1,28 @@
 """The redaction processor: picks the items that need work, then visits only the fields that need it.
 
-Per request: resource and scope attributes are always walked (a handful per request). The items (spans, log
-records, metric data points) are serialized once each and handed to the prefilter, which returns the items that
-can hold a match, the value rules that can match there, and where in the item's bytes; ``guide.touched`` turns
-that into the attributes, events, links, names or bodies to visit. With an allow-list (``allow_all_keys:
-false``) every item's keys are visited anyway, since a key's absence from the list is not visible in bytes;
-``redact_all_types`` or a rule without a searchable literal makes every item be walked completely.
+Per request: resource and scope attributes are always walked (a handful per request). For traces and logs the
+prefilter scans the bytes of the whole request once: the bytes the receiver parsed when no component has changed
+the batch since (``gateway.wirebytes``), else one serialization. ``items`` maps its hits to the spans or log
+records they fall in, and ``guide.touched`` to the attributes, events, links, names or bodies to visit. Metric data
+points sit at varying depths, so each is serialized on its own and scanned together. With an allow-list
+(``allow_all_keys: false``) every item's keys are visited anyway, since a key's absence from the list is not
+visible in bytes; ``redact_all_types`` or a rule without a searchable literal makes every item be walked
+completely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from gateway.component import ComponentSettings
 from gateway.helpers.processor import Processor
+from gateway.wirebytes import wire_bytes
 
 from .actions import Action
 from .config import Config
 from .guide import touched
+from .items import Located, locate_items
 from .metrics import redaction_metrics
 from .rules import RuleSet, ValueRule
 from .walk import DROPPED, Stats, redact_any, redact_attributes, redact_name, write_summary
@@ -48,6 +52,19 @@ def _point_fields(point: Any) -> tuple[int, int]:
     return fields
 
 
+#: Repeated fields from a request down to its items, by field number (for the wire walk) and by name.
+_TRACE_PATH, _TRACE_NAMES = (1, 2, 2), ("resource_spans", "scope_spans", "spans")
+_LOG_PATH, _LOG_NAMES = (1, 2, 2), ("resource_logs", "scope_logs", "log_records")
+
+
+def _indexed(batch: Any, names: tuple[str, str, str]) -> Iterator[tuple[tuple[int, int, int], Any]]:
+    outer, middle, inner = names
+    for i, first in enumerate(getattr(batch, outer)):
+        for j, second in enumerate(getattr(first, middle)):
+            for k, item in enumerate(getattr(second, inner)):
+                yield (i, j, k), item
+
+
 class RedactionProcessor(Processor):
     def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
         super().__init__(settings, config, next_consumer)
@@ -65,7 +82,8 @@ class RedactionProcessor(Processor):
     # ------------------------------------------------------------------ selection
 
     def _select(self, items: Sequence[Any]) -> Iterable[Selected]:
-        """(index, rule mask, fields to visit or None for all) of the items to walk, in order."""
+        """(index, rule mask, fields to visit or None for all) of the items to walk, in order: each item
+        serialized on its own (metric data points, which sit at varying depths)."""
         rules = self.rules
         if not items:
             return ()
@@ -84,6 +102,44 @@ class RedactionProcessor(Processor):
         self._walked.inc(len(hits))
         return ((index, hit.mask, touched(parts[index], hit.ranges)) for index, hit in sorted(hits.items()))
 
+    def _select_in_request(self, batch: Any, path: tuple[int, ...], names: tuple[str, str, str],
+                           items: int) -> Iterator[tuple[tuple[int, int, int], Any, int, dict[int, set[int]] | None]]:
+        """(indexes, item, rule mask, fields to visit or None for all) of the items of a traces or logs request to walk.
+
+        The scanner runs once over the request's bytes: the receiver's, when nothing has changed the batch since
+        (``gateway.wirebytes``), else one serialization; the wire walk of ``items`` names the items hit."""
+        rules = self.rules
+        if rules.walk_all_reason:
+            self._walked.inc(items)
+            for indexes, item in _indexed(batch, names):
+                yield indexes, item, rules.all_rules, None
+            return
+        located = Located()
+        if rules.scanner is not None:
+            data = wire_bytes(batch)
+            if data is None:
+                data = batch.SerializeToString()
+            located = locate_items(data, rules.scanner.find(data), path)
+            self._scanned.inc(items)
+            if located.outside:
+                # A hit outside every item: resource and scope attributes are walked anyway, but text in fields
+                # this schema does not know cannot be checked, so it does not leave.
+                batch.DiscardUnknownFields()
+        if rules.walk_all_keys:
+            self._walked.inc(items)
+            for indexes, item in _indexed(batch, names):
+                hit = located.items.get(indexes)
+                if hit is not None:
+                    item.DiscardUnknownFields()
+                yield indexes, item, hit.mask if hit is not None else 0, None
+            return
+        self._walked.inc(len(located.items))
+        outer, middle, inner = names
+        for (i, j, k), hit in sorted(located.items.items()):
+            item = getattr(getattr(getattr(batch, outer)[i], middle)[j], inner)[k]
+            item.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
+            yield (i, j, k), item, hit.mask, touched(hit.data, hit.ranges)
+
     def _envelope(self, attrs: Any) -> None:
         stats = Stats() if self._summary else None
         redact_attributes(attrs, self.rules, self._all, stats)
@@ -93,14 +149,15 @@ class RedactionProcessor(Processor):
     # ------------------------------------------------------------------ signals
 
     def process_traces(self, batch: Any) -> Any:
+        items = 0
         for resource_spans in batch.resource_spans:
             self._envelope(resource_spans.resource.attributes)
             for scope_spans in resource_spans.scope_spans:
                 self._envelope(scope_spans.scope.attributes)
-        spans = [s for rs in batch.resource_spans for ss in rs.scope_spans for s in ss.spans]
+                items += len(scope_spans.spans)
         rules_for = self.rules.rules_for
-        for index, mask, fields in self._select(spans):
-            self._span(spans[index], rules_for(mask), fields)
+        for _, span, mask, fields in self._select_in_request(batch, _TRACE_PATH, _TRACE_NAMES, items):
+            self._span(span, rules_for(mask), fields)
         return batch
 
     def process_metrics(self, batch: Any) -> Any:
@@ -119,22 +176,24 @@ class RedactionProcessor(Processor):
         return batch
 
     def process_logs(self, batch: Any) -> Any:
+        items = 0
         for resource_logs in batch.resource_logs:
             self._envelope(resource_logs.resource.attributes)
             for scope_logs in resource_logs.scope_logs:
                 self._envelope(scope_logs.scope.attributes)
-        records = [r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+                items += len(scope_logs.log_records)
         rules_for = self.rules.rules_for
+        selected = self._select_in_request(batch, _LOG_PATH, _LOG_NAMES, items)
         if self.rules.body_rule is None:
-            for index, mask, fields in self._select(records):
-                self._log(records[index], rules_for(mask), fields)
+            for _, record, mask, fields in selected:
+                self._log(record, rules_for(mask), fields)
             return batch
         # The body action changes every body, flagged or not; plain string bodies of clean records go the short way.
-        selected = {index: (mask, fields) for index, mask, fields in self._select(records)}
+        chosen = {indexes: (mask, fields) for indexes, _, mask, fields in selected}
         quick = not (self._summary or self.rules.allowed_values or self.rules.body_rule.action is Action.DROP)
         replace, action = self.rules.replacer.replace, self.rules.body_rule.action
-        for index, record in enumerate(records):
-            choice = selected.get(index)
+        for indexes, record in _indexed(batch, _LOG_NAMES):
+            choice = chosen.get(indexes)
             if choice is None and quick:
                 body = record.body
                 if body.WhichOneof("value") == "string_value":

@@ -13,9 +13,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from . import hyperscan_scanner
 from .actions import Action, Replacer
 from .config import Config
 from .detectors import DETECTORS, Literal
+from .hyperscan_scanner import HyperscanScanner
 from .literals import FOLD, required_literals
 from .prefilter import Probe, Scanner, value_gate
 from .specs import compile_pattern
@@ -76,6 +78,14 @@ def _ends_with_dollar(text: str) -> bool:
 def _key_pattern(text: str) -> re.Pattern[str]:
     """A trailing ``$`` means the end of the key, as in RE2 (Python's would also match before a final newline)."""
     return compile_pattern(text[:-1] + r"\Z" if _ends_with_dollar(text) else text)
+
+
+#: Prefilter engine: "hyperscan" when the library is installed, else "re" (same items found, slower).
+ENGINE = "hyperscan" if hyperscan_scanner.AVAILABLE else "re"
+
+
+def make_scanner(probes: Sequence[Probe]) -> Scanner | HyperscanScanner:
+    return HyperscanScanner(probes) if ENGINE == "hyperscan" else Scanner(probes)
 
 
 def _key_end_variant(pattern: re.Pattern[str]) -> re.Pattern[str]:
@@ -145,7 +155,7 @@ class RuleSet:
             self.walk_all_reason = "redact_all_types: numbers are not visible in the serialized bytes"
         elif unfiltered:
             self.walk_all_reason = f"no literal the prefilter can search for in {', '.join(unfiltered)}"
-        self.scanner = None if self.walk_all_reason else Scanner(probes)
+        self.scanner = None if self.walk_all_reason else make_scanner(probes)
         if self.scanner is not None and self.scanner.empty:
             self.scanner = None
         #: Every item must be visited for its keys: an allow-list removes whatever is not on it.

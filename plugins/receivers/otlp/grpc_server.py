@@ -86,7 +86,7 @@ class GrpcServer:
                 bad_request("malformed")
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"malformed request ({len(request)} bytes): {exc}")
-            failure = await deliver(batch)
+            failure = await deliver(batch, request)
             if failure is not None and failure.grpc_code is not grpc.StatusCode.OK:
                 await abort(context, failure)
             return success

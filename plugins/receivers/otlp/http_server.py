@@ -170,7 +170,8 @@ class HttpServer:
                 self.logger.debug("bad OTLP/HTTP request: %s", exc, extra={"path": request.path})
             # Stop a sender that is over the limit from streaming the rest of it into us.
             return self._failure(reply_type, exc, close=isinstance(exc, TooLargeError))
-        failure = await route.deliver(batch)
+        # Protobuf bodies go along as the batch's wire bytes (gateway.wirebytes); JSON has none.
+        failure = await route.deliver(batch, body if content_type == PROTOBUF else None)
         if failure is None or failure.http_status == 200:
             return web.Response(body=self._success[(signal, content_type)],
                                 headers={"Content-Type": content_type})

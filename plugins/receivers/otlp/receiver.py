@@ -2,7 +2,8 @@
 
 The host creates the receiver once per signal; each create call gets a handle (``helpers.shared``) on one
 ``OtlpReceiver``, which records each signal's next consumer. Both servers decode at the edge, then call
-:meth:`Route.deliver`, which counts items, hands the batch on and turns a refusal into a status via
+:meth:`Route.deliver`, which counts items, hands the batch on (with the protobuf bytes it was parsed from, for
+processors that scan bytes: ``gateway.wirebytes``) and turns a refusal into a status via
 ``gateway.errors.status_for``.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
 from gateway.configblocks import ReloadingServerTLS, TLSServerConfig
 from gateway.errors import ConfigError, ConsumeError, SkipBatchError, StatusMapping, status_for
+from gateway.wirebytes import attached
 
 from .config import AuthConfig, Config, Protocols
 from .grpc_server import GrpcServer
@@ -43,13 +45,21 @@ class Route:
         self.logger = settings.telemetry.logger
         self._last_unexpected_log = float("-inf")
 
-    async def deliver(self, batch: Batch) -> StatusMapping | None:
-        """Hand ``batch`` downstream. None means success; otherwise how to answer the sender."""
+    async def deliver(self, batch: Batch, wire: bytes | None = None) -> StatusMapping | None:
+        """Hand ``batch`` downstream. None means success; otherwise how to answer the sender.
+
+        ``wire``: the protobuf bytes ``batch`` was parsed from, offered to byte-scanning processors while the
+        hand-over lasts (``gateway.wirebytes``).
+        """
         items = count_items(self.signal, batch)
         if items == 0:
             return None  # an empty request is answered with success and not forwarded (protocols.md 1.1)
         try:
-            await self.consume(batch)
+            if wire is None:
+                await self.consume(batch)
+            else:
+                with attached(batch, wire):
+                    await self.consume(batch)
         except SkipBatchError:
             pass  # dropped on purpose downstream: success for the sender
         except Exception as exc:

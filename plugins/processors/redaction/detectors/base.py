@@ -48,6 +48,9 @@ class Search:
     folded: bool = False
     confirm: re.Pattern[bytes] | None = None
     offset: int = 0
+    #: The same condition (pattern and confirm together) as one expression over the raw bytes without look-around,
+    #: for the Hyperscan engine; empty = ``pattern`` itself, which must then be raw and free of look-around.
+    raw: bytes = b""
 
 
 Trigger: TypeAlias = Literal | Anchored | Search

@@ -96,7 +96,7 @@ class IbanDetector:
     # letter of the account number). In groups of four, those 10 digits always hold "ddd dddd".
     triggers: tuple[Trigger, ...] = (
         Search(re.compile(rb"0000000000(?<=[a-z\x01]0000000000)"), folded=True,
-               confirm=re.compile(rb"[A-Z]"), offset=1),
+               confirm=re.compile(rb"[A-Z]"), offset=1, raw=rb"[A-Z][0-9]{10}"),
         Literal("000 0000"))
 
     def find(self, text: str) -> Iterator[tuple[int, int]]:

@@ -49,6 +49,9 @@ def _normalize(secret: str) -> str:
 _BARE_TRIGGER = re.compile(
     rb"0[1-9][0-9]{7}(?:(?<![\w+]0[1-9][0-9]{7})|(?<=[\x0a\x12\x1a\x2a\x3a\x62\x80-\xff].0[1-9][0-9]{7}))",
     re.DOTALL)
+#: The same without look-behind, for Hyperscan: the byte before is consumed instead (a string never starts a
+#: buffer, its tag and length come first).
+_BARE_TRIGGER_RAW = rb"(?:[^\w+]|[\x0a\x12\x1a\x2a\x3a\x62\x80-\xff][\x00-\xff])0[1-9][0-9]{7}"
 
 PHONE = RegexDetector(
     name="phone",
@@ -57,7 +60,7 @@ PHONE = RegexDetector(
     # trunk number.
     triggers=(Anchored("+", re.compile(rb"\+\d")),
               Literal("000 0000"), Literal("000-0000"), Literal("00 00 00 00"), Literal("00-00-00-00"),
-              Search(_BARE_TRIGGER)),
+              Search(_BARE_TRIGGER, raw=_BARE_TRIGGER_RAW)),
     accept=_accept,
     normalizer=_normalize,
 )

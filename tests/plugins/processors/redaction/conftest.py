@@ -12,7 +12,10 @@ from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.telemetry import Telemetry
 from gateway.testing import Sink, settings_for
+from plugins.processors.redaction import hyperscan_scanner, rules
 from plugins.processors.redaction.factory import factory
+from plugins.processors.redaction.hyperscan_scanner import HyperscanScanner
+from plugins.processors.redaction.prefilter import Scanner
 
 TESTDATA = Path(__file__).parent / "testdata"
 KEY = "k" * 32  # a 32-byte HMAC key, as hmac-sha256 requires
@@ -28,6 +31,18 @@ def corpus_entries(section: dict[str, list[Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
+ENGINES = {"re": Scanner, "hyperscan": HyperscanScanner}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Each prefilter engine in turn: its scanner class, and processors built meanwhile use it."""
+    if request.param == "hyperscan" and not hyperscan_scanner.AVAILABLE:
+        pytest.skip("hyperscan is not installed: it has no wheel for this platform")
+    monkeypatch.setattr(rules, "ENGINE", request.param)
+    return ENGINES[request.param]
+
+
 @pytest.fixture(scope="session")
 def corpus() -> dict[str, Any]:
     data = yaml.safe_load((TESTDATA / "pii_corpus.yaml").read_text(encoding="utf-8"))
@@ -35,8 +50,8 @@ def corpus() -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_processor():
-    """make_processor(config_dict, signal=Signal.TRACES) -> (processor, sink, telemetry)."""
+def make_processor(engine: Any):
+    """make_processor(config_dict, signal=Signal.TRACES) -> (processor, sink, telemetry), on each engine."""
 
     def make(config: dict[str, Any], signal: Signal = Signal.TRACES) -> Any:
         cfg = decode(factory.create_default_config(), config)
