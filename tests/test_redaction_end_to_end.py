@@ -9,7 +9,9 @@ import asyncio
 import json
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -21,10 +23,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from gateway import otlpjson
+from gateway import Factory, hookimpl, otlpjson
 from gateway.component import Kind, Signal
+from gateway.config import build_config
+from gateway.helpers.processor import Processor
+from gateway.registry import load_registry
 from gateway.service import Service
-from gateway.testing import any_value
+from gateway.testing import Sink, any_value, make_traces
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.processors.redaction import hyperscan_scanner, rules
 
@@ -279,3 +284,66 @@ async def test_the_shipped_customer_service_config(tmp_path: Path, monkeypatch: 
     finally:
         assert await service.shutdown() == []
         await sink.stop()
+
+
+# ------------------------------------------------------- the receiver's bytes are used only while they are exact
+
+
+@dataclass(frozen=True)
+class _NoConfig:
+    pass
+
+
+class _WriteAddressIntoNames(Processor):
+    """A processor in front of redaction that changes spans in place (and says so with mutates_data)."""
+
+    def process_traces(self, batch: Any) -> Any:
+        for rs in batch.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    span.name = "mail alice@example.com"
+        return batch
+
+
+_KEPT: list[Sink] = []
+
+
+def _keep(settings: Any, config: Any) -> Sink:
+    _KEPT.append(Sink())
+    return _KEPT[-1]
+
+
+_plugin = SimpleNamespace(otelgw_component_factories=hookimpl(lambda: [
+    Factory("write_address", Kind.PROCESSOR, _NoConfig, create_traces=_WriteAddressIntoNames, mutates_data=True),
+    Factory("keep", Kind.EXPORTER, _NoConfig, create_traces=_keep)]))
+
+
+@pytest.mark.parametrize("front", [[], ["write_address"], ["memory_limiter", "write_address"]])
+async def test_a_change_upstream_is_redacted_not_hidden_by_stale_request_bytes(front: list[str]) -> None:
+    """The otlp receiver hands redaction the request bytes; a processor that changed the spans since must make
+    redaction look at the spans as they are now (here: an address it wrote into every name)."""
+    registry = load_registry([_plugin])
+    _KEPT.clear()
+    raw = {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {"write_address": None, "memory_limiter": {"check_interval": "1s", "limit_mib": 100_000},
+                       "redaction": {"allow_all_keys": True, "detectors": ["email"]}},
+        "exporters": {"keep": None},
+        "service": {"telemetry": {"metrics": {"address": ""}},
+                    "pipelines": {"traces": {"receivers": ["otlp"], "processors": [*front, "redaction"],
+                                             "exporters": ["keep"]}}},
+    }
+    service = Service(build_config(raw, registry), registry)
+    await service.start()
+    try:
+        receiver = service.graph.find(Kind.RECEIVER, "otlp")
+        async with grpc.aio.insecure_channel(receiver.grpc_address) as channel:
+            call = channel.unary_unary(GRPC[Signal.TRACES], request_serializer=None, response_deserializer=None)
+            await call(make_traces(spans=20).SerializeToString(), timeout=10)
+    finally:
+        assert await service.shutdown() == []
+    [sink] = _KEPT
+    names = {span.name for span in sink.spans()}
+    assert len(sink.spans()) == 20
+    assert names == ({"mail ****"} if front else {span.name for span in make_traces(spans=20).resource_spans[0]
+                                                  .scope_spans[0].spans})

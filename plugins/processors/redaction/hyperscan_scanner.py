@@ -37,36 +37,64 @@ __all__ = ["AVAILABLE", "HyperscanScanner"]
 AVAILABLE = hyperscan is not None
 
 #: Raw bytes that fold to each folded byte.
-_UNFOLD: dict[int, list[int]] = {}
-for _raw in range(256):
-    _UNFOLD.setdefault(FOLD[_raw], []).append(_raw)
+_UNFOLD: dict[int, frozenset[int]] = {
+    folded: frozenset(raw for raw in range(256) if FOLD[raw] == folded) for folded in set(FOLD)}
+
+#: A literal as the raw bytes allowed at each position.
+Classes = tuple[frozenset[int], ...]
 
 
-def _byte_class(folded: int) -> bytes:
-    members = _UNFOLD.get(folded, [])
+def _class_expression(members: frozenset[int]) -> bytes:
     if len(members) == 1:
-        return b"\\x%02x" % members[0]
-    return b"[" + b"".join(b"\\x%02x" % raw for raw in members) + b"]"
+        return b"\\x%02x" % next(iter(members))
+    return b"[" + b"".join(b"\\x%02x" % raw for raw in sorted(members)) + b"]"
 
 
-def literal_expression(folded: bytes) -> bytes:
-    """A Hyperscan expression matching exactly the raw byte strings that fold to ``folded``."""
-    return b"".join(_byte_class(byte) for byte in folded)
+def literal_expression(classes: Classes) -> bytes:
+    return b"".join(_class_expression(members) for members in classes)
 
 
-def _expression(trigger: Trigger) -> tuple[bytes, int]:
-    """(expression, length of every match or 0 when it varies) of one trigger, over raw bytes."""
-    if isinstance(trigger, Literal):
-        folded = fold(trigger.text.encode("utf-8", "surrogatepass"))
-        return literal_expression(folded), len(folded)
+_WORD = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def _mergeable(a: Classes, b: Classes) -> bool:
+    """Same length, and different at one position only (the merge is exact) or only where both hold
+    separators (``00 00 00 00`` and ``00-00-00-00``: the merge also admits mixed separators, a harmless
+    widening for a prefilter)."""
+    if len(a) != len(b) or a == b:
+        return False
+    differ = [i for i in range(len(a)) if a[i] != b[i]]
+    return len(differ) == 1 or all(not (a[i] & _WORD) and not (b[i] & _WORD) for i in differ)
+
+
+def merge_literals(literals: dict[Classes, int]) -> dict[Classes, int]:
+    """Merge literals that ``_mergeable`` allows into one (``000 0000`` and ``000-0000`` → ``ddd[ .()/-]dddd``,
+    ``ghp_`` ... ``ghs_`` → ``gh[pous]_``), with the rule bits of both: the merged literal matches wherever either
+    did. Hyperscan runs one expression over digits much faster than several."""
+    merged = dict(literals)
+    changed = True
+    while changed:
+        changed = False
+        for a in list(merged):
+            for b in list(merged):
+                if a in merged and b in merged and _mergeable(a, b):
+                    union = tuple(x | y for x, y in zip(a, b, strict=True))
+                    mask = merged.pop(a) | merged.pop(b)
+                    merged[union] = merged.get(union, 0) | mask
+                    changed = True
+    return merged
+
+
+def _expression(trigger: Trigger) -> bytes:
+    """The expression of a trigger other than a literal, over raw bytes."""
     if isinstance(trigger, Anchored):
-        return trigger.confirm.pattern, 0
+        return trigger.confirm.pattern
     if isinstance(trigger, Search):
         if trigger.raw:
-            return trigger.raw, 0
+            return trigger.raw
         if trigger.folded or trigger.confirm is not None:
             raise ValueError(f"a folded or confirmed Search needs a raw form for Hyperscan: {trigger.pattern!r}")
-        return trigger.pattern.pattern, 0
+        return trigger.pattern.pattern
     raise TypeError(f"unknown trigger {trigger!r}")
 
 
@@ -76,12 +104,22 @@ class HyperscanScanner:
     def __init__(self, probes: Iterable[Probe]) -> None:
         if hyperscan is None:
             raise RuntimeError("hyperscan is not installed")
-        masks: dict[tuple[bytes, int], int] = {}
+        literals: dict[Classes, int] = {}
+        patterns: dict[bytes, int] = {}
         for probe in probes:
-            key = _expression(probe.trigger)
-            masks[key] = masks.get(key, 0) | probe.mask
-        self._masks = [mask for _, mask in masks.items()]
-        #: Length of each expression's matches (literals), or 0: then Hyperscan reports the start too.
+            trigger = probe.trigger
+            if isinstance(trigger, Literal):
+                folded = fold(trigger.text.encode("utf-8", "surrogatepass"))
+                key = tuple(_UNFOLD[byte] for byte in folded)
+                literals[key] = literals.get(key, 0) | probe.mask
+            else:
+                expression = _expression(trigger)
+                patterns[expression] = patterns.get(expression, 0) | probe.mask
+        #: (expression, length of every match for literals or 0: then Hyperscan reports the start too) → bits
+        masks = {(literal_expression(classes), len(classes)): mask
+                 for classes, mask in merge_literals(literals).items()}
+        masks.update({(expression, 0): mask for expression, mask in patterns.items()})
+        self._masks = list(masks.values())
         self._lengths = [length for _, length in masks]
         expressions = [expression for expression, _ in masks]
         self.empty = not expressions
