@@ -192,17 +192,21 @@ class RedactionProcessor(Processor):
         chosen = {indexes: (mask, fields) for indexes, _, mask, fields in selected}
         quick = not (self._summary or self.rules.allowed_values or self.rules.body_rule.action is Action.DROP)
         replace, action = self.rules.replacer.replace, self.rules.body_rule.action
-        for indexes, record in _indexed(batch, _LOG_NAMES):
-            choice = chosen.get(indexes)
-            if choice is None and quick:
-                body = record.body
-                if body.WhichOneof("value") == "string_value":
-                    text = body.string_value
-                    if text:
-                        body.string_value = replace(action, text, text)
-                    continue
-            mask, fields = choice or (0, {})
-            self._log(record, rules_for(mask), fields, whole_body=True)
+        for i, resource_logs in enumerate(batch.resource_logs):
+            for j, scope_logs in enumerate(resource_logs.scope_logs):
+                flagged = {k: choice for (a, b, k), choice in chosen.items() if a == i and b == j}
+                for k, record in enumerate(scope_logs.log_records):
+                    choice = flagged.get(k) if flagged else None
+                    if choice is None and quick:
+                        body = record.body
+                        text = body.string_value  # "" unless the body is a non-empty string
+                        if text:
+                            body.string_value = replace(action, text, text)
+                            continue
+                        if body.WhichOneof("value") in (None, "string_value"):
+                            continue
+                    mask, fields = choice or (0, {})
+                    self._log(record, rules_for(mask), fields, whole_body=True)
         return batch
 
     # ------------------------------------------------------------------ items
