@@ -34,12 +34,15 @@ _INIT_DOCS = {
         "- ``gateway.protos.jaeger.api_v2``: Jaeger's model and CollectorService (``PostSpans``)\n"
         "- ``gateway.protos.loki``: Loki's push request (package ``logproto``)\n"
         "- ``gateway.protos.prometheus``: Prometheus remote write (``WriteRequest``, package ``prometheus``)\n"
-        "- ``gateway.protos.otelgw``: wire-compatible views of OTLP requests, for exporters that transcode",
+        "- ``gateway.protos.otelgw``: wire-compatible views of OTLP requests, for exporters that transcode and\n"
+        "  processors that scan bytes",
     "jaeger": "Jaeger (generated from protos/jaeger).",
     "jaeger/api_v2": "Jaeger api_v2: ``model_pb2`` (Batch, Span, Process, ...) and ``collector_pb2`` /\n"
                      "``collector_pb2_grpc`` (CollectorService/PostSpans). Generated from protos/jaeger/api_v2.",
     "loki": "Loki push (package ``logproto``): ``push_pb2``. Generated from protos/loki.",
-    "otelgw": "Wire-compatible views of OTLP requests (``otlp_views_pb2``). Generated from protos/otelgw.",
+    "otelgw": "Wire-compatible views of OTLP requests: ``otlp_views_pb2`` (fields as bytes, for exporters that\n"
+              "transcode) and ``item_views_pb2`` (items as bytes, for processors that scan them). Generated from\n"
+              "protos/otelgw.",
     "prometheus": "Prometheus remote write (package ``prometheus``): ``remote_pb2`` (WriteRequest) and\n"
                   "``types_pb2``. Generated from protos/prometheus.",
 }

@@ -4,4 +4,5 @@
 - ``gateway.protos.jaeger.api_v2``: Jaeger's model and CollectorService (``PostSpans``)
 - ``gateway.protos.loki``: Loki's push request (package ``logproto``)
 - ``gateway.protos.prometheus``: Prometheus remote write (``WriteRequest``, package ``prometheus``)
-- ``gateway.protos.otelgw``: wire-compatible views of OTLP requests, for exporters that transcode"""
+- ``gateway.protos.otelgw``: wire-compatible views of OTLP requests, for exporters that transcode and
+  processors that scan bytes"""

@@ -12,14 +12,17 @@ import pytest
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from gateway.protos.jaeger.api_v2 import collector_pb2, collector_pb2_grpc, model_pb2
 from gateway.protos.loki import push_pb2
+from gateway.protos.otelgw import item_views_pb2 as items
 from gateway.protos.otelgw import otlp_views_pb2 as views
 from gateway.protos.prometheus import remote_pb2, types_pb2
 
@@ -164,6 +167,15 @@ VIEWS = [
     (views.ResourceView, resource_pb2.Resource), (views.ScopeView, common_pb2.InstrumentationScope),
     (views.LogsView, logs_service_pb2.ExportLogsServiceRequest), (views.ResourceLogsView, logs_pb2.ResourceLogs),
     (views.ScopeLogsView, logs_pb2.ScopeLogs), (views.LogRecordView, logs_pb2.LogRecord),
+    (items.TracesItems, trace_service_pb2.ExportTraceServiceRequest),
+    (items.ResourceSpansItems, trace_pb2.ResourceSpans), (items.ScopeSpansItems, trace_pb2.ScopeSpans),
+    (items.LogsItems, logs_service_pb2.ExportLogsServiceRequest), (items.ResourceLogsItems, logs_pb2.ResourceLogs),
+    (items.ScopeLogsItems, logs_pb2.ScopeLogs),
+    (items.MetricsItems, metrics_service_pb2.ExportMetricsServiceRequest),
+    (items.ResourceMetricsItems, metrics_pb2.ResourceMetrics), (items.ScopeMetricsItems, metrics_pb2.ScopeMetrics),
+    (items.MetricItems, metrics_pb2.Metric), (items.DataPoints, metrics_pb2.Gauge), (items.DataPoints, metrics_pb2.Sum),
+    (items.DataPoints, metrics_pb2.Histogram), (items.DataPoints, metrics_pb2.ExponentialHistogram),
+    (items.DataPoints, metrics_pb2.Summary),
 ]
 
 

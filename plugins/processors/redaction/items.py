@@ -1,152 +1,83 @@
-"""Which items of a request the prefilter's hits fall in, read from the request's own wire format.
+"""A request's items (spans, log records, metric data points) as their own serialized bytes, for the scanner.
 
-The scanner runs over the bytes of a whole export request (the receiver's bytes when they are still exact, else
-one serialization). Its hits are offsets into those bytes; this module walks the request's wire format (tag,
-length, skip: nothing is decoded) down the path of repeated fields that leads to the items (``resource_spans`` →
-``scope_spans`` → ``spans``; ``resource_logs`` → ``scope_logs`` → ``log_records``) and names each hit's item by
-its indexes along that path, with the hit's ranges relative to the item's own bytes. Containers with no hit are
-skipped whole, and a container's items are walked only up to its last hit.
-
-Only length-delimited occurrences of a path's field numbers are elements of the repeated field (an occurrence with
-another wire type is an unknown field to the parser), so the indexes are those of the parsed message, whatever
-order or encoding the sender used.
+The request's bytes (the receiver's when still exact, else one serialization) are parsed once more, in C, as an
+item view (``gateway.protos.otelgw.item_views``): the same request with each item left as bytes. A view parses
+exactly like OTLP (same items, same order), so the n-th bytes are the n-th item of the parsed batch. The scanner
+runs over the items' bytes joined, and a hit's offset names its item by bisection, with no Python loop over the
+items. The parts of the request outside every item (resource, scope, schema URLs, fields this schema does not
+know) are scanned too, as a few more parts: a hit there must be looked at by the caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
-from .prefilter import RawHit
+from gateway.component import Signal
+from gateway.protos.otelgw import item_views_pb2 as views
 
-__all__ = ["ItemHit", "Located", "locate_items"]
-
-_LENGTH = 2
-
-
-class MalformedError(ValueError):
-    """The bytes do not follow the wire format (they did parse, so this is a bug or a stale byte view)."""
+__all__ = ["Items", "split"]
 
 
 @dataclass
-class ItemHit:
-    """Rule bits that may match in one item, where (ranges relative to the item's bytes), and those bytes."""
+class Items:
+    #: The bytes of every item in request order, then of every envelope (everything outside the items).
+    parts: list[bytes]
+    #: How many of ``parts`` are items.
+    count: int
+    #: Per scope, the flat index of its first item and (resource index, scope index), in order.
+    starts: list[int]
+    scopes: list[tuple[int, int]]
 
-    mask: int
-    ranges: list[tuple[int, int]]
-    data: bytes
-
-
-@dataclass
-class Located:
-    #: Item indexes along the path (e.g. resource_spans, scope_spans, spans) → its hits.
-    items: dict[tuple[int, ...], ItemHit] = field(default_factory=dict)
-    #: Some hit lies outside every item (resource, scope, unknown fields): the caller must look there too.
-    outside: bool = False
-
-
-def _varint(data: bytes, position: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7
-        if shift > 63:
-            raise MalformedError("varint longer than 10 bytes")
+    def address(self, index: int) -> tuple[int, int, int]:
+        """(resource, scope, item) indexes of the item at flat ``index``."""
+        at = bisect.bisect_right(self.starts, index) - 1
+        i, j = self.scopes[at]
+        return i, j, index - self.starts[at]
 
 
-def _skip(data: bytes, position: int, wire: int) -> int:
-    if wire == 0:
-        return _varint(data, position)[1]
-    if wire == 1:
-        return position + 8
-    if wire == _LENGTH:
-        length, position = _varint(data, position)
-        return position + length
-    if wire == 5:
-        return position + 4
-    raise MalformedError(f"wire type {wire}")
+def split(data: bytes, signal: Signal, batch: Any) -> Items:
+    """The items of the traces or logs request ``batch``, serialized as ``data``; see the module docstring."""
+    if signal is Signal.TRACES:
+        request: Any = views.TracesItems.FromString(data)
+        outer, middle, inner = "resource_spans", "scope_spans", "spans"
+    else:
+        request = views.LogsItems.FromString(data)
+        outer, middle, inner = "resource_logs", "scope_logs", "log_records"
+    parts: list[bytes] = []
+    envelopes: list[bytes] = []
+    starts: list[int] = []
+    scopes: list[tuple[int, int]] = []
+    for i, (resource, parsed_resource) in enumerate(zip(getattr(request, outer), getattr(batch, outer),
+                                                         strict=True)):
+        for j, (scope, parsed_scope) in enumerate(zip(getattr(resource, middle), getattr(parsed_resource, middle),
+                                                      strict=True)):
+            starts.append(len(parts))
+            scopes.append((i, j))
+            parts.extend(getattr(scope, inner))
+            # What is left of the view is the scope's envelope: its schema URL and fields this schema does not
+            # know. The scope itself comes from the parsed batch, where repeated occurrences have been merged.
+            scope.ClearField(inner)
+            envelopes.append(scope.SerializeToString())
+            envelopes.append(parsed_scope.scope.SerializeToString())
+        resource.ClearField(middle)
+        envelopes.append(resource.SerializeToString())
+        envelopes.append(parsed_resource.resource.SerializeToString())
+    request.ClearField(outer)
+    envelopes.append(request.SerializeToString())  # fields of the request itself this schema does not know
+    count = len(parts)
+    parts.extend(envelopes)
+    return Items(parts, count, starts, scopes)
 
 
-def locate_items(data: bytes, hits: Sequence[RawHit], path: tuple[int, ...]) -> Located:
-    """Map hits (first, last, rule bits) on a request's bytes ``data`` to the items at the end of ``path``."""
-    located = Located()
-    if not hits:
-        return located
-    try:
-        _walk(data, 0, len(data), path, (), sorted(hits), located)
-    except (IndexError, MalformedError):
-        # Unreachable for bytes that parsed; should it happen, name no item and let the caller walk everything.
-        located.items.clear()
-        located.outside = True
-    return located
-
-
-def _walk(data: bytes, start: int, end: int, path: tuple[int, ...], indexes: tuple[int, ...],
-          hits: list[RawHit], located: Located) -> None:
-    """Walk the message ``data[start:end]``, which ``hits`` (sorted) overlap; descend along ``path`` into the
-    elements they overlap. An element's bytes here include its tag and length."""
-    wanted, rest = (path[0] << 3) | _LENGTH, path[1:]
-    last = max(hit[1] for hit in hits)
-    pending: list[RawHit] = []  # hits that started before the current element's end and may overlap it
-    count, index, position = len(hits), 0, start
-    next_hit = 0
-    while position < end and position <= last:
-        if not pending:
-            # Skip whole elements up to the next hit: one tag byte, a one- or two-byte length (elements under
-            # 16 KiB). This loop is where a clean request spends its time here.
-            upto = hits[next_hit][0] if next_hit < count else end
-            while position < end and data[position] == wanted:
-                length = data[position + 1]
-                if length < 0x80:
-                    following = position + 2 + length
-                elif data[position + 2] < 0x80:
-                    following = position + 3 + ((length & 0x7F) | (data[position + 2] << 7))
-                else:
-                    break
-                if following > upto:
-                    break
-                position = following
-                index += 1
-            if position >= end or position > last:
-                break
-        field_start = position
-        key = data[position]
-        position += 1
-        if key >= 0x80:
-            key, position = _varint(data, field_start)
-        if key == wanted:
-            length, position = _varint(data, position)
-            element_start, position = position, position + length
-            if position > end:
-                raise MalformedError("field runs past its message")
-        else:
-            position = _skip(data, position, key & 7)
-        while next_hit < count and hits[next_hit][0] < position:
-            pending.append(hits[next_hit])
-            next_hit += 1
-        if pending:
-            if key != wanted:
-                located.outside = True  # another field (resource, scope, unknown): the caller looks there
-            elif rest:
-                _walk(data, element_start, position, rest, (*indexes, index), pending, located)
-            else:
-                _item(data, element_start, position, (*indexes, index), pending, located)
-            pending = [hit for hit in pending if hit[1] >= position]
-        if key == wanted:
-            index += 1
-        if position > end:
-            raise MalformedError("field runs past its message")
-
-
-def _item(data: bytes, start: int, end: int, indexes: tuple[int, ...], hits: list[RawHit],
-          located: Located) -> None:
-    mask = 0
-    ranges = []
-    for first, last, bits in hits:
-        mask |= bits
-        ranges.append((max(first, start) - start, min(last + 1, end) - start))
-    located.items[indexes] = ItemHit(mask, ranges, data[start:end])
+def metric_points(data: bytes) -> Iterator[bytes]:
+    """The data points of the serialized metrics request ``data``, each as bytes, in request order."""
+    request = views.MetricsItems.FromString(data)
+    for resource in request.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    yield from getattr(metric, kind).data_points

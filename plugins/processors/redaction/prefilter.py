@@ -276,13 +276,25 @@ def bucket(parts: Sequence[bytes], hits: Iterable[RawHit]) -> dict[int, Hit]:
     that straddles parts flags each of them."""
     ends = list(itertools.accumulate(map(len, parts)))
     located: dict[int, Hit] = {}
+    find = bisect.bisect_right
     for first, last, mask in hits:
-        for index in range(bisect.bisect_right(ends, first), min(bisect.bisect_right(ends, last), len(ends) - 1) + 1):
-            base = ends[index - 1] if index else 0
-            span = (max(first, base) - base, min(last + 1, ends[index]) - base)
+        index = find(ends, first)
+        end = ends[index]
+        if last < end:  # the common case: within one part
+            base = end - len(parts[index])
             hit = located.get(index)
             if hit is None:
-                located[index] = Hit(mask, [span])
+                located[index] = Hit(mask, [(first - base, last + 1 - base)])
+            else:
+                hit.mask |= mask
+                hit.ranges.append((first - base, last + 1 - base))
+            continue
+        for each in range(index, min(find(ends, last), len(ends) - 1) + 1):
+            base = ends[each] - len(parts[each])
+            span = (max(first, base) - base, min(last + 1, ends[each]) - base)
+            hit = located.get(each)
+            if hit is None:
+                located[each] = Hit(mask, [span])
             else:
                 hit.mask |= mask
                 hit.ranges.append(span)

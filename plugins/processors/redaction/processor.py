@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from gateway.component import ComponentSettings
+from gateway.component import ComponentSettings, Signal
 from gateway.helpers.processor import Processor
 from gateway.wirebytes import wire_bytes
 
 from .actions import Action
 from .config import Config
 from .guide import touched
-from .items import Located, locate_items
+from .items import Items, metric_points, split
 from .metrics import redaction_metrics
+from .prefilter import Hit, bucket
 from .rules import RuleSet, ValueRule
 from .walk import DROPPED, Stats, redact_any, redact_attributes, redact_name, write_summary
 
@@ -52,9 +53,9 @@ def _point_fields(point: Any) -> tuple[int, int]:
     return fields
 
 
-#: Repeated fields from a request down to its items, by field number (for the wire walk) and by name.
-_TRACE_PATH, _TRACE_NAMES = (1, 2, 2), ("resource_spans", "scope_spans", "spans")
-_LOG_PATH, _LOG_NAMES = (1, 2, 2), ("resource_logs", "scope_logs", "log_records")
+#: Repeated fields from a request down to its items.
+_TRACE_NAMES = ("resource_spans", "scope_spans", "spans")
+_LOG_NAMES = ("resource_logs", "scope_logs", "log_records")
 
 
 def _indexed(batch: Any, names: tuple[str, str, str]) -> Iterator[tuple[tuple[int, int, int], Any]]:
@@ -81,64 +82,70 @@ class RedactionProcessor(Processor):
 
     # ------------------------------------------------------------------ selection
 
-    def _select(self, items: Sequence[Any]) -> Iterable[Selected]:
-        """(index, rule mask, fields to visit or None for all) of the items to walk, in order: each item
-        serialized on its own (metric data points, which sit at varying depths)."""
+    def _select_points(self, batch: Any, points: Sequence[Any]) -> Iterable[Selected]:
+        """(index, rule mask, fields to visit or None for all) of the data points to walk, in order. The
+        scanner runs over the points' bytes (``items.metric_points``), from the receiver's bytes when exact."""
         rules = self.rules
-        if not items:
+        if not points:
             return ()
         if rules.walk_all_reason:
-            self._walked.inc(len(items))
-            return ((index, rules.all_rules, None) for index in range(len(items)))
-        if rules.scanner is None:
-            hits = {}
-        else:
-            parts = [item.SerializeToString() for item in items]
+            self._walked.inc(len(points))
+            return ((index, rules.all_rules, None) for index in range(len(points)))
+        hits: dict[int, Hit] = {}
+        parts: list[bytes] = []
+        if rules.scanner is not None:
+            data = wire_bytes(batch)
+            parts = list(metric_points(data if data is not None else batch.SerializeToString()))
             hits = rules.scanner.locate(parts)
-            self._scanned.inc(len(items))
+            self._scanned.inc(len(points))
         if rules.walk_all_keys:
-            self._walked.inc(len(items))
-            return ((index, hits[index].mask if index in hits else 0, None) for index in range(len(items)))
+            self._walked.inc(len(points))
+            return ((index, hits[index].mask if index in hits else 0, None) for index in range(len(points)))
         self._walked.inc(len(hits))
         return ((index, hit.mask, touched(parts[index], hit.ranges)) for index, hit in sorted(hits.items()))
 
-    def _select_in_request(self, batch: Any, path: tuple[int, ...], names: tuple[str, str, str],
-                           items: int) -> Iterator[tuple[tuple[int, int, int], Any, int, dict[int, set[int]] | None]]:
-        """(indexes, item, rule mask, fields to visit or None for all) of the items of a traces or logs request to walk.
+    def _select_in_request(self, batch: Any, signal: Signal, names: tuple[str, str, str], items: int,
+                           ) -> Iterator[tuple[tuple[int, int, int], Any, int, dict[int, set[int]] | None]]:
+        """(indexes, item, rule mask, fields to visit or None for all) of the items of a traces or logs request
+        to walk.
 
-        The scanner runs once over the request's bytes: the receiver's, when nothing has changed the batch since
-        (``gateway.wirebytes``), else one serialization; the wire walk of ``items`` names the items hit."""
+        The scanner runs once over the request's items and envelopes (``items.split``), taken from the request's
+        bytes: the receiver's, when nothing has changed the batch since (``gateway.wirebytes``), else one
+        serialization."""
         rules = self.rules
         if rules.walk_all_reason:
             self._walked.inc(items)
             for indexes, item in _indexed(batch, names):
                 yield indexes, item, rules.all_rules, None
             return
-        located = Located()
+        hits: dict[int, Hit] = {}
+        parts = Items([], 0, [], [])
         if rules.scanner is not None:
             data = wire_bytes(batch)
             if data is None:
                 data = batch.SerializeToString()
-            located = locate_items(data, rules.scanner.find(data), path)
+            parts = split(data, signal, batch)
+            hits = bucket(parts.parts, rules.scanner.find(b"".join(parts.parts)))
             self._scanned.inc(items)
-            if located.outside:
+            if any(index >= parts.count for index in hits):
                 # A hit outside every item: resource and scope attributes are walked anyway, but text in fields
                 # this schema does not know cannot be checked, so it does not leave.
                 batch.DiscardUnknownFields()
+        located = {parts.address(index): (hit, index) for index, hit in hits.items() if index < parts.count}
         if rules.walk_all_keys:
             self._walked.inc(items)
             for indexes, item in _indexed(batch, names):
-                hit = located.items.get(indexes)
-                if hit is not None:
+                found = located.get(indexes)
+                if found is not None:
                     item.DiscardUnknownFields()
-                yield indexes, item, hit.mask if hit is not None else 0, None
+                yield indexes, item, found[0].mask if found is not None else 0, None
             return
-        self._walked.inc(len(located.items))
+        self._walked.inc(len(located))
         outer, middle, inner = names
-        for (i, j, k), hit in sorted(located.items.items()):
+        for (i, j, k), (hit, index) in sorted(located.items()):
             item = getattr(getattr(getattr(batch, outer)[i], middle)[j], inner)[k]
             item.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
-            yield (i, j, k), item, hit.mask, touched(hit.data, hit.ranges)
+            yield (i, j, k), item, hit.mask, touched(parts.parts[index], hit.ranges)
 
     def _envelope(self, attrs: Any) -> None:
         stats = Stats() if self._summary else None
@@ -156,7 +163,7 @@ class RedactionProcessor(Processor):
                 self._envelope(scope_spans.scope.attributes)
                 items += len(scope_spans.spans)
         rules_for = self.rules.rules_for
-        for _, span, mask, fields in self._select_in_request(batch, _TRACE_PATH, _TRACE_NAMES, items):
+        for _, span, mask, fields in self._select_in_request(batch, Signal.TRACES, _TRACE_NAMES, items):
             self._span(span, rules_for(mask), fields)
         return batch
 
@@ -171,7 +178,9 @@ class RedactionProcessor(Processor):
                         self._envelope(metric.metadata)
                     points.extend(_points(metric))
         rules_for = self.rules.rules_for
-        for index, mask, fields in self._select(points):
+        for index, mask, fields in self._select_points(batch, points):
+            if mask:
+                points[index].DiscardUnknownFields()  # flagged: text the walk cannot check does not stay
             self._point(points[index], rules_for(mask), fields)
         return batch
 
@@ -183,7 +192,7 @@ class RedactionProcessor(Processor):
                 self._envelope(scope_logs.scope.attributes)
                 items += len(scope_logs.log_records)
         rules_for = self.rules.rules_for
-        selected = self._select_in_request(batch, _LOG_PATH, _LOG_NAMES, items)
+        selected = self._select_in_request(batch, Signal.LOGS, _LOG_NAMES, items)
         if self.rules.body_rule is None:
             for _, record, mask, fields in selected:
                 self._log(record, rules_for(mask), fields)

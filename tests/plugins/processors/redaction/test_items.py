@@ -1,14 +1,15 @@
-"""The wire walk from hits on a request's bytes to the items they fall in (plugins/processors/redaction/items.py)."""
+"""A request's items as their own bytes, from its wire format (plugins/processors/redaction/items.py)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from plugins.processors.redaction.items import locate_items
-
-PATH = (1, 2, 2)
+from gateway.component import Signal
+from gateway.testing import make_metrics
+from plugins.processors.redaction.items import metric_points, split
 
 
 def request(shape: list[list[int]]) -> ExportTraceServiceRequest:
@@ -21,77 +22,71 @@ def request(shape: list[list[int]]) -> ExportTraceServiceRequest:
             ss = rs.scope_spans.add()
             ss.scope.name = f"scope-{i}-{j}"
             for k in range(count):
-                span = ss.spans.add(name=f"span-{i}-{j}-{k}", trace_id=bytes(16), span_id=bytes(8))
-                span.attributes.add(key="filler", value={"string_value": "x" * (30 + 60 * k % 200)})
+                ss.spans.add(name=f"span-{i}-{j}-{k}", trace_id=bytes(16), span_id=bytes(8))
     return out
 
 
-def hit_on(data: bytes, text: bytes, mask: int = 2) -> tuple[int, int, int]:
-    start = data.index(text)
-    return start, start + len(text) - 1, mask
-
-
-def test_hits_name_their_items_by_indexes_with_ranges_inside_the_item() -> None:
-    batch = request([[3, 2], [0, 200]])
-    data = batch.SerializeToString()
-    located = locate_items(data, [hit_on(data, b"span-1-1-150", 4), hit_on(data, b"span-0-0-1")], PATH)
-    assert set(located.items) == {(0, 0, 1), (1, 1, 150)} and not located.outside
-    item = located.items[(1, 1, 150)]
-    assert item.mask == 4 and item.data == batch.resource_spans[1].scope_spans[1].spans[150].SerializeToString()
-    (start, end), = item.ranges
-    assert item.data[start:end] == b"span-1-1-150"
-
-
-def test_hits_outside_every_item_are_reported() -> None:
-    data = request([[1]]).SerializeToString()
-    assert locate_items(data, [hit_on(data, b"svc-0")], PATH).outside
-    assert locate_items(data, [hit_on(data, b"scope-0-0")], PATH).outside
-    assert not locate_items(data, [], PATH).outside
-
-
-def test_a_hit_across_two_items_names_both() -> None:
-    data = request([[2]]).SerializeToString()
-    first = data.index(b"span-0-0-0")
-    second = data.index(b"span-0-0-1")
-    assert set(locate_items(data, [(first, second, 2)], PATH).items) == {(0, 0, 0), (0, 0, 1)}
-
-
-def test_indexes_follow_the_parser_whatever_the_encoding() -> None:
-    """Unknown fields between elements, and a path field number with another wire type, as a sender may write
-    them: the parser keeps the latter as an unknown field, so it is no element."""
-    batch = request([[2]])
-    rs = batch.resource_spans[0]
-    ss_bytes = rs.scope_spans[0].SerializeToString()
-    spans = [span.SerializeToString() for span in rs.scope_spans[0].spans]
-
-    def field(number: int, payload: bytes) -> bytes:
-        assert len(payload) < 128 * 128
-        length = bytes([len(payload)]) if len(payload) < 128 else bytes([len(payload) & 0x7F | 0x80,
-                                                                        len(payload) >> 7])
-        return bytes([number << 3 | 2]) + length + payload
-
-    # scope_spans: scope, then an unknown varint field 9, then spans with a varint "field 2" between them
-    ss_bytes = (field(1, rs.scope_spans[0].scope.SerializeToString()) + bytes([9 << 3, 5])
-                + field(2, spans[0]) + bytes([2 << 3, 1]) + field(2, spans[1]))
-    data = field(1, field(1, rs.resource.SerializeToString()) + field(2, ss_bytes))
-    parsed = ExportTraceServiceRequest.FromString(data)
-    assert [s.name for s in parsed.resource_spans[0].scope_spans[0].spans] == ["span-0-0-0", "span-0-0-1"]
-    located = locate_items(data, [hit_on(data, b"span-0-0-1")], PATH)
-    assert set(located.items) == {(0, 0, 1)}
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field, as a sender may write it (any order, anything between)."""
+    assert len(payload) < 128 * 128
+    length = bytes([len(payload)]) if len(payload) < 128 else bytes([len(payload) & 0x7F | 0x80, len(payload) >> 7])
+    return bytes([number << 3 | 2]) + length + payload
 
 
 @settings(max_examples=60, deadline=None)
-@given(shape=st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=3), min_size=1, max_size=3),
-       picks=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 3)), min_size=1, max_size=8))
-def test_every_span_name_hit_is_mapped_to_that_span(shape: list[list[int]], picks: list[tuple[int, int]]) -> None:
+@given(shape=st.lists(st.lists(st.integers(0, 30), min_size=0, max_size=3), min_size=0, max_size=3))
+def test_items_come_in_request_order_with_their_addresses(shape: list[list[int]]) -> None:
     batch = request(shape)
-    data = batch.SerializeToString()
-    where = [(i, j, k) for i, scopes in enumerate(shape) for j, count in enumerate(scopes) for k in range(count)]
-    if not where:
-        return
-    chosen = {where[pick % len(where)] for pick, _ in picks}
-    hits = [hit_on(data, f"span-{i}-{j}-{k}".encode() + b"\x4a", 2) for i, j, k in chosen]  # name, then attrs
-    located = locate_items(data, hits, PATH)
-    assert set(located.items) == chosen
-    for (i, j, k), item in located.items.items():
-        assert item.data == batch.resource_spans[i].scope_spans[j].spans[k].SerializeToString()
+    items = split(batch.SerializeToString(), Signal.TRACES, batch)
+    expected = [(i, j, k) for i, scopes in enumerate(shape) for j, count in enumerate(scopes) for k in range(count)]
+    assert items.count == len(expected)
+    for index, (i, j, k) in enumerate(expected):
+        assert items.address(index) == (i, j, k)
+        assert items.parts[index] == batch.resource_spans[i].scope_spans[j].spans[k].SerializeToString()
+    envelope = b"".join(items.parts[items.count:])
+    assert all(f"scope-{i}-{j}".encode() in envelope for i, j, _ in expected)
+    assert b"span-" not in envelope
+
+
+def test_items_follow_the_parser_whatever_the_encoding() -> None:
+    """Unknown fields between items, a field-2 occurrence with another wire type (an unknown field to the
+    parser, so no item) and the scope after the spans: the items are still those of the parsed batch."""
+    batch = request([[2]])
+    rs = batch.resource_spans[0]
+    spans = [span.SerializeToString() for span in rs.scope_spans[0].spans]
+    scope = rs.scope_spans[0].scope.SerializeToString()
+    scope_spans = (bytes([9 << 3, 5]) + field(2, spans[0]) + bytes([2 << 3, 1]) + field(2, spans[1])
+                   + field(1, scope) + field(7, b"unknown text"))
+    data = field(1, field(1, rs.resource.SerializeToString()) + field(2, scope_spans))
+    parsed = ExportTraceServiceRequest.FromString(data)
+    items = split(data, Signal.TRACES, parsed)
+    assert items.parts[:items.count] == spans
+    assert any(b"unknown text" in part for part in items.parts[items.count:])
+
+
+def test_log_records_and_metric_points() -> None:
+    logs = ExportLogsServiceRequest()
+    records = logs.resource_logs.add().scope_logs.add().log_records
+    for i in range(3):
+        records.add().body.string_value = f"record {i}"
+    items = split(logs.SerializeToString(), Signal.LOGS, logs)
+    assert items.parts[:items.count] == [record.SerializeToString() for record in records]
+
+    metrics = make_metrics()
+    expected = [point.SerializeToString() for rm in metrics.resource_metrics for sm in rm.scope_metrics
+                for metric in sm.metrics for point in getattr(metric, metric.WhichOneof("data")).data_points]
+    assert expected and list(metric_points(metrics.SerializeToString())) == expected
+
+
+def test_a_metric_with_two_data_fields_has_the_points_of_the_last_one() -> None:
+    """A sender may write two members of Metric's ``data`` oneof; OTLP keeps the last, and so must the view."""
+    metrics = make_metrics()
+    point = field(1, b"\x31" + bytes(8))  # Gauge.data_points: a NumberDataPoint with as_int (field 6) = 0
+    metric = field(1, b"two.kinds") + field(5, point + point) + field(11, field(1, b""))
+    data = metrics.SerializeToString() + field(1, field(2, field(2, metric)))
+    parsed = type(metrics).FromString(data)
+    last = parsed.resource_metrics[-1].scope_metrics[0].metrics[0]
+    assert last.WhichOneof("data") == "summary" and len(last.summary.data_points) == 1
+    points = [p.SerializeToString() for rm in parsed.resource_metrics for sm in rm.scope_metrics
+              for m in sm.metrics for p in getattr(m, m.WhichOneof("data")).data_points]
+    assert list(metric_points(data)) == points

@@ -181,3 +181,12 @@ def test_text_in_fields_this_schema_does_not_know_does_not_leave(make_processor:
     target.MergeFromString(_unknown_field(TEXT))
     assert PII.encode() in request.SerializeToString()
     run(make_processor, Signal.TRACES, request)  # asserts the address is gone from the bytes
+
+
+def test_text_in_unknown_fields_of_a_data_point_does_not_leave(make_processor: Any) -> None:
+    request = make_metrics()
+    metric = request.resource_metrics[0].scope_metrics[0].metrics[0]
+    point = getattr(metric, metric.WhichOneof("data")).data_points[0]
+    point.MergeFromString(_unknown_field(TEXT))
+    assert PII.encode() in request.SerializeToString()
+    run(make_processor, Signal.METRICS, request)
