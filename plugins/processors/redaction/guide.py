@@ -35,7 +35,11 @@ def touched(data: bytes, ranges: Sequence[tuple[int, int]]) -> dict[int, set[int
     the ``[start, end)`` byte ranges. None if ``data`` does not parse (then walk everything)."""
     result: dict[int, set[int]] = {}
     seen: dict[int, int] = {}
-    last = max(end for _, end in ranges)
+    spans = _merged(ranges)  # disjoint and in order, so one pointer walks them along with the fields
+    if not spans:
+        return result
+    current, count = 0, len(spans)
+    last = spans[-1][1]
     position, size = 0, len(data)
     try:
         while position < last:  # fields after the last hit do not matter
@@ -53,21 +57,34 @@ def touched(data: bytes, ranges: Sequence[tuple[int, int]]) -> dict[int, set[int
                 position += length
             elif wire == _VARINT:
                 position = _varint(data, position)[1]
+                continue  # numbers hold no text
             elif wire == _FIXED64:
                 position += 8
+                continue
             elif wire == _FIXED32:
                 position += 4
+                continue
             else:
                 return None
-            if wire != _LENGTH:
-                continue  # numbers and ids hold no text; an element of a repeated field is length-delimited
+            # An element of a repeated field is length-delimited: count those occurrences only.
             number = key >> 3
             index = seen.get(number, 0)
             seen[number] = index + 1
-            for first, end in ranges:
-                if first < position and end > start:
-                    result.setdefault(number, set()).add(index)
-                    break
+            while current < count and spans[current][1] <= start:
+                current += 1
+            if current < count and spans[current][0] < position:
+                result.setdefault(number, set()).add(index)
     except IndexError:
         return None
     return result if position <= size else None
+
+
+def _merged(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for first, end in sorted(ranges):
+        if out and first <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((first, end))
+    return out
