@@ -1,13 +1,12 @@
 """The redaction processor: picks the items that need work, then visits only the fields that need it.
 
-Per request: resource and scope attributes are always walked (a handful per request). For traces and logs the
-prefilter scans the bytes of the whole request once: the bytes the receiver parsed when no component has changed
-the batch since (``gateway.wirebytes``), else one serialization. ``items`` maps its hits to the spans or log
-records they fall in, and ``guide.touched`` to the attributes, events, links, names or bodies to visit. Metric data
-points sit at varying depths, so each is serialized on its own and scanned together. With an allow-list
-(``allow_all_keys: false``) every item's keys are visited anyway, since a key's absence from the list is not
-visible in bytes; ``redact_all_types`` or a rule without a searchable literal makes every item be walked
-completely.
+Per request: resource and scope attributes are always walked (a handful per request). The prefilter scans the
+request's items (spans, log records, metric data points) once, as bytes: ``items`` splits the request's bytes into
+them in C (the bytes the receiver parsed when no component has changed the batch since, ``gateway.wirebytes``;
+else one serialization). Each hit names its item, and ``guide.touched`` the attributes, events, links, names or
+bodies to visit there. With an allow-list (``allow_all_keys: false``) every item's keys are visited anyway, since
+a key's absence from the list is not visible in bytes; ``redact_all_types`` or a rule without a searchable literal
+makes every item be walked completely.
 """
 
 from __future__ import annotations
