@@ -53,8 +53,11 @@ def _components() -> int:
 
 
 def _run(config_paths: Sequence[str], grace_period: float) -> int:
-    service = Service.from_files(config_paths)
-    configure_logging(service.config.telemetry.logs.level, service.config.telemetry.logs.encoding)
+    registry = load_registry()
+    config = load_config(config_paths, registry)
+    # Before the graph is built: components log while they are created (e.g. redaction's engine).
+    configure_logging(config.telemetry.logs.level, config.telemetry.logs.encoding)
+    service = Service(config, registry, config_paths)
     try:
         import uvloop
     except ImportError:  # uvloop has no Windows build; asyncio's own loop works, only slower

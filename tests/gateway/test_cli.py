@@ -82,3 +82,33 @@ def test_components_lists_every_builtin_type():
 @pytest.mark.parametrize("argv", [[], ["run"], ["frobnicate"]])
 def test_usage_errors_exit_non_zero(argv):
     assert run_cli(*argv).returncode != 0
+
+
+def test_run_logs_what_components_say_while_they_are_created(write_yaml, monkeypatch, capsys):
+    """Logging is configured before the graph is built, so a component's start-up warning comes out as JSON
+    with the rest (here: redaction says every item will be checked in Python)."""
+    import json
+    import logging
+
+    from gateway.service import Service
+
+    otelgw = logging.getLogger("otelgw")  # configure_logging changes it: put it back afterwards
+    monkeypatch.setattr(otelgw, "handlers", list(otelgw.handlers))
+    monkeypatch.setattr(otelgw, "propagate", otelgw.propagate)
+    monkeypatch.setattr(otelgw, "level", otelgw.level)
+
+    async def run_no_further(self, grace_period=None):
+        return 0
+
+    monkeypatch.setattr(Service, "run", run_no_further)
+    path = write_yaml("""
+        receivers: {otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}}
+        processors: {redaction: {allow_all_keys: true, redact_all_types: true, detectors: [email]}}
+        exporters: {debug: }
+        service:
+          telemetry: {metrics: {address: ""}}
+          pipelines: {traces: {receivers: [otlp], processors: [redaction], exporters: [debug]}}
+    """)
+    assert main(["run", "--config", path]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert any(r["logger"] == "otelgw.processor.redaction" and "prefilter cannot help" in r["msg"] for r in records)

@@ -53,6 +53,9 @@ def _point_fields(point: Any) -> tuple[int, int]:
     return fields
 
 
+#: Non-empty once the start-up log has said which scan engine runs.
+_told_engine: list[bool] = []
+
 #: Repeated fields from a request down to its items.
 _TRACE_NAMES = ("resource_spans", "scope_spans", "spans")
 _LOG_NAMES = ("resource_logs", "scope_logs", "log_records")
@@ -79,7 +82,8 @@ class RedactionProcessor(Processor):
         if self.rules.walk_all_reason:
             self.logger.warning("every item is checked in Python, the prefilter cannot help: %s",
                                 self.rules.walk_all_reason)
-        elif self.rules.scanner is not None and not hyperscan_scanner.AVAILABLE:
+        elif self.rules.scanner is not None and not hyperscan_scanner.AVAILABLE and not _told_engine:
+            _told_engine.append(True)  # once per process, not once per pipeline
             self.logger.info("hyperscan is not installed, so the prefilter scans with Python's re (about half as "
                              "fast); on x86-64 Linux, macOS or Windows: pip install 'otelgw[hyperscan]'")
 

@@ -149,3 +149,16 @@ def test_shipped_customer_service_config_is_valid(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("REDACTION_KEY", KEY)
     root = Path(__file__).resolve().parents[4]
     load_config([str(root / "configs" / "redaction.yaml")], load_registry())
+
+
+def test_without_hyperscan_the_start_up_log_says_so_once(make_processor: Any, monkeypatch: Any, caplog: Any) -> None:
+    from plugins.processors.redaction import hyperscan_scanner, processor, rules
+
+    monkeypatch.setattr(hyperscan_scanner, "AVAILABLE", False)
+    monkeypatch.setattr(rules, "ENGINE", "re")
+    monkeypatch.setattr(processor, "_told_engine", [])
+    with caplog.at_level("INFO", logger="otelgw"):
+        make_processor({"allow_all_keys": True, "detectors": ["email"]})
+        make_processor({"allow_all_keys": True, "detectors": ["phone"]})
+    notes = [r for r in caplog.records if "hyperscan is not installed" in r.getMessage()]
+    assert len(notes) == 1
