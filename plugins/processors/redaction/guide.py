@@ -39,40 +39,45 @@ def touched(data: bytes, ranges: Sequence[tuple[int, int]]) -> dict[int, set[int
     if not spans:
         return result
     current, count = 0, len(spans)
-    last = spans[-1][1]
+    first, last = spans[0]
+    final = spans[-1][1]
     position, size = 0, len(data)
     try:
-        while position < last:  # fields after the last hit do not matter
+        while position < final:  # fields after the last hit do not matter
             start = position
             key = data[position]
-            position += 1
             if key >= 0x80:
-                key, position = _varint(data, start)
-            wire = key & 7
-            if wire == _LENGTH:
-                length = data[position]
-                position += 1
-                if length >= 0x80:
-                    length, position = _varint(data, position - 1)
-                position += length
-            elif wire == _VARINT:
-                position = _varint(data, position)[1]
-                continue  # numbers hold no text
-            elif wire == _FIXED64:
-                position += 8
-                continue
-            elif wire == _FIXED32:
-                position += 4
-                continue
+                key, position = _varint(data, position)
             else:
-                return None
+                position += 1
+            wire = key & 7
+            if wire != _LENGTH:
+                if wire == _VARINT:
+                    position = _varint(data, position)[1]
+                elif wire == _FIXED64:
+                    position += 8
+                elif wire == _FIXED32:
+                    position += 4
+                else:
+                    return None
+                continue  # numbers and ids hold no text
+            length = data[position]
+            if length < 0x80:
+                position += 1 + length
+            else:
+                length, position = _varint(data, position)
+                position += length
             # An element of a repeated field is length-delimited: count those occurrences only.
             number = key >> 3
             index = seen.get(number, 0)
             seen[number] = index + 1
-            while current < count and spans[current][1] <= start:
-                current += 1
-            if current < count and spans[current][0] < position:
+            if last <= start:  # this field starts after the current hit range: move on to the next ones
+                while current < count and spans[current][1] <= start:
+                    current += 1
+                if current == count:
+                    break
+                first, last = spans[current]
+            if first < position:
                 result.setdefault(number, set()).add(index)
     except IndexError:
         return None

@@ -149,8 +149,12 @@ class RedactionProcessor(Processor):
             return
         self._walked.inc(len(located))
         outer, middle, inner = names
+        scope: tuple[int, int] | None = None
+        items_of_scope: Any = None
         for (i, j, k), (hit, index) in sorted(located.items()):
-            item = getattr(getattr(getattr(batch, outer)[i], middle)[j], inner)[k]
+            if scope != (i, j):  # each access through the parents creates their Python wrappers: once per scope
+                scope, items_of_scope = (i, j), getattr(getattr(getattr(batch, outer)[i], middle)[j], inner)
+            item = items_of_scope[k]
             item.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
             yield (i, j, k), item, hit.mask, touched(parts.parts[index], hit.ranges)
 
