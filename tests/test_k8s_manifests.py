@@ -108,10 +108,13 @@ def test_agents_load_balance_to_every_gateway_replica(tmp_path: Path, monkeypatc
     assert service["spec"]["selector"].items() <= gateway["spec"]["template"]["metadata"]["labels"].items()
     config = load_gateway_config(find("DaemonSet", "otelgw-agent"), tmp_path, monkeypatch)
     balancer = config.get(Kind.EXPORTER, ComponentID("load_balancing")).config
-    name, namespace = gateway["metadata"]["name"], gateway["metadata"]["namespace"]
-    assert balancer.resolver.static.hostnames == [
-        f"{name}-{i}.{service['metadata']['name']}.{namespace}.svc.cluster.local:{service['spec']['ports'][0]['port']}"
-        for i in range(gateway["spec"]["replicas"])]
+    namespace = gateway["metadata"]["namespace"]
+    # The dns resolver on the headless Service: its name resolves to the ready replicas' IPs, so scaling the
+    # StatefulSet needs no agent change.
+    assert balancer.resolver.static is None
+    assert balancer.resolver.dns.hostname == f"{service['metadata']['name']}.{namespace}.svc.cluster.local"
+    assert balancer.resolver.dns.port == service["spec"]["ports"][0]["port"] == 4317
+    assert service["spec"].get("publishNotReadyAddresses", False) is False  # only ready replicas get traffic
     queue_mount = next(m for m in gateway["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
                        if m["name"] == "queue")
     assert queue_mount["mountPath"] == "/var/lib/otelgw/queue"

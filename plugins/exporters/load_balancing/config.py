@@ -1,16 +1,23 @@
-"""Configuration of ``load_balancing``: the Collector's ``loadbalancing`` keys (static resolver, trace routing)."""
+"""Configuration of ``load_balancing``: the Collector's ``loadbalancing`` keys (static and dns resolvers, trace
+routing)."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.configtypes import decode, validate_tree
+from gateway.configtypes import Duration, decode, validate_tree
 from gateway.errors import ConfigError
 from gateway.netaddr import split_host_port
 from plugins.exporters.otlp_grpc.config import Config as OtlpConfig
 
-__all__ = ["Config", "ProtocolConfig", "ResolverConfig", "StaticResolverConfig"]
+__all__ = ["Config", "DnsResolverConfig", "ProtocolConfig", "ResolverConfig", "StaticResolverConfig"]
+
+# RFC 1123 labels (underscores tolerated, as resolvers do), optionally ending with the root dot.
+_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)"
+                       r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
 
 
 @dataclass(frozen=True)
@@ -20,9 +27,54 @@ class StaticResolverConfig:
 
 
 @dataclass(frozen=True)
+class DnsResolverConfig:
+    #: Name resolving to every backend's IP (required), e.g. a Kubernetes headless Service name.
+    hostname: str = ""
+    #: Port of every backend (default 4317, as in the Collector).
+    port: int | str = 4317
+    #: How often the name is resolved again (default 5s).
+    interval: Duration = 5.0
+    #: Deadline of one resolution (default 1s).
+    timeout: Duration = 1.0
+
+    def __post_init__(self) -> None:
+        # The Collector's port is a string; "4317" and 4317 are the same config (hot reload compares configs).
+        if isinstance(self.port, str) and self.port.strip().isdigit():
+            object.__setattr__(self, "port", int(self.port))
+
+    def validate(self) -> None:
+        errors = []
+        hostname = self.hostname.strip()
+        if not hostname:
+            errors.append("hostname: required, e.g. otelgw-gateway.observability.svc.cluster.local")
+        elif not (_HOSTNAME.match(hostname) or _is_ip(hostname)):
+            errors.append(f"hostname: must be a host name or IP address without a port (the port goes in port), "
+                          f"got {self.hostname!r}")
+        if not str(self.port).isdigit() or not 1 <= int(self.port) <= 65535:
+            errors.append(f"port: must be between 1 and 65535, got {self.port!r}")
+        if self.interval <= 0:
+            errors.append("interval: must be > 0")
+        if self.timeout <= 0:
+            errors.append("timeout: must be > 0")
+        if errors:
+            raise ConfigError(errors)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
 class ResolverConfig:
-    #: A fixed list of backends. (The Collector's dns, k8s and aws_cloud_map resolvers are not supported yet.)
+    #: A fixed list of backends. Exactly one of static and dns must be set.
     static: StaticResolverConfig | None = None
+    #: Backends found by resolving a name periodically. (The Collector's k8s and aws_cloud_map resolvers are not
+    #: supported yet.)
+    dns: DnsResolverConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -38,7 +90,7 @@ class Config:
     routing_key: str = "traceID"
     #: How to talk to the backends.
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    #: Where the backends are.
+    #: Where the backends are: static or dns.
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
 
     def backend(self, endpoint: str) -> OtlpConfig:
@@ -51,15 +103,21 @@ class Config:
 
     @property
     def endpoints(self) -> list[str]:
+        """The static backends (none with the dns resolver: those are known only once resolved)."""
         return list(dict.fromkeys(self.resolver.static.hostnames)) if self.resolver.static else []
 
     def validate(self) -> None:
         errors = []
         if self.routing_key != "traceID":
             errors.append(f"routing_key: must be traceID (only trace routing is supported), got {self.routing_key!r}")
-        if self.resolver.static is None or not self.resolver.static.hostnames:
+        static, dns = self.resolver.static, self.resolver.dns
+        if static is not None and dns is not None:
+            errors.append("resolver: set exactly one of static or dns, not both")
+        elif static is None and dns is None:
+            errors.append("resolver: set exactly one of static (a list of backends) or dns (a name to resolve)")
+        elif static is not None and not static.hostnames:
             errors.append("resolver::static::hostnames: at least one backend host:port is required")
-        for index, hostname in enumerate(self.resolver.static.hostnames if self.resolver.static else []):
+        for index, hostname in enumerate(static.hostnames if static else []):
             try:
                 split_host_port(hostname)
             except ValueError as exc:

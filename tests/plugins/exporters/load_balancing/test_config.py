@@ -10,7 +10,13 @@ from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
 from gateway.registry import load_registry
-from plugins.exporters.load_balancing.config import Config, ProtocolConfig, ResolverConfig, StaticResolverConfig
+from plugins.exporters.load_balancing.config import (
+    Config,
+    DnsResolverConfig,
+    ProtocolConfig,
+    ResolverConfig,
+    StaticResolverConfig,
+)
 from plugins.exporters.load_balancing.factory import factory
 
 TESTDATA = Path(__file__).parent / "testdata"
@@ -50,14 +56,62 @@ def test_the_collectors_name_is_an_alias() -> None:
     assert registry.get(factory.kind, "loadbalancing") is registry.get(factory.kind, "load_balancing")
 
 
-def test_backends_are_required() -> None:
+def test_a_resolver_is_required() -> None:
     assert validate_tree(factory.create_default_config()) == [
+        "resolver: set exactly one of static (a list of backends) or dns (a name to resolve)"]
+    assert errors_of({"resolver": {"static": {"hostnames": []}}}) == [
         "resolver::static::hostnames: at least one backend host:port is required"]
+
+
+def test_only_one_resolver_may_be_set() -> None:
+    assert errors_of({"resolver": {**STATIC, "dns": {"hostname": "sampler"}}}) == [
+        "resolver: set exactly one of static or dns, not both"]
+
+
+def test_dns_defaults_are_the_collectors() -> None:
+    section = yaml.safe_load((TESTDATA / "config.yaml").read_text())["exporters"]
+    assert load(section["load_balancing/dns_minimal"]) == Config(
+        resolver=ResolverConfig(dns=DnsResolverConfig(hostname="sampler.local", port=4317, interval=5.0,
+                                                      timeout=1.0)))
+    assert load(section["load_balancing/dns"]) == Config(
+        protocol=ProtocolConfig(otlp={"tls": {"insecure": True}}),
+        resolver=ResolverConfig(dns=DnsResolverConfig(
+            "otelgw-gateway.observability.svc.cluster.local", 14317, 30.0, 0.5)))
+    # The Collector's port is a string: "4317" is the same config as 4317 (hot reload compares configs).
+    assert load({"resolver": {"dns": {"hostname": "s", "port": "4317"}}}) == load(
+        {"resolver": {"dns": {"hostname": "s"}}})
+    assert load({"resolver": {"dns": {"hostname": "fd00::5"}}}).resolver.dns.hostname == "fd00::5"  # type: ignore[union-attr]
+
+
+def test_invalid_dns_values_give_exact_messages() -> None:
+    assert errors_of({"resolver": {"dns": {}}}) == [
+        "resolver::dns::hostname: required, e.g. otelgw-gateway.observability.svc.cluster.local"]
+    assert errors_of({"resolver": {"dns": {"hostname": "sampler:4317", "port": 0, "interval": 0,
+                                           "timeout": "0s"}}}) == [
+        "resolver::dns::hostname: must be a host name or IP address without a port (the port goes in port), "
+        "got 'sampler:4317'",
+        "resolver::dns::port: must be between 1 and 65535, got 0",
+        "resolver::dns::interval: must be > 0",
+        "resolver::dns::timeout: must be > 0"]
+    assert errors_of({"resolver": {"dns": {"hostname": "bad host", "port": "http"}}}) == [
+        "resolver::dns::hostname: must be a host name or IP address without a port (the port goes in port), "
+        "got 'bad host'",
+        "resolver::dns::port: must be between 1 and 65535, got 'http'"]
+    assert errors_of({"resolver": {"dns": {"hostname": "s", "port": 70000, "interval": "soon"}}}) == [
+        "resolver::dns::interval: expected a duration such as '5s', '200ms' or '1m30s', got 'soon'"]
+    assert errors_of({"resolver": {"dns": {"hostname": "s", "port": 70000}}}) == [
+        "resolver::dns::port: must be between 1 and 65535, got 70000"]
+    assert errors_of({"resolver": {"dns": {"hostname": "s", "port": True}}}) == [
+        "resolver::dns::port: expected int or str, got bool True"]
 
 
 def test_typos_name_the_valid_keys() -> None:
     assert errors_of({"resolver": {"statik": {}}}) == [
-        "resolver::statik: unknown key; valid keys are: static"]
+        "resolver::statik: unknown key; valid keys are: dns, static"]
+    assert errors_of({"resolver": {"dns": {"hostname": "s", "intervall": "1s"}}}) == [
+        "resolver::dns::intervall: unknown key; valid keys are: hostname, interval, port, timeout"]
+    assert errors_of({"resolver": {"k8s": {"service": "lb-svc"}}}) == [
+        "resolver::k8s: unknown key; valid keys are: dns, static"]
     assert errors_of({"resolver": STATIC, "protocol": {"otlp": {"tsl": {}}}}) == [
         "protocol::otlp::tsl: unknown key; valid keys are: compression, endpoint, headers, retry_on_failure, "
         "sending_queue, timeout, tls"]
