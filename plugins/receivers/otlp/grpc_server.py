@@ -45,6 +45,28 @@ async def abort(context: grpc.aio.ServicerContext, failure: StatusMapping) -> No
     raise AssertionError("unreachable: abort() raises")
 
 
+class _UnknownMethod(grpc.GenericRpcHandler):
+    """Takes every method the OTLP services do not, so a sender on the wrong path is counted (``unknown_method``)
+    and told which methods there are, instead of getting grpc's bare UNIMPLEMENTED."""
+
+    _METHODS = ", ".join(f"/{service}/Export" for service in SERVICES.values())
+
+    def __init__(self, bad_request: Callable[[str], None]) -> None:
+        self._bad_request = bad_request
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        bad_request, methods = self._bad_request, self._METHODS
+
+        async def unknown(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            bad_request("unknown_method")
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                                f"unknown method {method}; OTLP/gRPC serves {methods}")
+            raise AssertionError("unreachable: abort() raises")
+
+        return grpc.unary_unary_rpc_method_handler(unknown)
+
+
 class GrpcServer:
     def __init__(self, config: GrpcConfig, routes: dict[Signal, Route | None],
                  bad_request: Callable[[str], None], logger: logging.LoggerAdapter[Any], *,
@@ -103,9 +125,10 @@ class GrpcServer:
         if self.config.max_concurrent_streams:
             options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
         server = self._server = grpc.aio.server(options=options)
-        server.add_generic_rpc_handlers(tuple(
-            grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)})
-            for signal, service in SERVICES.items()))
+        server.add_generic_rpc_handlers((
+            *(grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)})
+              for signal, service in SERVICES.items()),
+            _UnknownMethod(self.bad_request)))  # last: asked only when no service above takes the method
         try:
             if self.tls is not None:
                 port = server.add_secure_port(self.config.endpoint, self.tls.grpc_credentials())

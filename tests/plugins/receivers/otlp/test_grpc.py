@@ -88,6 +88,23 @@ async def test_an_unknown_method_is_unimplemented(rx):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await call(b"")
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert caught.value.details() == (
+        f"unknown method {profiles}; OTLP/gRPC serves /opentelemetry.proto.collector.trace.v1.TraceService/Export, "
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export, "
+        "/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+    assert rx.bad_requests("grpc", "unknown_method") == 1
+    assert count_items(Signal.TRACES, (await rx.send_valid("grpc"))) == 3
+
+
+async def test_an_unknown_streaming_method_is_unimplemented_too(rx):
+    """A client that streams to a wrong method (e.g. an Arrow exporter) is answered and counted the same way."""
+    call = rx.channel.stream_stream("/opentelemetry.proto.experimental.arrow.v1.ArrowTracesService/ArrowTraces")
+    stream = call(iter([b"x", b"y"]))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in stream:
+            pass
+    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert rx.bad_requests("grpc", "unknown_method") == 1
     assert count_items(Signal.TRACES, (await rx.send_valid("grpc"))) == 3
 
 
