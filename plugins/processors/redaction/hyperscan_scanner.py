@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 from .detectors.base import Anchored, Literal, Search, Trigger
 from .literals import FOLD, fold
-from .prefilter import Hit, Probe, RawHit, bucket
+from .prefilter import Hit, Probe, RawHit, bucket, hit_limit
 
 try:
     import hyperscan
@@ -120,6 +120,10 @@ class HyperscanScanner:
                  for classes, mask in merge_literals(literals).items()}
         masks.update({(expression, 0): mask for expression, mask in patterns.items()})
         self._masks = list(masks.values())
+        #: Every rule bit a probe stands for.
+        self.all_bits = 0
+        for mask in self._masks:
+            self.all_bits |= mask
         self._lengths = [length for _, length in masks]
         expressions = [expression for expression, _ in masks]
         self.empty = not expressions
@@ -143,16 +147,22 @@ class HyperscanScanner:
         return {index: hit.mask for index, hit in self.locate(parts).items()}
 
     def find(self, data: bytes) -> list[RawHit]:
-        """(first byte, last byte, rule bits) of every match in ``data``, in no particular order."""
+        """(first byte, last byte, rule bits) of every match in ``data``, in no particular order; past
+        ``prefilter.hit_limit`` of them, one hit over all of ``data`` with every rule bit."""
         if self._database is None or not data:
             return []
         found: list[tuple[int, int, int]] = []
         append = found.append
+        limit = hit_limit(data)
 
-        def on_match(expression: int, start: int, end: int, flags: int, context: object) -> None:
+        def on_match(expression: int, start: int, end: int, flags: int, context: object) -> bool:
             append((expression, start, end))
+            return len(found) > limit  # True stops the scan
 
-        self._database.scan(data, match_event_handler=on_match)
+        try:
+            self._database.scan(data, match_event_handler=on_match)
+        except hyperscan.ScanTerminated:  # our handler stopped it: too many hits
+            return [(0, len(data) - 1, self.all_bits)]
         masks, lengths = self._masks, self._lengths
         hits: list[RawHit] = []
         for expression, start, end in found:

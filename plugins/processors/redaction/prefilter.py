@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from .detectors.base import Anchored, Literal, Search, Trigger
 from .literals import FOLD, fold, rarity
 
-__all__ = ["Hit", "Probe", "RawHit", "Scanner", "bucket", "value_gate"]
+__all__ = ["Hit", "Probe", "RawHit", "Scanner", "bucket", "hit_limit", "value_gate"]
 
 MARKER = 0x01
 _FILLER = 0x02
@@ -68,6 +68,19 @@ class Hit:
 
 #: (first byte, last byte, rule bits) of one place in a buffer that can hold a match.
 RawHit = tuple[int, int, int]
+
+
+class _TooMany(Exception):
+    pass
+
+
+def hit_limit(data: bytes) -> int:
+    """How many hits a scan of ``data`` reports before it gives up and flags all of ``data``.
+
+    Traffic full of personal data has about one hit per 80 bytes; a long run of digits has one per byte (every
+    position ends a 13-digit card candidate), and a hit costs about a microsecond to report and place. Past this
+    limit the whole buffer is walked: a few seconds of hits for a large value become a bounded scan."""
+    return 4096 + len(data) // 64
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,11 @@ class Scanner:
         #: pattern, on folded bytes, confirm, offset, mask
         self._searches: list[tuple[re.Pattern[bytes], bool, re.Pattern[bytes] | None, int, int]] = []
         self._literal_masks: dict[bytes, int] = {}
+        probes = list(probes)
+        #: Every rule bit a probe stands for.
+        self.all_bits = 0
+        for probe in probes:
+            self.all_bits |= probe.mask
         for probe in probes:
             trigger = probe.trigger
             if isinstance(trigger, Anchored):
@@ -217,11 +235,22 @@ class Scanner:
         return bucket(parts, self.find(b"".join(parts)))
 
     def find(self, data: bytes) -> list[RawHit]:
-        """(first byte, last byte, rule bits) of every place in ``data`` that can hold a match."""
+        """(first byte, last byte, rule bits) of every place in ``data`` that can hold a match; past
+        ``hit_limit`` of them, one hit over all of ``data`` with every rule bit (see ``hit_limit``)."""
         hits: list[RawHit] = []
+        limit = hit_limit(data)
 
         def flag(first: int, last: int, mask: int) -> None:
             hits.append((first, last, mask))
+            if len(hits) > limit:
+                raise _TooMany
+
+        try:
+            return self._find(data, hits, flag)
+        except _TooMany:
+            return [(0, len(data) - 1, self.all_bits)]
+
+    def _find(self, data: bytes, hits: list[RawHit], flag: Callable[[int, int, int], None]) -> list[RawHit]:
 
         for anchor, anchor_confirm, anchor_offset, anchor_mask in self._bytes:
             position = data.find(anchor)

@@ -190,3 +190,16 @@ def test_text_in_unknown_fields_of_a_data_point_does_not_leave(make_processor: A
     point.MergeFromString(_unknown_field(TEXT))
     assert PII.encode() in request.SerializeToString()
     run(make_processor, Signal.METRICS, request)
+
+
+def test_a_value_with_more_candidates_than_the_scan_reports_is_still_redacted(make_processor: Any) -> None:
+    """Thousands of card numbers in one value overflow the scan's hit limit: every item is then walked whole."""
+    cards = "4111 1111 1111 1111, " * 20_000
+    request = make_traces(spans=3)
+    request.resource_spans[0].scope_spans[0].spans[1].attributes.add(key="dump", value={"string_value": cards})
+    request.resource_spans[0].scope_spans[0].spans[2].name = f"mail {PII}"
+    processor, _, _ = make_processor({"allow_all_keys": True, "detectors": ["email", "credit_card"]})
+    result = processor.process_traces(request)
+    data = result.SerializeToString()
+    assert b"4111 1111" not in data and PII.encode() not in data
+    assert result.resource_spans[0].scope_spans[0].spans[2].name == "mail ****"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from plugins.processors.redaction.detectors import Anchored, Literal, Search
 from plugins.processors.redaction.literals import fold, required_literals
-from plugins.processors.redaction.prefilter import Probe, Scanner
+from plugins.processors.redaction.prefilter import Probe, Scanner, hit_limit
 
 
 def literals(pattern: str) -> set[bytes] | None:
@@ -105,3 +105,14 @@ def test_anchors_are_tuned_on_the_first_large_batch() -> None:
     hits = scanner.scan([filler, b"a secret", b"the transcript", b"message"])
     assert hits == {1: 2, 2: 2, 3: 2}
     assert scanner.anchors != before and ord("c") not in scanner.anchors
+
+
+def test_past_the_hit_limit_the_whole_buffer_is_one_hit_with_every_rule(engine: Any) -> None:
+    """A run of digits ends a 13-digit card candidate at every byte: rather than report each, the scan gives up
+    and flags everything (the walk then checks every field, with every rule)."""
+    probes = [Probe(Literal("0" * 13), 2), Probe(Literal("bearer"), 4)]
+    digits = b"7" * (2 * hit_limit(b"7" * 100_000))
+    assert engine(probes).find(digits) == [(0, len(digits) - 1, 6)]
+    few = b"x 4111111111111111 y " * 10
+    hits = engine(probes).find(few)
+    assert hits and all(last < len(few) - 1 or first > 0 for first, last, _ in hits)  # under the limit: each
