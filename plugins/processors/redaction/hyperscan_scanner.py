@@ -1,9 +1,10 @@
 """The prefilter on Hyperscan: every trigger of every rule compiled into one automaton, one pass over the bytes.
 
 ``prefilter.Scanner`` runs several C-level searches of Python's ``re`` over each batch; this engine hands all
-triggers to Hyperscan (Intel's multi-pattern matcher, a C library) and scans a batch once, at a gigabyte or more
-per second, whatever the number of rules. It keeps the promise of ``prefilter``: every secret a rule can find
-lies in or around a reported range, so an item not reported needs no walk.
+triggers to Hyperscan (Intel's multi-pattern matcher, a C library) and scans a batch once, whatever the number
+of rules (about 2 ns a byte on digit-rich OTLP traffic, 0.4 ns on plain text). It keeps the promise of
+``prefilter``: every secret a rule can find lies in or around a reported range, so an item not reported needs no
+walk.
 
 How each trigger becomes an expression over the raw (unfolded) bytes:
 
@@ -15,7 +16,8 @@ How each trigger becomes an expression over the raw (unfolded) bytes:
 
 Hyperscan reports where each match ends; expressions other than literals are compiled with leftmost
 start-of-match so a hit covers the whole match. Matches are rare in clean traffic, so the Python callback per match
-costs little. Hyperscan is an optional dependency (wheels for x86-64 Linux and macOS); without it the processor
+costs little; past ``prefilter.hit_limit`` the handler stops the scan. Hyperscan comes with the ``hyperscan``
+extra (``pip install 'otelgw[hyperscan]'``; wheels for x86-64 Linux, macOS and Windows); without it the processor
 uses ``prefilter.Scanner``, which finds the same items.
 """
 
