@@ -21,10 +21,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
+import yaml
 from grpc import aio
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -86,27 +87,27 @@ class CountingSink:
         self.port = self.server.add_insecure_port("127.0.0.1:0")
 
 
-def gateway_config(receiver_port: int, sink_port: int, metrics_port: int) -> str:
-    return textwrap.dedent(f"""
-        receivers:
-          otlp:
-            protocols:
-              grpc: {{endpoint: "127.0.0.1:{receiver_port}"}}
-        processors:
-          batch: {{send_batch_size: 8192, send_batch_max_size: 16384, timeout: 200ms}}
-        exporters:
-          otlp_grpc:
-            endpoint: "127.0.0.1:{sink_port}"
-            tls: {{insecure: true}}
-            compression: none
-            sending_queue: {{num_consumers: 4, queue_size: 1000}}
-        service:
-          telemetry:
-            metrics: {{address: "127.0.0.1:{metrics_port}"}}
-            logs: {{level: warn}}
-          pipelines:
-            traces: {{receivers: [otlp], processors: [batch], exporters: [otlp_grpc]}}
-    """)
+#: The batch processor every benchmark pipeline ends with (tail_sampling batches on its own).
+BATCH = {"send_batch_size": 8192, "send_batch_max_size": 16384, "timeout": "200ms"}
+
+
+def gateway_config(receiver_port: int, sink_port: int, metrics_port: int, *, signal: str = "traces",
+                   processors: dict[str, Any] | None = None) -> str:
+    """The benchmark gateway: OTLP/gRPC in → ``processors`` (in order; default batch) → OTLP/gRPC out."""
+    processors = {"batch": BATCH} if processors is None else processors
+    config = {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{receiver_port}"}}}},
+        "processors": processors,
+        "exporters": {"otlp_grpc": {"endpoint": f"127.0.0.1:{sink_port}", "tls": {"insecure": True},
+                                    "compression": "none",
+                                    "sending_queue": {"num_consumers": 4, "queue_size": 1000}}},
+        "service": {
+            "telemetry": {"metrics": {"address": f"127.0.0.1:{metrics_port}"}, "logs": {"level": "warn"}},
+            "pipelines": {signal: {"receivers": ["otlp"], "processors": list(processors),
+                                   "exporters": ["otlp_grpc"]}},
+        },
+    }
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 async def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:

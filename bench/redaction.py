@@ -21,7 +21,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from bench.passthrough import cpu_seconds, free_port, wait_for_port
+from bench.passthrough import BATCH, cpu_seconds, free_port, wait_for_port
+from bench.passthrough import gateway_config as passthrough_config
 from bench.redaction_workload import log_payloads, trace_payloads
 from plugins.processors.redaction.rules import ENGINE
 
@@ -95,28 +95,8 @@ def redaction_rules(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def gateway_config(signal: str, redact: bool, receiver_port: int, sink_port: int, metrics_port: int,
                    overrides: dict[str, Any]) -> str:
-    processors = "[redaction, batch]" if redact else "[batch]"
-    return textwrap.dedent(f"""
-        receivers:
-          otlp:
-            protocols:
-              grpc: {{endpoint: "127.0.0.1:{receiver_port}"}}
-        processors:
-          redaction: {json.dumps(redaction_rules(overrides))}
-          batch: {{send_batch_size: 8192, send_batch_max_size: 16384, timeout: 200ms}}
-        exporters:
-          otlp_grpc:
-            endpoint: "127.0.0.1:{sink_port}"
-            tls: {{insecure: true}}
-            compression: none
-            sending_queue: {{num_consumers: 4, queue_size: 1000}}
-        service:
-          telemetry:
-            metrics: {{address: "127.0.0.1:{metrics_port}"}}
-            logs: {{level: warn}}
-          pipelines:
-            {signal}: {{receivers: [otlp], processors: {processors}, exporters: [otlp_grpc]}}
-    """)
+    processors = {"redaction": redaction_rules(overrides), "batch": BATCH} if redact else {"batch": BATCH}
+    return passthrough_config(receiver_port, sink_port, metrics_port, signal=signal, processors=processors)
 
 
 async def load(port: int, signal: str, pii: float, requests: int, concurrency: int, items: int) -> dict[str, Any]:

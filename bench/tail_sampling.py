@@ -28,14 +28,15 @@ import random
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import tracemalloc
 from pathlib import Path
 
+import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.passthrough import CountingSink, cpu_seconds, free_port, measure_ceiling, wait_for_port
+from bench.passthrough import gateway_config as passthrough_config
 from bench.tail_sampling_load import UniqueTraces
 from bench.workload import make_payloads
 
@@ -49,31 +50,8 @@ RULE = """
 
 
 def gateway_config(receiver_port: int, sink_port: int, metrics_port: int) -> str:
-    policies = textwrap.indent(textwrap.dedent(RULE).strip("\n"), " " * 12)
-    return textwrap.dedent(f"""
-        receivers:
-          otlp:
-            protocols:
-              grpc: {{endpoint: "127.0.0.1:{receiver_port}"}}
-        processors:
-          tail_sampling:
-            decision_wait: {DECISION_WAIT_S}s
-            num_traces: 500000
-            policies:
-{policies}
-        exporters:
-          otlp_grpc:
-            endpoint: "127.0.0.1:{sink_port}"
-            tls: {{insecure: true}}
-            compression: none
-            sending_queue: {{num_consumers: 4, queue_size: 1000}}
-        service:
-          telemetry:
-            metrics: {{address: "127.0.0.1:{metrics_port}"}}
-            logs: {{level: warn}}
-          pipelines:
-            traces: {{receivers: [otlp], processors: [tail_sampling], exporters: [otlp_grpc]}}
-    """)
+    sampler = {"decision_wait": f"{DECISION_WAIT_S}s", "num_traces": 500000, "policies": yaml.safe_load(RULE)}
+    return passthrough_config(receiver_port, sink_port, metrics_port, processors={"tail_sampling": sampler})
 
 
 async def run(requests: int, concurrency: int, spans: int) -> dict:

@@ -23,11 +23,11 @@ uses ``prefilter.Scanner``, which finds the same items.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from .detectors.base import Anchored, Literal, Search, Trigger
 from .literals import FOLD, fold
-from .prefilter import Hit, Probe, RawHit, bucket, hit_limit
+from .prefilter import Probe, RawHit, ScanEngine, hit_limit
 
 try:
     import hyperscan
@@ -100,7 +100,7 @@ def _expression(trigger: Trigger) -> bytes:
     raise TypeError(f"unknown trigger {trigger!r}")
 
 
-class HyperscanScanner:
+class HyperscanScanner(ScanEngine):
     """Same contract as ``prefilter.Scanner.find``: the ranges of a buffer that may hold a secret, with rule bits."""
 
     def __init__(self, probes: Iterable[Probe]) -> None:
@@ -128,7 +128,6 @@ class HyperscanScanner:
             self.all_bits |= mask
         self._lengths = [length for _, length in masks]
         expressions = [expression for expression, _ in masks]
-        self.empty = not expressions
         self._database = None
         if expressions:
             flags = [hyperscan.HS_FLAG_DOTALL | (0 if length else hyperscan.HS_FLAG_SOM_LEFTMOST)
@@ -141,12 +140,9 @@ class HyperscanScanner:
                 raise ValueError(f"Hyperscan rejects a trigger of {expressions}: {exc}") from None
             self._database = database
 
-    def locate(self, parts: Sequence[bytes]) -> dict[int, Hit]:
-        """The hits in each item (by index into ``parts``) that can hold a match; absent = nothing to do."""
-        return bucket(parts, self.find(b"".join(parts)))
-
-    def scan(self, parts: Sequence[bytes]) -> dict[int, int]:
-        return {index: hit.mask for index, hit in self.locate(parts).items()}
+    @property
+    def empty(self) -> bool:
+        return self._database is None
 
     def find(self, data: bytes) -> list[RawHit]:
         """(first byte, last byte, rule bits) of every match in ``data``, in no particular order; past

@@ -23,6 +23,7 @@ the triggers of ``detectors`` and the literals of ``literals`` must hold for eve
 
 from __future__ import annotations
 
+import abc
 import bisect
 import itertools
 import re
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from .detectors.base import Anchored, Literal, Search, Trigger
 from .literals import FOLD, fold, rarity
 
-__all__ = ["Hit", "Probe", "RawHit", "Scanner", "bucket", "hit_limit", "value_gate"]
+__all__ = ["Hit", "Probe", "RawHit", "ScanEngine", "Scanner", "bucket", "hit_limit", "value_gate"]
 
 MARKER = 0x01
 _FILLER = 0x02
@@ -120,7 +121,33 @@ def _anchor_positions(literal: bytes) -> list[int]:
     return [i for i in found if i < len(literal) - 1] or found
 
 
-class Scanner:
+class ScanEngine(abc.ABC):
+    """What both engines (this module's ``Scanner``, ``hyperscan_scanner.HyperscanScanner``) offer: ``find`` on
+    one buffer, and the same on separately serialized items."""
+
+    #: Every rule bit a probe stands for.
+    all_bits: int
+
+    @property
+    @abc.abstractmethod
+    def empty(self) -> bool:
+        """True when there is nothing to search for."""
+
+    @abc.abstractmethod
+    def find(self, data: bytes) -> list[RawHit]:
+        """(first byte, last byte, rule bits) of every place in ``data`` that can hold a match; past
+        ``hit_limit`` of them, one hit over all of ``data`` with every rule bit."""
+
+    def locate(self, parts: Sequence[bytes]) -> dict[int, Hit]:
+        """The hits in each item (by index into ``parts``) that can hold a match; absent = nothing to do."""
+        return bucket(parts, self.find(b"".join(parts)))
+
+    def scan(self, parts: Sequence[bytes]) -> dict[int, int]:
+        """Rule masks of the items (by index into ``parts``) that can hold a match; absent = nothing to do."""
+        return {index: hit.mask for index, hit in self.locate(parts).items()}
+
+
+class Scanner(ScanEngine):
     def __init__(self, probes: Iterable[Probe]) -> None:
         self._bytes: list[tuple[bytes, re.Pattern[bytes], int, int]] = []  # anchor, confirm, offset, mask
         #: pattern, on folded bytes, confirm, offset, mask
@@ -225,14 +252,6 @@ class Scanner:
     @property
     def empty(self) -> bool:
         return self._literals is None and not self._bytes and not self._finds and not self._searches
-
-    def scan(self, parts: Sequence[bytes]) -> dict[int, int]:
-        """Rule masks of the items (by index into ``parts``) that can hold a match; absent = nothing to do."""
-        return {index: hit.mask for index, hit in self.locate(parts).items()}
-
-    def locate(self, parts: Sequence[bytes]) -> dict[int, Hit]:
-        """The hits in each item (by index into ``parts``) that can hold a match; absent = nothing to do."""
-        return bucket(parts, self.find(b"".join(parts)))
 
     def find(self, data: bytes) -> list[RawHit]:
         """(first byte, last byte, rule bits) of every place in ``data`` that can hold a match; past

@@ -19,7 +19,7 @@ from .config import Config
 from .detectors import DETECTORS, Literal
 from .hyperscan_scanner import HyperscanScanner
 from .literals import FOLD, required_literals
-from .prefilter import Probe, Scanner, value_gate
+from .prefilter import Probe, ScanEngine, Scanner, value_gate
 from .specs import compile_pattern
 
 __all__ = ["SUMMARY_KEYS", "KeyDecision", "RuleSet", "ValueRule"]
@@ -84,7 +84,7 @@ def _key_pattern(text: str) -> re.Pattern[str]:
 ENGINE = "hyperscan" if hyperscan_scanner.AVAILABLE else "re"
 
 
-def make_scanner(probes: Sequence[Probe]) -> Scanner | HyperscanScanner:
+def make_scanner(probes: Sequence[Probe]) -> ScanEngine:
     return HyperscanScanner(probes) if ENGINE == "hyperscan" else Scanner(probes)
 
 
