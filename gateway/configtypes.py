@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 import types
 import typing
@@ -38,9 +39,15 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration such as '5s' or '200ms', got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            seconds = math.inf
+        if not math.isfinite(seconds):  # YAML .nan / .inf: every comparison with NaN is false, so catch it here
+            raise ValueError(f"duration must be a finite number, got {value!r}")
+        if seconds < 0:
             raise ValueError(f"duration must not be negative, got {value!r}")
-        return float(value)
+        return seconds
     text = str(value).strip()
     if text == "0":
         return 0.0
@@ -52,6 +59,8 @@ def parse_duration(value: Any) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"expected a duration such as '5s', '200ms' or '1m30s', got {value!r}")
+    if not math.isfinite(total):  # hundreds of digits overflow to inf
+        raise ValueError(f"duration is too large, got {value!r}")
     return total
 
 
@@ -143,7 +152,15 @@ def _decode_value(tp: Any, value: Any, default: Any, path: str, errors: list[str
             return value
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                number = math.inf
+            if math.isfinite(number):
+                return number
+            # NaN passes every `< 0` check in validate() and inf breaks arithmetic, so neither gets that far.
+            errors.append(f"{path}: must be a finite number, got {value!r}")
+            return default
     elif tp is str:
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return str(value)

@@ -1,6 +1,13 @@
 """Raw configuration: read YAML files, merge them (later wins) and expand ``${env:VAR}`` references.
 
 The result is plain mappings; turning them into typed component configs is ``gateway.config``'s job.
+
+YAML is read with limits, because aliases make a tiny file describe a huge tree ("billion laughs": each level
+an anchor that repeats the one before nine times). PyYAML builds such a file as a small graph of shared nodes,
+but everything after it (merging, ``${env:}`` expansion, decoding) walks it as a tree. So the composed node
+graph is measured before anything is built from it: its size as a tree (:data:`MAX_NODES`), its depth
+(:data:`MAX_DEPTH`, also what keeps deep nesting from exhausting the stack) and cycles (``&a [*a]``). Measuring
+visits each distinct node once, so a refused bomb costs about as much as reading its text.
 """
 
 from __future__ import annotations
@@ -12,10 +19,90 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import ComposerError
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 from gateway.errors import ConfigError
 
-__all__ = ["expand_env", "load_files", "merge"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "expand_env", "load_files", "merge", "safe_load"]
+
+#: Most nodes a YAML document may have once its aliases are expanded. The largest shipped config has about 400.
+MAX_NODES = 100_000
+#: Deepest nesting of mappings and sequences a YAML document may have. Real configs are about 10 deep.
+MAX_DEPTH = 100
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer stops at :data:`MAX_DEPTH` before Python's recursion limit does."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise ComposerError(None, None, f"nesting is deeper than {MAX_DEPTH} levels",
+                                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: Node) -> int:
+    """Nodes in the tree ``root`` stands for, aliases expanded; raises ComposerError past the limits or on a
+    cycle. Iterative and memoised per node, so each distinct node is visited once."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            on_path.discard(key)
+            children = _children(node)
+            size = 1 + sum(sizes[id(child)] for child in children)
+            if size > MAX_NODES:
+                raise ComposerError(None, None, f"the document expands to more than {MAX_NODES} nodes through "
+                                    f"its aliases (a YAML bomb?)", node.start_mark)
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ComposerError(None, None, "an alias refers to a node that contains it (a cycle)",
+                                node.start_mark)
+        on_path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                raise ComposerError(None, None, "an alias refers to a node that contains it (a cycle)",
+                                    child.start_mark)
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load`` within :data:`MAX_NODES` and :data:`MAX_DEPTH`; raises ``yaml.YAMLError``."""
+    loader = _LimitedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 # ${env:NAME}, ${env:NAME:-default} and the older ${NAME}; "$$" is a literal "$".
 _ENV_REF = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -37,7 +124,7 @@ def _expand_string(text: str, environ: Mapping[str, str]) -> Any:
         value = environ.get(whole.group(1), whole.group(2) if whole.group(2) is not None else "")
         # A value that is the whole scalar is typed like YAML, so `${env:PORT}` can become an int.
         try:
-            return yaml.safe_load(value) if value != "" else ""
+            return safe_load(value) if value != "" else ""
         except yaml.YAMLError:
             return value
 
@@ -69,7 +156,7 @@ def load_files(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, st
     for path in paths:
         try:
             text = Path(path).read_text(encoding="utf-8")
-            data = yaml.safe_load(text)
+            data = safe_load(text)
         except OSError as exc:
             errors.append(f"cannot read config file {str(path)!r}: {exc.strerror or exc}")
             continue

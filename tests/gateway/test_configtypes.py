@@ -101,3 +101,23 @@ def test_secret_fields_are_never_echoed_in_errors(data):
         decode(WithSecret(), data)
     assert "sk_live_123" not in str(info.value) and "got <hidden>" in str(info.value)
     assert "sk_live_123" not in repr(WithSecret(api_key="sk_live_123"))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), 10**400, "9" * 400 + "s"])
+def test_parse_duration_rejects_values_that_cannot_work(value):
+    with pytest.raises(ValueError, match=r"finite|too large"):
+        parse_duration(value)
+
+
+def test_nan_and_infinite_numbers_fail_with_their_key_path(write_yaml):
+    # Written as YAML writes them, so this is what an operator's file turns into.
+    import yaml
+
+    data = yaml.safe_load("ratio: .nan\nretry: {initial_interval: .inf}\nitems: [{initial_interval: -.inf}]")
+    with pytest.raises(ConfigError) as info:
+        decode(Sample(), data)
+    assert info.value.messages == [
+        "ratio: must be a finite number, got nan",
+        "retry::initial_interval: duration must be a finite number, got inf",
+        "items::0::initial_interval: duration must be a finite number, got -inf",
+    ]
