@@ -22,8 +22,8 @@ M = TypeVar("M", bound=Message)
 
 # Only Span, Span.Link, LogRecord and Exemplar have keys of these names; attributes are {"key":..,"value":..}
 # lists, so a user's attribute called "traceId" can never be mistaken for one.
-_ID_BYTES = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8, "parentSpanId": 8, "parent_span_id": 8}
-_ID_KEYS = frozenset(_ID_BYTES)
+# Their sizes are not checked here: a receiver refuses just the items with ids of the wrong size.
+_ID_KEYS = frozenset({"traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"})
 
 
 def _hex_to_b64(node: Any) -> None:
@@ -34,8 +34,6 @@ def _hex_to_b64(node: Any) -> None:
                     raw = bytes.fromhex(value)
                 except ValueError:
                     raise PermanentError(f"{key} must be a hex string, got {value[:64]!r}") from None
-                if raw and len(raw) != _ID_BYTES[key]:
-                    raise PermanentError(f"{key} must be {_ID_BYTES[key] * 2} hex digits, got {len(value)}")
                 node[key] = base64.b64encode(raw).decode("ascii")
             elif isinstance(value, dict | list):
                 _hex_to_b64(value)

@@ -47,10 +47,15 @@ def test_numbers_may_arrive_as_strings_or_numbers_and_unknown_keys_are_ignored()
     (b"{not json", "invalid JSON"),
     (b"[]", "the top level must be an object"),
     (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}', "traceId must be a hex string"),
-    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"abcd"}]}]}]}', "spanId must be 16 hex digits"),
     (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}', "invalid OTLP/JSON"),
     (b'{"resourceSpans":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
 ])
 def test_bad_input_is_a_permanent_error_with_a_reason(body, message):
     with pytest.raises(PermanentError, match=message):
         otlpjson.decode(body, ExportTraceServiceRequest)
+
+
+def test_ids_of_the_wrong_size_decode_as_they_are_for_the_receiver_to_refuse_per_span():
+    body = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"abcdef","spanId":"abcd"}]}]}]}'
+    span = otlpjson.decode(body, ExportTraceServiceRequest).resource_spans[0].scope_spans[0].spans[0]
+    assert (span.trace_id, span.span_id) == (b"\xab\xcd\xef", b"\xab\xcd")

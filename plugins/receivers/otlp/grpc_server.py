@@ -94,7 +94,7 @@ class GrpcServer:
 
         parse = signal.request_type.FromString
         success = RESPONSE_TYPES[signal]().SerializeToString()
-        deliver = route.deliver
+        deliver, screen = route.deliver, route.screen
         authenticate = self.authenticate
 
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -108,10 +108,11 @@ class GrpcServer:
                 bad_request("malformed")
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     f"malformed request ({len(request)} bytes): {exc}")
-            failure = await deliver(batch, request)
+            rejection = screen(batch, request)
+            failure = await deliver(batch, request if rejection is None else None)
             if failure is not None and failure.grpc_code is not grpc.StatusCode.OK:
                 await abort(context, failure)
-            return success
+            return success if rejection is None else rejection.response(signal).SerializeToString()
 
         # No serializers: the handler gets and returns bytes, so parsing happens (and fails) where we see it.
         return grpc.unary_unary_rpc_method_handler(export)

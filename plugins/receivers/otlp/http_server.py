@@ -170,11 +170,14 @@ class HttpServer:
                 self.logger.debug("bad OTLP/HTTP request: %s", exc, extra={"path": request.path})
             # Stop a sender that is over the limit from streaming the rest of it into us.
             return self._failure(reply_type, exc, close=isinstance(exc, TooLargeError))
-        # Protobuf bodies go along as the batch's wire bytes (gateway.wirebytes); JSON has none.
-        failure = await route.deliver(batch, body if content_type == PROTOBUF else None)
+        rejection = route.screen(batch, body if content_type == PROTOBUF else None)
+        # Protobuf bodies go along as the batch's wire bytes (gateway.wirebytes); JSON has none, and neither
+        # has a batch that screening changed.
+        failure = await route.deliver(batch, body if content_type == PROTOBUF and rejection is None else None)
         if failure is None or failure.http_status == 200:
-            return web.Response(body=self._success[(signal, content_type)],
-                                headers={"Content-Type": content_type})
+            reply = (self._success[(signal, content_type)] if rejection is None
+                     else _ENCODERS[content_type](rejection.response(signal)))
+            return web.Response(body=reply, headers={"Content-Type": content_type})
         return self._respond(reply_type, failure.http_status, failure.grpc_code.value[0], failure.message,
                              failure.retry_after)
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
 
 from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
 from gateway.configblocks import ReloadingServerTLS, TLSServerConfig
@@ -23,6 +26,7 @@ from gateway.wirebytes import attached
 from .config import AuthConfig, Config, Protocols
 from .grpc_server import GrpcServer
 from .http_server import HttpServer
+from .ids import Rejection, drop_invalid_ids
 
 ConsumeFn = Callable[[Batch], Awaitable[None]]
 Authenticate = Callable[[Any], bool]
@@ -31,10 +35,24 @@ Authenticate = Callable[[Any], bool]
 _UNEXPECTED_LOG_INTERVAL_S = 10.0
 
 
+_REJECTED: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
+
+
+def _rejected_counter(registry: CollectorRegistry) -> Counter:
+    counter = _REJECTED.get(registry)
+    if counter is None:
+        counter = _REJECTED[registry] = Counter(
+            "otelgw_receiver_rejected_items", "Items taken out of a request because they break the OTLP rules "
+            "(reason: invalid_trace_id, invalid_span_id, invalid_parent_span_id); the rest went on.",
+            ["receiver", "transport", "reason"], registry=registry)
+    return counter
+
+
 class Route:
     """One signal on one transport: where its batches go and the counters that record them."""
 
-    __slots__ = ("_last_unexpected_log", "accepted", "consume", "logger", "refused", "signal", "transport")
+    __slots__ = ("_last_unexpected_log", "_rejected", "accepted", "consume", "logger", "receiver", "refused",
+                 "signal", "transport")
 
     def __init__(self, signal: Signal, transport: str, consume: ConsumeFn,
                  settings: ComponentSettings) -> None:
@@ -43,7 +61,24 @@ class Route:
         self.consume = consume
         self.accepted, self.refused = settings.telemetry.receiver_counters(transport, signal)
         self.logger = settings.telemetry.logger
+        self.receiver = str(settings.id)
+        self._rejected = _rejected_counter(settings.telemetry.registry)
         self._last_unexpected_log = float("-inf")
+
+    def screen(self, batch: Batch, wire: bytes | None = None) -> Rejection | None:
+        """Take out the items whose ids break the OTLP rules (``ids``), counting them as refused with a reason.
+        Call before :meth:`deliver`, and deliver without wire bytes when this returned a rejection (the batch
+        no longer matches them). ``wire``: the protobuf bytes ``batch`` was parsed from, which makes the
+        check of a valid request cheap."""
+        rejection = drop_invalid_ids(self.signal, batch, wire)
+        if rejection is not None:
+            self.refused.inc(rejection.count)
+            for reason, count in rejection.reasons.items():
+                self._rejected.labels(self.receiver, self.transport, reason).inc(count)
+            if self.logger.isEnabledFor(logging.DEBUG):
+                self.logger.debug("rejected items with invalid ids: %s", rejection.message,
+                                  extra={"signal": self.signal.value, "transport": self.transport})
+        return rejection
 
     async def deliver(self, batch: Batch, wire: bytes | None = None) -> StatusMapping | None:
         """Hand ``batch`` downstream. None means success; otherwise how to answer the sender.
