@@ -64,6 +64,19 @@ class FlushingConnector:
 
     def consumed(self) -> None:
         self._consumed = True
+        if self.aggregator.overflowed > self._overflow_seen:
+            self._count_overflow()
+
+    def _count_overflow(self) -> None:
+        """Count spans (records) folded into overflow series; the first time, say so in the log (once)."""
+        overflowed = self.aggregator.overflowed
+        if self._overflow_seen == 0 and overflowed:
+            self.logger.warning(
+                "the cardinality limit was reached: new series fold into one otel.metric.overflow=true series "
+                "(logged once; see otelgw_connector_overflow_items_total)",
+                extra={"series": self.aggregator.series_count})
+        self._overflow.inc(overflowed - self._overflow_seen)
+        self._overflow_seen = overflowed
 
     async def _loop(self) -> None:
         next_at = time.monotonic() + self.interval
@@ -79,10 +92,8 @@ class FlushingConnector:
         except Exception:  # a bug in aggregation must not stop the timer
             self.logger.exception("building metrics failed")
             return
-        overflowed = self.aggregator.overflowed
-        if overflowed > self._overflow_seen:
-            self._overflow.inc(overflowed - self._overflow_seen)
-            self._overflow_seen = overflowed
+        if self.aggregator.overflowed > self._overflow_seen:
+            self._count_overflow()
         self._series.set(self.aggregator.series_count)
         if batch is None:
             return

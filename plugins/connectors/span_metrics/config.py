@@ -83,7 +83,9 @@ class Config:
     #: Stop emitting (and forget) a resource's series when none of its spans arrived for this long; 0 = never.
     metrics_expiration: Duration = 0.0
     #: Series per resource before new ones are folded into one series with otel.metric.overflow=true; 0 = no limit.
-    aggregation_cardinality_limit: int = 0
+    #: Default 2000, the OpenTelemetry metrics SDK's (the Collector's is 0): an id in a dimension must not be able
+    #: to grow the state without bound.
+    aggregation_cardinality_limit: int = 2000
     #: Resources held; the least recently seen one is dropped beyond this.
     resource_metrics_cache_size: int = 1000
     #: Resource attributes that identify a resource's series (default: all of them).

@@ -315,3 +315,21 @@ async def test_collector_yaml_with_the_spanmetrics_alias_runs_in_a_graph():
     # make_traces: operation-0..6, server spans every fifth, so operation-0 is seen as server and as client
     assert connector.spans.series_count == 8
     assert await graph.shutdown(host) == []
+
+
+async def test_the_default_limit_holds_an_id_in_the_span_name_and_says_so_once(caplog):
+    telemetry = Telemetry()
+    connector = factory.connectors[(Signal.TRACES, Signal.METRICS)](
+        settings_for(Kind.CONNECTOR, "spanmetrics", Signal.TRACES, telemetry), config(), Sink())
+    request = spans(*([1] * 200))
+    batch = request.resource_spans[0].scope_spans[0].spans
+    with caplog.at_level("WARNING"):
+        for start in range(0, 3000, 200):
+            for j, span in enumerate(batch):
+                span.name = f"GET /users/{start + j}"  # a user id in the span name: every span a new series
+            await connector.consume_traces(request)
+    assert connector.spans.series_count == 2001  # the default limit, 2000, plus the overflow series
+    assert telemetry.registry.get_sample_value(
+        "otelgw_connector_overflow_items_total", {"connector": "spanmetrics"}) == 1000  # counted as it happens
+    warnings = [r for r in caplog.records if "cardinality limit was reached" in r.getMessage()]
+    assert len(warnings) == 1

@@ -52,7 +52,7 @@ def traces_request(numbers: range, part: int) -> ExportTraceServiceRequest:
         rs = out.resource_spans.add()
         rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=service)))
         rs.scope_spans.add().spans.extend(
-            Span(trace_id=tid(n), span_id=(n * 1000 + part).to_bytes(8, "big"), name=f"op-{part}")
+            Span(trace_id=tid(n), span_id=((n + 1) * 1000 + part).to_bytes(8, "big"), name=f"op-{part}")
             for n in numbers if n % 2 == parity)
     return out
 

@@ -30,14 +30,14 @@ def tid(n: int) -> bytes:
 
 
 def number(span: Span) -> int:
-    """The trace number a test span belongs to (encoded in its span id)."""
+    """The trace number a test span belongs to (encoded in its span id, which is never all zeros)."""
     return int.from_bytes(span.span_id, "big") // 1000
 
 
 def span(n: int, part: int) -> Span:
-    out = Span(trace_id=tid(n), span_id=(n * 1000 + part).to_bytes(8, "big"), name=f"op-{part}")
+    out = Span(trace_id=tid(n), span_id=(n * 1000 + part + 1).to_bytes(8, "big"), name=f"op-{part}")
     if part:
-        out.parent_span_id = (n * 1000).to_bytes(8, "big")
+        out.parent_span_id = (n * 1000 + 1).to_bytes(8, "big")
     return out
 
 
