@@ -28,7 +28,8 @@ REQUIRED_KEYS = {"otlp_grpc": ["endpoint"], "otlp_http": ["endpoint"], "file": [
                  "prometheus_remote_write": ["endpoint"], "tail_sampling": ["policies"],
                  "jaeger": ["endpoint"], "loki": ["endpoint"], "load_balancing": ["resolver"],
                  "memory_limiter": ["check_interval", "limit_mib"], "file_storage": ["directory"],
-                 "bearertokenauth": ["token"], "basicauth": ["htpasswd"], "resource": ["attributes"]}
+                 "bearertokenauth": ["token"], "basicauth": ["htpasswd"], "resource": ["attributes"],
+                 "filelog": ["include"]}
 
 #: Config that makes a component runnable in a test: loopback port 0, a temporary file, an unreachable backend
 #: with retries off so shutdown does not wait for it.
@@ -40,6 +41,7 @@ def runnable_overrides(type_name: str, tmp_path: Path) -> dict[str, Any]:
         "otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}},
         "health_check": {"endpoint": "127.0.0.1:0"},
         "file": {"path": str(tmp_path / "out.jsonl")},
+        "filelog": {"include": [str(tmp_path / "*.log")]},
         "otlp_grpc": {"endpoint": UNREACHABLE, "tls": {"insecure": True}, "timeout": "1s",
                       "retry_on_failure": {"enabled": False}},
         "otlp_http": {"endpoint": f"http://{UNREACHABLE}", "timeout": "1s", "retry_on_failure": {"enabled": False}},

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.component import ComponentSettings, Factory, Kind, Stability
+
+from .config import Config
+from .receiver import FilelogReceiver
+
+
+def create_default_config() -> Config:
+    return Config()
+
+
+def create_logs(settings: ComponentSettings, config: Config, next_consumer: Any) -> FilelogReceiver:
+    return FilelogReceiver(settings, config, next_consumer)
+
+
+factory = Factory(
+    type="filelog",
+    kind=Kind.RECEIVER,
+    create_default_config=create_default_config,
+    create_logs=create_logs,
+    stability=Stability.ALPHA,
+)
