@@ -34,7 +34,7 @@ __all__ = ["FilelogReceiver"]
 _BLOCK = 256 * 1024
 #: A batch is handed on once it holds this many records or bytes.
 _BATCH_RECORDS = 8192
-_BATCH_BYTES = 4 * 1024 * 1024
+_BATCH_BYTES = 1024 * 1024
 #: Partial container lines whose last part has not come are passed on after this long.
 _HELD_FLUSH_S = 5.0
 

@@ -82,8 +82,6 @@ class Field:
                 raise FieldError(f"{text!r} is not a field: cannot read it from position {pos}")
             keys.append(next(g for g in match.groups() if g is not None).replace('\\"', '"'))
             pos = match.end()
-        if root != "body" and not keys:
-            raise FieldError(f"{text!r} is not a field: {root} needs a key ({root}.name)")
         return cls(root, tuple(keys))
 
     def __str__(self) -> str:
@@ -122,7 +120,14 @@ class Field:
     def set(self, entry: Entry, value: Any) -> None:
         """Set the value, creating maps on the way (a non-map in the way is replaced by a map, as in stanza)."""
         if not self.keys:
-            entry.body = value
+            if self.root == "body":
+                entry.body = value
+            elif not isinstance(value, dict):
+                raise TypeError(f"{self.root} can only be set to a map, got {type(value).__name__}")
+            elif self.root == "attributes":
+                entry.attributes = dict(value)
+            else:
+                entry.resource = dict(value)
             return
         if self.root == "body":
             if not isinstance(entry.body, dict):
@@ -146,7 +151,12 @@ class Field:
     def delete(self, entry: Entry) -> Any:
         """Remove the value and return it (None when absent)."""
         if not self.keys:
-            value, entry.body = entry.body, None
+            if self.root == "body":
+                value, entry.body = entry.body, None
+            elif self.root == "attributes":
+                value, entry.attributes = entry.attributes, {}
+            else:
+                value, entry.resource = entry.resource, None
             return value
         target = self._container(entry)
         for key in self.keys[:-1]:

@@ -86,6 +86,10 @@ def check_operators(configs: Sequence[OperatorConfig]) -> list[str]:
                 errors.append(f"{i}::output: {target!r} is not the id of an operator in this list")
         graph[ids[i]] = targets
         try:
+            config.validate()  # type: ignore[attr-defined]
+        except ConfigError:
+            continue  # reported by validate_tree with its key path; building it would only repeat that
+        try:
             _build_one(config, targets, ErrorSink(_NullLogger(), lambda _i, _n: None))  # type: ignore[arg-type]
         except (ValueError, KeyError) as exc:
             errors.append(f"{i}: {exc}")
@@ -165,7 +169,7 @@ class Pipeline:
     def run(self, entries: list[Entry]) -> list[Entry]:
         if not self.operators:
             return entries
-        return self._drain({self.order[0]: entries})
+        return self._drain({self.operators[0].id: entries})  # the list's first operator is the entry
 
     def _drain(self, pending: dict[str, list[Entry]]) -> list[Entry]:
         done: list[Entry] = pending.pop(END, [])
