@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from filelog_testlib import sink_records, wait_for  # noqa: E402
+from filelog_testlib import sink_records, wait_for
 
 FAST = "poll_interval: 20ms\nforce_flush_period: 100ms\n"
 UID = "49cc7c1f-d370-2c40-b268-6ea7486091d6"
@@ -102,8 +102,9 @@ async def test_json_app_logs_inside_containers(tmp_path, gateway, sink):
     log = pod_log(tmp_path)
     app = json.dumps({"level": "error", "msg": "payment failed", "ts": "2024-01-01T00:00:00Z"})
     log.write_text(json.dumps({"log": app + "\n", "stream": "stdout", "time": "2024-03-30T08:31:20Z"}) + "\n")
-    await gateway.start(receiver_yaml(tmp_path, "  - type: json_parser\n    severity: {parse_from: attributes.level}\n"
-                                                "    timestamp: {parse_from: attributes.ts, layout: '%Y-%m-%dT%H:%M:%SZ'}\n"))
+    parser = ("  - type: json_parser\n    severity: {parse_from: attributes.level}\n"
+              "    timestamp: {parse_from: attributes.ts, layout: '%Y-%m-%dT%H:%M:%SZ'}\n")
+    await gateway.start(receiver_yaml(tmp_path, parser))
     await wait_for(lambda: len(sink_records(sink)) == 1)
     resource, record = sink_records(sink)[0]
     assert resource["k8s.pod.name"] == "checkout-7d9f"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from filelog_testlib import bodies, sink_records, wait_for  # noqa: E402
+from filelog_testlib import bodies, sink_records, wait_for
 
 FAST = "poll_interval: 20ms\nforce_flush_period: 100ms\n"
 

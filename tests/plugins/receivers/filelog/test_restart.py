@@ -17,8 +17,8 @@ from gateway.testing.otlp_sink import OtlpSink
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[3]))
-from filelog_testlib import bodies  # noqa: E402
-from gwproc import GatewayProcess, free_port  # noqa: E402
+from filelog_testlib import bodies
+from gwproc import GatewayProcess, free_port
 
 
 async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
