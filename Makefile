@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.jaeger_loki
 	$(BIN)/python -m bench.kpi
 	$(BIN)/python -m bench.redaction
+	$(BIN)/python -m bench.filelog
 
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)

@@ -84,26 +84,58 @@ def _key_field(key: str) -> bytes:
     return field_bytes
 
 
+def _string_pair(key: str, value: str) -> bytes:
+    key_bytes = _KEYS.get(key) or _key_field(key)
+    try:
+        raw = value.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        raw = value.encode("utf-8", "replace")
+    n = len(raw)
+    value_len = (2 if n < 0x80 else 1 + len(varint(n))) + n
+    kv_len = len(key_bytes) + (2 if value_len < 0x80 else 1 + len(varint(value_len))) + value_len
+    return (b"\x32" + (_ONE[kv_len] if kv_len < 0x80 else varint(kv_len)) + key_bytes + b"\x12"
+            + (_ONE[value_len] if value_len < 0x80 else varint(value_len)) + b"\x0a"
+            + (_ONE[n] if n < 0x80 else varint(n)) + raw)
+
+
+def _pair(key: Any, value: Any) -> bytes:
+    """One LogRecord attribute (tag 6) of any value type."""
+    if type(value) is str:
+        return _string_pair(str(key), value)
+    kv = (_KEYS.get(key) or _key_field(str(key))) + _framed(b"\x12", encode_any(value))
+    return b"\x32" + _len(len(kv)) + kv
+
+
+class _PairCache(dict):  # type: ignore[type-arg]
+    """Encoded attributes by (key, value) item: levels, logger names, paths and file names repeat on most lines,
+    and ``b"".join(map(cache.__getitem__, attributes.items()))`` then copies them without a Python-level loop.
+
+    Only string values are stored: ``(k, True)``, ``(k, 1)`` and ``(k, 1.0)`` are equal as dict keys but encode
+    differently, and a string never equals a non-string.
+    """
+
+    def __missing__(self, item: tuple[Any, Any]) -> bytes:
+        key, value = item
+        encoded = _pair(key, value)
+        if type(value) is str and len(value) <= _CACHEABLE_LEN:
+            if len(self) >= _MAX_PAIRS:
+                self.clear()
+            self[item] = encoded
+        return encoded
+
+
+_MAX_PAIRS = 65536
+_CACHEABLE_LEN = 48
+_PAIRS = _PairCache()
+_lookup_pair = _PAIRS.__getitem__
+
+
 def _record_attributes(attributes: Mapping[str, Any]) -> bytes:
-    """The KeyValues with LogRecord.attributes' tag (6); string values (the common case) inline."""
-    parts: list[bytes] = []
-    append = parts.append
-    keys = _KEYS
-    for key, value in attributes.items():
-        key_bytes = keys.get(key) or _key_field(str(key))
-        if type(value) is str:
-            try:
-                raw = value.encode()
-            except UnicodeEncodeError:
-                raw = value.encode("utf-8", "replace")
-            n = len(raw)
-            value_len = 1 + (1 if n < 0x80 else len(varint(n))) + n
-            append(b"\x32" + _len(len(key_bytes) + 1 + (1 if value_len < 0x80 else len(varint(value_len)))
-                                  + value_len) + key_bytes + b"\x12" + _len(value_len) + b"\x0a" + _len(n) + raw)
-        else:
-            kv = key_bytes + _framed(b"\x12", encode_any(value))
-            append(b"\x32" + _len(len(kv)) + kv)
-    return b"".join(parts)
+    """The KeyValues with LogRecord.attributes' tag (6)."""
+    try:
+        return b"".join(map(_lookup_pair, attributes.items()))
+    except TypeError:  # an unhashable value (a map or list): encode item by item
+        return b"".join(_pair(k, v) for k, v in attributes.items())
 
 
 class RecordBuffer:
@@ -142,6 +174,9 @@ class RecordBuffer:
 
     def add_entries(self, entries: Iterable[Entry]) -> None:
         pack = _FIXED64.pack
+        group = self._group(None)
+        group_resource: Any = None
+        count = size = 0
         for entry in entries:
             parts: list[bytes] = []
             if entry.timestamp:
@@ -150,15 +185,34 @@ class RecordBuffer:
                 parts.append(b"\x10" + _ONE[entry.severity])
             if entry.severity_text:
                 parts.append(_framed(b"\x1a", entry.severity_text.encode("utf-8", "replace")))
-            if entry.body is not None:
-                parts.append(_framed(b"\x2a", encode_any(entry.body)))
+            body = entry.body
+            if type(body) is str:
+                try:
+                    raw = body.encode()
+                except UnicodeEncodeError:
+                    raw = body.encode("utf-8", "replace")
+                n = len(raw)
+                value_len = (2 if n < 0x80 else 1 + len(varint(n))) + n
+                parts.append(b"\x2a" + (_ONE[value_len] if value_len < 0x80 else varint(value_len)) + b"\x0a"
+                             + (_ONE[n] if n < 0x80 else varint(n)) + raw)
+            elif body is not None:
+                parts.append(_framed(b"\x2a", encode_any(body)))
             if entry.attributes:
-                parts.append(_record_attributes(entry.attributes))
+                try:
+                    parts.append(b"".join(map(_lookup_pair, entry.attributes.items())))
+                except TypeError:
+                    parts.append(_record_attributes(entry.attributes))
             parts.append(b"\x59" + pack(entry.observed))
             record = b"".join(parts)
-            self._group(entry.resource).append(b"\x12" + _len(len(record)) + record)
-            self.count += 1
-            self.size += len(record)
+            if entry.resource is not group_resource:
+                group_resource = entry.resource
+                group = self._group(group_resource)
+            n = len(record)
+            group.append(b"\x12" + (_ONE[n] if n < 0x80 else varint(n)) + record)
+            count += 1
+            size += n
+        self.count += count
+        self.size += size
 
     def request(self) -> ExportLogsServiceRequest:
         merged: dict[bytes, list[bytes]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Entry", "Field", "FieldError"]
@@ -99,6 +100,19 @@ class Field:
         if self.root == "attributes":
             return entry.attributes
         return entry.resource
+
+    def getter(self) -> Callable[[Entry], Any]:
+        """``get`` specialised for this path (one call per entry on hot paths)."""
+        keys = self.keys
+        if self.root == "body" and not keys:
+            return lambda e: e.body
+        if self.root == "attributes" and len(keys) == 1:
+            key = keys[0]
+            return lambda e: e.attributes.get(key)
+        if self.root == "body" and len(keys) == 1:
+            key = keys[0]
+            return lambda e: e.body.get(key) if type(e.body) is dict else None
+        return self.get
 
     def get(self, entry: Entry) -> Any:
         """The value, or None where the path does not exist."""

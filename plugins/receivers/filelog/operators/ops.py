@@ -43,10 +43,11 @@ def condition_of(text: str) -> Expression | None:
 class _TimeStep:
     def __init__(self, config: TimestampConfig | TimeParserConfig) -> None:
         self.field = Field.parse(config.parse_from)
+        self.get = self.field.getter()
         self.parser = TimeParser(config.layout_type, config.layout, config.location or None)
 
     def apply(self, entry: Entry) -> None:
-        value = self.field.get(entry)
+        value = self.get(entry)
         if value is None:
             raise ParseError(f"timestamp field {self.field} is missing")
         entry.timestamp = self.parser.parse(value)
@@ -55,10 +56,11 @@ class _TimeStep:
 class _SeverityStep:
     def __init__(self, config: SeverityConfig | SeverityParserConfig) -> None:
         self.field = Field.parse(config.parse_from)
+        self.get = self.field.getter()
         self.mapper = SeverityMapper(config.preset, dict(config.mapping), config.overwrite_text)
 
     def apply(self, entry: Entry) -> None:
-        value = self.field.get(entry)
+        value = self.get(entry)
         if value is None:
             raise ParseError(f"severity field {self.field} is missing")
         number = self.mapper.number(value)

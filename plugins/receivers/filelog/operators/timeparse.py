@@ -35,11 +35,24 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
+#: "YYYY-MM-DDTHH:MM:SS" → Unix seconds (as if UTC): lines of one second share it, so most values only need
+#: their fraction and zone read.
+_SECONDS: dict[str, int] = {}
+_SCALE = [10 ** (9 - n) for n in range(10)]
+
+
 def parse_rfc3339(text: str, default_offset_s: int | None = 0) -> int | None:
     """Unix nanoseconds of an ISO 8601 timestamp, or None when ``text`` is not one.
 
     A value without a zone is taken at ``default_offset_s`` (None: refuse it).
     """
+    base = _SECONDS.get(text[:19])
+    if base is not None:
+        rest = text[19:]
+        if rest == "Z":
+            return base * _NS
+        if rest[-1:] == "Z" and rest[:1] == "." and 1 < len(rest) <= 11 and rest[1:-1].isdigit():
+            return base * _NS + int(rest[1:-1]) * _SCALE[len(rest) - 2]
     match = _ISO.fullmatch(text)
     if match is None:
         return None
@@ -57,7 +70,11 @@ def parse_rfc3339(text: str, default_offset_s: int | None = 0) -> int | None:
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    seconds = _days_from_civil(int(y), month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
+    wall = _days_from_civil(int(y), month, day) * 86400 + hour * 3600 + minute * 60 + second
+    if len(_SECONDS) >= 65536:
+        _SECONDS.clear()
+    _SECONDS[text[:19]] = wall
+    seconds = wall - offset
     nanos = int(frac.ljust(9, "0")) if frac else 0
     return seconds * _NS + nanos
 
@@ -130,7 +147,9 @@ class TimeParser:
         if not isinstance(value, str):
             raise TimeParseError(f"expected a string to parse as a timestamp, got {type(value).__name__}")
         if self._iso:
-            nanos = parse_rfc3339(value, self._default_offset())
+            nanos = parse_rfc3339(value, None)
+            if nanos is None:  # no zone in the value (or not ISO at all): the location's offset applies
+                nanos = parse_rfc3339(value, self._default_offset())
             if nanos is not None:
                 return nanos
         try:
@@ -217,6 +236,8 @@ class SeverityMapper:
 
     def number(self, value: Any) -> int:
         """The severity number of ``value``; 0 (default) when it maps to none."""
+        if type(value) is str:
+            return self.map.get(value.lower(), 0)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bytes):
@@ -224,4 +245,6 @@ class SeverityMapper:
         return self.map.get(value.lower() if isinstance(value, str) else str(value), 0)
 
     def text(self, value: Any, number: int) -> str:
-        return SHORT_NAMES[number] if self.overwrite_text else str(value)
+        if self.overwrite_text:
+            return SHORT_NAMES[number]
+        return value if type(value) is str else str(value)
