@@ -214,7 +214,8 @@ class RecordBuffer:
         self.count += count
         self.size += size
 
-    def request(self) -> ExportLogsServiceRequest:
+    def request(self) -> tuple[ExportLogsServiceRequest, bytes]:
+        """The request, and the wire bytes it was parsed from (``gateway.wirebytes``)."""
         merged: dict[bytes, list[bytes]] = {}
         for resource, records in self._groups.values():
             merged.setdefault(resource, []).extend(records)  # equal resources from different dicts meet here
@@ -223,7 +224,8 @@ class RecordBuffer:
             scope = b"".join(records)
             body = (_framed(b"\x0a", resource) if resource else b"") + b"\x12" + _len(len(scope)) + scope
             out.append(b"\x0a" + _len(len(body)) + body)
-        return ExportLogsServiceRequest.FromString(b"".join(out))
+        wire = b"".join(out)
+        return ExportLogsServiceRequest.FromString(wire), wire
 
     def clear(self) -> None:
         self._groups.clear()

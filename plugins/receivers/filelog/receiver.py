@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.component import ComponentID, ComponentSettings, Signal
 from gateway.errors import ConfigError, SkipBatchError
+from gateway.wirebytes import attached
 
 from .checkpoint import Checkpoint
 from .config import Config
@@ -266,10 +267,11 @@ class FilelogReceiver:
         """Hand the buffer on; on success checkpoint every reader it covers, on failure rewind them all."""
         count = self.buffer.count
         if count:
-            request = self.buffer.request()
+            request, wire = self.buffer.request()
             self.buffer.clear()
             try:
-                await self._consume(request)
+                with attached(request, wire):  # byte-scanning processors (redaction) need not re-serialize
+                    await self._consume(request)
             except SkipBatchError:
                 pass
             except Exception as exc:

@@ -84,6 +84,7 @@ _GO_TOKENS = [
     ("January", "%B"), ("Monday", "%A"), ("Z07:00", "%z"), ("-07:00", "%z"), ("Z0700", "%z"), ("-0700", "%z"),
     ("2006", "%Y"), ("Jan", "%b"), ("Mon", "%a"), ("MST", "%Z"), ("-07", "%z"), (".000000000", ".%f"),
     (".000000", ".%f"), (".000", ".%f"), (".999999999", ".%f"), (".999999", ".%f"), (".999", ".%f"),
+    (",000000000", ",%f"), (",000000", ",%f"), (",000", ",%f"),
     ("15", "%H"), ("06", "%y"), ("01", "%m"), ("02", "%d"), ("_2", "%d"), ("03", "%I"), ("04", "%M"),
     ("05", "%S"), ("PM", "%p"), ("pm", "%p"), ("1", "%m"), ("2", "%d"), ("3", "%I"), ("4", "%M"), ("5", "%S"),
 ]
@@ -110,7 +111,7 @@ _STANZA_DIRECTIVES = {"%L": "%f", "%s": "%f", "%q": "%m", "%g": "%d", "%e": "%d"
                       "%D": "%m/%d/%y", "%F": "%Y-%m-%d", "%T": "%H:%M:%S", "%i": "%H", "%h": "%b"}
 _DIRECTIVE = re.compile(r"%.")
 _ISO_LAYOUT = re.compile(r"%Y-%m-%d[T ]%H:%M:%S(\.%f)?(Z|%z|%Ez)?")
-_FRACTION = re.compile(r"\.(\d{6})\d+")
+_FRACTION = re.compile(r"([.,]\d{6})\d+")
 _EPOCH_DIVISORS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": _NS,
                    "s.ms": 1, "s.us": 1, "s.ns": 1}
 
@@ -153,7 +154,7 @@ class TimeParser:
             if nanos is not None:
                 return nanos
         try:
-            moment = dt.datetime.strptime(_FRACTION.sub(r".\1", value), self._format)
+            moment = dt.datetime.strptime(_FRACTION.sub(r"\1", value), self._format)
         except ValueError as exc:
             raise TimeParseError(f"{value!r} does not match layout {self.layout!r}: {exc}") from None
         if moment.tzinfo is None:
