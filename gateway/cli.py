@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from gateway import cli_alerts
 from gateway.errors import ConfigError, PluginError
+from gateway.redact import redact
 from gateway.registry import load_registry
 from gateway.service import Service, load_config
 from gateway.telemetry import configure_logging
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
 def _print_errors(errors: Sequence[str]) -> None:
     print(f"invalid configuration: {len(errors)} error(s)", file=sys.stderr)
     for message in errors:
-        print(f"  {message}", file=sys.stderr)
+        print(f"  {redact(message)}", file=sys.stderr)
 
 
 def _components() -> int:
@@ -81,8 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_errors(exc.messages)
         return 2
     except PluginError as exc:
-        print(f"plugin error: {exc}", file=sys.stderr)
+        print(f"plugin error: {redact(str(exc))}", file=sys.stderr)
         return 3
+    except OSError as exc:  # a port in use, an unwritable file: one line, no traceback
+        print(f"otelgw: {redact(str(exc))}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

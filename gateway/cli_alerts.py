@@ -8,16 +8,24 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["add_parser", "run"]
+from gateway.admin import default_token_file
+
+__all__ = ["add_parser", "admin_token", "run"]
 
 
 def add_parser(commands: Any) -> None:
     alerts = commands.add_parser("alerts", help="list, resolve and silence alerts of a running gateway")
     alerts.add_argument("--admin", default="http://127.0.0.1:13134", metavar="URL",
                         help="the gateway's admin endpoint (default http://127.0.0.1:13134)")
-    alerts.add_argument("--token", default=None, help="bearer token (default: $OTELGW_ADMIN_TOKEN)")
+    alerts.add_argument("--token", default=None,
+                        help="bearer token (default: $OTELGW_ADMIN_TOKEN, else the token file the gateway wrote)")
+    alerts.add_argument("--token-file", default=None, metavar="FILE",
+                        help="file holding the token (default: <state dir>/admin-<port>.token, as the gateway "
+                             "writes it when service::admin::token is not set)")
     sub = alerts.add_subparsers(dest="alerts_command", required=True)
     listing = sub.add_parser("list", help="current alerts")
     listing.add_argument("--state", choices=("pending", "firing", "resolved"))
@@ -33,8 +41,28 @@ def add_parser(commands: Any) -> None:
     rules.add_argument("--json", action="store_true")
 
 
+def admin_token(admin_url: str, token: str | None = None, token_file: str | None = None) -> str:
+    """The token for the admin endpoint at ``admin_url``: given, else $OTELGW_ADMIN_TOKEN, else the file the
+    gateway wrote (``--token-file``, or the default file for the URL's port). Empty when there is none."""
+    if token is not None:
+        return token
+    if os.environ.get("OTELGW_ADMIN_TOKEN"):
+        return os.environ["OTELGW_ADMIN_TOKEN"]
+    if token_file is not None:
+        path = Path(token_file)
+    else:
+        port = urlsplit(admin_url).port
+        if port is None:
+            return ""
+        path = default_token_file(port)
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
 def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    token = args.token if args.token is not None else os.environ.get("OTELGW_ADMIN_TOKEN", "")
+    token = admin_token(args.admin, args.token, args.token_file)
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(args.admin.rstrip("/") + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
@@ -48,7 +76,11 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Any = None)
             message = json.loads(exc.read()).get("error", exc.reason)
         except ValueError:
             message = exc.reason
-        raise SystemExit(f"otelgw alerts: {exc.code}: {message}") from None
+        hint = ""
+        if exc.code == 401 and not token:
+            hint = (" (no token found: pass --token or --token-file, or set OTELGW_ADMIN_TOKEN; a gateway without "
+                    "service::admin::token writes one to <state dir>/admin-<port>.token)")
+        raise SystemExit(f"otelgw alerts: {exc.code}: {message}{hint}") from None
     except urllib.error.URLError as exc:
         raise SystemExit(f"otelgw alerts: cannot reach {args.admin}: {exc.reason}") from None
 

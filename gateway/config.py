@@ -53,8 +53,9 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class MetricsTelemetryConfig:
-    #: host:port of the Prometheus endpoint for the gateway's own metrics; empty disables it.
-    address: str = "0.0.0.0:8888"
+    #: host:port of the Prometheus endpoint for the gateway's own metrics; empty disables it. Default
+    #: localhost:8888, as the Collector: a scraper on another host needs 0.0.0.0:8888 written out.
+    address: str = "localhost:8888"
     #: none | basic | normal | detailed, as in the Collector. ``none`` disables self-metrics.
     level: str = "basic"
 

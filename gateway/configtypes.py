@@ -16,7 +16,9 @@ import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
+from gateway.confmap import EnvString
 from gateway.errors import ConfigError
+from gateway.redact import is_secret_key
 
 __all__ = ["Duration", "decode", "parse_duration", "validate_tree"]
 
@@ -81,9 +83,24 @@ def _join(path: str, key: Any) -> str:
     return f"{path}::{key}" if path else str(key)
 
 
+def _wants_string(tp: Any) -> bool:
+    """True when a field of type ``tp`` takes a string as it is (str, an Optional str, a Literal of strings)."""
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return True
+    if origin is Annotated:
+        return not isinstance(typing.get_args(tp)[1], _DurationMarker) and _wants_string(typing.get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        return any(_wants_string(a) for a in typing.get_args(tp))
+    return origin is Literal and any(isinstance(a, str) for a in typing.get_args(tp))
+
+
 def _decode_value(tp: Any, value: Any, default: Any, path: str, errors: list[str]) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if isinstance(value, EnvString):
+        # A whole-scalar ${env:...}: the string as written for a string field, its YAML reading otherwise.
+        value = str(value) if _wants_string(tp) else value.typed
     if tp is Any:
         return value
     if origin is Annotated:
@@ -185,7 +202,7 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
         current = getattr(base, key) if base is not None else _field_default(fields[key])
         before = len(errors)
         values[key] = _decode_value(hints[key], raw, current, _join(path, key), errors)
-        if not fields[key].repr and len(errors) > before:
+        if len(errors) > before and (not fields[key].repr or is_secret_key((*path.split("::"), key))):
             # a secret (declared with field(repr=False)) is never echoed, not even in an error message
             errors[before:] = [_hide(message, raw) for message in errors[before:]]
     if base is not None:

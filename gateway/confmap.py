@@ -24,7 +24,7 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 
 from gateway.errors import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "expand_env", "load_files", "merge", "safe_load"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "EnvString", "expand_env", "load_files", "merge", "safe_load", "yaml_error"]
 
 #: Most nodes a YAML document may have once its aliases are expanded. The largest shipped config has about 400.
 MAX_NODES = 100_000
@@ -118,15 +118,28 @@ def merge(base: Any, override: Any) -> Any:
     return override
 
 
+class EnvString(str):
+    """The value of an environment reference that makes up a whole scalar, as the Collector keeps it: the string
+    itself, plus ``typed``, the value read as YAML. The config decoder uses the string for a ``str`` field (so a
+    token ``s3cr3t #x`` or ``0x1F2E`` arrives as written) and ``typed`` for any other type (``${env:PORT}`` into
+    an int field)."""
+
+    typed: Any
+
+    def __new__(cls, value: str) -> EnvString:
+        self = super().__new__(cls, value)
+        try:
+            typed = safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            typed = value
+        self.typed = typed
+        return self
+
+
 def _expand_string(text: str, environ: Mapping[str, str]) -> Any:
     whole = _ENV_REF.fullmatch(text)
     if whole and whole.group(0) != "$$":
-        value = environ.get(whole.group(1), whole.group(2) if whole.group(2) is not None else "")
-        # A value that is the whole scalar is typed like YAML, so `${env:PORT}` can become an int.
-        try:
-            return safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
-            return value
+        return EnvString(environ.get(whole.group(1), whole.group(2) if whole.group(2) is not None else ""))
 
     def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
@@ -149,6 +162,16 @@ def expand_env(node: Any, environ: Mapping[str, str] | None = None) -> Any:
     return node
 
 
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML syntax error without the offending line: that line may hold a token. Position and problem only."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return type(exc).__name__
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = f"{exc.context}, " if exc.context else ""
+    return f"{where}{context}{exc.problem or 'syntax error'}"
+
+
 def load_files(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read, merge (later files win) and env-expand configuration files."""
     merged: Any = {}
@@ -161,7 +184,7 @@ def load_files(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, st
             errors.append(f"cannot read config file {str(path)!r}: {exc.strerror or exc}")
             continue
         except yaml.YAMLError as exc:
-            errors.append(f"config file {str(path)!r} is not valid YAML: {exc}")
+            errors.append(f"config file {str(path)!r} is not valid YAML: {yaml_error(exc)}")
             continue
         if data is None:
             continue

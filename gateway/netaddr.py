@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-__all__ = ["split_host_port"]
+import os
+import socket
+from typing import Any
+
+__all__ = ["ListenError", "format_addresses", "listen_error", "split_host_port"]
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -15,3 +19,36 @@ def split_host_port(address: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"invalid endpoint {address!r}: expected host:port, e.g. 0.0.0.0:4317")
     return host or "0.0.0.0", int(port)
+
+
+class ListenError(OSError):
+    """A server could not bind its endpoint; the message is one line naming the component and the endpoint."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _probe(endpoint: str) -> int | None:
+    """The errno binding ``endpoint`` gives now (grpc only says "Failed to bind"), or None when it binds."""
+    try:
+        host, port = split_host_port(endpoint)
+        with socket.create_server((host, port)):
+            return None
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "errno", None)
+
+
+def listen_error(component: str, endpoint: str, exc: BaseException) -> ListenError:
+    """``health_check cannot listen on 0.0.0.0:13133: address already in use``, whatever raised it."""
+    errno = getattr(exc, "errno", None)
+    if not isinstance(errno, int) or not errno:
+        errno = _probe(endpoint)
+    reason = os.strerror(errno).lower() if errno else str(exc)
+    error = ListenError(f"{component} cannot listen on {endpoint}: {reason}")
+    error.errno = errno
+    return error
+
+
+def format_addresses(addresses: list[Any]) -> str:
+    """The addresses an aiohttp runner bound (``runner.addresses``), as ``host:port`` joined with commas."""
+    return ", ".join(f"[{a[0]}]:{a[1]}" if ":" in str(a[0]) else f"{a[0]}:{a[1]}" for a in addresses)

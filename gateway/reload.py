@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.component import ComponentID, Kind
 from gateway.errors import ConfigError
 from gateway.graph import Graph
+from gateway.redact import redact
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -45,7 +46,7 @@ class ReloadResult:
 
     def as_dict(self) -> dict[str, Any]:
         if not self.ok:
-            return {"reloaded": False, "errors": self.errors}
+            return {"reloaded": False, "errors": [redact(e) for e in self.errors]}
         return {"reloaded": True, "kept": self.kept, "started": self.started, "stopped": self.stopped,
                 "warnings": self.warnings}
 
@@ -62,12 +63,13 @@ async def reload_service(service: Service, paths: list[str]) -> ReloadResult:
     try:
         new_config = load_config(paths, service.registry)
     except ConfigError as exc:
-        log.error("reload rejected: invalid configuration; the running pipelines are unchanged",
-                  extra={"errors": len(exc.messages)})
+        # Every error, in one line each (redacted by load_config and again by the log filter).
+        log.error("reload rejected: invalid configuration (%d error(s)); the running pipelines are unchanged:\n%s",
+                  len(exc.messages), "\n".join(f"  {m}" for m in exc.messages), extra={"errors": len(exc.messages)})
         return ReloadResult(False, exc.messages)
-    except Exception as exc:  # unreadable file, YAML syntax error
+    except Exception as exc:  # unreadable file
         log.error("reload rejected: %s; the running pipelines are unchanged", exc)
-        return ReloadResult(False, [str(exc)])
+        return ReloadResult(False, [redact(str(exc))])
     old_config = service.config
     result = ReloadResult(True)
     if new_config.admin != old_config.admin or new_config.telemetry != old_config.telemetry:
@@ -77,6 +79,7 @@ async def reload_service(service: Service, paths: list[str]) -> ReloadResult:
     try:
         graph = Graph(new_config, service.telemetry, previous=service.graph, changed_extensions=changed)
     except ConfigError as exc:
+        log.error("reload rejected: %s; the running pipelines are unchanged", "; ".join(exc.messages))
         return ReloadResult(False, exc.messages)
     old_graph = service.graph
     result.kept = [n.label for n in graph.nodes if id(n.component) in graph.reused]

@@ -10,13 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import redact
 from gateway.admin import AdminServer, json_response
 from gateway.component import ComponentSettings, Kind
 from gateway.config import GatewayConfig, build_config
 from gateway.confmap import load_files
+from gateway.errors import ConfigError
 from gateway.graph import Graph
 from gateway.host import Host, Status
-from gateway.netaddr import split_host_port
+from gateway.netaddr import format_addresses, listen_error, split_host_port
 from gateway.registry import Registry, load_registry
 from gateway.reload import ReloadResult, reload_service
 from gateway.telemetry import CONTENT_TYPE_LATEST, Telemetry
@@ -27,10 +29,18 @@ log = logging.getLogger("otelgw.service")
 
 
 def load_config(paths: Sequence[str], registry: Registry) -> GatewayConfig:
-    """Read, merge and type-check configuration files; raises ``ConfigError`` listing every problem."""
+    """Read, merge and type-check configuration files; raises ``ConfigError`` listing every problem.
+
+    The secrets of the files are registered with ``gateway.redact`` before anything is checked, and the error
+    messages come back redacted, so no caller (``validate``, reload, logs) can print a secret value.
+    """
     raw = load_files(paths)
-    registry.plugin_manager.hook.otelgw_config_loaded(config=raw)
-    return build_config(raw, registry)
+    redact.register_config(raw)
+    try:
+        registry.plugin_manager.hook.otelgw_config_loaded(config=raw)
+        return build_config(raw, registry)
+    except ConfigError as exc:
+        raise ConfigError([redact.redact(m) for m in exc.messages]) from None
 
 
 class Service:
@@ -59,11 +69,11 @@ class Service:
         return cls(load_config(paths, registry), registry, paths)
 
     async def start(self) -> None:
-        await self._start_metrics_endpoint()
         self.admin.add_route("GET", "/status", self._status)
         self.admin.add_route("POST", "/-/reload", self._reload_route)
-        await self.admin.start()
         try:
+            await self._start_metrics_endpoint()
+            await self.admin.start()
             await self.start_extensions(self.config, self.config.extensions)
             await self.graph.start(self.host)
         except Exception:
@@ -164,9 +174,14 @@ class Service:
         await runner.setup()
         host, port = split_host_port(settings.address)
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise listen_error("service::telemetry::metrics", settings.address, exc) from None
         self._metrics_runner = runner
-        self.metrics_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.metrics_port = runner.addresses[0][1]
+        log.info("serving the gateway's own metrics", extra={"address": format_addresses(runner.addresses)})
 
     async def _stop_metrics_endpoint(self) -> None:
         if self._metrics_runner is not None:

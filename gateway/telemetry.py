@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.component import ComponentID, Kind, Signal
+from gateway.redact import RedactingFilter
 
 __all__ = ["CONTENT_TYPE_LATEST", "ComponentTelemetry", "JsonFormatter", "Telemetry", "configure_logging"]
 
@@ -40,7 +41,7 @@ class JsonFormatter(logging.Formatter):
             if key not in self._RESERVED and not key.startswith("_"):
                 entry[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+            entry["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -50,6 +51,8 @@ def configure_logging(level: str = "info", encoding: str = "json") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # On the handler, not the logger: a logger's filters do not see records propagated from its children.
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger("otelgw")
     root.handlers[:] = [handler]
     root.propagate = False

@@ -106,7 +106,9 @@ class PrometheusServer:
         raise AssertionError("prometheus did not become ready within 30 s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(10)
@@ -204,10 +206,9 @@ async def exposition(address: str, accept: str = "text/plain;version=0.0.4") -> 
 
 
 @needs_prometheus
-async def test_prometheus_scraping_the_exporter_sees_exact_span_metrics_and_kpis(tmp_path):
+async def test_prometheus_scraping_the_exporter_sees_exact_span_metrics_and_kpis(tmp_path, prometheus_servers):
     service = Service.from_files([str(p) for p in PACKS] + [str(write_override(tmp_path, FAST))])
     await service.start()
-    prometheus = None
     try:
         workload = workload_module.pack_workload(time.time_ns())
         await send_workload(service, workload)
@@ -216,7 +217,7 @@ async def test_prometheus_scraping_the_exporter_sees_exact_span_metrics_and_kpis
         while b"crm_workflow_failures_total" not in await exposition(exporter.address):
             assert time.monotonic() < deadline, "the packs' metrics never reached the exporter"
             await asyncio.sleep(0.05)
-        prometheus = PrometheusServer(tmp_path, scrape_target=exporter.address)
+        prometheus = prometheus_servers(tmp_path, scrape_target=exporter.address)
         await prometheus.start()
         await prometheus.wait_for(workload.expected)
         async with aiohttp.ClientSession() as session:
@@ -225,16 +226,31 @@ async def test_prometheus_scraping_the_exporter_sees_exact_span_metrics_and_kpis
             assert target["metric"]["deployment_environment_name"] == "test"
             await check_dashboards(prometheus, session)
     finally:
-        if prometheus is not None:
-            prometheus.stop()
         assert await service.shutdown() == []
 
 
+@pytest.fixture
+def prometheus_servers():
+    """Every PrometheusServer a test makes through this is stopped at the end, also when the test fails."""
+    started: list[PrometheusServer] = []
+
+    def make(*args: Any, **kwargs: Any) -> PrometheusServer:
+        server = PrometheusServer(*args, **kwargs)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
 @needs_prometheus
-async def test_prometheus_receives_the_same_through_remote_write(tmp_path):
-    prometheus = PrometheusServer(tmp_path, remote_write=True)
+async def test_prometheus_receives_the_same_through_remote_write(tmp_path, prometheus_servers):
+    prometheus = prometheus_servers(tmp_path, remote_write=True)
     await prometheus.start()
-    override = FAST + textwrap.dedent(f"""
+    # A file of its own after FAST: one YAML document with two ``service:`` keys would keep only the last one
+    # (and so bind the default metrics port).
+    override = textwrap.dedent(f"""
         exporters:
           prometheusremotewrite:
             endpoint: "{prometheus.url}/api/v1/write"
@@ -247,7 +263,8 @@ async def test_prometheus_receives_the_same_through_remote_write(tmp_path):
             metrics/kpi_crm: {{exporters: [prometheusremotewrite]}}
         """)
     (tmp_path / "rw").mkdir()
-    service = Service.from_files([str(p) for p in PACKS] + [str(write_override(tmp_path / "rw", override))])
+    service = Service.from_files([str(p) for p in PACKS] + [str(write_override(tmp_path, FAST)),
+                                                            str(write_override(tmp_path / "rw", override))])
     await service.start()
     try:
         workload = workload_module.pack_workload(time.time_ns())
@@ -263,7 +280,6 @@ async def test_prometheus_receives_the_same_through_remote_write(tmp_path):
         assert not registry.get_sample_value("otelgw_exporter_retries_total", {**labels, "data_type": "metrics"})
     finally:
         assert await service.shutdown() == []
-        prometheus.stop()
 
 
 @needs_promtool

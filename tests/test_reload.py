@@ -45,7 +45,8 @@ def config_text(sink: OtlpSink, http_port: int, *, batch_timeout: str = "1ms", e
 
 async def post_reload(service: Service, token: str = TOKEN) -> tuple[int, dict]:
     async with aiohttp.ClientSession() as session, session.post(
-            f"http://{service.admin.address}/-/reload", headers={"Authorization": f"Bearer {token}"}) as response:
+            f"http://{service.admin.address}/-/reload",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}) as response:
         return response.status, await response.json()
 
 

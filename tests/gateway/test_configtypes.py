@@ -121,3 +121,21 @@ def test_nan_and_infinite_numbers_fail_with_their_key_path(write_yaml):
         "retry::initial_interval: duration must be a finite number, got inf",
         "items::0::initial_interval: duration must be a finite number, got -inf",
     ]
+
+
+@dataclass(frozen=True)
+class _Typed:
+    name: str = ""
+    count: int = 0
+    ratio: float = 0.0
+    maybe: str | None = None
+    wait: Duration = 1.0
+
+
+def test_env_values_are_strings_for_string_fields_and_typed_for_others():
+    from gateway.confmap import expand_env
+
+    env = {"S": "s3cr3t #x", "H": "0x1F2E", "N": "0x1F2E", "R": "2.5", "W": "5s"}
+    raw = expand_env({"name": "${env:S}", "maybe": "${env:H}", "count": "${env:N}", "ratio": "${env:R}",
+                      "wait": "${env:W}"}, env)
+    assert decode(_Typed(), raw) == _Typed(name="s3cr3t #x", maybe="0x1F2E", count=7982, ratio=2.5, wait=5.0)

@@ -18,7 +18,7 @@ def test_merge_is_deep_for_mappings_and_replaces_lists():
     ("value", "expected"),
     [
         ("${env:HOST}", "example"),
-        ("${env:PORT}", 4317),  # a whole-scalar reference is typed like YAML
+        ("${env:PORT}", "4317"),  # a whole-scalar reference stays the string (typed only for a non-str field)
         ("${env:MISSING:-fallback}", "fallback"),
         ("${env:MISSING}", ""),
         ("http://${env:HOST}:${env:PORT}/v1", "http://example:4317/v1"),
@@ -29,6 +29,13 @@ def test_merge_is_deep_for_mappings_and_replaces_lists():
 )
 def test_env_expansion(value, expected):
     assert expand_env({"k": [value]}, {"HOST": "example", "PORT": "4317"}) == {"k": [expected]}
+
+
+def test_a_whole_scalar_reference_keeps_the_string_and_its_yaml_reading():
+    expanded = expand_env({"a": "${env:A}", "b": "${env:B}", "c": "${env:C}"},
+                          {"A": "s3cr3t #x", "B": "0x1F2E", "C": "4317"})
+    assert expanded == {"a": "s3cr3t #x", "b": "0x1F2E", "c": "4317"}
+    assert (expanded["a"].typed, expanded["b"].typed, expanded["c"].typed) == ("s3cr3t", 7982, 4317)
 
 
 def test_later_files_win(write_yaml):
@@ -54,7 +61,7 @@ def test_every_file_error_is_reported(write_yaml, tmp_path):
     messages = info.value.messages
     assert len(messages) == 3
     assert "cannot read config file" in messages[0]
-    assert "is not valid YAML" in messages[1]
+    assert "is not valid YAML" in messages[1] and "line 1, column" in messages[1]
     assert "the top level must be a mapping, got str" in messages[2]
 
 
@@ -111,3 +118,15 @@ def test_ordinary_anchors_aliases_and_merge_keys_still_work(write_yaml):
         "a": {"timeout": "5s", "retry": {"enabled": True}, "endpoint": "x"},
         "b": [{"timeout": "5s", "retry": {"enabled": True}}] * 2,
     }
+
+
+def test_a_yaml_syntax_error_does_not_print_the_line(write_yaml):
+    broken = write_yaml("""
+        extensions:
+          bearertokenauth: {token: "hunter2-very-secret-token"
+        receivers: {}
+    """)
+    with pytest.raises(ConfigError) as info:
+        load_files([broken], environ={})
+    [message] = info.value.messages
+    assert "hunter2" not in message and "line " in message

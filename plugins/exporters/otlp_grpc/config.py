@@ -63,7 +63,7 @@ class Config:
             errors.append("tls::insecure_skip_verify: not supported by the gRPC client; set tls::ca_file to "
                           "the server's CA or self-signed certificate instead")
         for key in self.headers:
-            if not _METADATA_KEY.match(key.lower()):
+            if not _METADATA_KEY.fullmatch(key.lower()):  # match() lets a trailing newline through
                 errors.append(f"headers::{key}: not a valid gRPC metadata key (use letters, digits, -_.)")
         if self.compression not in ("gzip", "none", ""):
             errors.append(f"compression: must be gzip or none, got {self.compression!r}")

@@ -58,7 +58,7 @@ class Config:
             if value and not _valid_url(value):
                 errors.append(f"{key}: must be an http:// or https:// URL with a host, got {value!r}")
         for name, value in self.headers.items():
-            if not _HEADER_NAME.match(name):
+            if not _HEADER_NAME.fullmatch(name):  # match() lets a trailing newline through
                 errors.append(f"headers::{name}: not a valid HTTP header name")
             elif "\n" in value or "\r" in value:
                 errors.append(f"headers::{name}: value must not contain line breaks")

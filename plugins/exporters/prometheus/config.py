@@ -55,7 +55,7 @@ class ServerTLS:
 @dataclass(frozen=True)
 class Config:
     #: host:port to serve /metrics on.
-    endpoint: str = "0.0.0.0:8889"
+    endpoint: str = "localhost:8889"
     #: Serve HTTPS instead of HTTP.
     tls: ServerTLS = field(default_factory=ServerTLS)
     #: Labels added to every series that does not already have them.

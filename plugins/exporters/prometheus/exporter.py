@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
 from gateway.component import ComponentSettings, Signal, count_items
-from gateway.netaddr import split_host_port
+from gateway.netaddr import listen_error, split_host_port
 from gateway.prometheus import CumulativeState, TranslateOptions, Translator
 
 from .config import Config
@@ -91,9 +91,9 @@ class PrometheusExporter:
         site = web.TCPSite(runner, bind_host, port, ssl_context=self.config.tls.ssl_context())
         try:
             await site.start()
-        except Exception:
+        except OSError as exc:
             await runner.cleanup()
-            raise
+            raise listen_error(f"prometheus exporter {self.settings.id}", self.config.endpoint, exc) from None
         self._runner = runner
         bound = runner.addresses[0]
         self.address = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"

@@ -79,7 +79,10 @@ class BearerTokenAuth:
         scheme, _, credential = headers.get(self.header, "").partition(" ")
         if scheme.lower() != self.config.scheme.lower() or not credential:
             return False
-        given = credential.strip().encode()
+        try:
+            given = credential.strip().encode("ascii")
+        except UnicodeEncodeError:  # garbage from the client: not a token of ours, and not an error of ours
+            return False
         # Compare against every token, so the time taken does not tell which one was close.
         return sum(hmac.compare_digest(given, t.encode()) for t in (*self._static, *self._from_file)) > 0
 

@@ -9,8 +9,9 @@ from gateway.netaddr import split_host_port
 
 @dataclass(frozen=True)
 class Config:
-    #: host:port the health server listens on.
-    endpoint: str = "0.0.0.0:13133"
+    #: host:port the health server listens on. Default localhost:13133, as the Collector; a probe from outside the
+    #: pod or host needs 0.0.0.0:13133 written out.
+    endpoint: str = "localhost:13133"
     #: Path of the Collector-style readiness check. /health, /health/live and /health/ready are served too.
     path: str = "/"
     #: The Collector's deprecated pipeline check. Accepted so Collector configs load unchanged; ignored.

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.component import ComponentSettings
 from gateway.host import Host
-from gateway.netaddr import split_host_port
+from gateway.netaddr import format_addresses, listen_error, split_host_port
 
 from .config import Config
 
@@ -60,13 +60,13 @@ class HealthCheck:
         site = web.TCPSite(runner, bind_host, port)
         try:
             await site.start()
-        except Exception:
+        except OSError as exc:
             await runner.cleanup()
-            raise
+            raise listen_error(f"health_check extension {self.settings.id}", self.config.endpoint, exc) from None
         self._runner = runner
         bound = runner.addresses[0]
         self.address = _format_address(bound[0], bound[1])
-        self.logger.info("health check listening on %s", self.address)
+        self.logger.info("health check listening on %s", format_addresses(runner.addresses))
 
     async def shutdown(self) -> None:
         runner, self._runner = self._runner, None

@@ -27,8 +27,8 @@ def _endpoint_error(endpoint: str) -> str | None:
 
 @dataclass(frozen=True)
 class GrpcConfig:
-    #: host:port for OTLP/gRPC. Default 0.0.0.0:4317.
-    endpoint: str = "0.0.0.0:4317"
+    #: host:port for OTLP/gRPC. Default localhost:4317 (as the Collector): write 0.0.0.0:4317 to accept other hosts.
+    endpoint: str = "localhost:4317"
     #: Largest request accepted, in MiB after decompression; larger ones get RESOURCE_EXHAUSTED. Default 64.
     max_recv_msg_size_mib: int = 64
     #: HTTP/2 streams allowed at once per connection; 0 keeps grpc's default. Default 0.
@@ -70,8 +70,8 @@ def _absolute(path: str) -> str:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    #: host:port for OTLP/HTTP. Default 0.0.0.0:4318.
-    endpoint: str = "0.0.0.0:4318"
+    #: host:port for OTLP/HTTP. Default localhost:4318 (as the Collector): write 0.0.0.0:4318 to accept other hosts.
+    endpoint: str = "localhost:4318"
     #: Largest request body accepted, in bytes, both on the wire and after decompression; larger ones get 413.
     #: Default 67108864 (64 MiB).
     max_request_body_size: int = 64 * MIB

@@ -17,7 +17,7 @@ from grpc_status import rpc_status
 from gateway.component import Signal
 from gateway.configblocks import ReloadingServerTLS
 from gateway.errors import StatusMapping
-from gateway.netaddr import split_host_port
+from gateway.netaddr import listen_error, split_host_port
 
 from .config import MIB, GrpcConfig
 from .responses import RESPONSE_TYPES, dialable, status_message
@@ -78,6 +78,8 @@ class GrpcServer:
         self.bad_request = bad_request
         self.logger = logger
         self._server: grpc.aio.Server | None = None
+        #: The address bound, as configured with the actual port (``0.0.0.0:4317`` means every interface).
+        self.listening = ""
 
     def _handler(self, signal: Signal) -> grpc.RpcMethodHandler:
         route = self.routes[signal]
@@ -136,9 +138,10 @@ class GrpcServer:
             else:
                 port = server.add_insecure_port(self.config.endpoint)
         except RuntimeError as exc:
-            raise OSError(f"otlp receiver cannot listen for gRPC on {self.config.endpoint}: {exc}") from None
+            raise listen_error("otlp receiver (gRPC)", self.config.endpoint, exc) from None
         await server.start()
         host, _ = split_host_port(self.config.endpoint)
+        self.listening = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return dialable(host, port)
 
     async def stop(self) -> None:

@@ -24,7 +24,7 @@ from gateway import otlpjson
 from gateway.component import Batch, Signal
 from gateway.configblocks import ReloadingServerTLS
 from gateway.errors import PermanentError, TooLargeError, status_for
-from gateway.netaddr import split_host_port
+from gateway.netaddr import format_addresses, listen_error, split_host_port
 
 from .config import HttpConfig
 from .responses import RESPONSE_TYPES, dialable, status_message
@@ -130,6 +130,8 @@ class HttpServer:
         self._success = {(signal, ctype): encode(RESPONSE_TYPES[signal]())
                          for signal in Signal for ctype, encode in _ENCODERS.items()}
         self._runner: web.ServerRunner | None = None
+        #: Every address bound (``0.0.0.0:4318`` means every interface).
+        self.listening = ""
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         content_type = request.content_type
@@ -230,8 +232,9 @@ class HttpServer:
             await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
         except OSError as exc:
             await runner.cleanup()
-            raise OSError(f"otlp receiver cannot listen for HTTP on {self.config.endpoint}: {exc}") from exc
+            raise listen_error("otlp receiver (HTTP)", self.config.endpoint, exc) from None
         self._runner = runner
+        self.listening = format_addresses(runner.addresses)
         return dialable(host, runner.addresses[0][1])
 
     async def stop(self) -> None:

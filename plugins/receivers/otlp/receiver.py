@@ -149,7 +149,21 @@ class OtlpReceiver:
         if extension is None or not hasattr(extension, "authenticate"):
             raise ConfigError(f"protocols::{transport}::auth::authenticator: {auth.authenticator} is not an "
                               f"authenticator extension listed in service::extensions")
-        return extension.authenticate  # type: ignore[no-any-return]
+        check: Authenticate = extension.authenticate
+        logger = self.logger
+
+        def authenticate(headers: Any) -> bool:
+            # A malformed credential (non-ASCII bytes, garbage) is the client's problem: 401, never a traceback
+            # per request that an unauthenticated client could use to flood the log.
+            try:
+                return check(headers)
+            except Exception as exc:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("authenticator %s refused a malformed credential: %s", auth.authenticator,
+                                 type(exc).__name__)
+                return False
+
+        return authenticate
 
     def _server_tls(self, config: TLSServerConfig | None) -> ReloadingServerTLS | None:
         if config is None:
@@ -186,8 +200,10 @@ class OtlpReceiver:
             raise
         if self._tls and min(t.config.reload_interval for t in self._tls) > 0:
             self._tls_task = asyncio.create_task(self._reload_certificates(), name="otlp receiver TLS reload")
+        # The addresses actually bound: 0.0.0.0 says "every interface", which the dialable address would hide.
+        listening = {type(s).__name__: s.listening for s in self._servers}
         self.logger.info("otlp receiver listening", extra={
-            "grpc": self.grpc_address or "off", "http": self.http_address or "off",
+            "grpc": listening.get("GrpcServer", "off"), "http": listening.get("HttpServer", "off"),
             "signals": ", ".join(s.value for s in self._consumers)})
 
     async def shutdown(self) -> None:

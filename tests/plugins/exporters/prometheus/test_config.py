@@ -36,7 +36,7 @@ def test_testdata_gives_exact_configs() -> None:
 
 def test_defaults() -> None:
     config = Config()
-    assert (config.endpoint, config.metric_expiration, config.send_timestamps) == ("0.0.0.0:8889", 300.0, False)
+    assert (config.endpoint, config.metric_expiration, config.send_timestamps) == ("localhost:8889", 300.0, False)
     assert config.add_metric_suffixes and config.target_info and config.enable_open_metrics
 
 

@@ -26,7 +26,7 @@ def load(data: object) -> Config:
 
 def test_testdata_gives_exact_configs() -> None:
     section = yaml.safe_load((TESTDATA / "config.yaml").read_text())["extensions"]
-    assert load(section["health_check"]) == Config(endpoint="0.0.0.0:13133", path="/")
+    assert load(section["health_check"]) == Config(endpoint="localhost:13133", path="/")
     assert load(section["health_check/custom"]) == Config(endpoint="127.0.0.1:13134", path="/health/status")
     assert load(section["health_check/collector"]) == Config(
         endpoint="[::1]:13133",

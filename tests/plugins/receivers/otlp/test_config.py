@@ -31,8 +31,8 @@ def load(name: str, receiver: str) -> Config:
 def test_default_config_has_both_protocols_with_collector_defaults():
     config = create_default_config()
     assert config == Config(Protocols(
-        grpc=GrpcConfig(endpoint="0.0.0.0:4317", max_recv_msg_size_mib=64, max_concurrent_streams=0),
-        http=HttpConfig(endpoint="0.0.0.0:4318", max_request_body_size=67108864, traces_url_path="/v1/traces",
+        grpc=GrpcConfig(endpoint="localhost:4317", max_recv_msg_size_mib=64, max_concurrent_streams=0),
+        http=HttpConfig(endpoint="localhost:4318", max_request_body_size=67108864, traces_url_path="/v1/traces",
                         metrics_url_path="/v1/metrics", logs_url_path="/v1/logs")))
     assert validate_tree(config) == []
 
