@@ -55,7 +55,9 @@ class GatewayProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path), *extra_args],
-            stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stdout=log, stderr=log,
+            # a generated admin token goes next to the log, not into the user's ~/.otelgw
+            env={"OTELGW_STATE_DIR": str(self.log_path.parent / "state"), **os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
         return self
 

@@ -31,7 +31,7 @@ def good_config(ports: dict[str, int]) -> str:
           debug: {{verbosity: basic}}
         service:
           extensions: [health_check]
-          admin: {{endpoint: "127.0.0.1:{ports['admin']}"}}
+          admin: {{endpoint: "127.0.0.1:{ports['admin']}", token: t0ken-for-tests}}
           telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
           pipelines:
             traces: {{receivers: [otlp], exporters: [debug]}}
@@ -60,7 +60,8 @@ def test_a_running_gateway_refuses_a_hostile_reload_and_keeps_serving(tmp_path: 
         for hostile in (BOMB, DEEP):
             path.write_text(good_config(ports) + hostile)
             started = time.monotonic()
-            status, body = http_post(f"http://127.0.0.1:{ports['admin']}/-/reload", timeout=10)
+            status, body = http_post(f"http://127.0.0.1:{ports['admin']}/-/reload", b"{}", timeout=10, headers={
+                "Authorization": "Bearer t0ken-for-tests", "Content-Type": "application/json"})
             assert time.monotonic() - started < 2, "the reload took too long to be refused"
             assert status == 400
             answer = json.loads(body)
