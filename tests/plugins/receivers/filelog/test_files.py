@@ -189,3 +189,18 @@ async def test_exclude_and_resource_and_attributes(tmp_path, gateway, sink):
     assert record.body.string_value == "keep"
     assert resource == {"service.name": "checkout"}
     assert {kv.key: kv.value.string_value for kv in record.attributes}["team"] == "web"
+
+
+async def test_more_files_than_max_concurrent_files_are_read_in_turn(tmp_path, gateway, sink):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a-directory.log").mkdir()  # matched by the glob, not a file: skipped without a problem
+    for i in range(7):
+        (logs / f"{i}.log").write_text(f"file {i} line 1\n")
+    await gateway.start(f'include: ["{logs}/*.log"]\nstart_at: beginning\nmax_concurrent_files: 2\n' + FAST)
+    await wait_for(lambda: len(bodies(sink)) == 7)
+    for i in range(7):
+        append(logs / f"{i}.log", [f"file {i} line 2"])
+    await wait_for(lambda: len(bodies(sink)) == 14)
+    assert sorted(bodies(sink)) == sorted(f"file {i} line {n}" for i in range(7) for n in (1, 2))
+    assert counter(gateway, "otelgw_receiver_filelog_problems_total", receiver="filelog", reason="read") == 0
