@@ -34,7 +34,7 @@ class MultilineConfig:
 
     def validate(self) -> None:
         if bool(self.line_start_pattern) == bool(self.line_end_pattern):
-            raise ConfigError("exactly one of line_start_pattern and line_end_pattern is required")
+            raise ConfigError("line_start_pattern: exactly one of line_start_pattern and line_end_pattern is required")
         pattern = self.line_start_pattern or self.line_end_pattern
         key = "line_start_pattern" if self.line_start_pattern else "line_end_pattern"
         try:
@@ -93,14 +93,20 @@ class Config:
     operators: Any = ()
 
     def __post_init__(self) -> None:
+        # Operators are decoded here (their type picks their keys); what is wrong with them is reported by
+        # validate(), together with every other error, rather than stopping the decoding of the other keys.
+        object.__setattr__(self, "_operator_errors", [])
         if self.operators and not all(isinstance(op, OperatorConfig) for op in self.operators):
             try:
-                object.__setattr__(self, "operators", decode_operators(list(self.operators)))
+                operators = decode_operators(list(self.operators) if isinstance(self.operators, list | tuple)
+                                             else self.operators)
             except ConfigError as exc:
-                raise exc.prefixed("operators") from None
+                object.__setattr__(self, "_operator_errors", exc.prefixed("operators").messages)
+                operators = ()
+            object.__setattr__(self, "operators", operators)
 
     def validate(self) -> None:
-        errors: list[str] = []
+        errors: list[str] = list(getattr(self, "_operator_errors", []))
         if not self.include:
             errors.append("include: at least one glob pattern is required")
         if self.start_at not in ("beginning", "end"):
