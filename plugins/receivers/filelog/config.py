@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.component import ComponentID
-from gateway.configtypes import Duration
+from gateway.configtypes import Duration, validate_tree
 from gateway.errors import ConfigError
 
 from .operators.config import OperatorConfig, decode_operators, parse_byte_size, yaml_messages
@@ -41,6 +41,18 @@ class MultilineConfig:
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(f"{key}: invalid regular expression: {exc}") from None
+
+
+def _check_decodable(raw: Any) -> list[str]:
+    """validate() errors of the operators that did decode, when others did not (so all come at once)."""
+    errors: list[str] = []
+    for i, item in enumerate(raw if isinstance(raw, list | tuple) else []):
+        try:
+            (config,) = decode_operators([item])
+        except ConfigError:
+            continue  # already reported
+        errors.extend(yaml_messages(validate_tree(config, f"operators::{i}")))
+    return errors
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,8 @@ class Config:
                 operators = decode_operators(list(self.operators) if isinstance(self.operators, list | tuple)
                                              else self.operators)
             except ConfigError as exc:
-                object.__setattr__(self, "_operator_errors", exc.prefixed("operators").messages)
+                object.__setattr__(self, "_operator_errors", exc.prefixed("operators").messages
+                                   + _check_decodable(self.operators))
                 operators = ()
             object.__setattr__(self, "operators", operators)
 

@@ -167,16 +167,17 @@ class TimeParser:
     def _epoch(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise TimeParseError(f"expected a number to parse as epoch {self.layout}, got {type(value).__name__}")
-        try:
-            number = float(value) if not isinstance(value, int) else value
-        except ValueError:
-            raise TimeParseError(f"{value!r} is not an epoch timestamp") from None
-        if "." in self.layout:
-            return round(float(number) * _NS)
-        divisor = _EPOCH_DIVISORS[self.layout]
-        if isinstance(number, int):
-            return number * (_NS // divisor)
-        return round(number * (_NS / divisor))
+        scale = _NS // _EPOCH_DIVISORS[self.layout]  # nanoseconds per unit of the layout
+        if isinstance(value, int):
+            return value * scale
+        if isinstance(value, float):
+            return round(value * scale)
+        # a string is read exactly (a float would lose the last digits of nanoseconds)
+        whole, _, fraction = value.strip().partition(".")
+        if not whole.lstrip("-").isdigit() or (fraction and not fraction.isdigit()):
+            raise TimeParseError(f"{value!r} is not an epoch timestamp")
+        nanos = abs(int(whole)) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
+        return -nanos if whole.startswith("-") else nanos
 
 
 _SEVERITY_NAMES = ["default"] + [f"{level}{n if n > 1 else ''}" for level in
