@@ -26,8 +26,12 @@ _DOUBLE = struct.Struct("<d")
 _INT64_MASK = (1 << 64) - 1
 
 
+#: Varints of 0..16383 (one or two bytes): lengths of attributes, bodies and records, and small numbers.
+_VARINT = [varint(i) for i in range(0x4000)]
+
+
 def _len(size: int) -> bytes:
-    return _ONE[size] if size < 0x80 else varint(size)
+    return _VARINT[size] if size < 0x4000 else varint(size)
 
 
 def _framed(tag: bytes, payload: bytes) -> bytes:
@@ -111,17 +115,51 @@ class _PairCache(dict):  # type: ignore[type-arg]
     and ``b"".join(map(cache.__getitem__, attributes.items()))`` then copies them without a Python-level loop.
 
     Only string values are stored: ``(k, True)``, ``(k, 1)`` and ``(k, 1.0)`` are equal as dict keys but encode
-    differently, and a string never equals a non-string.
+    differently, and a string never equals a non-string. Misses (values seen once: ids, timestamps, numbers)
+    are encoded inline here, the common types without further calls.
     """
 
     def __missing__(self, item: tuple[Any, Any]) -> bytes:
         key, value = item
-        encoded = _pair(key, value)
-        if type(value) is str and len(value) <= _CACHEABLE_LEN:
-            if len(self) >= _MAX_PAIRS:
-                self.clear()
-            self[item] = encoded
-        return encoded
+        key_part = _KEY_PARTS.get(key) or _key_part(key)  # key field + the value's tag (KeyValue.value)
+        kind = type(value)
+        if kind is str:
+            try:
+                raw = value.encode()
+            except UnicodeEncodeError:  # lone surrogates
+                raw = value.encode("utf-8", "replace")
+            n = len(raw)
+            kv_len = len(key_part) + n + 3
+            if kv_len < 0x80:
+                encoded = _TAG6[kv_len] + key_part + _STRING_HEAD[n] + raw
+            else:
+                encoded = _string_pair(str(key), value)
+            if n <= _CACHEABLE_LEN:
+                if len(self) >= _MAX_PAIRS:
+                    self.clear()
+                self[item] = encoded
+            return encoded
+        if kind is int and 0 <= value < 0x8000_0000:
+            number = _VARINT[value] if value < 0x4000 else varint(value)
+            kv_len = len(key_part) + len(number) + 2
+            if kv_len < 0x80:
+                return _TAG6[kv_len] + key_part + _ONE[len(number) + 1] + b"\x18" + number
+        return _pair(key, value)
+
+
+#: LogRecord.attributes' tag (6) and a one-byte length, by length.
+_TAG6 = [b"\x32" + bytes((i,)) for i in range(128)]
+#: A string AnyValue's length, tag and one-byte length, by string length (short strings).
+_STRING_HEAD = [bytes((n + 2, 0x0A, n)) for n in range(126)] + [b""] * 2
+_KEY_PARTS: dict[str, bytes] = {}
+
+
+def _key_part(key: Any) -> bytes:
+    part = (_KEYS.get(key) or _key_field(str(key))) + b"\x12"
+    if len(_KEY_PARTS) >= _MAX_KEYS:
+        _KEY_PARTS.clear()
+    _KEY_PARTS[key] = part
+    return part
 
 
 _MAX_PAIRS = 65536
@@ -164,9 +202,11 @@ class RecordBuffer:
         count = size = 0
         for line in lines:
             n = len(line)
-            body_len = 1 + (1 if n < 0x80 else len(varint(n))) + n
-            record_len = head_len + 1 + (1 if body_len < 0x80 else len(varint(body_len))) + body_len
-            append(b"\x12" + _len(record_len) + head + b"\x2a" + _len(body_len) + b"\x0a" + _len(n) + line)
+            line_size = _VARINT[n] if n < 0x4000 else varint(n)
+            body_len = 1 + len(line_size) + n
+            body_size = _VARINT[body_len] if body_len < 0x4000 else varint(body_len)
+            record_len = head_len + 1 + len(body_size) + body_len
+            append(b"\x12" + _len(record_len) + head + b"\x2a" + body_size + b"\x0a" + line_size + line)
             count += 1
             size += record_len
         self.count += count
@@ -192,9 +232,12 @@ class RecordBuffer:
                 except UnicodeEncodeError:
                     raw = body.encode("utf-8", "replace")
                 n = len(raw)
-                value_len = (2 if n < 0x80 else 1 + len(varint(n))) + n
-                parts.append(b"\x2a" + (_ONE[value_len] if value_len < 0x80 else varint(value_len)) + b"\x0a"
-                             + (_ONE[n] if n < 0x80 else varint(n)) + raw)
+                if n < 0x3FF0:
+                    length = _VARINT[n]
+                    parts.append(b"\x2a" + _VARINT[n + len(length) + 1] + b"\x0a" + length + raw)
+                else:
+                    length = varint(n)
+                    parts.append(b"\x2a" + varint(n + len(length) + 1) + b"\x0a" + length + raw)
             elif body is not None:
                 parts.append(_framed(b"\x2a", encode_any(body)))
             if entry.attributes:
@@ -208,7 +251,7 @@ class RecordBuffer:
                 group_resource = entry.resource
                 group = self._group(group_resource)
             n = len(record)
-            group.append(b"\x12" + (_ONE[n] if n < 0x80 else varint(n)) + record)
+            group.append(b"\x12" + (_VARINT[n] if n < 0x4000 else varint(n)) + record)
             count += 1
             size += n
         self.count += count
