@@ -88,6 +88,19 @@ def _key_field(key: str) -> bytes:
     return field_bytes
 
 
+#: LogRecord.severity_number fields, by number.
+_SEVERITY = [b"\x10" + bytes((i,)) for i in range(128)]
+#: LogRecord.severity_text fields of the texts seen (INFO, WARNING, error...).
+_SEVERITY_TEXT: dict[str, bytes] = {}
+
+
+def _severity_text(text: str) -> bytes:
+    encoded = _framed(b"\x1a", text.encode("utf-8", "replace"))
+    if len(_SEVERITY_TEXT) < 1024:
+        _SEVERITY_TEXT[text] = encoded
+    return encoded
+
+
 def _string_pair(key: str, value: str) -> bytes:
     key_bytes = _KEYS.get(key) or _key_field(key)
     try:
@@ -217,14 +230,16 @@ class RecordBuffer:
         group = self._group(None)
         group_resource: Any = None
         count = size = 0
+        observed, observed_field = 0, b"\x59" + pack(0)
         for entry in entries:
             parts: list[bytes] = []
             if entry.timestamp:
                 parts.append(b"\x09" + pack(entry.timestamp & _INT64_MASK))
             if entry.severity:
-                parts.append(b"\x10" + _ONE[entry.severity])
+                parts.append(_SEVERITY[entry.severity])
             if entry.severity_text:
-                parts.append(_framed(b"\x1a", entry.severity_text.encode("utf-8", "replace")))
+                text = _SEVERITY_TEXT.get(entry.severity_text) or _severity_text(entry.severity_text)
+                parts.append(text)
             body = entry.body
             if type(body) is str:
                 try:
@@ -245,7 +260,10 @@ class RecordBuffer:
                     parts.append(b"".join(map(_lookup_pair, entry.attributes.items())))
                 except TypeError:
                     parts.append(_record_attributes(entry.attributes))
-            parts.append(b"\x59" + pack(entry.observed))
+            if entry.observed != observed:
+                observed = entry.observed
+                observed_field = b"\x59" + pack(observed)
+            parts.append(observed_field)
             record = b"".join(parts)
             if entry.resource is not group_resource:
                 group_resource = entry.resource

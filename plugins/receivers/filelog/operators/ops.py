@@ -105,6 +105,22 @@ class _Parser(Operator):
 
 
 class JsonParserOp(_Parser):
+    def process(self, entry: Entry) -> None:
+        if not self._body_to_attributes or type(entry.body) is not str:
+            super().process(entry)
+            return
+        try:
+            parsed = orjson.loads(entry.body)
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"not JSON: {exc}") from None
+        if type(parsed) is not dict:
+            raise ParseError(f"expected a JSON object, got {type(parsed).__name__}")
+        entry.attributes.update(parsed)
+        if self.time is not None:
+            self.time.apply(entry)
+        if self.severity is not None:
+            self.severity.apply(entry)
+
     def parse(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, str | bytes):
             raise ParseError(f"json_parser expects a string, got {type(value).__name__}")

@@ -143,6 +143,10 @@ class TimeParser:
 
     def parse(self, value: Any) -> int:
         """Unix nanoseconds; raises TimeParseError."""
+        if self._iso and type(value) is str:
+            nanos = parse_rfc3339(value, None)
+            if nanos is not None:
+                return nanos
         if self.layout_type == "epoch":
             return self._epoch(value)
         if not isinstance(value, str):
