@@ -143,6 +143,8 @@ class FilelogReceiver:
         held = self.pipeline.flush(_HELD_FLUSH_S) if self.pipeline.stateful else []
         if held:
             self.buffer.add_entries(held)
+            # their files may checkpoint past them once they are delivered
+            self._touched.update(e.source for e in held if isinstance(e.source, FileReader))
         await self._send()
         if self.config.delete_after_read:
             self._delete_finished(found)

@@ -111,3 +111,19 @@ async def test_json_app_logs_inside_containers(tmp_path, gateway, sink):
     assert record.severity_number == 17 and record.severity_text == "error"
     assert record.time_unix_nano == 1704067200 * 10**9
     assert {kv.key: kv.value.string_value for kv in record.attributes}["msg"] == "payment failed"
+
+
+async def test_a_partial_line_whose_end_never_comes_is_passed_on(tmp_path, gateway, sink, monkeypatch):
+    from plugins.receivers.filelog import receiver as receiver_module
+
+    monkeypatch.setattr(receiver_module, "_HELD_FLUSH_S", 0.3)
+    log = pod_log(tmp_path)
+    log.write_text("2023-06-22T10:27:26Z stdout P the runtime died mid-line\n")
+    await gateway.start(receiver_yaml(tmp_path))
+    await wait_for(lambda: len(sink_records(sink)) == 1)
+    resource, record = sink_records(sink)[0]
+    assert record.body.string_value == "the runtime died mid-line"
+    assert resource["k8s.container.name"] == "api"
+    from gateway.component import Kind
+    reader = gateway.service.graph.find(Kind.RECEIVER, "filelog").tracker.readers[0]
+    await wait_for(lambda: reader.committed == log.stat().st_size)  # delivered, so checkpointed past it
