@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_config(run)
     run.add_argument("--grace-period", type=float, default=30.0, metavar="SECONDS",
                      help="how long shutdown may take to drain pipelines (default 30)")
+    run.add_argument("--watch-config", type=float, nargs="?", const=2.0, default=0.0, metavar="SECONDS",
+                     help="reload (as on SIGHUP) when a config file's content changes, checking every SECONDS "
+                          "(default 2 when given; off when absent). For ConfigMaps mounted as a directory")
     validate = commands.add_parser("validate", help="check a configuration and print every error")
     _add_config(validate)
     commands.add_parser("components", help="list every registered component type")
@@ -53,7 +56,7 @@ def _components() -> int:
     return 0
 
 
-def _run(config_paths: Sequence[str], grace_period: float) -> int:
+def _run(config_paths: Sequence[str], grace_period: float, watch_interval: float = 0.0) -> int:
     registry = load_registry()
     config = load_config(config_paths, registry)
     # Before the graph is built: components log while they are created (e.g. redaction's engine).
@@ -62,8 +65,8 @@ def _run(config_paths: Sequence[str], grace_period: float) -> int:
     try:
         import uvloop
     except ImportError:  # uvloop has no Windows build; asyncio's own loop works, only slower
-        return asyncio.run(service.run(grace_period))
-    return uvloop.run(service.run(grace_period))
+        return asyncio.run(service.run(grace_period, watch_interval))
+    return uvloop.run(service.run(grace_period, watch_interval))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_config(args.config, load_registry())
             print("configuration is valid")
             return 0
-        return _run(args.config, args.grace_period)
+        return _run(args.config, args.grace_period, args.watch_config)
     except ConfigError as exc:
         _print_errors(exc.messages)
         return 2

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal as signals
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -128,14 +130,44 @@ class Service:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def run(self, grace_period: float | None = None) -> int:
-        """Start, wait for SIGTERM/SIGINT (or ``request_stop``), shut down. Returns a process exit code."""
+    def _config_digest(self) -> bytes:
+        """A digest of every config file's bytes (unreadable ones count as empty). Content, not mtime: kubelet
+        updates a ConfigMap volume by swapping a symlink, which a changed inode or mtime would only sometimes show."""
+        digest = hashlib.sha256()
+        for path in self.config_paths:
+            try:
+                digest.update(Path(path).read_bytes())
+            except OSError:
+                digest.update(b"\0unreadable")
+            digest.update(b"\0")
+        return digest.digest()
+
+    async def watch_config(self, interval: float) -> None:
+        """Reload (the SIGHUP path) whenever a config file's content changes; checked every ``interval`` s."""
+        seen = self._config_digest()
+        while True:
+            await asyncio.sleep(interval)
+            current = self._config_digest()
+            if current != seen:
+                seen = current
+                log.info("a configuration file changed; reloading", extra={"files": ", ".join(self.config_paths)})
+                self._reload_in_background()
+
+    async def run(self, grace_period: float | None = None, watch_interval: float = 0.0) -> int:
+        """Start, wait for SIGTERM/SIGINT (or ``request_stop``), shut down. Returns a process exit code.
+
+        ``watch_interval`` > 0 reloads the configuration when its files change (``--watch-config``)."""
         loop = asyncio.get_running_loop()
         for sig in (signals.SIGTERM, signals.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signals.SIGHUP, self._reload_in_background)
         await self.start()
+        watcher = None
+        if watch_interval > 0 and self.config_paths:
+            watcher = loop.create_task(self.watch_config(watch_interval), name="config file watch")
         await self._stop.wait()
+        if watcher is not None:
+            watcher.cancel()
         log.info("shutting down")
         try:
             errors = await asyncio.wait_for(self.shutdown(), grace_period)

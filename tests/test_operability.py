@@ -87,3 +87,48 @@ def test_the_start_up_log_names_the_address_bound_and_a_rejected_reload_logs_its
         assert "exporters::debug::verbosity" in log and "'nope', which is not configured" in log, log
     finally:
         assert gateway.stop() == 0
+
+
+def _kubelet_update(directory: Path, name: str, text: str, generation: int) -> None:
+    """Write ``text`` as kubelet writes a ConfigMap volume: a new timestamped directory, then the ``..data``
+    symlink swapped atomically; ``name`` itself is a symlink through ``..data`` and never changes."""
+    version = directory / f"..2026_12_06_{generation}"
+    version.mkdir()
+    (version / name).write_text(text)
+    temporary = directory / "..data_tmp"
+    temporary.symlink_to(version.name)
+    temporary.rename(directory / "..data")
+    if not (directory / name).is_symlink():
+        (directory / name).symlink_to(f"..data/{name}")
+
+
+def test_watch_config_reloads_a_configmap_style_update(tmp_path: Path) -> None:
+    ports = {"health": free_port(), "grpc": free_port(), "http": free_port(), "http2": free_port()}
+    addresses = {"health": f"127.0.0.1:{ports['health']}", "grpc": f"127.0.0.1:{ports['grpc']}",
+                 "http": f"127.0.0.1:{ports['http']}", "admin": "", "metrics": ""}
+    first = CONFIG.format(token="", **addresses).replace('  admin: {endpoint: "", token: ""}\n', "")
+    directory = tmp_path / "config"
+    directory.mkdir()
+    _kubelet_update(directory, "gateway.yaml", first, 1)
+    gateway = GatewayProcess(directory / "gateway.yaml", ports, tmp_path / "gateway.log")
+    gateway.start("--watch-config", "0.2")
+    try:
+        gateway.wait_ready()
+        assert not _listening(ports["http2"])
+        _kubelet_update(directory, "gateway.yaml", first.replace(addresses["http"], f"127.0.0.1:{ports['http2']}"), 2)
+        deadline = time.monotonic() + 15
+        while "configuration reloaded" not in gateway.log():
+            assert time.monotonic() < deadline, gateway.log()
+            time.sleep(0.05)
+        assert "a configuration file changed" in gateway.log()
+        assert _listening(ports["http2"]) and not _listening(ports["http"])
+    finally:
+        assert gateway.stop() == 0
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
