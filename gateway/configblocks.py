@@ -140,8 +140,12 @@ class TLSServerConfig:
     client_ca_file: str = ""
     #: Same as client_ca_file (the Collector accepts both on a server).
     ca_file: str = ""
-    #: Lowest TLS version accepted: 1.2 (default) or 1.3.
+    #: Lowest TLS version accepted: 1.2 (default) or 1.3. On an OTLP/gRPC server only 1.2 is possible: see
+    #: the otlp receiver's README (grpcio cannot restrict a server's versions).
     min_version: str = ""
+    #: Highest TLS version accepted: 1.2 or 1.3 (default: the highest the TLS library has). On an OTLP/gRPC
+    #: server only 1.3 is possible, as for min_version.
+    max_version: str = ""
     #: Accepted for symmetry with the client block; a server never verifies its own certificate. Ignored.
     insecure_skip_verify: bool = False
     #: How often the files are checked for changes; 0 disables reloading. Default 1m (Collector: reload_interval).
@@ -149,6 +153,10 @@ class TLSServerConfig:
 
     def validate(self) -> None:
         errors = _check_min_version(self.min_version)
+        if self.max_version and self.max_version not in _TLS_VERSIONS:
+            errors.append(f"max_version: must be 1.2 or 1.3, got {self.max_version!r}")
+        elif self.min_version and self.max_version and self.min_version > self.max_version:
+            errors.append(f"max_version: {self.max_version} is below min_version {self.min_version}")
         if not self.cert_file or not self.key_file:
             errors.append("cert_file: cert_file and key_file are required for a TLS server")
         for key in ("cert_file", "key_file", "client_ca_file", "ca_file"):
@@ -171,48 +179,73 @@ class TLSServerConfig:
 class ReloadingServerTLS:
     """Server TLS material that follows its files: ``maybe_reload()`` re-reads them when a file changed.
 
-    aiohttp takes the ``ssl_context``; new handshakes use whatever certificate it holds, so loading the new
-    chain into the same context rotates it without a restart. grpc takes ``grpc_credentials()``, dynamic
-    credentials that ask ``_grpc_config`` for the current certificates on every new connection.
+    A reload builds a complete new ``SSLContext`` from the files and switches to it only if it loads: the
+    certificate and key are taken as a pair (a certificate written before its key fails to load and the previous
+    pair stays in use, logged once), and a new client CA file *replaces* the trust store (loading into the old
+    context would only add to it, so a removed CA would still be trusted).
+
+    aiohttp keeps the ``ssl_context`` given at start; its ``sni_callback`` hands each new handshake the current
+    context, so rotation needs no restart. grpc takes ``grpc_credentials()``, dynamic credentials that ask for
+    the current certificates and CA on every new connection (from the same validated read).
     """
 
-    def __init__(self, config: TLSServerConfig) -> None:
+    def __init__(self, config: TLSServerConfig, log: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self._log = log
         self._stamp = self._stamps()
-        self.ssl_context = self._new_context()
-        self._grpc_config: grpc.ServerCertificateConfiguration = self._new_grpc_config()
+        self._current = self._new_context()  # start-up: a bad pair or CA fails loudly here
+        self._grpc_config: grpc.ServerCertificateConfiguration = self._new_grpc_config(self._read())
         self._grpc_fresh = False
+        self._refused: tuple[tuple[float, int], ...] | None = None
+        #: What aiohttp serves with: the first context, whose SNI hook switches every handshake to the current one.
+        self.ssl_context = self._new_context()
+        self.ssl_context.sni_callback = self._select
+
+    def _select(self, ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+        ssl_object.context = self._current
+        return None
 
     def _stamps(self) -> tuple[tuple[float, int], ...]:
         return tuple((os.stat(f).st_mtime, os.stat(f).st_size) for f in self.config._files())
 
+    def _read(self) -> tuple[bytes, bytes, bytes | None]:
+        ca = Path(self.config.client_ca).read_bytes() if self.config.client_ca else None
+        return Path(self.config.cert_file).read_bytes(), Path(self.config.key_file).read_bytes(), ca
+
     def _new_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = _TLS_VERSIONS.get(self.config.min_version, ssl.TLSVersion.TLSv1_2)
-        self._load(context)
-        return context
-
-    def _load(self, context: ssl.SSLContext) -> None:
-        context.load_cert_chain(self.config.cert_file, self.config.key_file)
+        context.maximum_version = _TLS_VERSIONS.get(self.config.max_version, ssl.TLSVersion.MAXIMUM_SUPPORTED)
+        context.load_cert_chain(self.config.cert_file, self.config.key_file)  # SSLError when they do not match
         if self.config.client_ca:
             context.load_verify_locations(self.config.client_ca)
             context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
-    def _new_grpc_config(self) -> grpc.ServerCertificateConfiguration:
-        key, cert = Path(self.config.key_file).read_bytes(), Path(self.config.cert_file).read_bytes()
-        ca = Path(self.config.client_ca).read_bytes() if self.config.client_ca else None
+    @staticmethod
+    def _new_grpc_config(material: tuple[bytes, bytes, bytes | None]) -> grpc.ServerCertificateConfiguration:
+        cert, key, ca = material
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
     def maybe_reload(self) -> bool:
-        """Re-read the files if any changed; True when it did. A half-written file is retried next time."""
+        """Re-read the files if any changed; True when the new material is in use. A pair that does not load
+        (half-written, or a certificate without its key yet) keeps the previous one and is retried next time."""
         try:
             stamp = self._stamps()
             if stamp == self._stamp:
                 return False
-            self._load(self.ssl_context)
-            self._grpc_config = self._new_grpc_config()
-        except (OSError, ssl.SSLError):
+            material = self._read()
+            context = self._new_context()
+            if self._read() != material:
+                return False  # still being written: the context and the grpc copy could differ
+        except (OSError, ssl.SSLError) as exc:
+            if self._log is not None and stamp != self._refused:
+                self._refused = stamp
+                self._log(f"the new TLS files of {self.config.cert_file} do not load ({exc}); "
+                          f"the previous certificate, key and client CA stay in use until they do")
             return False
+        self._current = context
+        self._grpc_config = self._new_grpc_config(material)
         self._stamp = stamp
         self._grpc_fresh = True
         return True

@@ -165,10 +165,11 @@ class OtlpReceiver:
 
         return authenticate
 
-    def _server_tls(self, config: TLSServerConfig | None) -> ReloadingServerTLS | None:
+    def _server_tls(self, config: TLSServerConfig | None, transport: str) -> ReloadingServerTLS | None:
         if config is None:
             return None
-        tls = ReloadingServerTLS(config)
+        logger = self.logger
+        tls = ReloadingServerTLS(config, lambda message: logger.warning(message, extra={"transport": transport}))
         self._tls.append(tls)
         return tls
 
@@ -185,13 +186,13 @@ class OtlpReceiver:
         try:
             if protocols.grpc is not None:
                 grpc_server = GrpcServer(protocols.grpc, self.routes("grpc"), self.bad_request("grpc"),
-                                         self.logger, tls=self._server_tls(protocols.grpc.tls),
+                                         self.logger, tls=self._server_tls(protocols.grpc.tls, "grpc"),
                                          authenticate=self._authenticator(host, protocols.grpc.auth, "grpc"))
                 self._servers.append(grpc_server)
                 self.grpc_address = await grpc_server.start()
             if protocols.http is not None:
                 http_server = HttpServer(protocols.http, self.routes("http"), self.bad_request("http"),
-                                         self.logger, tls=self._server_tls(protocols.http.tls),
+                                         self.logger, tls=self._server_tls(protocols.http.tls, "http"),
                                          authenticate=self._authenticator(host, protocols.http.auth, "http"))
                 self._servers.append(http_server)
                 self.http_address = await http_server.start()
