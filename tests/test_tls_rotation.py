@@ -21,9 +21,9 @@ import grpc
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gwproc import GatewayProcess, free_port  # noqa: E402
+from gwproc import GatewayProcess, free_port
 
-from gateway.testing import make_traces  # noqa: E402
+from gateway.testing import make_traces
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
 

@@ -67,6 +67,39 @@ class _UnknownMethod(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(unknown)
 
 
+class _Authenticated(grpc.GenericRpcHandler):
+    """Checks credentials when the call's metadata has arrived, before its message is read.
+
+    grpcio reads a unary request whole before it calls the handler, so an unauthenticated call is given a
+    stream-unary handler instead: it aborts without ever asking for the message. What grpc core may already hold
+    is what HTTP/2 flow control let the client send (the stream window), not the message up to
+    max_recv_msg_size_mib."""
+
+    def __init__(self, handlers: tuple[grpc.GenericRpcHandler, ...], authenticate: Callable[[Any], bool],
+                 bad_request: Callable[[str], None]) -> None:
+        self._handlers = handlers
+        self._authenticate = authenticate
+
+        async def refuse(requests: Any, context: grpc.aio.ServicerContext) -> bytes:
+            bad_request("unauthenticated")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid credentials")
+            raise AssertionError("unreachable: abort() raises")
+
+        self._refusal = grpc.stream_unary_rpc_method_handler(refuse)
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        metadata = {item[0]: item[1] for item in
+                    handler_call_details.invocation_metadata or ()  # type: ignore[attr-defined]
+                    if isinstance(item[1], str)}
+        if not self._authenticate(metadata):
+            return self._refusal
+        for handler in self._handlers:
+            found = handler.service(handler_call_details)
+            if found is not None:
+                return found
+        return None
+
+
 class GrpcServer:
     def __init__(self, config: GrpcConfig, routes: dict[Signal, Route | None],
                  bad_request: Callable[[str], None], logger: logging.LoggerAdapter[Any], *,
@@ -97,13 +130,8 @@ class GrpcServer:
         parse = signal.request_type.FromString
         success = RESPONSE_TYPES[signal]().SerializeToString()
         deliver, screen = route.deliver, route.screen
-        authenticate = self.authenticate
 
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            if authenticate is not None and not authenticate(
-                    {m.key: m.value for m in context.invocation_metadata() or () if isinstance(m.value, str)}):
-                bad_request("unauthenticated")
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid credentials")
             try:
                 batch = parse(request)
             except Exception as exc:  # any parse failure of untrusted bytes is the sender's fault
@@ -128,10 +156,13 @@ class GrpcServer:
         if self.config.max_concurrent_streams:
             options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
         server = self._server = grpc.aio.server(options=options)
-        server.add_generic_rpc_handlers((
+        handlers: tuple[grpc.GenericRpcHandler, ...] = (
             *(grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)})
               for signal, service in SERVICES.items()),
-            _UnknownMethod(self.bad_request)))  # last: asked only when no service above takes the method
+            _UnknownMethod(self.bad_request))  # last: asked only when no service above takes the method
+        if self.authenticate is not None:
+            handlers = (_Authenticated(handlers, self.authenticate, self.bad_request),)
+        server.add_generic_rpc_handlers(handlers)
         try:
             if self.tls is not None:
                 port = server.add_secure_port(self.config.endpoint, self.tls.grpc_credentials())
