@@ -62,11 +62,12 @@ def _run(config_paths: Sequence[str], grace_period: float, watch_interval: float
     # Before the graph is built: components log while they are created (e.g. redaction's engine).
     configure_logging(config.telemetry.logs.level, config.telemetry.logs.encoding)
     service = Service(config, registry, config_paths)
+    service.watch_interval = watch_interval
     try:
         import uvloop
     except ImportError:  # uvloop has no Windows build; asyncio's own loop works, only slower
-        return asyncio.run(service.run(grace_period, watch_interval))
-    return uvloop.run(service.run(grace_period, watch_interval))
+        return asyncio.run(service.run(grace_period))
+    return uvloop.run(service.run(grace_period))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,6 +64,8 @@ class Service:
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._reload_tasks: set[asyncio.Task[Any]] = set()
+        #: Seconds between checks of the config files' content by ``run`` (``--watch-config``); 0 is off.
+        self.watch_interval = 0.0
 
     @classmethod
     def from_files(cls, paths: Sequence[str], extra_plugins: Iterable[Any] = ()) -> Service:
@@ -153,10 +155,11 @@ class Service:
                 log.info("a configuration file changed; reloading", extra={"files": ", ".join(self.config_paths)})
                 self._reload_in_background()
 
-    async def run(self, grace_period: float | None = None, watch_interval: float = 0.0) -> int:
+    async def run(self, grace_period: float | None = None) -> int:
         """Start, wait for SIGTERM/SIGINT (or ``request_stop``), shut down. Returns a process exit code.
 
-        ``watch_interval`` > 0 reloads the configuration when its files change (``--watch-config``)."""
+        With ``watch_interval`` > 0, the configuration is reloaded when its files change (``--watch-config``)."""
+        watch_interval = self.watch_interval
         loop = asyncio.get_running_loop()
         for sig in (signals.SIGTERM, signals.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
