@@ -9,9 +9,10 @@ went through operators (bodies and attributes of any type).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from gateway.helpers.protowire import varint
@@ -189,6 +190,10 @@ def _record_attributes(attributes: Mapping[str, Any]) -> bytes:
         return b"".join(_pair(k, v) for k, v in attributes.items())
 
 
+class _Fallback(Exception):
+    pass
+
+
 class RecordBuffer:
     """Encoded LogRecords grouped by resource, turned into one request by :meth:`request`."""
 
@@ -222,6 +227,61 @@ class RecordBuffer:
             append(b"\x12" + _len(record_len) + head + b"\x2a" + body_size + b"\x0a" + line_size + line)
             count += 1
             size += record_len
+        self.count += count
+        self.size += size
+
+    def add_json_lines(self, bodies: list[str], lane: Any, file_attributes: bytes, file_keys: frozenset[str],
+                       observed: int, resource: Mapping[str, Any] | None,
+                       fallback: Callable[[str], list[Entry]]) -> None:
+        """JSON lines parsed into attributes (``jsonlane``), each encoded as ``add_entries`` would encode the
+        entry the general path builds; ``fallback(body)`` runs a line through that path instead."""
+        pack = _FIXED64.pack
+        group = self._group(resource)
+        observed_field = b"\x59" + pack(observed)
+        loads = orjson.loads
+        time_key, parse_time = lane.time_key, lane.parse_time
+        severity_key, severity_number, severity_text = lane.severity_key, lane.severity_number, lane.severity_text
+        count = size = 0
+        for body in bodies:
+            try:
+                parsed = loads(body)
+                if type(parsed) is not dict or not file_keys.isdisjoint(parsed):
+                    raise _Fallback
+                parts: list[bytes] = []
+                if time_key is not None:
+                    value = parsed.get(time_key)
+                    if value is None:
+                        raise _Fallback
+                    parts.append(b"\x09" + pack(parse_time(value) & _INT64_MASK))
+                if severity_key is not None:
+                    value = parsed.get(severity_key)
+                    if value is None:
+                        raise _Fallback
+                    number = severity_number(value)
+                    if number:
+                        parts.append(_SEVERITY[number])
+                    text = severity_text(value, number)
+                    if text:
+                        parts.append(_SEVERITY_TEXT.get(text) or _severity_text(text))
+                raw = body.encode()
+                n = len(raw)
+                if n < 0x3FF0:
+                    length = _VARINT[n]
+                    parts.append(b"\x2a" + _VARINT[n + len(length) + 1] + b"\x0a" + length + raw)
+                else:
+                    length = varint(n)
+                    parts.append(b"\x2a" + varint(n + len(length) + 1) + b"\x0a" + length + raw)
+                parts.append(file_attributes)
+                parts.append(b"".join(map(_lookup_pair, parsed.items())))
+                parts.append(observed_field)
+                record = b"".join(parts)
+            except Exception:
+                self.add_entries(fallback(body))
+                continue
+            n = len(record)
+            group.append(b"\x12" + (_VARINT[n] if n < 0x4000 else varint(n)) + record)
+            count += 1
+            size += n
         self.count += count
         self.size += size
 

@@ -22,6 +22,7 @@ from gateway.wirebytes import attached
 from .checkpoint import Checkpoint
 from .config import Config
 from .emit import RecordBuffer, encode_record_attributes
+from .jsonlane import json_lane
 from .metrics import filelog_metrics
 from .operators.base import ErrorSink
 from .operators.entry import Entry
@@ -79,6 +80,7 @@ class FilelogReceiver:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._fast = not config.operators and self.codec in ("utf-8", "ascii")
+        self._json_lane = json_lane(self.pipeline) if self.codec in ("utf-8", "ascii") else None
         #: Polls completed; tests and benchmarks wait on it.
         self.polls = 0
 
@@ -230,6 +232,15 @@ class FilelogReceiver:
             if self.codec.startswith("utf-16"):
                 bodies = [b for b in (self._trim(b) for b in bodies) if b]
         resource = self._resource
+        if self._json_lane is not None:
+            def general(body: str) -> list[Entry]:
+                entry = Entry(body, dict(attributes), observed, reader, base)
+                entry.resource = resource
+                return self.pipeline.run([entry])
+
+            self.buffer.add_json_lines(bodies, self._json_lane, encoded, frozenset(attributes), observed, resource,
+                                       general)
+            return
         entries = []
         for body, offset in zip(bodies, offsets, strict=False):
             entry = Entry(body, dict(attributes), observed, reader, base + offset)

@@ -78,13 +78,13 @@ class _Parser(Operator):
         self.time = _TimeStep(config.timestamp) if config.timestamp else None
         self.severity = _SeverityStep(config.severity) if config.severity else None
         # the common case, body string → attributes, without Field lookups
-        self._body_to_attributes = self.parse_from == Field("body", ()) and self.parse_to == Field("attributes", ())
+        self.body_to_attributes = self.parse_from == Field("body", ()) and self.parse_to == Field("attributes", ())
 
     def parse(self, value: Any) -> dict[str, Any]:
         raise NotImplementedError
 
     def process(self, entry: Entry) -> None:
-        if self._body_to_attributes:
+        if self.body_to_attributes:
             entry.attributes.update(self.parse(entry.body))
         else:
             value = self.parse_from.get(entry)
@@ -106,7 +106,7 @@ class _Parser(Operator):
 
 class JsonParserOp(_Parser):
     def process(self, entry: Entry) -> None:
-        if not self._body_to_attributes or type(entry.body) is not str:
+        if not self.body_to_attributes or type(entry.body) is not str:
             super().process(entry)
             return
         try:
