@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ class FilelogReceiver:
                                  multiline.line_end_pattern if multiline else "",
                                  multiline.omit_pattern if multiline else False,
                                  config.preserve_leading_whitespaces, config.preserve_trailing_whitespaces)
+        self.splitter.track_offsets = bool(self.pipeline.stateful)
         self.tracker = Tracker(config.include, config.exclude, config.fingerprint_bytes,
                                config.max_concurrent_files, config.exclude_older_than)
         self.buffer = RecordBuffer()
@@ -194,7 +196,7 @@ class FilelogReceiver:
             if consumed and len(buf) >= self.max_log_size and tokens and len(tokens[-1]) >= self.max_log_size:
                 self._problem("entry_cut", reader.path, None)
             if tokens:
-                self._add(reader, tokens, offsets, pos, attributes, encoded)
+                self._add(reader, tokens, offsets if self.splitter.track_offsets else [], pos, attributes, encoded)
             pos += consumed
             carry = buf[consumed:]
             reader.offset = pos
@@ -242,7 +244,7 @@ class FilelogReceiver:
                                        general)
             return
         entries = []
-        for body, offset in zip(bodies, offsets, strict=False):
+        for body, offset in zip(bodies, offsets or itertools.repeat(0), strict=False):
             entry = Entry(body, dict(attributes), observed, reader, base + offset)
             entry.resource = resource
             entries.append(entry)
