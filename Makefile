@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test bench protos lint clean
+.PHONY: install run test faults bench protos lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 test: $(STAMP)
 	bash tests/install-test-servers.sh
 	$(BIN)/python -m pytest
+
+## The fault-injection suite, randomized: OTELGW_FAULT_RUNS seeds of each case (make test runs one).
+faults: $(STAMP)
+	bash tests/install-test-servers.sh
+	OTELGW_FAULT_RUNS=$${OTELGW_FAULT_RUNS:-20} $(BIN)/python -m pytest -q -s tests/faults
 
 ## Print throughput figures next to the ceiling measured in the same run.
 bench: $(STAMP)

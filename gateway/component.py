@@ -25,6 +25,7 @@ __all__ = [
     "ComponentID",
     "ComponentSettings",
     "Consumer",
+    "Draining",
     "Factory",
     "Kind",
     "LogsConsumer",
@@ -108,6 +109,18 @@ class Component(Protocol):
     async def start(self, host: Host) -> None: ...
 
     async def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class Draining(Protocol):
+    """A component that holds items for a later send (``batch``) and can let go of them early.
+
+    The graph calls ``begin_shutdown`` on every such component before it stops the receivers. Receivers wait for
+    their requests in flight, and those wait for the held items to be handed on: sending them now lets the
+    senders be answered at once instead of after a timer.
+    """
+
+    def begin_shutdown(self) -> None: ...
 
 
 class TracesConsumer(Protocol):

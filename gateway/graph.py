@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.component import Batch, ComponentID, ComponentSettings, Kind, Signal, consume
+from gateway.component import Batch, ComponentID, ComponentSettings, Draining, Kind, Signal, consume
 from gateway.config import GatewayConfig, PipelineID
 from gateway.errors import ConfigError, RetryableError
 from gateway.host import Host, Status
@@ -357,6 +357,9 @@ class Graph:
         component is in ``keep`` (taken over by a reloaded graph) stay running."""
         errors: list[BaseException] = []
         keep = keep or set()
+        for node in reversed(self.nodes):
+            if id(node.component) not in keep and isinstance(node.component, Draining):
+                node.component.begin_shutdown()
         for node in reversed(self.nodes):
             if id(node.component) in keep:
                 continue

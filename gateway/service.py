@@ -55,6 +55,8 @@ class Service:
         self.config_paths = list(config_paths)
         self.registry = registry or load_registry()
         self.telemetry = Telemetry()
+        #: Items the last shutdown had to drop (counted by the components, with their reasons).
+        self.lost_at_shutdown = 0
         self.admin = AdminServer(config.admin)
         self.host = Host(self.telemetry, self.admin)
         self.graph = Graph(config, self.telemetry)
@@ -93,11 +95,20 @@ class Service:
         """Receivers first, so every stage drains into the next; collects every error instead of stopping."""
         self.host.ready = False
         self.registry.plugin_manager.hook.otelgw_service_stopping(host=self.host)
+        dropped_before = self.telemetry.dropped_items()
         errors = await self.graph.shutdown(self.host)
         errors.extend(await self.stop_extensions())
         await self.admin.stop()
         await self._stop_metrics_endpoint()
-        log.info("gateway stopped", extra={"errors": len(errors)})
+        lost = int(self.telemetry.dropped_items() - dropped_before)
+        if lost:
+            # The truth about the shutdown: items that were accepted but could not be delivered, nor kept on disk
+            # for the next start, within the grace period (each component logged its own part with the reason).
+            log.error("gateway stopped; items were lost during shutdown",
+                      extra={"errors": len(errors), "lost_items": lost})
+        else:
+            log.info("gateway stopped", extra={"errors": len(errors), "lost_items": 0})
+        self.lost_at_shutdown = lost
         return errors
 
     async def start_extensions(self, config: GatewayConfig, ids: Iterable[Any]) -> None:
@@ -175,9 +186,10 @@ class Service:
         try:
             errors = await asyncio.wait_for(self.shutdown(), grace_period)
         except TimeoutError:
-            log.error("shutdown did not finish within the grace period", extra={"grace_period_s": grace_period})
+            log.error("shutdown did not finish within the grace period: what was still in memory is lost",
+                      extra={"grace_period_s": grace_period})
             return 1
-        return 1 if errors else 0
+        return 1 if errors or self.lost_at_shutdown else 0
 
     async def stop_extensions(self, only: set[Any] | None = None) -> list[BaseException]:
         """Stop every extension (or those in ``only``) in reverse start order; collect every error."""

@@ -97,6 +97,9 @@ class Telemetry:
         self.exporter_enqueue_failed = {
             i: Counter(f"otelcol_exporter_enqueue_failed_{i}", f"{i} refused because the sending queue was full.",
                        ["exporter"], registry=r) for i in _ITEMS}
+        self.component_dropped = Counter(
+            "otelgw_component_dropped_items", "Items a component dropped, on purpose or by failure, by reason.",
+            ["component", "otel_signal", "reason"], registry=r)
         self.exporter_queue_size = Gauge(
             "otelcol_exporter_queue_size", "Requests currently in the sending queue.",
             ["exporter", "data_type"], registry=r)
@@ -113,6 +116,11 @@ class Telemetry:
 
     def for_component(self, kind: Kind, cid: ComponentID, signal: Signal | None = None) -> ComponentTelemetry:
         return ComponentTelemetry(self, kind, cid, signal)
+
+    def dropped_items(self) -> float:
+        """Every item any component has dropped so far (the sum of ``otelgw_component_dropped_items_total``)."""
+        return sum(sample.value for metric in self.component_dropped.collect() for sample in metric.samples
+                   if sample.name.endswith("_total"))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

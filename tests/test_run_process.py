@@ -1,7 +1,8 @@
 """``otelgw run`` as a user runs it: a real process on uvloop, fed by the real OpenTelemetry SDK, stopped by SIGTERM.
 
-The batch processor holds spans for far longer than the test waits, so everything the file exporter holds at exit
-got there through the shutdown drain (receivers first, then processors flush, then exporters).
+The batch processor holds spans for far longer than the test waits, and answers no sender before it has handed
+their spans on: the senders are answered, and the file exporter gets the spans, only through the shutdown drain
+(receivers first, then processors flush, then exporters).
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import sys
 import textwrap
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 
 def free_port() -> int:
@@ -83,21 +86,28 @@ def test_sdk_to_running_gateway_then_sigterm_drains_everything(gateway_process):
     assert status == 200, body
     assert json.loads(body)["status"] == "Server available"
 
+    finished = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
-    provider.add_span_processor(SimpleSpanProcessor(
-        OTLPSpanExporter(endpoint=f"http://127.0.0.1:{ports['http']}/v1/traces")))
+    provider.add_span_processor(SimpleSpanProcessor(finished))
     tracer = provider.get_tracer("test")
     sent = {}
     for i in range(25):
         with tracer.start_as_current_span(f"call-{i}", attributes={"call.id": i}) as span:
             sent[span.get_span_context().span_id] = f"call-{i}"
-    provider.shutdown()
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{ports['http']}/v1/traces", timeout=60)
+    with ThreadPoolExecutor(max_workers=25) as pool:  # 25 senders, one span each, each waiting for its answer
+        answers = [pool.submit(exporter.export, [span]) for span in finished.get_finished_spans()]
+        incoming = 'otelcol_processor_incoming_items_total{otel_signal="traces",processor="batch"} 25.0'
+        deadline = time.monotonic() + 30
+        while incoming not in wait_http(f"http://127.0.0.1:{ports['metrics']}/metrics")[1].decode():
+            assert time.monotonic() < deadline, "the batch processor never held the 25 spans"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert not any(answer.done() for answer in answers)  # held, so nobody has been told OK yet
+        assert not out.exists() or out.read_text() == ""
 
-    _, metrics = wait_http(f"http://127.0.0.1:{ports['metrics']}/metrics")
-    assert 'otelcol_receiver_accepted_spans_total{receiver="otlp",transport="http"} 25.0' in metrics.decode()
-    assert not out.exists() or out.read_text() == ""  # still held by the batch processor
-
-    process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
+        assert [answer.result(timeout=30) for answer in answers] == [SpanExportResult.SUCCESS] * 25
     assert process.wait(timeout=30) == 0
     received = {}
     for line in out.read_text().splitlines():

@@ -20,8 +20,11 @@ delegates to it::
 The path of a batch: ``consume`` puts it in the queue and returns (a full queue refuses it with
 ``OverloadedError``); ``num_consumers`` workers take batches out and send each with ``timeout`` per attempt;
 a retryable failure sleeps a jittered exponential backoff, at least the server's ``retry_after``, and tries
-again until ``max_elapsed_time``; a permanent failure is dropped at once. With the queue disabled ``consume``
-does the same inline and raises the final error to its caller.
+again until ``max_elapsed_time``. A permanent refusal of a batch of several items is bisected: the halves are
+sent again, each on its own, until only the items the destination refuses are left, so one sender's invalid
+item never costs other senders the items merged with it. Those items are dropped, logged and counted in
+``otelgw_component_dropped_items_total{reason="rejected"}``. With the queue disabled ``consume`` does the same
+inline and raises the final error to its caller (a permanent one only when nothing of the batch got through).
 
 The module also holds the client side of protocols.md 1.2 (which gRPC and HTTP answers are retryable), for
 every exporter that speaks OTLP or a protocol with the same rules.
@@ -48,6 +51,7 @@ from gateway.component import Batch, ComponentID, ComponentSettings, Signal, cou
 from gateway.configtypes import Duration
 from gateway.errors import ConfigError, ConsumeError, OverloadedError, PermanentError, RetryableError
 from gateway.helpers.persistent_queue import MemoryQueue, PersistentQueue, QueueFull, SendingQueue
+from gateway.helpers.split import split
 
 __all__ = [
     "USER_AGENT",
@@ -194,6 +198,8 @@ class ExporterHelper:
         self._enqueue_failed = root.exporter_enqueue_failed[item].labels(name)
         self._retries = root.exporter_retries.labels(name, data_type)
         self._latency = root.exporter_send_latency.labels(name, data_type)
+        self._dropped = {reason: root.component_dropped.labels(name, data_type, reason)
+                         for reason in ("rejected", "retries_exhausted", "shutdown")}
         self._queue_config = queue
         self._queue: SendingQueue | None = None
         if queue.enabled:
@@ -288,6 +294,7 @@ class ExporterHelper:
         dropped = sum(count_items(self.signal, batch) for batch in self._queue.take_remaining())
         if dropped:
             self._failed.inc(dropped)
+            self._dropped["shutdown"].inc(dropped)
             self.logger.error("Dropping data left in the sending queue at shutdown.",
                               extra={"dropped_items": dropped, "drain_timeout_s": self.drain_timeout})
 
@@ -305,6 +312,7 @@ class ExporterHelper:
                     raise  # not acknowledged: it stays on disk and is sent after the next start
                 items = count_items(self.signal, batch)
                 self._failed.inc(items)
+                self._dropped["shutdown"].inc(items)
                 self.logger.error("Exporting failed. Shutdown deadline passed. Dropping data.",
                                   extra={"dropped_items": items})
                 queue.done(token)
@@ -324,8 +332,12 @@ class ExporterHelper:
             except Exception as exc:
                 error = exc if isinstance(exc, ConsumeError) else RetryableError(_describe(exc))
                 if not isinstance(error, RetryableError):
+                    if items > 1:
+                        await self._bisect(batch, items, inline=inline)
+                        return
                     self._failed.inc(items)
-                    self.logger.error("Exporting failed. The error is not retryable. Dropping data.",
+                    self._dropped["rejected"].inc(items)
+                    self.logger.error("Exporting failed. The destination refused the item as invalid. Dropping it.",
                                       extra={"error": str(error), "dropped_items": items})
                     if inline:
                         raise
@@ -340,6 +352,7 @@ class ExporterHelper:
                     raise _LeaveQueued from None  # shutdown cut the retries short: the batch waits on disk
                 if not slept:
                     self._failed.inc(items)
+                    self._dropped["shutdown" if self._closing.is_set() else "retries_exhausted"].inc(items)
                     reason = "No more retries left" if self._retry.enabled else "Retries are disabled"
                     self.logger.error(f"Exporting failed. {reason}. Dropping data.",
                                       extra={"error": str(error), "dropped_items": items})
@@ -357,7 +370,31 @@ class ExporterHelper:
             self._sent.inc(items - rejected)
             if rejected:
                 self._failed.inc(rejected)
+                self._dropped["rejected"].inc(rejected)
             return
+
+    async def _bisect(self, batch: Batch, items: int, *, inline: bool) -> None:
+        """Send the two halves of a permanently refused batch on their own (recursively, through ``_export``).
+
+        Queued, every outcome is counted where it happens and nothing is raised. Inline, the caller learns
+        of a retryable failure of either half (it resends the whole batch: at least once), and of a permanent
+        one only when no half got through.
+        """
+        retryable: RetryableError | None = None
+        permanent: ConsumeError | None = None
+        delivered = False
+        for half, _ in split(self.signal, batch, (items + 1) // 2):
+            try:
+                await self._export(half, inline=inline)
+                delivered = True
+            except RetryableError as exc:
+                retryable = retryable or exc
+            except ConsumeError as exc:
+                permanent = permanent or exc
+        if retryable is not None:
+            raise retryable
+        if permanent is not None and not delivered:
+            raise permanent
 
     async def _attempt(self, batch: Batch) -> PartialSuccess | None:
         started = time.perf_counter()

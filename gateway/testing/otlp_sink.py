@@ -19,7 +19,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ class OtlpSink:
         self.grpc_port = 0
         self.http_port = 0
         self._script: deque[_Failure | _Partial] = deque()
+        self._refuse: Callable[[Batch], str | None] | None = None
         self._grpc_server: grpc.aio.Server | None = None
         self._runner: web.AppRunner | None = None
 
@@ -149,6 +150,11 @@ class OtlpSink:
         """Fail the next ``n`` requests; ``retry_after`` (s) adds RetryInfo (gRPC) or Retry-After (HTTP)."""
         self._script.extend(_Failure(grpc_code, http_status, retry_after, message) for _ in range(n))
 
+    def refuse_when(self, reason: Callable[[Batch], str | None] | None) -> None:
+        """Refuse as permanently invalid (``INVALID_ARGUMENT``/``400``) every request for which ``reason`` gives
+        a message, as a backend does with an item it cannot take; ``None`` stops refusing."""
+        self._refuse = reason
+
     def partial_success_next(self, n: int = 1, *, rejected: int, message: str = "rejected by sink") -> None:
         """Accept the next ``n`` requests but answer partial success with ``rejected`` items."""
         self._script.extend(_Partial(rejected, message) for _ in range(n))
@@ -179,6 +185,9 @@ class OtlpSink:
     def _record(self, signal: Signal, transport: str, batch: Batch, headers: dict[str, str],
                 content_type: str) -> _Failure | _Partial | None:
         outcome = self._script.popleft() if self._script else None
+        refusal = self._refuse(batch) if self._refuse is not None and outcome is None else None
+        if refusal is not None:
+            outcome = _Failure(grpc.StatusCode.INVALID_ARGUMENT, 400, None, refusal)
         accepted = not isinstance(outcome, _Failure)
         received = Received(signal, transport, batch, headers, time.monotonic(), accepted, content_type)
         self.requests.append(received)

@@ -1,32 +1,55 @@
 """The batch processor: merges incoming requests and sends them on by size, by timeout, and at shutdown.
 
+**No producer is answered before its items are handed on.** Every producer waits for the outcome of the send
+its items joined, and gets that outcome: OK once the next component took the batch (an exporter's persistent
+queue has it on disk, or a backend has it), or the error the batch was refused with. That is the Collector's
+``wait_for_result`` semantics. A batch processor that answers at once (the Collector's ``batch`` processor)
+loses everything it holds on a crash, and turns a refusal downstream into silent loss; this one cannot.
+
 Incoming requests are appended to the held batch with protobuf ``MergeFrom`` (C code, envelopes appended,
 items never touched in Python). ``consume_*`` does its bookkeeping synchronously, so the event loop itself
-serialises producers and no lock is held across an ``await``: a producer whose request does not fill the batch
-returns at once; the one whose request fills it awaits the send, which is how downstream backpressure reaches
-the receivers. That send runs in its own task behind ``asyncio.shield``: the batch carries other producers'
-items, so a cancelled caller (a client that hung up) must not take them down with it.
+serialises producers and no lock is held across an ``await``. Sends run in their own tasks and producers wait
+behind ``asyncio.shield``: a batch carries other producers' items, so a cancelled caller (a client that hung
+up) must not take them down with it.
 
 Timer-driven sends run in the background, one at a time. If one is still in flight when the next timeout
-comes, the batch keeps filling instead, until a size-triggered send makes a producer wait. Memory held is
-therefore bounded by one in-flight timer send plus less than ``send_batch_size`` items.
+comes, the batch keeps filling instead, until the size trigger sends it. Memory held is bounded by what the
+receivers let in: every held item belongs to a request that is still waiting for its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+from collections.abc import Coroutine
 from typing import Any
 
 from gateway.component import Batch, ComponentSettings, Signal, count_items
-from gateway.errors import RetryableError, SkipBatchError
+from gateway.errors import ConsumeError, RetryableError, SkipBatchError
+from gateway.helpers.split import split
 
 from .config import Config
 from .metrics import batch_metrics
-from .split import split
 
 __all__ = ["BatchProcessor"]
 
 _SIZE, _TIMEOUT, _SHUTDOWN = "size", "timeout", "shutdown"
+
+
+class _Held:
+    """The batch being filled, and the outcome every producer with items in it waits for.
+
+    The outcome is a future that resolves to ``None`` (delivered) or to the error the batch was refused with.
+    It never holds an exception itself, so a batch whose producers all hung up leaves no "exception was never
+    retrieved" behind.
+    """
+
+    __slots__ = ("batch", "items", "outcome")
+
+    def __init__(self, signal: Signal) -> None:
+        self.batch: Batch = signal.request_type()
+        self.items = 0
+        self.outcome: asyncio.Future[ConsumeError | None] = asyncio.get_running_loop().create_future()
 
 
 class BatchProcessor:
@@ -47,8 +70,7 @@ class BatchProcessor:
         self._triggers = {_SIZE: metrics.size_trigger.labels(name),
                           _TIMEOUT: metrics.timeout_trigger.labels(name)}
         self._send_failed = metrics.send_failed.labels(name, signal_name)
-        self._pending: Batch = self.signal.request_type()
-        self._pending_items = 0
+        self._held: _Held | None = None  # created on first use: it needs the running loop
         self._timer: asyncio.TimerHandle | None = None
         self._timer_send: asyncio.Task[Any] | None = None
         self._sends: set[asyncio.Task[Any]] = set()
@@ -58,52 +80,74 @@ class BatchProcessor:
     @property
     def pending_items(self) -> int:
         """Items held, waiting for the size or timeout trigger."""
-        return self._pending_items
+        return self._held.items if self._held is not None else 0
 
     async def start(self, host: Any) -> None:
         pass
 
-    async def shutdown(self) -> None:
-        """Wait for sends in flight, then send what is held; the next consumer is still running."""
+    def begin_shutdown(self) -> None:
+        """Stop holding: send what is held now, and every later request as it comes (see ``Draining``).
+
+        What is held goes out without waiting for the sends in flight: one of those may be waiting for the
+        outcome of a tail it left behind in the held batch.
+        """
         self._stopped = True
         self._cancel_timer()
+        if self.pending_items:
+            held = self._take_held()
+            self._spawn(self._send(held, self._chunks(held.batch, held.items), _SHUTDOWN))
+
+    async def shutdown(self) -> None:
+        """Send what is held and wait for every send in flight; the next consumer is still running."""
+        self.begin_shutdown()
         if self._sends:
             await asyncio.gather(*self._sends)
-        if self._pending_items:
-            await self._send_chunks(self._take(), _SHUTDOWN, propagate=False)
 
     async def _consume(self, batch: Batch) -> None:
         items = count_items(self.signal, batch)
         if items == 0:
-            return  # empty envelopes carry nothing; protocols.md 1.1 allows dropping them
+            return  # empty envelopes carry nothing; the OTLP specification lets a receiver drop them
         self._incoming.inc(items)
         if self.config.timeout <= 0 or self.config.send_batch_size == 0 or self._stopped:
             # Not buffered (size 0 triggers on every request, as in the Collector): the chunks hold only this
             # caller's items, so a plain await is the right coupling.
-            error = await self._send_chunks(self._chunks(batch, items), _SIZE, propagate=True)
+            error = await self._send_chunks(self._chunks(batch, items), _SIZE)
             if error is not None:
                 raise error
             return
-        self._pending.MergeFrom(batch)
-        self._pending_items += items
-        if self._pending_items < self.config.send_batch_size:
-            if self._timer is None:
-                self._arm_timer()
-            return
-        chunks = self._take()
-        # As in the Collector: after splitting, a tail below send_batch_size keeps waiting for more items.
-        if len(chunks) > 1 and chunks[-1][1] < self.config.send_batch_size:
-            self._pending, self._pending_items = chunks.pop()
-            self._cancel_timer()
+        held = self._held if self._held is not None else self._new_held()
+        held.batch.MergeFrom(batch)
+        held.items += items
+        if held.items >= self.config.send_batch_size:
+            self._send_on_size(held)
+        elif self._timer is None:
             self._arm_timer()
-        else:
-            self._cancel_timer()
-        task = self._spawn(self._send_chunks(chunks, _SIZE, propagate=True))
-        error = await asyncio.shield(task)
-        if error is not None:
-            raise error
+        await _wait_for(held.outcome)
 
     # ------------------------------------------------------------------ batches
+
+    def _new_held(self) -> _Held:
+        self._held = _Held(self.signal)
+        return self._held
+
+    def _take_held(self) -> _Held:
+        held = self._held
+        assert held is not None
+        self._held = None
+        return held
+
+    def _send_on_size(self, held: _Held) -> None:
+        self._cancel_timer()
+        self._take_held()
+        chunks = self._chunks(held.batch, held.items)
+        carried: _Held | None = None
+        # As in the Collector: after splitting, a tail below send_batch_size keeps waiting for more items. The
+        # producers of the sent part may own items in that tail, so their outcome waits for the tail's too.
+        if len(chunks) > 1 and chunks[-1][1] < self.config.send_batch_size:
+            carried = self._new_held()
+            carried.batch, carried.items = chunks.pop()
+            self._arm_timer()
+        self._spawn(self._send(held, chunks, _SIZE, carried))
 
     def _chunks(self, batch: Batch, items: int) -> list[tuple[Batch, int]]:
         limit = self.config.send_batch_max_size
@@ -111,15 +155,23 @@ class BatchProcessor:
             return split(self.signal, batch, limit)
         return [(batch, items)]
 
-    def _take(self) -> list[tuple[Batch, int]]:
-        batch, items = self._pending, self._pending_items
-        self._pending, self._pending_items = self.signal.request_type(), 0
-        return self._chunks(batch, items)
+    async def _send(self, held: _Held, chunks: list[tuple[Batch, int]], trigger: str,
+                    carried: _Held | None = None) -> None:
+        """Send ``held``'s chunks, then resolve its outcome (after ``carried``'s, when part of it went there)."""
+        error = await self._send_chunks(chunks, trigger)
+        if error is None and carried is not None:
+            error = await asyncio.shield(carried.outcome)
+        if not held.outcome.done():
+            held.outcome.set_result(error)
 
-    async def _send_chunks(self, chunks: list[tuple[Batch, int]], trigger: str,
-                           propagate: bool) -> RetryableError | None:
-        """Send every chunk in order. Never raises: returns the first retryable error for the caller."""
-        first_retryable: RetryableError | None = None
+    async def _send_chunks(self, chunks: list[tuple[Batch, int]], trigger: str) -> ConsumeError | None:
+        """Send every chunk in order. Never raises: returns the error the producers are to be answered with.
+
+        A retryable refusal stops the send: every producer of this batch is told to retry, so sending the
+        remaining chunks would only deliver them twice. A permanent refusal of one chunk does not stop the
+        others; the producers hear about it, since their batch was (partly) refused as invalid.
+        """
+        outcome: ConsumeError | None = None
         for chunk, items in chunks:
             self._outgoing.inc(items)
             self._send_size.observe(items)
@@ -131,19 +183,16 @@ class BatchProcessor:
                 continue
             except RetryableError as exc:
                 self._send_failed.inc(items)
-                if propagate:
-                    first_retryable = first_retryable or exc
-                else:
-                    self._log_drop(items, trigger, exc)
-            except Exception as exc:  # a permanent refusal or a bug downstream: not this producer's fault
+                return exc
+            except ConsumeError as exc:
                 self._send_failed.inc(items)
-                self._log_drop(items, trigger, exc)
-        return first_retryable
-
-    def _log_drop(self, items: int, trigger: str, exc: Exception) -> None:
-        self.logger.warning(
-            "dropped %d %s: the next component refused the batch: %s", items, self.signal.item_name, exc,
-            extra={"trigger": trigger, "error_type": type(exc).__name__})
+                outcome = outcome or exc
+            except Exception as exc:  # a bug downstream: the producers keep their data and retry
+                self._send_failed.inc(items)
+                self.logger.exception("the next component failed on a batch; its producers are asked to retry",
+                                      extra={"trigger": trigger})
+                return RetryableError(f"{type(exc).__name__} in the pipeline")
+        return outcome
 
     # ------------------------------------------------------------------ timer
 
@@ -157,15 +206,26 @@ class BatchProcessor:
 
     def _on_timeout(self) -> None:
         self._timer = None
-        if self._pending_items == 0 or self._stopped:
+        if self.pending_items == 0 or self._stopped:
             return
         if self._timer_send is not None and not self._timer_send.done():
             self._arm_timer()  # the previous timeout send is still in flight: keep filling (see module doc)
             return
-        self._timer_send = self._spawn(self._send_chunks(self._take(), _TIMEOUT, propagate=False))
+        held = self._take_held()
+        self._timer_send = self._spawn(self._send(held, self._chunks(held.batch, held.items), _TIMEOUT))
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
         return task
+
+
+async def _wait_for(outcome: asyncio.Future[ConsumeError | None]) -> None:
+    """Wait for a batch's outcome and raise its error, as this producer's own copy (producers share one)."""
+    error = await asyncio.shield(outcome)
+    if error is not None:
+        own = copy.copy(error)
+        raise own.with_traceback(None)
+
+

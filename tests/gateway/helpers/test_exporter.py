@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.component import Kind, Signal
+from gateway.component import Kind, Signal, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, OverloadedError, PermanentError, RetryableError
 from gateway.helpers.exporter import ExporterHelper, PartialSuccess, QueueConfig, RetryConfig, _Backoff
@@ -135,12 +135,72 @@ async def test_permanent_error_is_never_retried_and_is_logged(telemetry: Telemet
     with caplog.at_level(logging.ERROR):
         await exporter.consume(make_traces(3))
         await exporter.shutdown()
-    assert len(send.attempts) == 1
+    # Bisected down to single spans (3, then 2 and 1, then 1 and 1), every one refused, none retried.
+    assert sorted(count_items(Signal.TRACES, batch) for _, batch in send.attempts) == [1, 1, 1, 2, 3]
     assert metric(telemetry, "otelcol_exporter_send_failed_spans_total") == 3
+    assert dropped(telemetry, "rejected") == 3
     assert metric(telemetry, "otelgw_exporter_retries_total", data_type="traces") == 0
-    record = next(r for r in caplog.records if "not retryable" in r.getMessage())
-    assert record.error == "INVALID_ARGUMENT: span name too long"  # type: ignore[attr-defined]
-    assert record.dropped_items == 3  # type: ignore[attr-defined]
+    records = [r for r in caplog.records if "refused the item as invalid" in r.getMessage()]
+    assert len(records) == 3
+    assert all(r.error == "INVALID_ARGUMENT: span name too long" for r in records)  # type: ignore[attr-defined]
+    assert all(r.dropped_items == 1 for r in records)  # type: ignore[attr-defined]
+
+
+class RefusesBadSpans(FakeSend):
+    """A destination that refuses, as permanently invalid, every request holding a span named ``bad``."""
+
+    async def __call__(self, batch: Any) -> PartialSuccess | None:
+        self.attempts.append((time.monotonic(), batch))
+        if any(span.name == "bad" for span in spans_of(batch)):
+            raise PermanentError("INVALID_ARGUMENT: invalid span")
+        self.delivered.append(batch)
+        return None
+
+
+def spans_of(batch: Any) -> list[Any]:
+    return [span for rs in batch.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+
+def with_bad_spans(total: int, bad: set[int]) -> Any:
+    batch = make_traces(total)
+    for index, span in enumerate(spans_of(batch)):
+        if index in bad:
+            span.name = "bad"
+    return batch
+
+
+@pytest.mark.parametrize("queued", [True, False])
+async def test_a_refused_batch_is_bisected_so_only_the_bad_items_are_dropped(telemetry: Telemetry,
+                                                                             queued: bool) -> None:
+    send = RefusesBadSpans()
+    exporter = helper(telemetry, send, queue=QueueConfig(num_consumers=1) if queued else QueueConfig(enabled=False))
+    await exporter.start(None)
+    batch = with_bad_spans(600, bad={17, 420})
+    await exporter.consume(batch)  # inline too: most of the batch got through, so the caller is not refused
+    await exporter.shutdown()
+    delivered = [span.span_id for b in send.delivered for span in spans_of(b)]
+    expected = [span.span_id for span in spans_of(batch) if span.name != "bad"]
+    assert sorted(delivered) == sorted(expected)  # every good span exactly once
+    assert metric(telemetry, "otelcol_exporter_sent_spans_total") == 598
+    assert metric(telemetry, "otelcol_exporter_send_failed_spans_total") == 2
+    assert dropped(telemetry, "rejected") == 2
+    assert len(send.attempts) < 50  # two searches of log2(600) depth, not one request per span
+
+
+async def test_inline_caller_is_refused_when_no_item_got_through(telemetry: Telemetry) -> None:
+    send = RefusesBadSpans()
+    exporter = helper(telemetry, send, queue=QueueConfig(enabled=False))
+    await exporter.start(None)
+    with pytest.raises(PermanentError, match="invalid span"):
+        await exporter.consume(with_bad_spans(4, bad={0, 1, 2, 3}))
+    await exporter.shutdown()
+    assert dropped(telemetry, "rejected") == 4
+
+
+def dropped(telemetry: Telemetry, reason: str) -> float:
+    value = telemetry.registry.get_sample_value(
+        "otelgw_component_dropped_items_total", {"component": "fake", "otel_signal": "traces", "reason": reason})
+    return value or 0.0
 
 
 async def test_retry_after_from_the_server_is_the_minimum_wait(telemetry: Telemetry) -> None:
@@ -303,8 +363,8 @@ async def test_queue_disabled_raises_the_permanent_error(telemetry: Telemetry) -
     send = FakeSend(failures=1, error=lambda: PermanentError("bad data"))
     exporter = helper(telemetry, send, queue=QueueConfig(enabled=False))
     with pytest.raises(PermanentError, match="bad data"):
-        await exporter.consume(make_traces(2))
-    assert metric(telemetry, "otelcol_exporter_send_failed_spans_total") == 2
+        await exporter.consume(make_traces(1))
+    assert metric(telemetry, "otelcol_exporter_send_failed_spans_total") == 1
 
 
 async def test_queue_disabled_raises_a_retryable_error_when_retries_run_out(telemetry: Telemetry) -> None:

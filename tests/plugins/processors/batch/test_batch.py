@@ -78,14 +78,26 @@ async def eventually(condition: Callable[[], bool], limit: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
+async def settle() -> None:
+    """Let every ready task run until it blocks."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def producers(p: Any, requests: list[Any], signal: Signal = Signal.TRACES) -> list[asyncio.Task[None]]:
+    return [asyncio.create_task(consume(p, signal, request)) for request in requests]
+
+
 async def test_size_trigger_sends_once_enough_items_are_held() -> None:
     sink = Sink()
     p = make(Config(send_batch_size=10, timeout=LONG), sink)
     requests = [make_traces(3) for _ in range(4)]
-    for request in requests[:3]:
-        await p.consume_traces(request)
+    waiting = producers(p, requests[:3])
+    await settle()
     assert sizes(sink) == [] and p.pending_items == 9
+    assert not any(task.done() for task in waiting)  # nobody is answered before their items are handed on
     await p.consume_traces(requests[3])
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
     assert sizes(sink) == [12] and p.pending_items == 0
     assert span_ids(sink.batches[Signal.TRACES]) == span_ids(requests)
     assert sample(p, "otelcol_processor_batch_batch_size_trigger_send_total") == 1
@@ -99,14 +111,13 @@ async def test_size_trigger_sends_once_enough_items_are_held() -> None:
 async def test_timeout_trigger_sends_what_is_held() -> None:
     sink = Sink()
     p = make(Config(send_batch_size=1000, timeout=0.02), sink)
-    await p.consume_traces(make_traces(3))
-    await p.consume_traces(make_traces(2))
-    await eventually(lambda: sizes(sink) == [5])
+    await asyncio.wait_for(asyncio.gather(*producers(p, [make_traces(3), make_traces(2)])), 5)
+    assert sizes(sink) == [5]
     assert p.pending_items == 0
     assert sample(p, "otelcol_processor_batch_timeout_trigger_send_total") == 1
     assert sample(p, "otelcol_processor_batch_batch_size_trigger_send_total") == 0
-    await p.consume_traces(make_traces(4))  # a new batch arms a new timer
-    await eventually(lambda: sizes(sink) == [5, 4])
+    await asyncio.wait_for(p.consume_traces(make_traces(4)), 5)  # a new batch arms a new timer
+    assert sizes(sink) == [5, 4]
     await p.shutdown()
 
 
@@ -116,15 +127,31 @@ async def test_max_size_splits_preserving_items_and_order(signal: Signal) -> Non
     p = make(Config(send_batch_size=7, send_batch_max_size=10, timeout=LONG), sink, signal)
     requests = [mixed(signal), mixed(signal)]
     total = sum(count_items(signal, r) for r in requests)
+    waiting = []
     for request in requests:
-        await consume(p, signal, request)
+        waiting.append(asyncio.create_task(consume(p, signal, request)))
+        await settle()
     sent = sizes(sink, signal)
     assert all(n == 10 for n in sent)
     assert p.pending_items == total - sum(sent) < 7  # a tail below send_batch_size keeps waiting
+    assert waiting[-1].done() == (p.pending_items == 0)  # and so does the producer whose items are in it
     await p.shutdown()
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
     assert sum(sizes(sink, signal)) == total
     assert all(n <= 10 for n in sizes(sink, signal))
     assert flatten(signal, sink.batches[signal]) == flatten(signal, requests)
+
+
+async def test_a_refused_tail_reaches_the_producers_of_the_batch_it_was_split_from() -> None:
+    sink = Downstream()
+    p = make(Config(send_batch_size=7, send_batch_max_size=10, timeout=LONG), sink)
+    task = asyncio.create_task(p.consume_traces(mixed(Signal.TRACES)))  # 26 spans: 10 + 10 sent, 6 held
+    await eventually(lambda: sizes(sink) == [10, 10])
+    assert p.pending_items == 6 and not task.done()
+    sink.error = RetryableError("backend down")
+    await p.shutdown()
+    with pytest.raises(RetryableError, match="backend down"):
+        await task
 
 
 async def test_timeout_zero_sends_every_request_at_once_unchanged() -> None:
@@ -153,14 +180,15 @@ async def test_send_batch_size_zero_sends_every_request() -> None:
     assert sizes(sink) == [3]
 
 
-async def test_shutdown_flushes_what_is_held() -> None:
+async def test_shutdown_flushes_what_is_held_and_answers_its_producers() -> None:
     sink = Downstream()
     p = make(Config(send_batch_size=100, timeout=LONG), sink)
     requests = [make_traces(3), make_traces(4)]
-    for request in requests:
-        await p.consume_traces(request)
-    assert sizes(sink) == []
+    waiting = producers(p, requests)
+    await settle()
+    assert sizes(sink) == [] and not any(task.done() for task in waiting)
     await p.shutdown()
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
     assert sizes(sink) == [7]
     assert span_ids(sink.batches[Signal.TRACES]) == span_ids(requests)
     assert sample(p, "otelcol_processor_batch_timeout_trigger_send_total") == 0
@@ -189,9 +217,10 @@ async def test_incoming_batches_are_never_modified() -> None:
     p = make(Config(send_batch_size=10, send_batch_max_size=10, timeout=LONG), sink)
     requests = [mixed(Signal.TRACES) for _ in range(3)]
     before = [r.SerializeToString() for r in requests]
-    for request in requests:
-        await p.consume_traces(request)
+    waiting = producers(p, requests)
+    await settle()
     await p.shutdown()
+    await asyncio.wait_for(asyncio.gather(*waiting), 5)
     assert [r.SerializeToString() for r in requests] == before
     assert all(b is not r for b in sink.batches[Signal.TRACES] for r in requests)
 
@@ -217,52 +246,71 @@ async def test_concurrent_producers_lose_and_duplicate_nothing() -> None:
     assert sample(p, "otelcol_processor_outgoing_items_total", otel_signal="traces") == 600
 
 
-async def test_producers_below_the_size_do_not_wait_for_a_slow_send() -> None:
+async def test_every_producer_waits_until_its_batch_is_handed_on() -> None:
     sink = Downstream()
     sink.gate = asyncio.Event()
     p = make(Config(send_batch_size=5, timeout=LONG), sink)
-    filling = asyncio.create_task(p.consume_traces(make_traces(5)))
+    early = asyncio.create_task(p.consume_traces(make_traces(2)))
+    filling = asyncio.create_task(p.consume_traces(make_traces(3)))
     await sink.entered.wait()  # the send is now blocked downstream
-    await asyncio.wait_for(p.consume_traces(make_traces(2)), 5)  # held, returns while the send is blocked
-    assert not filling.done()  # the producer that filled the batch feels the backpressure
+    await settle()
+    assert not early.done() and not filling.done()
     sink.gate.set()
-    await filling
+    await asyncio.wait_for(asyncio.gather(early, filling), 5)
     await p.shutdown()
-    assert sizes(sink) == [5, 2]
+    assert sizes(sink) == [5]
 
 
-async def test_overload_downstream_reaches_the_producer_that_triggered_the_send() -> None:
+async def test_overload_downstream_reaches_every_producer_of_the_batch() -> None:
     sink = Downstream()
     sink.error = OverloadedError("queue full", retry_after=2.0)
     p = make(Config(send_batch_size=10, timeout=LONG), sink)
-    await p.consume_traces(make_traces(4))
+    early = asyncio.create_task(p.consume_traces(make_traces(4)))
+    await settle()
     with pytest.raises(OverloadedError) as info:
         await p.consume_traces(make_traces(6))
     assert info.value.retry_after == 2.0
+    with pytest.raises(OverloadedError) as early_info:
+        await early
+    assert early_info.value.retry_after == 2.0 and early_info.value is not info.value
     assert sample(p, "otelgw_processor_batch_send_failed_items_total", otel_signal="traces") == 10
     assert p.pending_items == 0
 
 
-async def test_permanent_error_downstream_is_counted_not_blamed_on_the_producer(
-        caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_retryable_refusal_stops_the_remaining_chunks() -> None:
+    sink = Downstream()
+    sink.error = RetryableError("backend down")
+    p = make(Config(send_batch_size=10, send_batch_max_size=10, timeout=LONG), sink)
+    with pytest.raises(RetryableError):
+        await p.consume_traces(make_traces(30))
+    assert sink.calls == 1  # the producer retries all 30: sending the other chunks would duplicate them
+
+
+async def test_a_permanent_refusal_reaches_the_producers(caplog: pytest.LogCaptureFixture) -> None:
     sink = Downstream()
     sink.error = PermanentError("bad data somewhere")
     p = make(Config(send_batch_size=5, timeout=LONG), sink)
-    with caplog.at_level(logging.WARNING, logger="otelgw"):
+    with pytest.raises(PermanentError, match="bad data somewhere"):
         await p.consume_traces(make_traces(5))
     assert sample(p, "otelgw_processor_batch_send_failed_items_total", otel_signal="traces") == 5
-    assert "dropped 5 spans" in caplog.text
 
 
-async def test_timer_send_errors_are_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_bug_downstream_is_answered_as_retryable(caplog: pytest.LogCaptureFixture) -> None:
+    sink = Downstream()
+    sink.error = ZeroDivisionError("oops")
+    p = make(Config(send_batch_size=5, timeout=LONG), sink)
+    with caplog.at_level(logging.ERROR, logger="otelgw"), pytest.raises(RetryableError, match="ZeroDivisionError"):
+        await p.consume_traces(make_traces(5))
+    assert "its producers are asked to retry" in caplog.text
+
+
+async def test_timer_send_errors_reach_the_producers() -> None:
     sink = Downstream()
     sink.error = RetryableError("exporter down")
     p = make(Config(send_batch_size=100, timeout=0.01), sink)
-    with caplog.at_level(logging.WARNING, logger="otelgw"):
-        await p.consume_traces(make_traces(3))
-        await eventually(lambda: sample(p, "otelgw_processor_batch_send_failed_items_total",
-                                        otel_signal="traces") == 3)
-    assert "dropped 3 spans" in caplog.text and "exporter down" in caplog.text
+    with pytest.raises(RetryableError, match="exporter down"):
+        await asyncio.wait_for(p.consume_traces(make_traces(3)), 5)
+    assert sample(p, "otelgw_processor_batch_send_failed_items_total", otel_signal="traces") == 3
     await p.shutdown()
 
 
@@ -270,14 +318,15 @@ async def test_a_cancelled_producer_does_not_cancel_the_shared_send() -> None:
     sink = Downstream()
     sink.gate = asyncio.Event()
     p = make(Config(send_batch_size=5, timeout=LONG), sink)
-    await p.consume_traces(make_traces(2))  # another producer's items
+    other = asyncio.create_task(p.consume_traces(make_traces(2)))  # another producer's items
     task = asyncio.create_task(p.consume_traces(make_traces(3)))
     await sink.entered.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     sink.gate.set()
-    await p.shutdown()  # waits for the send still in flight
+    await asyncio.wait_for(other, 5)  # still answered, once its items are handed on
+    await p.shutdown()
     assert sizes(sink) == [5]
 
 
@@ -285,13 +334,14 @@ async def test_a_slow_timer_send_holds_later_items_instead_of_piling_up_sends() 
     sink = Downstream()
     sink.gate = asyncio.Event()
     p = make(Config(send_batch_size=100, timeout=0.01), sink)
-    await p.consume_traces(make_traces(3))
+    first = asyncio.create_task(p.consume_traces(make_traces(3)))
     await sink.entered.wait()  # the first timer send is blocked downstream
-    await p.consume_traces(make_traces(4))
+    second = asyncio.create_task(p.consume_traces(make_traces(4)))
     await asyncio.sleep(0.05)  # several timeouts pass while the first send is still in flight
     assert sink.calls == 1 and p.pending_items == 4
     sink.gate.set()
-    await eventually(lambda: sizes(sink) == [3, 4])
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert sizes(sink) == [3, 4]
     await p.shutdown()
 
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.component import Signal, count_items
-from plugins.processors.batch.split import split
-
-from .batches import flatten, mixed
+from gateway.helpers.split import split
+from tests.plugins.processors.batch.batches import flatten, mixed
 
 TOTALS = {Signal.TRACES: 26, Signal.METRICS: 30, Signal.LOGS: 21}
 
