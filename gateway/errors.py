@@ -9,6 +9,7 @@ The tree::
         ├── RetryableError     transient: try again later (gRPC UNAVAILABLE, HTTP 503)
         │   └── OverloadedError  the gateway sheds load (gRPC RESOURCE_EXHAUSTED + RetryInfo, HTTP 429 + Retry-After)
         ├── PermanentError     the data itself is bad: never retry (gRPC INVALID_ARGUMENT, HTTP 400)
+        │   ├── InvalidDataError  a destination refused the content: a part of the batch may still be taken
         │   └── TooLargeError  over the configured size limit (gRPC RESOURCE_EXHAUSTED, HTTP 413)
         └── SkipBatchError     a processor decided to drop this batch on purpose; not an error to the sender
 
@@ -27,6 +28,7 @@ import grpc
 __all__ = [
     "ConfigError",
     "ConsumeError",
+    "InvalidDataError",
     "OtelgwError",
     "OverloadedError",
     "PermanentError",
@@ -77,6 +79,14 @@ class OverloadedError(RetryableError):
 
 class PermanentError(ConsumeError):
     """The data is bad and resending it cannot help."""
+
+
+class InvalidDataError(PermanentError):
+    """A destination refused what the batch holds (gRPC INVALID_ARGUMENT, HTTP 400), not how it was sent.
+
+    Exporters bisect a batch refused with this error or with ``TooLargeError``: the refusal may be about a
+    single item, and the other items of the batch are then still taken.
+    """
 
 
 class TooLargeError(PermanentError):

@@ -20,9 +20,12 @@ delegates to it::
 The path of a batch: ``consume`` puts it in the queue and returns (a full queue refuses it with
 ``OverloadedError``); ``num_consumers`` workers take batches out and send each with ``timeout`` per attempt;
 a retryable failure sleeps a jittered exponential backoff, at least the server's ``retry_after``, and tries
-again until ``max_elapsed_time``. A permanent refusal of a batch of several items is bisected: the halves are
-sent again, each on its own, until only the items the destination refuses are left, so one sender's invalid
-item never costs other senders the items merged with it. Those items are dropped, logged and counted in
+again until ``max_elapsed_time``. A batch of several items refused for its content (``InvalidDataError``:
+gRPC INVALID_ARGUMENT, HTTP 400; ``TooLargeError``: RESOURCE_EXHAUSTED without RetryInfo, HTTP 413) is
+bisected: the halves are sent again, each on its own, until only the items the destination refuses are left
+(at most ``_BisectBudget.SPLITS`` splits per batch), so one sender's invalid item never costs other senders the
+items merged with it. Other permanent refusals (401, 404, PERMISSION_DENIED...) are about the request, not the
+items, and drop the batch at once. Those items are dropped, logged and counted in
 ``otelgw_component_dropped_items_total{reason="rejected"}``. With the queue disabled ``consume`` does the same
 inline and raises the final error to its caller (a permanent one only when nothing of the batch got through).
 
@@ -49,7 +52,15 @@ from google.rpc import error_details_pb2, status_pb2
 
 from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
 from gateway.configtypes import Duration
-from gateway.errors import ConfigError, ConsumeError, OverloadedError, PermanentError, RetryableError
+from gateway.errors import (
+    ConfigError,
+    ConsumeError,
+    InvalidDataError,
+    OverloadedError,
+    PermanentError,
+    RetryableError,
+    TooLargeError,
+)
 from gateway.helpers.persistent_queue import MemoryQueue, PersistentQueue, QueueFull, SendingQueue
 from gateway.helpers.split import split
 
@@ -63,6 +74,7 @@ __all__ = [
     "grpc_error",
     "http_error",
     "parse_retry_after",
+    "permanent_http_error",
     "retry_info_delay",
 ]
 
@@ -171,6 +183,25 @@ class _Backoff:
         delay = self._interval * (1 + spread)
         self._interval = min(self._interval * self._config.multiplier, self._config.max_interval)
         return delay
+
+
+class _BisectBudget:
+    """Bounds the extra requests spent bisecting one refused batch.
+
+    One bad item among n costs about 2·log2(n) requests to find; a batch whose every item is refused (a backend
+    that refuses everything older than a day) would cost 2n. Past the budget, what is left is dropped whole.
+    """
+
+    SPLITS = 32
+
+    def __init__(self) -> None:
+        self.remaining = self.SPLITS
+
+    def take(self) -> bool:
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
 
 
 class _LeaveQueued(Exception):
@@ -321,9 +352,10 @@ class ExporterHelper:
                 self.logger.exception("unexpected error in the exporter helper")
             queue.done(token)
 
-    async def _export(self, batch: Batch, *, inline: bool) -> None:
+    async def _export(self, batch: Batch, *, inline: bool, budget: _BisectBudget | None = None) -> None:
         """Send with retries; count the outcome. Raises the final error only when ``inline``."""
         items = count_items(self.signal, batch)
+        budget = budget or _BisectBudget()
         backoff = _Backoff(self._retry)
         first_attempt = time.monotonic()
         while True:
@@ -332,12 +364,12 @@ class ExporterHelper:
             except Exception as exc:
                 error = exc if isinstance(exc, ConsumeError) else RetryableError(_describe(exc))
                 if not isinstance(error, RetryableError):
-                    if items > 1:
-                        await self._bisect(batch, items, inline=inline)
+                    if items > 1 and isinstance(error, InvalidDataError | TooLargeError) and budget.take():
+                        await self._bisect(batch, items, inline=inline, budget=budget)
                         return
                     self._failed.inc(items)
                     self._dropped["rejected"].inc(items)
-                    self.logger.error("Exporting failed. The destination refused the item as invalid. Dropping it.",
+                    self.logger.error("Exporting failed. The error is not retryable. Dropping data.",
                                       extra={"error": str(error), "dropped_items": items})
                     if inline:
                         raise
@@ -373,7 +405,7 @@ class ExporterHelper:
                 self._dropped["rejected"].inc(rejected)
             return
 
-    async def _bisect(self, batch: Batch, items: int, *, inline: bool) -> None:
+    async def _bisect(self, batch: Batch, items: int, *, inline: bool, budget: _BisectBudget) -> None:
         """Send the two halves of a permanently refused batch on their own (recursively, through ``_export``).
 
         Queued, every outcome is counted where it happens and nothing is raised. Inline, the caller learns
@@ -385,7 +417,7 @@ class ExporterHelper:
         delivered = False
         for half, _ in split(self.signal, batch, (items + 1) // 2):
             try:
-                await self._export(half, inline=inline)
+                await self._export(half, inline=inline, budget=budget)
                 delivered = True
             except RetryableError as exc:
                 retryable = retryable or exc
@@ -473,8 +505,10 @@ def grpc_error(code: grpc.StatusCode, details: str | None,
     if code in _RETRYABLE_GRPC:
         return RetryableError(message, retry_after)
     # RESOURCE_EXHAUSTED without RetryInfo is a size limit (or similar) that resending cannot fix.
-    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_after is not None:
-        return RetryableError(message, retry_after)
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return RetryableError(message, retry_after) if retry_after is not None else TooLargeError(message)
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidDataError(message)
     return PermanentError(message)
 
 
@@ -500,4 +534,13 @@ def http_error(status: int, message: str = "", retry_after: str | None = None) -
     text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
     if status in _RETRYABLE_HTTP:
         return RetryableError(text, parse_retry_after(retry_after))
+    return permanent_http_error(status, text)
+
+
+def permanent_http_error(status: int, text: str) -> PermanentError:
+    """A non-retryable HTTP answer: 400 and 413 refuse the content (bisected), the rest refuse the request."""
+    if status == 400:
+        return InvalidDataError(text)
+    if status == 413:
+        return TooLargeError(text)
     return PermanentError(text)

@@ -54,6 +54,8 @@ class _Pending(Generic[P]):
     rejected: int
     reason: str
     failures: list[BaseException] = field(default_factory=list)
+    #: The kind of the last permanent refusal of a part (the translation's own rejections are plain ones).
+    refusal: type[PermanentError] = PermanentError
 
 
 def offloaded(split: Callable[[Batch], Split[P]]) -> Callable[[Batch], Awaitable[Split[P]]]:
@@ -103,7 +105,8 @@ class PartSender(Generic[P]):
             raise max(state.failures, key=lambda e: getattr(e, "retry_after", None) or 0.0)
         self._pending.pop(key, None)
         if state.total and state.rejected >= state.total:
-            raise PermanentError(state.reason)
+            # The same kind of refusal the destination gave, so a refusal of the content is still bisected.
+            raise state.refusal(state.reason)
         return PartialSuccess(state.rejected, state.reason) if state.rejected else None
 
     async def _send_part(self, state: _Pending[P], part: Part[P]) -> None:
@@ -112,6 +115,7 @@ class PartSender(Generic[P]):
         except PermanentError as exc:
             state.rejected += part.items
             state.reason = str(exc)
+            state.refusal = type(exc)
         except Exception as exc:  # retryable, or unknown (the helper treats that as retryable): keep the part
             state.failures.append(exc)
             return

@@ -199,7 +199,7 @@ async def test_one_senders_invalid_span_costs_no_other_sender_anything(tmp_path:
         assert not await wait_for_every_span(sink, expected, 30)
         assert poison_id not in {span.span_id for span in sink.spans()}
         assert gateway.metric("otelgw_component_dropped_items_total", component="otlp", reason="rejected") == 1
-        assert "refused the item as invalid" in gateway.log()
+        assert "not retryable" in gateway.log()
         assert gateway.stop() == 0
     finally:
         stop.set()

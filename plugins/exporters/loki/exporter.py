@@ -18,8 +18,14 @@ from yarl import URL
 
 from gateway.component import Batch, ComponentSettings
 from gateway.configblocks import ReloadingClientTLS
-from gateway.errors import PermanentError, RetryableError
-from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, parse_retry_after
+from gateway.errors import RetryableError
+from gateway.helpers.exporter import (
+    USER_AGENT,
+    ExporterHelper,
+    PartialSuccess,
+    parse_retry_after,
+    permanent_http_error,
+)
 from gateway.helpers.parts import Part, PartSender, Split, offloaded
 from gateway.helpers.protowire import field, timestamp, varint
 
@@ -156,7 +162,7 @@ class LokiExporter:
                 raise RetryableError(text, parse_retry_after(response.headers.get("Retry-After")))
             if 200 <= status < 300:
                 text += " (Loki answered success without 204: ingestion is blocked for this tenant)"
-            raise PermanentError(text)
+            raise permanent_http_error(status, text)
 
 
 def _message(payload: bytes) -> str:

@@ -20,7 +20,13 @@ from yarl import URL
 from gateway.component import Batch, ComponentSettings
 from gateway.configblocks import ReloadingClientTLS
 from gateway.errors import ConsumeError, PermanentError, RetryableError
-from gateway.helpers.exporter import USER_AGENT, ExporterHelper, QueueConfig, parse_retry_after
+from gateway.helpers.exporter import (
+    USER_AGENT,
+    ExporterHelper,
+    QueueConfig,
+    parse_retry_after,
+    permanent_http_error,
+)
 from gateway.prometheus import CumulativeState, TranslateOptions, Translator
 
 from .config import Config
@@ -39,7 +45,7 @@ def remote_write_error(status: int, message: str = "", retry_after: str | None =
     text = f"HTTP {status}: {message}" if message else f"HTTP {status}"
     if status >= 500 or status == 429:
         return RetryableError(text, parse_retry_after(retry_after))
-    return PermanentError(text)
+    return permanent_http_error(status, text)
 
 
 @dataclass

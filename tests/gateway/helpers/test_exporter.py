@@ -14,7 +14,7 @@ import pytest
 
 from gateway.component import Kind, Signal, count_items
 from gateway.configtypes import decode, validate_tree
-from gateway.errors import ConfigError, OverloadedError, PermanentError, RetryableError
+from gateway.errors import ConfigError, InvalidDataError, OverloadedError, PermanentError, RetryableError
 from gateway.helpers.exporter import ExporterHelper, PartialSuccess, QueueConfig, RetryConfig, _Backoff
 from gateway.telemetry import Telemetry
 from gateway.testing import make_traces, settings_for
@@ -129,7 +129,7 @@ async def test_exceptions_that_are_not_consume_errors_are_retried(telemetry: Tel
 
 async def test_permanent_error_is_never_retried_and_is_logged(telemetry: Telemetry,
                                                              caplog: pytest.LogCaptureFixture) -> None:
-    send = FakeSend(failures=100, error=lambda: PermanentError("INVALID_ARGUMENT: span name too long"))
+    send = FakeSend(failures=100, error=lambda: InvalidDataError("INVALID_ARGUMENT: span name too long"))
     exporter = helper(telemetry, send)
     await exporter.start(None)
     with caplog.at_level(logging.ERROR):
@@ -140,7 +140,7 @@ async def test_permanent_error_is_never_retried_and_is_logged(telemetry: Telemet
     assert metric(telemetry, "otelcol_exporter_send_failed_spans_total") == 3
     assert dropped(telemetry, "rejected") == 3
     assert metric(telemetry, "otelgw_exporter_retries_total", data_type="traces") == 0
-    records = [r for r in caplog.records if "refused the item as invalid" in r.getMessage()]
+    records = [r for r in caplog.records if "not retryable" in r.getMessage()]
     assert len(records) == 3
     assert all(r.error == "INVALID_ARGUMENT: span name too long" for r in records)  # type: ignore[attr-defined]
     assert all(r.dropped_items == 1 for r in records)  # type: ignore[attr-defined]
@@ -152,7 +152,7 @@ class RefusesBadSpans(FakeSend):
     async def __call__(self, batch: Any) -> PartialSuccess | None:
         self.attempts.append((time.monotonic(), batch))
         if any(span.name == "bad" for span in spans_of(batch)):
-            raise PermanentError("INVALID_ARGUMENT: invalid span")
+            raise InvalidDataError("INVALID_ARGUMENT: invalid span")
         self.delivered.append(batch)
         return None
 

@@ -118,13 +118,28 @@ async def test_other_4xx_are_dropped_at_once_counted_and_logged_with_lokis_messa
         loki: Any, caplog: Any, status: int, message: str) -> None:
     telemetry = Telemetry()
     loki.fail_next(1, status, message)
-    await export(exporter_for(loki.endpoint, telemetry, sending_queue=ONE_AT_A_TIME), make_logs(3), make_logs(2))
+    await export(exporter_for(loki.endpoint, telemetry, sending_queue=ONE_AT_A_TIME), make_logs(1), make_logs(2))
     assert [p.status for p in loki.pushes] == [status, 204]
-    assert metric(telemetry, "otelcol_exporter_send_failed_log_records_total") == 3
+    assert metric(telemetry, "otelcol_exporter_send_failed_log_records_total") == 1
     assert metric(telemetry, "otelcol_exporter_sent_log_records_total") == 2
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert [(r.message, r.error, r.dropped_items) for r in errors] == [
-        ("Exporting failed. The error is not retryable. Dropping data.", f"HTTP {status}: {message}", 3)]
+        ("Exporting failed. The error is not retryable. Dropping data.", f"HTTP {status}: {message}", 1)]
+
+
+async def test_a_batch_loki_refuses_as_invalid_is_bisected(loki: Any) -> None:
+    telemetry = Telemetry()
+    loki.fail_next(1, 400, "entry too old")  # the whole batch once; its halves are then taken
+    await export(exporter_for(loki.endpoint, telemetry, sending_queue=ONE_AT_A_TIME), make_logs(4))
+    assert [p.status for p in loki.pushes] == [400, 204, 204]
+    assert metric(telemetry, "otelcol_exporter_sent_log_records_total") == 4
+    assert metric(telemetry, "otelcol_exporter_send_failed_log_records_total") == 0
+
+
+async def test_a_refusal_of_the_request_not_the_items_is_not_bisected(loki: Any) -> None:
+    loki.fail_next(1, 401, "no org id")
+    await export(exporter_for(loki.endpoint, sending_queue=ONE_AT_A_TIME), make_logs(4))
+    assert [p.status for p in loki.pushes] == [401]
 
 
 async def test_blocked_ingestion_is_not_success(loki: Any) -> None:
