@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gwproc import GatewayProcess
+
+
+@pytest.fixture(autouse=True)
+def _no_gateway_outlives_its_test() -> Iterator[None]:
+    """Kill every gateway process a test started and did not stop, also when the test failed."""
+    yield
+    for gateway in list(GatewayProcess.running):
+        gateway.kill()
+        GatewayProcess.running.discard(gateway)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 
 def free_port() -> int:
@@ -43,7 +44,12 @@ def http_post(url: str, body: bytes = b"", headers: dict[str, str] | None = None
 
 
 class GatewayProcess:
-    """``python -m gateway run --config <file>``; ``ports`` holds the loopback ports the config may use."""
+    """``python -m gateway run --config <file>``; ``ports`` holds the loopback ports the config may use.
+
+    Every process started is remembered until it has exited: tests/conftest.py kills what a test left running
+    (a failed assertion before its ``stop()``), so no gateway outlives its test."""
+
+    running: ClassVar[set[GatewayProcess]] = set()
 
     def __init__(self, config_path: Path, ports: dict[str, int], log_path: Path) -> None:
         self.config_path = config_path
@@ -59,6 +65,7 @@ class GatewayProcess:
             # a generated admin token goes next to the log, not into the user's ~/.otelgw
             env={"OTELGW_STATE_DIR": str(self.log_path.parent / "state"), **os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
+        GatewayProcess.running.add(self)
         return self
 
     @property
