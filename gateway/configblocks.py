@@ -140,11 +140,9 @@ class TLSServerConfig:
     client_ca_file: str = ""
     #: Same as client_ca_file (the Collector accepts both on a server).
     ca_file: str = ""
-    #: Lowest TLS version accepted: 1.2 (default) or 1.3. On an OTLP/gRPC server only 1.2 is possible: see
-    #: the otlp receiver's README (grpcio cannot restrict a server's versions).
+    #: Lowest TLS version accepted: 1.2 (default) or 1.3.
     min_version: str = ""
-    #: Highest TLS version accepted: 1.2 or 1.3 (default: the highest the TLS library has). On an OTLP/gRPC
-    #: server only 1.3 is possible, as for min_version.
+    #: Highest TLS version accepted: 1.2 or 1.3 (default: the highest the TLS library has).
     max_version: str = ""
     #: Accepted for symmetry with the client block; a server never verifies its own certificate. Ignored.
     insecure_skip_verify: bool = False
@@ -189,9 +187,11 @@ class ReloadingServerTLS:
     the current certificates and CA on every new connection (from the same validated read).
     """
 
-    def __init__(self, config: TLSServerConfig, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, config: TLSServerConfig, log: Callable[[str], None] | None = None,
+                 alpn: list[str] | None = None) -> None:
         self.config = config
         self._log = log
+        self._alpn = alpn
         self._stamp = self._stamps()
         self._current = self._new_context()  # start-up: a bad pair or CA fails loudly here
         self._grpc_config: grpc.ServerCertificateConfiguration = self._new_grpc_config(self._read())
@@ -216,6 +216,8 @@ class ReloadingServerTLS:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = _TLS_VERSIONS.get(self.config.min_version, ssl.TLSVersion.TLSv1_2)
         context.maximum_version = _TLS_VERSIONS.get(self.config.max_version, ssl.TLSVersion.MAXIMUM_SUPPORTED)
+        if self._alpn:
+            context.set_alpn_protocols(self._alpn)
         context.load_cert_chain(self.config.cert_file, self.config.key_file)  # SSLError when they do not match
         if self.config.client_ca:
             context.load_verify_locations(self.config.client_ca)

@@ -192,45 +192,48 @@ def test_a_certificate_without_its_key_keeps_the_previous_pair(tmp_path, pkis) -
         assert gateway.stop() == 0
 
 
-def test_min_version_is_enforced_on_https(tmp_path, pkis) -> None:
-    path = tmp_path / "run"
-    path.mkdir()
-    # gRPC cannot enforce 1.3, so this gateway serves TLS 1.3-only HTTPS and a gRPC server without a minimum
-    gateway = start_gateway(path, pkis)
-    gateway.stop()
-    config = (path / "gateway.yaml").read_text()
-    http_line = next(line for line in config.splitlines() if line.strip().startswith("http:"))
-    (path / "gateway.yaml").write_text(config.replace(http_line, http_line.replace(
-        "reload_interval: 50ms", "reload_interval: 50ms, min_version: \"1.3\"")))
-    (path / "gateway.log").write_text("")
-    gateway.start()
-    gateway.wait_ready()
+def handshake_version(port: int, client: dict[str, Path], minimum: ssl.TLSVersion, maximum: ssl.TLSVersion,
+                      alpn: str | None = None) -> str | None:
+    """The TLS version a handshake within [minimum, maximum] settles on, or None when the server refuses it."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.load_cert_chain(str(client["client.pem"]), str(client["client.key"]))
+    context.minimum_version, context.maximum_version = minimum, maximum
+    if alpn:
+        context.set_alpn_protocols([alpn])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.version()
+    except (OSError, ssl.SSLError):
+        return None
+
+
+V12, V13 = ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3
+
+
+@pytest.mark.parametrize(("bounds", "accepted", "refused"), [
+    ('min_version: "1.3"', (V13, V13), (V12, V12)),
+    ('max_version: "1.2"', (V12, V12), (V13, V13)),
+])
+def test_tls_version_bounds_are_enforced_on_both_transports(tmp_path, pkis, bounds, accepted, refused) -> None:
+    """grpcio cannot bound a server's TLS versions, so the receiver terminates TLS in front of it then."""
+    gateway = start_gateway(tmp_path, pkis, extra_tls=f", {bounds}")
+    ports, a = gateway.ports, pkis["a"]
     combined = tmp_path / "roots.pem"
     combined.write_bytes(both_cas(pkis))
     try:
-        assert https_ok(gateway.ports["http"], pkis["a"], combined)
-        assert not https_ok(gateway.ports["http"], pkis["a"], combined, maximum=ssl.TLSVersion.TLSv1_2)
+        expected = "TLSv1.3" if accepted[0] is V13 else "TLSv1.2"
+        assert handshake_version(ports["http"], a, *accepted) == expected
+        assert handshake_version(ports["grpc"], a, *accepted, alpn="h2") == expected
+        assert handshake_version(ports["http"], a, *refused) is None
+        assert handshake_version(ports["grpc"], a, *refused, alpn="h2") is None
+        assert https_ok(ports["http"], a, combined) and grpc_ok(ports["grpc"], a, both_cas(pkis))
+        # mutual TLS and CA rotation hold on the TLS front too
+        assert not grpc_ok(ports["grpc"], pkis["b"], both_cas(pkis))
+        (tmp_path / "live" / "ca.pem").write_bytes(pkis["b"]["ca.pem"].read_bytes())
+        eventually(lambda: grpc_ok(ports["grpc"], pkis["b"], both_cas(pkis)), "the front kept the old CA", gateway)
+        assert not grpc_ok(ports["grpc"], a, both_cas(pkis))
+        assert f'"grpc": "127.0.0.1:{ports["grpc"]}"' in gateway.log()  # the address the front bound
     finally:
         assert gateway.stop() == 0
-
-
-def test_a_grpc_tls_version_bound_it_cannot_enforce_is_a_validation_error(tmp_path, pkis) -> None:
-    path = tmp_path / "gateway.yaml"
-    cert, key = pkis["a"]["server.pem"], pkis["a"]["server.key"]
-    path.write_text(f"""
-receivers:
-  otlp:
-    protocols:
-      grpc: {{endpoint: "127.0.0.1:0", tls: {{cert_file: "{cert}", key_file: "{key}", min_version: "1.3"}}}}
-      http: {{endpoint: "127.0.0.1:0", tls: {{cert_file: "{cert}", key_file: "{key}", min_version: "1.3"}}}}
-exporters:
-  debug:
-service:
-  pipelines: {{traces: {{receivers: [otlp], exporters: [debug]}}}}
-""")
-    result = subprocess.run([sys.executable, "-m", "gateway", "validate", "--config", str(path)],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    errors = [line.strip() for line in result.stderr.splitlines()[1:]]
-    assert len(errors) == 1 and errors[0].startswith(
-        "receivers::otlp::protocols::grpc::tls::min_version: 1.3 cannot be enforced on the OTLP/gRPC server")

@@ -47,15 +47,6 @@ class GrpcConfig:
                           f"got {self.max_recv_msg_size_mib}")
         if self.max_concurrent_streams < 0:
             errors.append(f"max_concurrent_streams: must be >= 0, got {self.max_concurrent_streams}")
-        # grpcio's server credentials take no TLS version bounds (grpc core always offers 1.2 and 1.3), so a
-        # bound that would narrow them cannot be honoured: refused here rather than silently ignored.
-        if self.tls is not None and self.tls.min_version == "1.3":
-            errors.append("tls::min_version: 1.3 cannot be enforced on the OTLP/gRPC server (grpcio's server "
-                          "credentials always accept TLS 1.2 and 1.3); leave it empty or 1.2, or terminate TLS in "
-                          "front of the gateway")
-        if self.tls is not None and self.tls.max_version == "1.2":
-            errors.append("tls::max_version: 1.2 cannot be enforced on the OTLP/gRPC server (grpcio's server "
-                          "credentials always accept TLS 1.2 and 1.3); leave it empty or 1.3")
         if errors:
             raise ConfigError(errors)
 

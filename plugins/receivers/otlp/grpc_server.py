@@ -21,6 +21,7 @@ from gateway.netaddr import listen_error, split_host_port
 
 from .config import MIB, GrpcConfig
 from .responses import RESPONSE_TYPES, dialable, status_message
+from .tls_front import TlsFront, needs_front
 
 if TYPE_CHECKING:
     from .receiver import Route
@@ -111,6 +112,7 @@ class GrpcServer:
         self.bad_request = bad_request
         self.logger = logger
         self._server: grpc.aio.Server | None = None
+        self._front: TlsFront | None = None
         #: The address bound, as configured with the actual port (``0.0.0.0:4317`` means every interface).
         self.listening = ""
 
@@ -163,8 +165,11 @@ class GrpcServer:
         if self.authenticate is not None:
             handlers = (_Authenticated(handlers, self.authenticate, self.bad_request),)
         server.add_generic_rpc_handlers(handlers)
+        front = needs_front(self.tls)
         try:
-            if self.tls is not None:
+            if front:  # plaintext on loopback, behind TLS done in Python (tls_front.py)
+                port = server.add_insecure_port("127.0.0.1:0")
+            elif self.tls is not None:
                 port = server.add_secure_port(self.config.endpoint, self.tls.grpc_credentials())
             else:
                 port = server.add_insecure_port(self.config.endpoint)
@@ -173,9 +178,23 @@ class GrpcServer:
         await server.start()
         host, _ = split_host_port(self.config.endpoint)
         self.listening = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if front:
+            assert self.tls is not None
+            self._front = TlsFront(self.config.endpoint, self.tls, port)
+            try:
+                port = await self._front.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self.listening = self._front.listening
         return dialable(host, port)
 
     async def stop(self) -> None:
+        front, self._front = self._front, None
+        if front is not None:
+            front.stop_accepting()
         if self._server is not None:
             server, self._server = self._server, None
-            await server.stop(SHUTDOWN_GRACE_S)
+            await server.stop(SHUTDOWN_GRACE_S)  # drains through the front's open connections
+        if front is not None:
+            await front.close()

@@ -169,7 +169,8 @@ class OtlpReceiver:
         if config is None:
             return None
         logger = self.logger
-        tls = ReloadingServerTLS(config, lambda message: logger.warning(message, extra={"transport": transport}))
+        tls = ReloadingServerTLS(config, lambda message: logger.warning(message, extra={"transport": transport}),
+                                 alpn=["h2"] if transport == "grpc" else None)  # gRPC clients insist on h2
         self._tls.append(tls)
         return tls
 
