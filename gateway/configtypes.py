@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import keyword
 import math
 import re
 import types
@@ -192,16 +193,18 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
         errors.append(f"{path or '<root>'}: expected a mapping, got {type(data).__name__} {data!r}")
         return base if base is not None else cls()
     hints = typing.get_type_hints(cls, include_extras=True)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    # A YAML key that is a Python keyword (Prometheus' ``global``) is held by a field with a trailing underscore.
+    fields = {_yaml_key(f.name): f for f in dataclasses.fields(cls) if f.init}
     values: dict[str, Any] = {}
     for key, raw in data.items():
         if key not in fields:
             valid = ", ".join(sorted(fields)) or "(none)"
             errors.append(f"{_join(path, key)}: unknown key; valid keys are: {valid}")
             continue
-        current = getattr(base, key) if base is not None else _field_default(fields[key])
+        name = fields[key].name
+        current = getattr(base, name) if base is not None else _field_default(fields[key])
         before = len(errors)
-        values[key] = _decode_value(hints[key], raw, current, _join(path, key), errors)
+        values[name] = _decode_value(hints[name], raw, current, _join(path, key), errors)
         if len(errors) > before and (not fields[key].repr or is_secret_key((*path.split("::"), key))):
             # a secret (declared with field(repr=False)) is never echoed, not even in an error message
             errors[before:] = [_hide(message, raw) for message in errors[before:]]
@@ -222,6 +225,11 @@ def _hide(message: str, raw: Any) -> str:
         if shown:
             message = message.replace(shown, "<hidden>")
     return message
+
+
+def _yaml_key(name: str) -> str:
+    bare = name.removesuffix("_")
+    return bare if keyword.iskeyword(bare) else name
 
 
 def _field_default(field: dataclasses.Field[Any]) -> Any:
@@ -252,7 +260,7 @@ def validate_tree(config: Any, path: str = "") -> list[str]:
     errors: list[str] = []
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         for field in dataclasses.fields(config):
-            errors.extend(validate_tree(getattr(config, field.name), _join(path, field.name)))
+            errors.extend(validate_tree(getattr(config, field.name), _join(path, _yaml_key(field.name))))
         validate = getattr(config, "validate", None)
         if callable(validate):
             try:

@@ -1,0 +1,117 @@
+"""HTTP side of a scrape: one aiohttp session per job, Prometheus' request headers, auth, TLS, and a body cap.
+
+The body is read in chunks and the scrape fails as soon as it passes ``body_size_limit`` (after gzip is undone,
+so a small compressed bomb is caught too): memory per scrape never exceeds the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+
+import aiohttp
+
+from .config import ScrapeConfig, TLSConfig
+from .targets import Target
+from .translate import ScrapeError
+
+__all__ = ["ACCEPT", "Fetcher"]
+
+#: Prometheus' own Accept header for OpenMetrics first, then the text format.
+ACCEPT = ("application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+          "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")
+_TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
+                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+_CHUNK = 256 * 1024
+
+
+def _ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=tls.ca_file or None)
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = _TLS_VERSIONS.get(tls.min_version or "TLS12", ssl.TLSVersion.TLSv1_2)
+    return context
+
+
+def _read_secret(path: str) -> str:
+    return Path(path).read_text().rstrip("\n")
+
+
+class Fetcher:
+    """Fetches targets of one scrape config."""
+
+    def __init__(self, scrape: ScrapeConfig, user_agent: str) -> None:
+        self.scrape = scrape
+        self.body_limit = scrape.body_limit()
+        self.user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    def _session_for_loop(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            ssl_context = _ssl_context(self.scrape.tls_config) if self.scrape.scheme == "https" or (
+                self.scrape.tls_config != TLSConfig()) else None
+            connector = aiohttp.TCPConnector(ssl=ssl_context if ssl_context is not None else True, limit=0)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        return self._session
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        headers = {"Accept": ACCEPT, "User-Agent": self.user_agent,
+                   "X-Prometheus-Scrape-Timeout-Seconds": f"{target.timeout:g}"}
+        headers["Accept-Encoding"] = "gzip" if self.scrape.enable_compression else "identity"
+        auth = self.scrape.authorization
+        if auth is not None:
+            credentials = _read_secret(auth.credentials_file) if auth.credentials_file else auth.credentials
+            headers["Authorization"] = f"{auth.type or 'Bearer'} {credentials}"
+        return headers
+
+    def _basic_auth(self) -> aiohttp.BasicAuth | None:
+        basic = self.scrape.basic_auth
+        if basic is None:
+            return None
+        password = _read_secret(basic.password_file) if basic.password_file else basic.password
+        return aiohttp.BasicAuth(basic.username, password)
+
+    async def fetch(self, target: Target) -> tuple[str, str, int]:
+        """(body text, content type, body bytes); raises ``ScrapeError`` with a cause on any failure."""
+        try:
+            return await asyncio.wait_for(self._fetch(target), target.timeout)
+        except TimeoutError:
+            raise ScrapeError("timeout", f"scrape timed out after {target.timeout:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise ScrapeError("http_error", f"request failed: {exc}") from None
+        except OSError as exc:  # a secret file that cannot be read
+            raise ScrapeError("http_error", f"cannot prepare the request: {exc}") from None
+
+    async def _fetch(self, target: Target) -> tuple[str, str, int]:
+        session = self._session_for_loop()
+        async with session.get(target.url, headers=self._headers(target), auth=self._basic_auth(),
+                               allow_redirects=True) as response:
+            if response.status != 200:
+                raise ScrapeError("http_status", f"server returned HTTP status {response.status} {response.reason}")
+            declared = response.content_length
+            if declared is not None and declared > self.body_limit and "Content-Encoding" not in response.headers:
+                raise ScrapeError("body_size_limit", f"body of {declared} bytes exceeds body_size_limit "
+                                                     f"({self.body_limit} bytes)")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                size += len(chunk)
+                if size > self.body_limit:
+                    raise ScrapeError("body_size_limit",
+                                      f"body exceeds body_size_limit ({self.body_limit} bytes)")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            content_type = response.headers.get("Content-Type", "text/plain")
+        try:
+            return body.decode("utf-8"), content_type, size
+        except UnicodeDecodeError as exc:
+            raise ScrapeError("parse_error", f"body is not UTF-8: {exc}") from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
