@@ -169,7 +169,7 @@ class _Builder:
             return self.scrape_ns
         if hasattr(ts, "sec"):
             return int(ts.sec) * 1_000_000_000 + int(ts.nsec)
-        return int(round(float(ts) * 1000)) * 1_000_000
+        return round(float(ts) * 1000) * 1_000_000
 
     def resource_of(self, labels: dict[str, str]) -> ResourceKey:
         key = (labels.pop("job", ""), labels.pop("instance", ""))
