@@ -266,6 +266,12 @@ def translate(text: str, content_type: str, *, target_labels: Mapping[str, str],
               honor_labels: bool, honor_timestamps: bool, metric_relabel: list[RelabelConfig], limits: Limits,
               state: SeriesState, scrape_ns: int) -> Translation:
     """Parse ``text`` and translate it; raises ``ScrapeError`` (parse error, a limit) without touching ``state``."""
+    if limits.sample_limit and not metric_relabel:
+        # Every line that is not a comment is a sample: a body far over the limit fails before the parser holds a
+        # family of half a million samples in memory.
+        lines = text.count("\n") + (not text.endswith("\n")) - text.count("\n#") - text.startswith("#")
+        if lines - text.count("\n\n") > limits.sample_limit:
+            raise ScrapeError("sample_limit", f"sample limit exceeded: more than {limits.sample_limit} samples")
     builder = _Builder(target_labels, honor_labels, honor_timestamps, metric_relabel, limits, scrape_ns)
     families = []
     try:
