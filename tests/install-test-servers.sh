@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the real servers the integration tests start on loopback (Debian packages), and the openssl command
+# Installs the real servers the integration tests start on loopback (Debian packages: prometheus, alertmanager,
+# node exporter as a scrape target), and the openssl command
 # the TLS tests make certificates with, when possible.
 # Tests that need a server that could not be installed skip with the reason; they never pass silently.
 set -u
-packages=(prometheus prometheus-alertmanager openssl)
+packages=(prometheus prometheus-alertmanager prometheus-node-exporter openssl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -18,7 +19,7 @@ apt-get update -qq >/dev/null 2>&1 || true
 # The packages' own services are not wanted: tests start the binaries themselves on loopback ports.
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
     || echo "note: apt-get install ${missing[*]} failed: tests that need them will skip" >&2
-for service in prometheus prometheus-alertmanager; do
+for service in prometheus prometheus-alertmanager prometheus-node-exporter; do
     (command -v systemctl >/dev/null && systemctl stop "$service") >/dev/null 2>&1 || true
     (command -v service >/dev/null && service "$service" stop) >/dev/null 2>&1 || true
 done

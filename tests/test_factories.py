@@ -29,15 +29,18 @@ REQUIRED_KEYS = {"otlp_grpc": ["endpoint"], "otlp_http": ["endpoint"], "file": [
                  "jaeger": ["endpoint"], "loki": ["endpoint"], "load_balancing": ["resolver"],
                  "memory_limiter": ["check_interval", "limit_mib"], "file_storage": ["directory"],
                  "bearertokenauth": ["token"], "basicauth": ["htpasswd"], "resource": ["attributes"],
-                 "filelog": ["include"]}
+                 "filelog": ["include"],
+                 "prometheus": ["config::scrape_configs"], "hostmetrics": ["scrapers"],
+                 "resourcedetection": ["detectors"]}
 
 #: Config that makes a component runnable in a test: loopback port 0, a temporary file, an unreachable backend
 #: with retries off so shutdown does not wait for it.
 UNREACHABLE = "127.0.0.1:9"
 
 
-def runnable_overrides(type_name: str, tmp_path: Path) -> dict[str, Any]:
-    return {
+def runnable_overrides(type_name: str, tmp_path: Path, kind: Kind | None = None) -> dict[str, Any]:
+    """Overrides by type, or by ``kind:type`` where two kinds share a type name (the prometheus receiver)."""
+    overrides: dict[str, Any] = {
         "otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}},
         "health_check": {"endpoint": "127.0.0.1:0"},
         "file": {"path": str(tmp_path / "out.jsonl")},
@@ -61,7 +64,14 @@ def runnable_overrides(type_name: str, tmp_path: Path) -> dict[str, Any]:
         "load_balancing": {"resolver": {"static": {"hostnames": [UNREACHABLE]}},
                            "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "1s",
                                                  "retry_on_failure": {"enabled": False}}}},
-    }.get(type_name, {})
+        "receiver:prometheus": {"config": {"scrape_configs": [
+            {"job_name": "unreachable", "static_configs": [{"targets": [UNREACHABLE]}]}]}},
+        "hostmetrics": {"scrapers": {"load": None}},
+        "resourcedetection": {"detectors": ["env"]},
+    }
+    if kind is not None and f"{kind.value}:{type_name}" in overrides:
+        return overrides[f"{kind.value}:{type_name}"]  # type: ignore[no-any-return]
+    return overrides.get(type_name, {})  # type: ignore[no-any-return]
 
 
 BATCHES = {Signal.TRACES: make_traces, Signal.METRICS: make_metrics, Signal.LOGS: make_logs}
@@ -99,7 +109,7 @@ def signal_pairs(factory) -> list[tuple[Signal | None, Signal | None]]:
 
 @pytest.mark.parametrize("factory", FACTORIES, ids=ids)
 async def test_create_then_shutdown_without_start(factory, tmp_path):
-    config = decode(factory.create_default_config(), runnable_overrides(factory.type, tmp_path))
+    config = decode(factory.create_default_config(), runnable_overrides(factory.type, tmp_path, factory.kind))
     for signal, out_signal in signal_pairs(factory):
         component = create(factory, signal, config, out_signal)
         await asyncio.wait_for(component.shutdown(), 10)
@@ -107,7 +117,7 @@ async def test_create_then_shutdown_without_start(factory, tmp_path):
 
 @pytest.mark.parametrize("factory", FACTORIES, ids=ids)
 async def test_start_consume_shutdown(factory, tmp_path):
-    config = decode(factory.create_default_config(), runnable_overrides(factory.type, tmp_path))
+    config = decode(factory.create_default_config(), runnable_overrides(factory.type, tmp_path, factory.kind))
     assert validate_tree(config) == []
     host = Host(Telemetry())
     for signal, out_signal in signal_pairs(factory):

@@ -67,6 +67,7 @@ class HostMetricsReceiver:
 
     def collect(self) -> ExportMetricsServiceRequest:
         """One collection of every configured scraper (blocking: run it in a thread)."""
+        set_root_path(self.config.root_path)
         request = ExportMetricsServiceRequest()
         now_ns = time.time_ns()
         boot_ns = int(psutil.boot_time() * 1e9)
@@ -90,7 +91,6 @@ class HostMetricsReceiver:
         return request
 
     async def start(self, host: Any) -> None:
-        set_root_path(self.config.root_path)
         self._task = asyncio.create_task(self._run(), name=f"hostmetrics {self.settings.id}")
         self.logger.info("hostmetrics receiver collecting", extra={
             "scrapers": ", ".join(self.config.scrapers), "root_path": self.config.root_path or "/",

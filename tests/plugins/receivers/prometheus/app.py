@@ -3,7 +3,6 @@ values, served on a loopback port it picks itself and prints. Run as ``python ap
 
 from __future__ import annotations
 
-import sys
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, start_http_server

@@ -14,22 +14,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.component import Kind, Signal
+from gateway.component import Signal
 from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 
-ROOT = Path(__file__).resolve().parents[4]
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-needs_prometheus = pytest.mark.skipif(
-    not Path(PROMETHEUS).is_file(),
-    reason="Debian's prometheus package is not installed (tests/install-test-servers.sh installs it as root)")
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
 needs_node_exporter = pytest.mark.skipif(
     not Path(NODE_EXPORTER).is_file(),
