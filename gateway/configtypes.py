@@ -195,8 +195,11 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
     hints = typing.get_type_hints(cls, include_extras=True)
     # A YAML key that is a Python keyword (Prometheus' ``global``) is held by a field with a trailing underscore.
     fields = {_yaml_key(f.name): f for f in dataclasses.fields(cls) if f.init}
+    by_name = {f.name: f for f in fields.values()}  # ``global_`` is accepted too, for callers that rename keys
     values: dict[str, Any] = {}
     for key, raw in data.items():
+        if key not in fields and key in by_name:
+            key = _yaml_key(key)
         if key not in fields:
             valid = ", ".join(sorted(fields)) or "(none)"
             errors.append(f"{_join(path, key)}: unknown key; valid keys are: {valid}")

@@ -54,6 +54,7 @@ class RelabelConfig:
         if self.action not in ACTIONS:
             errors.append(f"action: must be one of {', '.join(ACTIONS)}, got {self.action!r}")
         try:
+            re.compile(self.regex)  # alone first, so the error's position is in the user's regex
             self.pattern  # noqa: B018 - compiles once, here, so a bad regex is a config error
         except re.error as exc:
             errors.append(f"regex: invalid regular expression {self.regex!r}: {exc}")
