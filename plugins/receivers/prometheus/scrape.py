@@ -47,6 +47,8 @@ class Fetcher:
     def __init__(self, scrape: ScrapeConfig, user_agent: str) -> None:
         self.scrape = scrape
         self.body_limit = scrape.body_limit()
+        #: Without metric relabeling every sample line counts, so a body over sample_limit is refused as it arrives.
+        self.sample_limit = 0 if scrape.metric_relabel_configs else scrape.sample_limit
         self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
@@ -98,20 +100,39 @@ class Fetcher:
                                                      f"({self.body_limit} bytes)")
             chunks: list[bytes] = []
             size = 0
+            lines = _SampleLines() if self.sample_limit else None
             async for chunk in response.content.iter_chunked(_CHUNK):
                 size += len(chunk)
                 if size > self.body_limit:
                     raise ScrapeError("body_size_limit",
                                       f"body exceeds body_size_limit ({self.body_limit} bytes)")
+                if lines is not None and lines.add(chunk) > self.sample_limit:
+                    raise ScrapeError("sample_limit", f"sample limit exceeded: more than {self.sample_limit} "
+                                                      f"samples")
                 chunks.append(chunk)
             body = b"".join(chunks)
+            del chunks
             content_type = response.headers.get("Content-Type", "text/plain")
         try:
             return body.decode("utf-8"), content_type, size
         except UnicodeDecodeError as exc:
             raise ScrapeError("parse_error", f"body is not UTF-8: {exc}") from None
 
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+
+class _SampleLines:
+    """Counts complete lines that are neither comments nor blank, across chunk boundaries, as they arrive."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._open = b""  # the first byte of the line still open at the end of the last chunk ("" if none yet)
+
+    def add(self, chunk: bytes) -> int:
+        pieces = chunk.split(b"\n")
+        if len(pieces) == 1:
+            self._open = self._open or chunk[:1]
+            return self.count
+        first = self._open or pieces[0][:1]
+        self.count += first not in (b"", b"#")
+        self.count += sum(1 for line in pieces[1:-1] if line and line[0] != 0x23)  # 0x23: '#'
+        self._open = pieces[-1][:1]
+        return self.count

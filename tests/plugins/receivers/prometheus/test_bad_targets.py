@@ -90,7 +90,9 @@ async def test_bad_targets_are_counted_logged_once_and_cost_nothing_else(tmp_pat
     config = {
         "extensions": {"health_check": {"endpoint": f"127.0.0.1:{ports['health']}"}},
         "receivers": {"prometheus": {"config": {"scrape_configs": [
-            {**job("good", 0, "/metrics"), "static_configs": [{"targets": [good_address]}]},
+            # a generous timeout: the good target must never fail, even on a loaded machine
+            {**job("good", 0, "/metrics"), "scrape_interval": "1s", "scrape_timeout": "1s",
+             "static_configs": [{"targets": [good_address]}]},
             job("garbage", port, "/garbage"),
             job("slow", port, "/slow"),
             job("huge_samples", port, "/huge", sample_limit=50_000, scrape_timeout="2s", scrape_interval="2s"),
@@ -107,7 +109,7 @@ async def test_bad_targets_are_counted_logged_once_and_cost_nothing_else(tmp_pat
     try:
         await asyncio.to_thread(gateway.wait_ready)
         deadline = time.monotonic() + 30
-        while True:  # at least 6 s of scraping, longer on a loaded machine
+        while True:  # about 6 s of scraping, longer on a loaded machine
             await asyncio.sleep(0.5)
             ups = up_by_job(sink)
             counts = {name: len(ups.get(name, [])) for name in ("good", "garbage", "slow", "huge_samples",
@@ -116,7 +118,7 @@ async def test_bad_targets_are_counted_logged_once_and_cost_nothing_else(tmp_pat
                 break
         assert set(ups) == {"good", "garbage", "slow", "huge_samples", "huge_body"}, gateway.log()
         good = [line for line in gateway.log().splitlines() if '"job": "good"' in line]
-        assert len(ups["good"]) >= 12 and set(ups["good"]) == {1.0}, good  # every 0.5 s, never held up
+        assert len(ups["good"]) >= 6 and set(ups["good"]) == {1.0}, good  # every second, never held up
         for bad in ("garbage", "slow", "huge_samples", "huge_body"):
             assert len(ups[bad]) >= 2 and set(ups[bad]) == {0.0}, (bad, ups[bad])
         failures = {cause: gateway.metric("otelgw_receiver_scrape_failures_total", cause=cause)
@@ -127,7 +129,8 @@ async def test_bad_targets_are_counted_logged_once_and_cost_nothing_else(tmp_pat
             ("garbage", "parse_error"), ("huge_body", "body_size_limit"), ("huge_samples", "sample_limit"),
             ("slow", "timeout")]
         peak_mib = gateway.status_kb("VmHWM") / 1024
-        assert peak_mib < 400, f"peak RSS {peak_mib:.0f} MiB"
+        print(f"gateway peak RSS {peak_mib:.0f} MiB")
+        assert peak_mib < 250, f"peak RSS {peak_mib:.0f} MiB"
     finally:
         gateway.stop()
         await sink.stop()

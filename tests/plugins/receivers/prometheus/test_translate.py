@@ -133,3 +133,23 @@ def test_limits_and_garbage_raise_with_a_cause() -> None:
         else:
             raise AssertionError(f"{text[:20]!r} was accepted")
         assert state.previous == {}  # a failed scrape leaves the target's state alone
+
+
+def test_sample_lines_are_counted_exactly_across_chunk_boundaries() -> None:
+    """The body reader's count (sample_limit before parsing) equals the lines that are samples, however split."""
+    import random
+
+    from plugins.receivers.prometheus.scrape import _SampleLines
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        lines = [rng.choice(["", "# HELP m doc", "# TYPE m gauge", f"m{{a=\"{rng.random()}\"}} 1"])
+                 for _ in range(rng.randint(0, 30))]
+        body = ("\n".join(lines) + rng.choice(["\n", ""])).encode()
+        expected = sum(1 for line in body.split(b"\n")[:-1] if line and not line.startswith(b"#"))
+        counter, position, count = _SampleLines(), 0, 0
+        while position < len(body):
+            step = rng.randint(1, 12)
+            count = counter.add(body[position:position + step])
+            position += step
+        assert count == expected, body
