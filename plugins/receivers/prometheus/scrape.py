@@ -118,6 +118,11 @@ class Fetcher:
         except UnicodeDecodeError as exc:
             raise ScrapeError("parse_error", f"body is not UTF-8: {exc}") from None
 
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
 
 class _SampleLines:
     """Counts complete lines that are neither comments nor blank, across chunk boundaries, as they arrive."""
