@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.kpi
 	$(BIN)/python -m bench.redaction
 	$(BIN)/python -m bench.filelog
+	$(BIN)/python -m bench.scrape
 
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)

@@ -55,15 +55,23 @@ def _partitions(root_path: str, virtual: bool) -> list[_Partition]:
     if not root_path:
         return [_Partition(p.device, p.mountpoint, p.fstype, p.opts) for p in psutil.disk_partitions(all=virtual)]
     # psutil reads <procfs>/self/mounts, which inside a container is the container's own mount table; the host's
-    # is the one of its init process.
+    # is the one of its init process. Reading that needs ptrace access to it (a container without CAP_SYS_PTRACE
+    # has none): then the container's own table is used, whose mounts under root_path are the host's.
     partitions = []
-    with open(os.path.join(root_path, "proc/1/mounts")) as mounts:
-        for line in mounts:
-            fields = line.split()
-            if len(fields) >= 4:
-                device, mountpoint, fstype, opts = (f.replace("\\040", " ") for f in fields[:4])
-                if virtual or device.startswith("/"):
-                    partitions.append(_Partition(device, mountpoint, fstype, opts))
+    try:
+        with open(os.path.join(root_path, "proc/1/mounts")) as mounts:
+            lines = mounts.read().splitlines()
+    except OSError:
+        prefix = root_path.rstrip("/")
+        return [_Partition(p.device, p.mountpoint[len(prefix):] or "/", p.fstype, p.opts)
+                for p in psutil.disk_partitions(all=virtual)
+                if p.mountpoint == prefix or p.mountpoint.startswith(prefix + "/")]
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 4:
+            device, mountpoint, fstype, opts = (f.replace("\\040", " ") for f in fields[:4])
+            if virtual or device.startswith("/"):
+                partitions.append(_Partition(device, mountpoint, fstype, opts))
     return partitions
 
 
