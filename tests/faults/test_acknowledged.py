@@ -149,6 +149,9 @@ async def sigkill_run(tmp_path: Path, rng: random.Random) -> None:
             gateway = GatewayProcess(config, ports, log).start()
             await asyncio.to_thread(gateway.wait_ready)
         await asyncio.sleep(rng.uniform(0.2, 0.8))
+        deadline = time.monotonic() + 60  # on a busy machine, keep going until there is enough to count
+        while sum(len(s.acknowledged) for s in senders) < 1000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         stop_senders.set()
         for sender in senders:
             await asyncio.to_thread(sender.join, 30)
