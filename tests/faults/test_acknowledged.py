@@ -158,7 +158,7 @@ async def sigkill_run(tmp_path: Path, rng: random.Random) -> None:
         stop_flapping.set()
         await flapping
         acknowledged = set().union(*(s.acknowledged for s in senders))
-        assert len(acknowledged) > 1000, "the senders got too little through to test anything"
+        assert len(acknowledged) >= 1000, "the senders got too little through to test anything"
         missing = await wait_for_every_span(sink, acknowledged, 60)
         received = collections.Counter(span.span_id for span in sink.spans())
         duplicates = sum(n - 1 for n in received.values())
