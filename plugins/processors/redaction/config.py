@@ -26,6 +26,9 @@ class Config:
     ignored_key_patterns: tuple[str, ...] = ()
     #: Regexes on keys; the whole value of a matching key is replaced. Item: "regex" or {pattern, action}.
     blocked_key_patterns: tuple[Any, ...] = ()
+    #: Also replace int and double values of keys matching blocked_key_patterns. false keeps numbers (token
+    #: counts, sizes, durations), which carry no secret, so a pattern such as "token" spares input_tokens.
+    blocked_key_patterns_numbers: bool = False
     #: Regexes on values; the matching part is replaced. Item: "regex" or {pattern, action}.
     blocked_values: tuple[Any, ...] = ()
     #: Regexes on values; text inside one of their matches is never replaced, whatever rule matches it.

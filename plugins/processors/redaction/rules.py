@@ -116,6 +116,7 @@ class RuleSet:
         self.body_rule = None if config.body_action == "keep" else ValueRule(
             0, "body_action", _whole, _identity, Action(config.body_action))
         self.redact_all_types = config.redact_all_types
+        self.block_numbers = config.blocked_key_patterns_numbers
         self.allowlist = None if config.allow_all_keys else frozenset(config.allowed_keys)
         self.ignored = frozenset(config.ignored_keys)
         self.ignored_patterns = [compile_pattern(p) for p in config.ignored_key_patterns]

@@ -19,6 +19,7 @@ __all__ = ["Stats", "as_string", "redact_any", "redact_attributes", "redact_name
 UNCHANGED, CHANGED, DROPPED = 0, 1, 2
 _CHECK, _IGNORE, _REDACT, _BLOCK = KeyDecision.CHECK, KeyDecision.IGNORE, KeyDecision.REDACT, KeyDecision.BLOCK
 _SCALARS = ("int_value", "double_value", "bool_value")
+_NUMBERS = frozenset(("int_value", "double_value"))
 _NESTED = ("kvlist_value", "array_value")
 
 
@@ -96,8 +97,11 @@ def redact_attributes(attrs: Any, rules: RuleSet, active: Sequence[ValueRule], s
 
 
 def _replace_whole(value: Any, rules: RuleSet, action: Action, stats: Stats | None, path: str) -> int:
-    if value.WhichOneof("value") is None:
+    kind = value.WhichOneof("value")
+    if kind is None:
         return UNCHANGED  # an attribute without a value discloses nothing
+    if kind in _NUMBERS and not rules.block_numbers:
+        return UNCHANGED  # a count or size under a secret-looking key (input_tokens) is no secret
     text = as_string(value)
     if action is Action.DROP:
         return DROPPED if rules.replace_whole(text, Action.MASK) is not None else _allowed(stats, path)

@@ -191,3 +191,52 @@ def test_clean_items_are_scanned_not_walked(make_processor: Any) -> None:
         in exposition
     assert 'otelgw_processor_redaction_items_walked_total{otel_signal="traces",processor="redaction"} 1.0' \
         in exposition
+
+
+def test_numbers_under_a_blocked_key_are_kept_unless_asked(make_processor: Any) -> None:
+    attributes = {"gen_ai.usage.input_tokens": 1234, "ratio.token": 0.5, "api.token": "t0p-s3cret"}
+    out = span_attrs(traces(make_processor, {"allow_all_keys": True, "blocked_key_patterns": ["token"]}, attributes))
+    assert out == {"gen_ai.usage.input_tokens": 1234, "ratio.token": 0.5, "api.token": "****"}
+    out = span_attrs(traces(make_processor, {"allow_all_keys": True, "blocked_key_patterns": ["token"],
+                                             "blocked_key_patterns_numbers": True}, attributes))
+    assert out == {"gen_ai.usage.input_tokens": "****", "ratio.token": "****", "api.token": "****"}
+
+
+def shipped_rules() -> dict[str, Any]:
+    import yaml
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[4]
+    config = yaml.safe_load((root / "configs" / "redaction.yaml").read_text())["processors"]["redaction"]
+    config["hmac_key"] = KEY
+    return config
+
+
+def test_shipped_rules_know_the_genai_conventions(make_processor: Any) -> None:
+    chat = "Hi, I am Jane and my parcel never came"
+    out = span_attrs(traces(make_processor, shipped_rules(), {
+        "gen_ai.usage.input_tokens": 812, "gen_ai.usage.output_tokens": 96, "gen_ai.usage.cost": 0.0123,
+        "gen_ai.input.messages": f'[{{"role":"user","parts":[{{"type":"text","content":"{chat}"}}]}}]',
+        "gen_ai.output.messages": chat, "gen_ai.prompt": chat, "gen_ai.completion": chat,
+        "gen_ai.prompt.0.content": chat, "gen_ai.system_instructions": chat,
+        "gen_ai.tool.call.arguments": '{"email": "x"}', "gen_ai.tool.call.result": chat,
+        "gen_ai.request.model": "gpt-4o", "support.kb.results": 3,
+        "http.request.header.authorization": "Basic dXNlcjpwYXNz", "session_token": "abc123", "db.password": "pw",
+    }))
+    assert out["gen_ai.usage.input_tokens"] == 812 and out["gen_ai.usage.output_tokens"] == 96
+    assert out["gen_ai.usage.cost"] == 0.0123 and out["support.kb.results"] == 3
+    assert out["gen_ai.request.model"] == "gpt-4o"
+    for key in ("gen_ai.output.messages", "gen_ai.prompt", "gen_ai.completion", "gen_ai.prompt.0.content",
+                "gen_ai.system_instructions", "gen_ai.tool.call.result"):
+        assert out[key] == f"<{len(chat)} chars>", key
+    assert out["gen_ai.input.messages"].startswith("<") and chat not in str(out)
+    assert out["http.request.header.authorization"] == out["session_token"] == out["db.password"] == "****"
+
+
+def test_shipped_rules_redact_span_names(make_processor: Any) -> None:
+    processor, _, _ = make_processor(shipped_rules())
+    request = make_traces(1)
+    request.resource_spans[0].scope_spans[0].spans[0].name = "GET /api/customers/jane.doe@example.com"
+    out = processor.process_traces(request)
+    name = out.resource_spans[0].scope_spans[0].spans[0].name
+    assert name.startswith("GET /api/customers/") and "jane" not in name and "example.com" not in name
