@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test faults bench protos lint clean
+.PHONY: install run test faults bench protos rules lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ bench: $(STAMP)
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)
 	$(BIN)/python protos/generate.py
+
+## Regenerate configs/prometheus/rules.yml from the alert packs (a test fails when they drift).
+RULE_SOURCES := configs/kpi/gateway.yaml configs/kpi/callcenter.yaml configs/kpi/llm_agent.yaml configs/kpi/crm.yaml \
+	configs/alerts/api.yaml configs/alerts/callcenter.yaml configs/alerts/llm_agent.yaml configs/alerts/crm.yaml
+rules: $(STAMP)
+	$(BIN)/otelgw rules export --format prometheus $(addprefix --config ,$(RULE_SOURCES)) \
+		--include configs/prometheus/extra.yml --output configs/prometheus/rules.yml
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway plugins tests bench

@@ -1,4 +1,4 @@
-"""The ``otelgw`` command: run, validate, components."""
+"""The ``otelgw`` command: run, validate, print-config, components, rules, alerts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_alerts
+from gateway import cli_alerts, cli_rules
 from gateway.errors import ConfigError, PluginError
+from gateway.printconfig import print_config
 from gateway.redact import redact
 from gateway.registry import load_registry
 from gateway.service import Service, load_config
@@ -19,7 +20,8 @@ __all__ = ["main"]
 
 def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action="append", required=True, metavar="FILE",
-                        help="configuration file; repeat to merge several, later files win")
+                        help="configuration file; repeat to merge several (later files win; pipelines' "
+                             "component lists add up)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                           "(default 2 when given; off when absent). For ConfigMaps mounted as a directory")
     validate = commands.add_parser("validate", help="check a configuration and print every error")
     _add_config(validate)
+    print_config = commands.add_parser("print-config", help="print the merged configuration, secrets redacted")
+    _add_config(print_config)
     commands.add_parser("components", help="list every registered component type")
+    cli_rules.add_parser(commands)
     cli_alerts.add_parser(commands)
     return parser
 
@@ -77,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_alerts.run(args)
         if args.command == "components":
             return _components()
+        if args.command == "print-config":
+            return print_config(args.config, _print_errors)
+        if args.command == "rules":
+            return cli_rules.run(args)
         if args.command == "validate":
             load_config(args.config, load_registry())
             print("configuration is valid")

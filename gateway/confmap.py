@@ -108,13 +108,22 @@ def safe_load(text: str) -> Any:
 _ENV_REF = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def merge(base: Any, override: Any) -> Any:
-    """Deep-merge mappings as the Collector does: keys merge recursively, any other value is replaced."""
+def merge(base: Any, override: Any, path: tuple[str, ...] = (), errors: list[str] | None = None) -> Any:
+    """Deep-merge mappings: keys merge recursively, and a later value replaces an earlier one, except the lists
+    that name a pipeline's components (:func:`gateway.packs.merge_component_list`): config fragments (KPI packs,
+    alert packs, redaction) then add their components to a pipeline instead of replacing the ones before them.
+    Conflicts found on the way are appended to ``errors`` (with their key path) when it is given."""
     if isinstance(base, Mapping) and isinstance(override, Mapping):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merge(base[key], value) if key in base else value
+            out[key] = merge(base[key], value, (*path, str(key)), errors) if key in base else value
         return out
+    if isinstance(base, list) and isinstance(override, list):
+        from gateway.packs import merge_component_list
+
+        merged = merge_component_list(path, base, override, errors if errors is not None else [])
+        if merged is not None:
+            return merged
     return override
 
 
@@ -191,7 +200,7 @@ def load_files(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, st
         if not isinstance(data, Mapping):
             errors.append(f"config file {str(path)!r}: the top level must be a mapping, got {type(data).__name__}")
             continue
-        merged = merge(merged, data)
+        merged = merge(merged, data, errors=errors)
     if errors:
         raise ConfigError(errors)
     return expand_env(merged, environ)

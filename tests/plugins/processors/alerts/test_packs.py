@@ -20,7 +20,7 @@ def pack(name: str) -> dict:
     return config
 
 
-@pytest.mark.parametrize("name", ["callcenter", "llm_agent", "api"])
+@pytest.mark.parametrize("name", ["callcenter", "llm_agent", "api", "crm"])
 def test_pack_validates(name):
     make_processor(pack(name))
 
@@ -95,7 +95,7 @@ async def test_llm_agent_pack_cycle():
 async def test_api_pack_cycle():
     p, _, clock = make_processor(pack("api"))
     n = {"i": 0}
-    server = {"service.name": "api", "span.kind": "SPAN_KIND_SERVER"}
+    server = {"service.name": "customers-api", "span.kind": "SPAN_KIND_SERVER"}
     bounds = [100, 500, 1000, 2000]
 
     async def bad():
@@ -117,3 +117,19 @@ async def test_api_pack_cycle():
     # the 24h/2h SLO window needs 2 h of good traffic to resolve
     fired = await cycle(p, clock, bad, good, rounds=80, step=15.0, good_step=60.0)
     assert {"ApiErrorRateHigh/critical", "ApiLatencyHigh/warning", "SLOBurnRate/critical"} <= fired
+
+
+async def test_api_pack_ignores_services_it_does_not_name():
+    """An AI agent's server spans wait on a model for seconds: that is not API latency, and must not page."""
+    p, _, clock = make_processor(pack("api"))
+    agent = {"service.name": "support-agent", "span.kind": "SPAN_KIND_SERVER"}
+    fired: set[str] = set()
+    for i in range(1, 80):
+        await p.consume_metrics(counter("traces.span.metrics.calls", [
+            ({**agent, "status.code": "STATUS_CODE_ERROR"}, 50 * i),
+            ({**agent, "status.code": "STATUS_CODE_UNSET"}, i)]))
+        await p.consume_metrics(histogram("traces.span.metrics.duration", agent, [100, 500, 1000, 2000],
+                                          [0, 0, 0, 0, 100 * i]))
+        fired |= {a.name for a in p.evaluate()}
+        clock.advance(15.0)
+    assert fired == set()

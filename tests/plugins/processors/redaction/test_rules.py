@@ -203,8 +203,9 @@ def test_numbers_under_a_blocked_key_are_kept_unless_asked(make_processor: Any) 
 
 
 def shipped_rules() -> dict[str, Any]:
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     root = Path(__file__).resolve().parents[4]
     config = yaml.safe_load((root / "configs" / "redaction.yaml").read_text())["processors"]["redaction"]
