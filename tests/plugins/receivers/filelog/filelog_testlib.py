@@ -47,7 +47,7 @@ class Gateway:
         self.sink = sink
         self.service: Service | None = None
 
-    async def start(self, receiver_yaml: str, extensions_yaml: str = "") -> Service:
+    async def start(self, receiver_yaml: str, extensions_yaml: str = "", exporter_extra: str = "") -> Service:
         config = self.tmp_path / "gateway.yaml"
         extensions = textwrap.dedent(extensions_yaml).strip()
         ext_ids = []
@@ -56,7 +56,7 @@ class Gateway:
         config.write_text(
             "receivers:\n  filelog:\n" + textwrap.indent(textwrap.dedent(receiver_yaml).strip(), "    ") + "\n"
             + f"exporters:\n  otlp:\n    endpoint: \"{self.sink.grpc_endpoint}\"\n    tls: {{insecure: true}}\n"
-            + "    retry_on_failure: {enabled: false}\n"
+            + "    retry_on_failure: {enabled: false}\n" + exporter_extra
             + (f"extensions:\n{textwrap.indent(extensions, '  ')}\n" if extensions else "")
             + "service:\n  telemetry: {metrics: {address: \"\"}}\n"
             + (f"  extensions: [{', '.join(ext_ids)}]\n" if ext_ids else "")

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from filelog_testlib import bodies, sink_records, wait_for
 
@@ -53,9 +55,10 @@ def _receiver(gateway):
     return gateway.service.graph.find(Kind.RECEIVER, "filelog")
 
 
-async def test_rotation_by_rename_loses_and_duplicates_nothing(tmp_path, gateway, sink):
+@pytest.mark.parametrize("pattern", ["app.log", "app.log*"], ids=["rotated name not included", "rotated included"])
+async def test_rotation_by_rename_loses_and_duplicates_nothing(tmp_path, gateway, sink, pattern):
     log = tmp_path / "app.log"
-    await gateway.start(f'include: ["{tmp_path}/app.log"]\nstart_at: beginning\n' + FAST)
+    await gateway.start(f'include: ["{tmp_path}/{pattern}"]\nstart_at: beginning\n' + FAST)
     receiver = _receiver(gateway)
     written = 0
     for rotation in range(5):
@@ -64,7 +67,8 @@ async def test_rotation_by_rename_loses_and_duplicates_nothing(tmp_path, gateway
             written += 50
         polls = receiver.polls
         await wait_for(lambda p=polls: receiver.polls > p + 1)  # the file was opened before it is rotated
-        # the rotated name does not match include: the still-open file is read to its end before it is dropped
+        # a rotated name include does not match is read to its end through the open file before it is dropped;
+        # one it matches keeps its offset
         os.rename(log, tmp_path / f"app.log.{rotation}")
         append(log, [f"line {written}"])
         written += 1
@@ -204,3 +208,69 @@ async def test_more_files_than_max_concurrent_files_are_read_in_turn(tmp_path, g
     await wait_for(lambda: len(bodies(sink)) == 14)
     assert sorted(bodies(sink)) == sorted(f"file {i} line {n}" for i in range(7) for n in (1, 2))
     assert counter(gateway, "otelgw_receiver_filelog_problems_total", receiver="filelog", reason="read") == 0
+
+
+async def test_line_end_pattern_and_nop_encoding(tmp_path, gateway, sink):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.log").write_bytes(b"first\npart;second part;\n")
+    await gateway.start(f'include: ["{logs}/*.log"]\nstart_at: beginning\nencoding: nop\n'
+                        "multiline: {line_end_pattern: ';'}\n" + FAST)
+    await wait_for(lambda: len(sink_records(sink)) == 2)
+    assert [r.body.bytes_value for _, r in sink_records(sink)] == [b"first\npart;", b"second part;"]
+
+
+async def test_resolved_names_and_exclude_older_than(tmp_path, gateway, sink):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    target = tmp_path / "real-file.txt"
+    target.write_text("through a symlink\n")
+    (logs / "link.log").symlink_to(target)
+    old = logs / "old.log"
+    old.write_text("too old\n")
+    os.utime(old, (1_000_000, 1_000_000))
+    await gateway.start(f'include: ["{logs}/*.log"]\nstart_at: beginning\nexclude_older_than: 1h\n'
+                        "include_file_name_resolved: true\ninclude_file_path_resolved: true\n" + FAST)
+    await wait_for(lambda: len(sink_records(sink)) == 1)
+    _, record = sink_records(sink)[0]
+    assert record.body.string_value == "through a symlink"
+    assert {kv.key: kv.value.string_value for kv in record.attributes} == {
+        "log.file.name": "link.log", "log.file.name_resolved": "real-file.txt",
+        "log.file.path_resolved": str(target)}
+
+
+async def test_refused_batches_are_read_again_nothing_lost(tmp_path, sink):
+    from filelog_testlib import Gateway
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    append(logs / "a.log", [f"line {i}" for i in range(50)])
+    sink.fail_next(3, message="backend hiccup")
+    gateway = Gateway(tmp_path, sink)
+    try:
+        # without a queue the receiver waits for the backend's answer, so a refusal reaches it
+        await gateway.start(f'include: ["{logs}/*.log"]\nstart_at: beginning\n' + FAST,
+                            exporter_extra="    sending_queue: {enabled: false}\n")
+        await wait_for(lambda: len(bodies(sink)) == 50)
+        append(logs / "a.log", ["line 50"])
+        await wait_for(lambda: len(bodies(sink)) == 51)
+        assert bodies(sink) == [f"line {i}" for i in range(51)]
+        assert counter(gateway, "otelcol_receiver_refused_log_records_total", receiver="filelog",
+                       transport="file") == 150
+        assert counter(gateway, "otelgw_receiver_filelog_problems_total", receiver="filelog",
+                       reason="delivery") == 3
+    finally:
+        await gateway.stop()
+
+
+async def test_each_problem_is_logged_once(tmp_path, gateway, sink, caplog):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(3):
+        (logs / f"bad{i}.log").write_bytes(b"\xff\xfe broken " + str(i).encode() + b"\n")
+    await gateway.start(f'include: ["{logs}/*.log"]\nstart_at: beginning\n' + FAST)
+    await wait_for(lambda: len(bodies(sink)) == 3)
+    assert counter(gateway, "otelgw_receiver_filelog_problems_total", receiver="filelog",
+                   reason="invalid_encoding") == 3
+    warnings = [r for r in caplog.records if "invalid utf-8" in r.getMessage()]
+    assert len(warnings) == 1
