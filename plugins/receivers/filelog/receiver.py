@@ -35,6 +35,8 @@ __all__ = ["FilelogReceiver"]
 
 #: Bytes read per system call.
 _BLOCK = 256 * 1024
+#: Most bytes read from one file in one poll, so a file written faster than it is read cannot starve the others.
+_MAX_BYTES_PER_POLL = 16 * 1024 * 1024
 #: A batch is handed on once it holds this many records or bytes.
 _BATCH_RECORDS = 8192
 _BATCH_BYTES = 1024 * 1024
@@ -158,7 +160,7 @@ class FilelogReceiver:
         if fd is None:
             return
         attributes, encoded = self._file_attributes(reader.path)
-        pos = reader.offset
+        pos = start = reader.offset
         carry = b""
         now = time.monotonic()
         if final:
@@ -203,10 +205,8 @@ class FilelogReceiver:
             self._touched.add(reader)
             if self.buffer.count >= _BATCH_RECORDS or self.buffer.size >= _BATCH_BYTES:
                 await self._send()
-            if eof or (consumed == 0 and eof):
+            if eof or (not final and pos - start >= _MAX_BYTES_PER_POLL):
                 break
-            if not consumed and len(carry) < self.max_log_size:
-                continue
 
     def _add(self, reader: FileReader, tokens: list[bytes], offsets: list[int], base: int,
              attributes: dict[str, Any], encoded: bytes) -> None:

@@ -274,3 +274,19 @@ async def test_each_problem_is_logged_once(tmp_path, gateway, sink, caplog):
                    reason="invalid_encoding") == 3
     warnings = [r for r in caplog.records if "invalid utf-8" in r.getMessage()]
     assert len(warnings) == 1
+
+
+async def test_a_fast_growing_file_does_not_starve_the_others(tmp_path, gateway, sink, monkeypatch):
+    from plugins.receivers.filelog import receiver as receiver_module
+
+    monkeypatch.setattr(receiver_module, "_MAX_BYTES_PER_POLL", 64 * 1024)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    append(logs / "a-busy.log", [f"busy {i:06d}" for i in range(80_000)])  # ~1 MB, read first
+    append(logs / "b-quiet.log", ["quiet"])
+    await gateway.start(f'include: ["{logs}/*.log"]\nstart_at: beginning\npoll_interval: 30s\n')
+    receiver = _receiver(gateway)
+    await wait_for(lambda: "quiet" in bodies(sink))  # read in the first poll, the busy file's rest waits
+    assert receiver.polls == 1
+    busy = next(r for r in receiver.tracker.readers if r.path.endswith("a-busy.log"))
+    assert 64 * 1024 <= busy.offset < (logs / "a-busy.log").stat().st_size  # one 256 KiB block, not all of it
