@@ -80,6 +80,7 @@ class FilelogReceiver:
         self._resource: dict[str, Any] | None = dict(config.resource) or None
         self._attributes: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._touched: set[FileReader] = set()
+        self._lost: list[FileReader] = []
         self._logged: set[str] = set()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -143,15 +144,20 @@ class FilelogReceiver:
             await self._read(reader, final=False)
             if self._stop.is_set():
                 break
-        for reader in lost:
+        # files renamed away or deleted: read to their end, and closed only once that was delivered (a refusal
+        # rewinds them, and they are read again at the next poll through the descriptor still open)
+        self._lost.extend(r for r in lost if r not in self._lost)
+        for reader in self._lost:
             await self._read(reader, final=True)
-            reader.close()
         held = self.pipeline.flush(_HELD_FLUSH_S) if self.pipeline.stateful else []
         if held:
             self.buffer.add_entries(held)
             # their files may checkpoint past them once they are delivered
             self._touched.update(e.source for e in held if isinstance(e.source, FileReader))
         await self._send()
+        for reader in self._lost:
+            reader.close()
+        self._lost.clear()
         if self.config.delete_after_read:
             self._delete_finished(found)
 

@@ -290,3 +290,24 @@ async def test_a_fast_growing_file_does_not_starve_the_others(tmp_path, gateway,
     assert receiver.polls == 1
     busy = next(r for r in receiver.tracker.readers if r.path.endswith("a-busy.log"))
     assert 64 * 1024 <= busy.offset < (logs / "a-busy.log").stat().st_size  # one 256 KiB block, not all of it
+
+
+async def test_a_file_rotated_away_while_the_backend_refuses_is_still_delivered(tmp_path, sink):
+    from filelog_testlib import Gateway
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    append(log, ["before"])
+    gateway = Gateway(tmp_path, sink)
+    try:
+        await gateway.start(f'include: ["{log}"]\nstart_at: beginning\n' + FAST,
+                            exporter_extra="    sending_queue: {enabled: false}\n")
+        await wait_for(lambda: bodies(sink) == ["before"])
+        sink.fail_next(5, message="backend down")
+        append(log, ["written just before the rotation"])
+        os.rename(log, logs / "app.log.1")  # not included: only the open descriptor can still read it
+        await wait_for(lambda: "written just before the rotation" in bodies(sink))
+        assert bodies(sink) == ["before", "written just before the rotation"]
+    finally:
+        await gateway.stop()
