@@ -1,8 +1,8 @@
 """The log line, in the three formats of the contrib lokiexporter (``loki.format``): json, logfmt, raw.
 
-- json: ``{"body":..,"traceid":..,"spanid":..,"severity":..,"flags":..,"attributes":{..},"resources":{..},
+- json: ``{"body":..,"event_name":..,"traceid":..,"spanid":..,"severity":..,"flags":..,"attributes":{..},"resources":{..},
   "instrumentation_scope":{"name":..,"version":..}}``, empty members left out, ids in hex.
-- logfmt: ``msg=<body>`` (a map body gives one pair per key), ``traceID``, ``spanID``, ``severity``,
+- logfmt: ``msg=<body>`` (a map body gives one pair per key), ``event_name``, ``traceID``, ``spanID``, ``severity``,
   ``flags``, then ``attribute_<key>``, ``resource_<key>``, ``instrumentation_scope_name`` / ``_version``.
 - raw: the body alone (non-string bodies as JSON).
 
@@ -76,21 +76,23 @@ class LineWriter:
         return cached
 
     def line(self, line_format: str, record: views.LogRecordView, ids: Ids, attributes: list[Attribute],
-             removed: frozenset[tuple[str, str]], resource: Resource, scope: Scope) -> str:
+             removed: frozenset[tuple[str, str]], resource: Resource, scope: Scope, event: str = "") -> str:
         if line_format == "raw":
             body = body_value(record.body)
             return body if isinstance(body, str) else ("" if body is None else _dumps(body))
         if line_format == "logfmt":
-            return self._logfmt(record, ids, attributes, removed, resource, scope)
-        return self._json(record, ids, attributes, removed, resource, scope)
+            return self._logfmt(record, ids, attributes, removed, resource, scope, event)
+        return self._json(record, ids, attributes, removed, resource, scope, event)
 
     @staticmethod
     def _json(record: views.LogRecordView, ids: Ids, attributes: list[Attribute],
-              removed: frozenset[tuple[str, str]], resource: Resource, scope: Scope) -> str:
+              removed: frozenset[tuple[str, str]], resource: Resource, scope: Scope, event: str) -> str:
         parts = []
         if record.body:
             body = body_value(record.body)
             parts.append('"body":' + (encode_basestring(body) if isinstance(body, str) else _dumps(body)))
+        if event:
+            parts.append('"event_name":' + encode_basestring(event))
         if ids.trace_id:
             parts.append(f'"traceid":"{ids.trace_id}"')
         if ids.span_id:
@@ -115,13 +117,15 @@ class LineWriter:
 
     @staticmethod
     def _logfmt(record: views.LogRecordView, ids: Ids, attributes: list[Attribute],
-                removed: frozenset[tuple[str, str]], resource: Resource, scope: Scope) -> str:
+                removed: frozenset[tuple[str, str]], resource: Resource, scope: Scope, event: str) -> str:
         pairs: list[tuple[str, str]] = []
         body = body_value(record.body)
         if isinstance(body, dict):
             pairs.extend(_flatten("", body))
         elif body is not None:
             pairs.append(("msg", body if isinstance(body, str) else _dumps(body)))
+        if event:
+            pairs.append(("event_name", event))
         if ids.trace_id:
             pairs.append(("traceID", ids.trace_id))
         if ids.span_id:

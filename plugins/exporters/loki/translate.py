@@ -10,6 +10,8 @@
   Hint and promoted attributes leave the line.
 - Timestamp: the record's time, else its observed time, else now. Entries of a stream are sorted by it.
 - trace_id and span_id (hex) go to structured metadata, so Grafana links the line to its trace.
+- the record's event (``LogRecord.event_name``, else an ``event.name`` attribute) goes into the line and into
+  structured metadata as ``event_name``.
 
 The batch is read through a wire-compatible view (``gateway.protos.otelgw.otlp_views_pb2``): each attribute
 arrives as bytes and is decoded once per distinct value (cached), and per-resource work (resource labels,
@@ -57,6 +59,13 @@ class Attribute:
     text: str  # as a label value or logfmt value: strings as they are, everything else as JSON
     json_pair: str  # '"key":value' for the json line
     hint: bool  # a loki.* hint, which never reaches the line
+
+
+def _event_attribute(attributes: list[Attribute]) -> str:
+    for attribute in attributes:
+        if attribute.key == "event.name":
+            return attribute.text
+    return ""
 
 
 @dataclass
@@ -123,10 +132,15 @@ class Translator:
                         continue
                     trace_id, span_id = record.trace_id, record.span_id
                     ids = Ids(trace_id.hex() if trace_id else "", span_id.hex() if span_id else "")
-                    line = line_of(line_format, record, ids, attributes, labels.removed, resource, scope)
+                    # The event (LogRecord.event_name, or the older event.name attribute) tells records apart
+                    # when redaction has replaced the body by its length.
+                    event = record.event_name or _event_attribute(attributes)
+                    line = line_of(line_format, record, ids, attributes, labels.removed, resource, scope, event)
                     metadata = labels.overflow
                     if ids_as_metadata and (trace_id or span_id):
                         metadata = ids.metadata() + metadata
+                    if ids_as_metadata and event:
+                        metadata = (*metadata, ("event_name", event))
                     timestamp = record.time_unix_nano or record.observed_time_unix_nano or now
                     streams = tenants.get(tenant)
                     if streams is None:

@@ -228,3 +228,20 @@ def test_structured_metadata_can_be_turned_off() -> None:
                                     max_labels=1)
     assert metadata == {}
     assert json.loads(line)["traceid"] == TRACE.hex()
+
+
+def test_the_event_name_is_in_the_line_and_in_structured_metadata() -> None:
+    """Redaction may replace every body by its length: the event still tells records apart."""
+    batch = request(record("<42 chars>", event_name="contact.queue.enter", trace_id=TRACE, span_id=SPAN),
+                    record("<9 chars>", {"event.name": "agent.state.change"}))
+    _, entries = only(batch)
+    (_, first, first_md), (_, second, second_md) = entries
+    assert json.loads(first)["event_name"] == "contact.queue.enter"
+    assert first_md == {"trace_id": TRACE.hex(), "span_id": SPAN.hex(), "event_name": "contact.queue.enter"}
+    assert json.loads(second)["event_name"] == "agent.state.change" and second_md == {"event_name": "agent.state.change"}
+    _, [(_, logfmt, _)] = only(request(record("<3 chars>", event_name="conversation.created")), format="logfmt")
+    assert logfmt.startswith('msg="<3 chars>" event_name=conversation.created ')
+    _, [(_, line, metadata)] = only(request(record("x", event_name="e")), structured_metadata=False)
+    assert json.loads(line)["event_name"] == "e" and metadata == {}
+    _, [(_, line, _)] = only(request(record("x")))
+    assert "event_name" not in json.loads(line)
