@@ -1,7 +1,7 @@
 """The log line, in the three formats of the contrib lokiexporter (``loki.format``): json, logfmt, raw.
 
-- json: ``{"body":..,"event_name":..,"traceid":..,"spanid":..,"severity":..,"flags":..,"attributes":{..},"resources":{..},
-  "instrumentation_scope":{"name":..,"version":..}}``, empty members left out, ids in hex.
+- json: ``{"body":..,"event_name":..,"traceid":..,"spanid":..,"severity":..,"flags":..,"attributes":{..},
+  "resources":{..},"instrumentation_scope":{"name":..,"version":..}}``, empty members left out, ids in hex.
 - logfmt: ``msg=<body>`` (a map body gives one pair per key), ``event_name``, ``traceID``, ``spanID``, ``severity``,
   ``flags``, then ``attribute_<key>``, ``resource_<key>``, ``instrumentation_scope_name`` / ``_version``.
 - raw: the body alone (non-string bodies as JSON).

@@ -238,7 +238,8 @@ def test_the_event_name_is_in_the_line_and_in_structured_metadata() -> None:
     (_, first, first_md), (_, second, second_md) = entries
     assert json.loads(first)["event_name"] == "contact.queue.enter"
     assert first_md == {"trace_id": TRACE.hex(), "span_id": SPAN.hex(), "event_name": "contact.queue.enter"}
-    assert json.loads(second)["event_name"] == "agent.state.change" and second_md == {"event_name": "agent.state.change"}
+    assert json.loads(second)["event_name"] == "agent.state.change"
+    assert second_md == {"event_name": "agent.state.change"}
     _, [(_, logfmt, _)] = only(request(record("<3 chars>", event_name="conversation.created")), format="logfmt")
     assert logfmt.startswith('msg="<3 chars>" event_name=conversation.created ')
     _, [(_, line, metadata)] = only(request(record("x", event_name="e")), structured_metadata=False)
