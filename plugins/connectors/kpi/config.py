@@ -113,6 +113,9 @@ class Config:
     #: Resource of the emitted metrics (its service.name becomes the Prometheus job). Default:
     #: service.name=otelgw-kpi and service.instance.id=<host name>, so gateway replicas do not collide.
     resource_attributes: dict[str, str] = field(default_factory=dict)
+    #: A file_storage extension (listed in service::extensions): the KPI state (up/down counters, ratio windows,
+    #: every series) is written there after each flush and at shutdown, and read back at start. Empty = memory.
+    storage: str = ""
 
     def validate(self) -> None:
         errors = []

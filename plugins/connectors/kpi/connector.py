@@ -6,17 +6,20 @@ that reads spans and logs has one state, one flush timer and one set of series, 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.component import ComponentSettings
+from gateway.component import ComponentID, ComponentSettings
+from gateway.errors import ConfigError
 from gateway.helpers.flushing_connector import FlushingConnector
 from gateway.helpers.shared import SharedComponent, SharedComponents
 
 from .config import Config
 from .engine import KpiEngine
+from .state import StateFile, restore, snapshot
 
 __all__ = ["KpiConnector", "KpiRunner", "create"]
 
@@ -29,7 +32,35 @@ class KpiRunner(FlushingConnector):
     def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
         self.config = config
         self.engine = KpiEngine(config, scope_name=str(settings.id))
+        self.state: StateFile | None = None
         super().__init__(settings, self.engine, config.metrics_flush_interval, next_consumer)
+
+    async def start(self, host: Any) -> None:
+        if self.config.storage and self.state is None:
+            storage_id = ComponentID.parse(self.config.storage)
+            extension = getattr(host, "extensions", {}).get(storage_id)
+            if extension is None or not hasattr(extension, "queue_directory"):
+                raise ConfigError(f"storage: {storage_id} is not a file_storage extension listed in "
+                                  "service::extensions")
+            directory, fsync = extension.queue_directory(f"connector_kpi_{self.settings.id}")
+            self.state = StateFile(Path(directory), fsync)
+            try:
+                saved = self.state.load()
+            except (ValueError, OSError) as exc:
+                self.logger.error("KPI state not restored; starting empty", extra={"error": str(exc)})
+                saved = None
+            if saved:
+                series = restore(self.engine, saved)
+                self.logger.info("KPI state restored", extra={"series": series, "file": str(self.state.path)})
+        await super().start(host)
+
+    async def flush(self) -> None:
+        await super().flush()
+        if self.state is not None:
+            try:
+                self.state.save(snapshot(self.engine))
+            except OSError as exc:  # a full disk must not stop the KPIs; the next flush tries again
+                self.logger.error("KPI state not saved", extra={"error": str(exc)})
 
     def add_traces(self, batch: ExportTraceServiceRequest) -> None:
         self.engine.add_traces(batch)
