@@ -125,6 +125,8 @@ class AdminServer:
     def __init__(self, config: AdminConfig) -> None:
         self.config = config
         self._routes: dict[tuple[str, str], Handler] = {}
+        #: Routes answered without the token: pages that carry no data and fetch it with the token themselves.
+        self._public: set[tuple[str, str]] = set()
         self._runner: web.AppRunner | None = None
         #: ``host:port`` actually bound (the configured port may be 0).
         self.address: str | None = None
@@ -134,14 +136,21 @@ class AdminServer:
         host = split_host_port(config.endpoint)[0].lower() if config.endpoint else ""
         self._hosts = _LOOPBACK_NAMES | {h.lower() for h in config.allowed_hosts} | ({host} - {"0.0.0.0", "::"})
 
-    def add_route(self, method: str, path: str, handler: Handler) -> None:
+    def add_route(self, method: str, path: str, handler: Handler, *, public: bool = False) -> None:
+        """``public``: answered without the token (Host and Origin are still checked); only for GET routes of
+        static content that holds no data, such as the status page's shell."""
         key = (method.upper(), path)
         if key in self._routes:
             raise ValueError(f"admin route {method} {path} is already registered")
+        if public and key[0] != "GET":
+            raise ValueError("only GET routes can be public")
         self._routes[key] = handler
+        if public:
+            self._public.add(key)
 
     def remove_route(self, method: str, path: str) -> None:
         self._routes.pop((method.upper(), path), None)
+        self._public.discard((method.upper(), path))
 
     def routes(self) -> list[str]:
         return sorted(f"{method} {path}" for method, path in self._routes)
@@ -169,7 +178,7 @@ class AdminServer:
                 return json_response({"error": "cross-origin requests are refused"}, 403)
         if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
             return json_response({"error": "cross-site requests are refused"}, 403)
-        if not self._authorized(request):
+        if (request.method, request.path) not in self._public and not self._authorized(request):
             return json_response({"error": "missing or invalid bearer token"}, 401)
         return None
 

@@ -48,6 +48,8 @@ class Node:
     signal: Signal
     pipeline: str | None = None
     out_signal: Signal | None = None
+    #: The fan-outs this node hands its output to: where a tap (``gateway.tap``) reads what leaves it.
+    outlets: list[FanOut] = dataclasses.field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -145,8 +147,10 @@ class Graph:
         #: ids of component objects that are running.
         self.running: set[int] = set()
         self._fanouts: dict[PipelineID, FanOut] = {}
-        self._processors: dict[tuple[PipelineID, ComponentID], tuple[Any, Any]] = {}
+        #: (pipeline, processor) -> (processor, its next consumer, the fan-out a tap reads its output at).
+        self._processors: dict[tuple[PipelineID, ComponentID], tuple[Any, Any, FanOut]] = {}
         self._connector_targets: dict[tuple[ComponentID, Signal, Signal], list[Any]] = {}
+        self._connector_outlets: dict[tuple[ComponentID, Signal, Signal], FanOut] = {}
         self._inlets: dict[tuple[ComponentID, Signal], Inlet] = {}
         self._retargets: list[tuple[Inlet, list[tuple[Any, bool]]]] = []
         self.nodes: list[Node] = []
@@ -213,13 +217,19 @@ class Graph:
                 if (previous is not None and self._unchanged(Kind.CONNECTOR, cid) and key in previous._connectors
                         and _same(previous._connector_targets.get(key, []), self._connector_targets[key])):
                     component = self._take(previous._connectors[key])
-                if component is None:
-                    next_consumer: Any = FanOut(out_signal, heads)
+                if component is not None:
+                    assert previous is not None
+                    outlet = previous._connector_outlets[key]
+                else:
+                    outlet = FanOut(out_signal, heads)
+                    next_consumer: Any = outlet
                     if cc.factory.mutates_data:  # one that changes batches in place and hands them on
                         next_consumer = ForgetWireBytes(next_consumer)
                     component = create(self._settings(Kind.CONNECTOR, cid, in_signal), cc.config, next_consumer)
                 self._connectors[key] = component
-                self.nodes.append(Node(Kind.CONNECTOR, cid, component, in_signal, out_signal=out_signal))
+                self._connector_outlets[key] = outlet
+                self.nodes.append(Node(Kind.CONNECTOR, cid, component, in_signal, out_signal=out_signal,
+                                       outlets=[outlet]))
             outputs.append((self._connectors[key], cc.factory.mutates_data))
         return outputs
 
@@ -248,7 +258,16 @@ class Graph:
         for cid in reversed(pipeline.processors):
             cc = self.config.get(Kind.PROCESSOR, cid)
             old = previous._processors.get((pid, cid)) if previous is not None else None
-            next_consumer = head
+            # Between two processors a one-consumer fan-out, so a tap can read what leaves this one; the
+            # pipeline's own fan-out serves the last processor. Kept across reloads while it feeds the same head.
+            if isinstance(head, FanOut):
+                outlet = head
+            elif old is not None and _same(old[2].readonly + old[2].mutating, [head]):
+                outlet = old[2]
+            else:
+                outlet = FanOut(pid.signal, [(head, mutates)])
+            head = outlet
+            next_consumer: Any = outlet
             if cc.factory.mutates_data:
                 # What a mutating processor hands on no longer matches the receiver's bytes (gateway.wirebytes).
                 # The previous wrapper of the same head is kept, so the processor itself can be reused.
@@ -266,9 +285,9 @@ class Graph:
                 create = cc.factory.create_fn(pid.signal)
                 assert create is not None
                 head = create(self._settings(Kind.PROCESSOR, cid, pid.signal), cc.config, next_consumer)
-            self._processors[(pid, cid)] = (head, next_consumer)
+            self._processors[(pid, cid)] = (head, next_consumer, outlet)
             mutates = mutates or cc.factory.mutates_data
-            self.nodes.append(Node(Kind.PROCESSOR, cid, head, pid.signal, pipeline=str(pid)))
+            self.nodes.append(Node(Kind.PROCESSOR, cid, head, pid.signal, pipeline=str(pid), outlets=[outlet]))
         self._building.discard(pid)
         self._heads[pid] = (head, mutates)
         return self._heads[pid]
@@ -299,14 +318,14 @@ class Graph:
                 component = self._take(old_node.component)
             if component is not None:
                 assert old_inlet is not None
-                self._inlets[(cid, signal)] = old_inlet
+                inlet = self._inlets[(cid, signal)] = old_inlet
                 self._retargets.append((old_inlet, consumers))
             else:
                 create = cc.factory.create_fn(signal)
                 assert create is not None
                 inlet = self._inlets[(cid, signal)] = Inlet(signal, consumers)
                 component = create(self._settings(Kind.RECEIVER, cid, signal), cc.config, inlet)
-            self.nodes.append(Node(Kind.RECEIVER, cid, component, signal))
+            self.nodes.append(Node(Kind.RECEIVER, cid, component, signal, outlets=[inlet]))
 
     # ---------------------------------------------------------------- reload
 

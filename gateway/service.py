@@ -23,6 +23,9 @@ from gateway.host import Host, Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
 from gateway.registry import Registry, load_registry
 from gateway.reload import ReloadResult, reload_service
+from gateway.stats import Stats
+from gateway.statuspage import add_status_page
+from gateway.tap import TapHub
 from gateway.telemetry import CONTENT_TYPE_LATEST, Telemetry
 
 __all__ = ["Service", "load_config"]
@@ -68,6 +71,11 @@ class Service:
         self._reload_tasks: set[asyncio.Task[Any]] = set()
         #: Seconds between checks of the config files' content by ``run`` (``--watch-config``); 0 is off.
         self.watch_interval = 0.0
+        #: Successful reloads so far (0: the configuration the gateway started with).
+        self.generation = 0
+        self.stats = Stats(self.telemetry, self.host, lambda: self.graph, lambda: self.config.raw,
+                           lambda: self.generation)
+        self.taps = TapHub(lambda: self.graph)
 
     @classmethod
     def from_files(cls, paths: Sequence[str], extra_plugins: Iterable[Any] = ()) -> Service:
@@ -77,7 +85,11 @@ class Service:
     async def start(self) -> None:
         self.admin.add_route("GET", "/status", self._status)
         self.admin.add_route("POST", "/-/reload", self._reload_route)
+        self.admin.add_route("GET", "/api/stats", self.stats.handle)
+        self.admin.add_route("GET", "/api/tap", self.taps.handle)
+        add_status_page(self.admin)
         try:
+            await self.stats.start()
             await self._start_metrics_endpoint()
             await self.admin.start()
             await self.start_extensions(self.config, self.config.extensions)
@@ -86,6 +98,7 @@ class Service:
             await self.stop_extensions()
             await self.admin.stop()
             await self._stop_metrics_endpoint()
+            await self.stats.stop()
             raise
         self.host.ready = True
         self.registry.plugin_manager.hook.otelgw_service_started(host=self.host)
@@ -96,10 +109,12 @@ class Service:
         self.host.ready = False
         self.registry.plugin_manager.hook.otelgw_service_stopping(host=self.host)
         dropped_before = self.telemetry.dropped_items()
+        self.taps.end_all()
         errors = await self.graph.shutdown(self.host)
         errors.extend(await self.stop_extensions())
         await self.admin.stop()
         await self._stop_metrics_endpoint()
+        await self.stats.stop()
         lost = int(self.telemetry.dropped_items() - dropped_before)
         if lost:
             # The truth about the shutdown: items that were accepted but could not be delivered, nor kept on disk
@@ -126,7 +141,11 @@ class Service:
     async def reload(self, paths: Sequence[str] | None = None) -> ReloadResult:
         """Load the config files again and move to them, keeping every unchanged component running."""
         async with self._reload_lock:
-            return await reload_service(self, list(paths) if paths is not None else self.config_paths)
+            self.taps.end_all()  # a tap reads the fan-outs of the graph being replaced
+            result = await reload_service(self, list(paths) if paths is not None else self.config_paths)
+            if result.ok:
+                self.generation += 1
+            return result
 
     async def _reload_route(self, request: web.Request) -> web.Response:
         result = await self.reload()

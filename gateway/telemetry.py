@@ -20,9 +20,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from gateway.component import ComponentID, Kind, Signal
 from gateway.redact import RedactingFilter
 
-__all__ = ["CONTENT_TYPE_LATEST", "ComponentTelemetry", "JsonFormatter", "Telemetry", "configure_logging"]
+__all__ = ["CONTENT_TYPE_LATEST", "INTENTIONAL_DROPS", "ComponentTelemetry", "JsonFormatter", "Telemetry", "configure_logging"]
 
 _ITEMS = ("spans", "metric_points", "log_records")
+#: Reasons of ``otelgw_component_dropped_items_total`` that are a component's purpose, not a loss: tail_sampling's
+#: traces not sampled, a filter's matches.
+INTENTIONAL_DROPS = frozenset({"not_sampled", "filtered"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -118,9 +121,10 @@ class Telemetry:
         return ComponentTelemetry(self, kind, cid, signal)
 
     def dropped_items(self) -> float:
-        """Every item any component has dropped so far (the sum of ``otelgw_component_dropped_items_total``)."""
+        """Every item any component has lost so far: the sum of ``otelgw_component_dropped_items_total`` except
+        the reasons in ``INTENTIONAL_DROPS`` (a sampler or filter doing its job loses nothing)."""
         return sum(sample.value for metric in self.component_dropped.collect() for sample in metric.samples
-                   if sample.name.endswith("_total"))
+                   if sample.name.endswith("_total") and sample.labels["reason"] not in INTENTIONAL_DROPS)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -149,3 +153,9 @@ class ComponentTelemetry:
 
     def bad_request(self, transport: str, reason: str) -> None:
         self.root.receiver_bad_requests.labels(str(self.id), transport, reason).inc()
+
+    def dropped(self, reason: str, signal: Signal | None = None) -> Any:
+        """The ``otelgw_component_dropped_items_total`` child of this component for ``reason``: call ``.inc(n)``
+        for every item dropped on purpose (filtered, sampled out) or by failure (a refused flush, an eviction)."""
+        chosen = signal or self.signal
+        return self.root.component_dropped.labels(str(self.id), chosen.value if chosen else "", reason)

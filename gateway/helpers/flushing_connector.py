@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from gateway.component import ComponentSettings, Signal, count_items
 from gateway.helpers.connector_metrics import connector_metrics
+from gateway.stats import kpi_board
 
 __all__ = ["Aggregator", "FlushingConnector"]
 
@@ -44,6 +45,8 @@ class FlushingConnector:
         self._overflow = metrics.overflow.labels(name)
         self._flush_failed = metrics.flush_failed.labels(name)
         self._series = metrics.series.labels(name)
+        # The kpi connector's last values, for otelgw top and the status page (read once per flush).
+        self._board = kpi_board(settings.telemetry.root) if settings.id.type == "kpi" else None
 
     @property
     def mutates_data(self) -> bool:
@@ -97,6 +100,8 @@ class FlushingConnector:
         self._series.set(self.aggregator.series_count)
         if batch is None:
             return
+        if self._board is not None:
+            self._board.record(str(self.settings.id), batch)
         try:
             await self._next.consume_metrics(batch)
         except asyncio.CancelledError:
