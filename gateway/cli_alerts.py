@@ -1,88 +1,58 @@
-"""``otelgw alerts list|resolve|silence|rules``: operate the alerts processor over the admin endpoint."""
+"""``otelgw alerts list|resolve|silence|silences|rules``: operate the alerts processor over the admin endpoint.
+
+The admin options (``--admin``, ``--token``, ``--token-file``) work before or after the subcommand, and every
+listing takes ``--output table|json|summary``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from gateway.admin import default_token_file
+from gateway.cli_admin import AdminClient, add_admin_options, admin_token
 
 __all__ = ["add_parser", "admin_token", "run"]
+
+OUTPUTS = ("table", "json", "summary")
+
+
+def _output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", "-o", choices=OUTPUTS, default=argparse.SUPPRESS,
+                        help="table (default), json (the API's answer) or summary (one line of counts)")
 
 
 def add_parser(commands: Any) -> None:
     alerts = commands.add_parser("alerts", help="list, resolve and silence alerts of a running gateway")
-    alerts.add_argument("--admin", default="http://127.0.0.1:13134", metavar="URL",
-                        help="the gateway's admin endpoint (default http://127.0.0.1:13134)")
-    alerts.add_argument("--token", default=None,
-                        help="bearer token (default: $OTELGW_ADMIN_TOKEN, else the token file the gateway wrote)")
-    alerts.add_argument("--token-file", default=None, metavar="FILE",
-                        help="file holding the token (default: <state dir>/admin-<port>.token, as the gateway "
-                             "writes it when service::admin::token is not set)")
+    add_admin_options(alerts)
+    alerts.add_argument("--output", "-o", choices=OUTPUTS, default="table",
+                        help="table (default), json (the API's answer) or summary (one line of counts)")
     sub = alerts.add_subparsers(dest="alerts_command", required=True)
-    listing = sub.add_parser("list", help="current alerts")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        add_admin_options(parser, suppress=True)
+        _output(parser)
+        return parser
+
+    listing = command("list", "current alerts")
     listing.add_argument("--state", choices=("pending", "firing", "resolved"))
     listing.add_argument("--severity", choices=("info", "warning", "high", "critical"))
-    listing.add_argument("--json", action="store_true", help="print the JSON answer")
-    resolve = sub.add_parser("resolve", help="resolve an alert by id (its fingerprint)")
+    listing.add_argument("--json", action="store_const", const="json", dest="output", default=argparse.SUPPRESS,
+                         help="the same as --output json")
+    resolve = command("resolve", "resolve an alert by id (its fingerprint)")
     resolve.add_argument("id")
-    silence = sub.add_parser("silence", help="mute notifications of matching alerts for a while")
+    silence = command("silence", "mute notifications of matching alerts for a while")
     silence.add_argument("matchers", nargs="+", metavar="LABEL=VALUE")
     silence.add_argument("--for", dest="duration", required=True, metavar="DURATION", help="e.g. 30m, 2h")
     silence.add_argument("--comment", default="")
-    rules = sub.add_parser("rules", help="every rule with its current value")
-    rules.add_argument("--json", action="store_true")
-
-
-def admin_token(admin_url: str, token: str | None = None, token_file: str | None = None) -> str:
-    """The token for the admin endpoint at ``admin_url``: given, else $OTELGW_ADMIN_TOKEN, else the file the
-    gateway wrote (``--token-file``, or the default file for the URL's port). Empty when there is none."""
-    if token is not None:
-        return token
-    if os.environ.get("OTELGW_ADMIN_TOKEN"):
-        return os.environ["OTELGW_ADMIN_TOKEN"]
-    if token_file is not None:
-        path = Path(token_file)
-    else:
-        port = urlsplit(admin_url).port
-        if port is None:
-            return ""
-        path = default_token_file(port)
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
-
-
-def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    token = admin_token(args.admin, args.token, args.token_file)
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(args.admin.rstrip("/") + path, data=data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", exc.reason)
-        except ValueError:
-            message = exc.reason
-        hint = ""
-        if exc.code == 401 and not token:
-            hint = (" (no token found: pass --token or --token-file, or set OTELGW_ADMIN_TOKEN; a gateway without "
-                    "service::admin::token writes one to <state dir>/admin-<port>.token)")
-        raise SystemExit(f"otelgw alerts: {exc.code}: {message}{hint}") from None
-    except urllib.error.URLError as exc:
-        raise SystemExit(f"otelgw alerts: cannot reach {args.admin}: {exc.reason}") from None
+    silences = command("silences", "list the active silences, or expire one")
+    silences.add_argument("--expire", metavar="ID", help="end this silence now")
+    rules = command("rules", "every rule with its current value")
+    rules.add_argument("--json", action="store_const", const="json", dest="output", default=argparse.SUPPRESS,
+                       help="the same as --output json")
 
 
 def _table(rows: list[list[str]]) -> None:
@@ -97,43 +67,62 @@ def _value(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def run(args: argparse.Namespace) -> int:
-    command = args.alerts_command
-    if command == "list":
-        query = "&".join(f"{k}={v}" for k, v in (("state", args.state), ("severity", args.severity)) if v)
-        answer = _request(args, "GET", "/api/alerts" + (f"?{query}" if query else ""))
-        if args.json:
-            print(json.dumps(answer, indent=2))
-            return 0
-        rows = [["ID", "ALERT", "SEVERITY", "STATE", "VALUE", "SINCE", "LABELS"]]
-        for a in answer["alerts"]:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items())
-                              if k not in ("alertname", "severity"))
-            state = a["state"] + (" (silenced)" if a.get("silenced") else "")
-            rows.append([a["id"], a["alertname"], a["severity"], state, _value(a["value"]),
-                         a["fired_at"] or a["active_at"], labels])
-        _table(rows)
-        return 0
-    if command == "resolve":
-        answer = _request(args, "POST", "/api/alerts/resolve", {"id": args.id})
-        print(f"resolved {answer['resolved']['alertname']} ({args.id})")
-        return 0
-    if command == "silence":
-        matchers = {}
-        for item in args.matchers:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                print(f"otelgw alerts silence: {item!r} is not LABEL=VALUE", file=sys.stderr)
-                return 2
-            matchers[key] = value
-        answer = _request(args, "POST", "/api/alerts/silences",
-                          {"matchers": matchers, "duration": args.duration, "comment": args.comment})
-        print(f"silence {answer['silence']['id']} until {answer['silence']['until']}")
-        return 0
-    answer = _request(args, "GET", "/api/alerts/rules")
-    if args.json:
+def alerts_summary(alerts: list[dict[str, Any]]) -> str:
+    """``3 alerts: 2 firing (critical 1, high 1), 1 pending (warning 1)``; also used by ``otelgw top``."""
+    by_state: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for a in alerts:
+        by_state[a["state"]][a["severity"]] += 1
+    parts = []
+    for state in ("firing", "pending", "resolved"):
+        if by_state.get(state):
+            counts = ", ".join(f"{s} {n}" for s, n in sorted(by_state[state].items()))
+            parts.append(f"{sum(by_state[state].values())} {state} ({counts})")
+    silenced = sum(1 for a in alerts if a.get("silenced"))
+    text = f"{len(alerts)} alerts" + (": " + ", ".join(parts) if parts else "")
+    return text + (f"; {silenced} silenced" if silenced else "")
+
+
+def _print(args: argparse.Namespace, answer: Any, rows: list[list[str]], summary: str) -> None:
+    if args.output == "json":
         print(json.dumps(answer, indent=2))
+    elif args.output == "summary":
+        print(summary)
+    else:
+        _table(rows)
+
+
+def _list(args: argparse.Namespace, client: AdminClient) -> int:
+    query = "&".join(f"{k}={v}" for k, v in (("state", args.state), ("severity", args.severity)) if v)
+    answer = client.call("GET", "/api/alerts" + (f"?{query}" if query else ""))
+    rows = [["ID", "ALERT", "SEVERITY", "STATE", "VALUE", "SINCE", "LABELS"]]
+    for a in answer["alerts"]:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(a["labels"].items()) if k not in ("alertname", "severity"))
+        state = a["state"] + (" (silenced)" if a.get("silenced") else "")
+        rows.append([a["id"], a["alertname"], a["severity"], state, _value(a["value"]),
+                     a["fired_at"] or a["active_at"], labels])
+    _print(args, answer, rows, alerts_summary(answer["alerts"]))
+    return 0
+
+
+def _silences(args: argparse.Namespace, client: AdminClient) -> int:
+    if args.expire:
+        answer = client.call("POST", "/api/alerts/silences/expire", {"id": args.expire})
+        if args.output == "json":
+            print(json.dumps(answer, indent=2))
+        else:
+            print(f"expired silence {args.expire}")
         return 0
+    answer = client.call("GET", "/api/alerts/silences")
+    rows = [["ID", "UNTIL", "MATCHERS", "COMMENT"]]
+    for s in answer["silences"]:
+        rows.append([s["id"], s["until"], ",".join(f"{k}={v}" for k, v in sorted(s["matchers"].items())),
+                     s["comment"]])
+    _print(args, answer, rows, f"{len(answer['silences'])} active silences")
+    return 0
+
+
+def _rules(args: argparse.Namespace, client: AdminClient) -> int:
+    answer = client.call("GET", "/api/alerts/rules")
     rows = [["RULE", "KIND", "SEVERITY", "CONDITION", "CURRENT"]]
     for r in answer["rules"]:
         if r["kind"] == "slo":
@@ -146,5 +135,38 @@ def run(args: argparse.Namespace) -> int:
         values = [f"{','.join(f'{k}={v}' for k, v in x['labels'].items()) or '*'}={_value(x['value'])}"
                   for x in r["values"]]
         rows.append([r["name"], "rule", r["severity"], condition, " ".join(values) or "-"])
-    _table(rows)
+    slos = sum(1 for r in answer["rules"] if r["kind"] == "slo")
+    _print(args, answer, rows, f"{len(answer['rules']) - slos} rules, {slos} SLOs")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    client = AdminClient(args, "alerts")
+    command = args.alerts_command
+    if command == "list":
+        return _list(args, client)
+    if command == "silences":
+        return _silences(args, client)
+    if command == "rules":
+        return _rules(args, client)
+    if command == "resolve":
+        answer = client.call("POST", "/api/alerts/resolve", {"id": args.id})
+        if args.output == "json":
+            print(json.dumps(answer, indent=2))
+        else:
+            print(f"resolved {answer['resolved']['alertname']} ({args.id})")
+        return 0
+    matchers = {}
+    for item in args.matchers:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"otelgw alerts silence: {item!r} is not LABEL=VALUE", file=sys.stderr)
+            return 2
+        matchers[key] = value
+    answer = client.call("POST", "/api/alerts/silences",
+                         {"matchers": matchers, "duration": args.duration, "comment": args.comment})
+    if args.output == "json":
+        print(json.dumps(answer, indent=2))
+    else:
+        print(f"silence {answer['silence']['id']} until {answer['silence']['until']}")
     return 0

@@ -24,14 +24,16 @@ if TYPE_CHECKING:
 __all__ = ["attach", "detach"]
 
 ROUTES = (("GET", "/api/alerts"), ("POST", "/api/alerts/resolve"), ("GET", "/api/alerts/rules"),
-          ("GET", "/api/alerts/silences"), ("POST", "/api/alerts/silences"))
+          ("GET", "/api/alerts/silences"), ("POST", "/api/alerts/silences"),
+          ("POST", "/api/alerts/silences/expire"))
 
 
 class _Hub:
     def __init__(self, admin: AdminServer) -> None:
         self.admin = admin
         self.processors: list[AlertsProcessor] = []
-        handlers = (self.list_alerts, self.resolve, self.rules, self.silences, self.add_silence)
+        handlers = (self.list_alerts, self.resolve, self.rules, self.silences, self.add_silence,
+                    self.expire_silence)
         for (method, path), handler in zip(ROUTES, handlers, strict=True):
             admin.add_route(method, path, handler)
 
@@ -76,8 +78,26 @@ class _Hub:
         return json_response({"rules": out})
 
     async def silences(self, request: web.Request) -> web.Response:
-        out = [s.as_dict() for p in self.processors for s in p.book.silences.values()]
-        return json_response({"silences": out})
+        """Active silences (one per id: every processor holds a copy of each)."""
+        out: dict[str, dict[str, Any]] = {}
+        for processor in self.processors:
+            now = processor.clock()
+            for silence in processor.book.silences.values():
+                if silence.until > now:
+                    out.setdefault(silence.id, silence.as_dict())
+        return json_response({"silences": sorted(out.values(), key=lambda s: s["until"])})
+
+    async def expire_silence(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        sid = str(body.get("id", ""))
+        expired = None
+        for processor in self.processors:
+            silence = processor.book.silences.pop(sid, None)
+            if silence is not None:
+                expired = silence.as_dict()
+        if expired is None:
+            return json_response({"error": f"no silence with id {sid!r}"}, 404)
+        return json_response({"expired": expired})
 
     async def add_silence(self, request: web.Request) -> web.Response:
         body = await self._body(request)

@@ -60,3 +60,40 @@ async def test_list_resolve_silence_rules(capsys):
         await p.shutdown()
         await admin.stop()
     assert "GET /api/alerts" not in admin.routes()  # removed on shutdown
+
+
+async def test_options_after_the_subcommand_silences_and_outputs(capsys):
+    admin = AdminServer(AdminConfig(endpoint="127.0.0.1:0", token="tok"))
+    await admin.start()
+    p, _, _clock = make_processor(RULES)
+    await p.start(Host(Telemetry(), admin))
+    after = ["--admin", f"http://{admin.address}", "--token", "tok"]
+    try:
+        await p.consume_metrics(gauge("q", [({"queue": "billing"}, 25), ({"queue": "sales"}, 15)]))
+        p.evaluate()
+        code, out = await cli(capsys, "alerts", "list", *after, "--output", "json")
+        assert code == 0 and len(json.loads(out)["alerts"]) == 3
+        # before the subcommand works as well, and the later --output wins
+        code, out = await cli(capsys, "alerts", "--output", "json", *after, "list", "--output", "summary")
+        assert code == 0 and out.strip() == "3 alerts: 3 firing (critical 1, warning 2)"
+        code, out = await cli(capsys, "alerts", "silence", "queue=sales", "--for", "1h", *after, "-o", "json")
+        sid = json.loads(out)["silence"]["id"]
+        code, out = await cli(capsys, "alerts", "silences", *after)
+        assert code == 0 and sid in out and "queue=sales" in out
+        code, out = await cli(capsys, "alerts", "silences", *after, "--output", "summary")
+        assert out.strip() == "1 active silences"
+        code, out = await cli(capsys, "alerts", "silences", "--expire", sid, *after)
+        assert code == 0 and out.strip() == f"expired silence {sid}"
+        code, out = await cli(capsys, "alerts", "silences", *after, "--output", "json")
+        assert json.loads(out) == {"silences": []}
+        code, out = await cli(capsys, "alerts", "rules", *after, "--output", "summary")
+        assert out.strip() == "2 rules, 0 SLOs"
+        try:
+            await asyncio.to_thread(main, ["alerts", "silences", "--expire", "nope", *after])
+        except SystemExit as exc:
+            assert "404" in str(exc) and "no silence" in str(exc)
+        else:
+            raise AssertionError("expiring an unknown silence must fail")
+    finally:
+        await p.shutdown()
+        await admin.stop()
