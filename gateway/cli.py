@@ -1,4 +1,5 @@
-"""The ``otelgw`` command: run, validate, print-config, components, rules, alerts."""
+"""The ``otelgw`` command: run, validate, print-config, components, rules, and alerts, top and tap over the admin
+endpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_alerts, cli_rules
+from gateway import cli_alerts, cli_rules, cli_tap, cli_top
 from gateway.errors import ConfigError, PluginError
 from gateway.printconfig import print_config
 from gateway.redact import redact
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("components", help="list every registered component type")
     cli_rules.add_parser(commands)
     cli_alerts.add_parser(commands)
+    cli_top.add_parser(commands)
+    cli_tap.add_parser(commands)
     return parser
 
 
@@ -80,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "alerts":
             return cli_alerts.run(args)
+        if args.command == "top":
+            return cli_top.run(args)
+        if args.command == "tap":
+            return cli_tap.run(args)
         if args.command == "components":
             return _components()
         if args.command == "print-config":

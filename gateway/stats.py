@@ -299,7 +299,7 @@ class Stats:
                 current[k] = current.get(k, 0.0) + v
             for k, v in then.get("*:" + entry["id"], {}).items():
                 before[k] = before.get(k, 0.0) + v
-            dropped = {k.partition(":")[2]: v for k, v in current.items() if k.startswith("dropped:")}
+            dropped = {k.partition(":")[2]: v for k, v in current.items() if k.startswith("dropped:") and v}
             entry.update({
                 "in_total": current.get("in"), "out_total": current.get("out"),
                 "refused_total": current.get("refused", 0.0), "errors_total": current.get("errors", 0.0),

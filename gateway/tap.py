@@ -143,27 +143,37 @@ def detach(tap: Tap, points: list[TapPoint]) -> None:
             point.outlet.readonly.remove(tap)
 
 
+def _prune(repeated: Any, keep: Callable[[Any], bool]) -> None:
+    for i in reversed(range(len(repeated))):
+        if not keep(repeated[i]):
+            del repeated[i]
+
+
+def _points(metric: Any) -> Any:
+    data = metric.WhichOneof("data")
+    return getattr(metric, data).data_points if data else ()
+
+
 def _trim(signal: Signal, batch: Batch, keep: int) -> None:
-    """Cut ``batch`` down to its first ``keep`` items (spans and log records; metric points by whole metrics)."""
+    """Cut ``batch`` down to its first ``keep`` items, dropping the metrics, scopes and resources left empty."""
     left = keep
-    if signal is Signal.TRACES:
-        for rs in batch.resource_spans:  # type: ignore[union-attr]
-            for ss in rs.scope_spans:
-                del ss.spans[max(left, 0):]
-                left -= len(ss.spans)
-    elif signal is Signal.LOGS:
-        for rl in batch.resource_logs:  # type: ignore[union-attr]
-            for sl in rl.scope_logs:
-                del sl.log_records[max(left, 0):]
-                left -= len(sl.log_records)
-    else:
-        for rm in batch.resource_metrics:  # type: ignore[union-attr]
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    data = metric.WhichOneof("data")
-                    points = getattr(metric, data).data_points if data else []
+    kind, items = {Signal.TRACES: ("spans", "spans"), Signal.LOGS: ("logs", "log_records"),
+                   Signal.METRICS: ("metrics", "metrics")}[signal]
+    resources = getattr(batch, f"resource_{kind}")
+    for resource in resources:
+        scopes = getattr(resource, f"scope_{kind}")
+        for scope in scopes:
+            if signal is Signal.METRICS:
+                for metric in scope.metrics:
+                    points = _points(metric)
                     del points[max(left, 0):]
                     left -= len(points)
+                _prune(scope.metrics, lambda m: len(_points(m)) > 0)
+            else:
+                del getattr(scope, items)[max(left, 0):]
+                left -= len(getattr(scope, items))
+        _prune(scopes, lambda sc: len(getattr(sc, items)) > 0)
+    _prune(resources, lambda r: len(getattr(r, f"scope_{kind}")) > 0)
 
 
 class TapHub:

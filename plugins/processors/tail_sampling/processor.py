@@ -82,6 +82,12 @@ class TailSamplingProcessor:
         self._m_bytes = metrics.bytes_on_memory.labels(name)
         self._m_refused = metrics.refused_spans.labels(name)
         self._m_send_failed = metrics.send_failed_spans.labels(name)
+        # otelgw_component_dropped_items_total: every span this processor lets go of, by reason
+        dropped = settings.telemetry.dropped
+        self._d_not_sampled = dropped("not_sampled", Signal.TRACES)
+        self._d_evicted = dropped("evicted", Signal.TRACES)
+        self._d_shutdown = dropped("shutdown", Signal.TRACES)
+        self._d_send_failed = dropped("send_failed", Signal.TRACES)
         self._decider = Decider([(build_policy(p, wall_clock), p.type == "drop") for p in config.policies],
                                 config.sample_on_first_match, name, metrics, self.logger)
         self._want_times = any(needs_times(p) for p in config.policies)
@@ -126,6 +132,7 @@ class TailSamplingProcessor:
                 self.logger.info("dropped %d traces still waiting for a decision at shutdown", len(states),
                                  extra={"spans": sum(s.span_count for s in states)})
             for state in states:
+                self._d_shutdown.inc(state.span_count)
                 self._forget(state)
         else:
             await self._decide(states, self._clock())
@@ -199,6 +206,7 @@ class TailSamplingProcessor:
             decided_at = self._not_sampled.get(trace_id)
             if decided_at is None:
                 return False
+            self._d_not_sampled.inc(count)
         self._m_late[kept is not None].inc(count)
         self._m_late_age.observe(now - decided_at)
         return True
@@ -236,6 +244,7 @@ class TailSamplingProcessor:
             if pending.get(state.trace_id) is not state:
                 continue
             del pending[state.trace_id]
+            self._d_evicted.inc(state.span_count)
             self._forget(state)
             evicted += 1
         if evicted:
@@ -300,6 +309,7 @@ class TailSamplingProcessor:
             self._sampled.put(state.trace_id, (policy.name, view.composite_policy, now))
         else:
             self._not_sampled.put(state.trace_id, now)
+            self._d_not_sampled.inc(state.span_count)
         self._forget(state)
         return decision
 
@@ -357,6 +367,7 @@ class TailSamplingProcessor:
             pass
         except Exception as exc:  # the traces were decided and cannot be buffered again: count and log
             self._m_send_failed.inc(spans)
+            self._d_send_failed.inc(spans)
             self.logger.warning("dropped %d sampled spans: the next component refused them: %s", spans, exc,
                                 extra={"error_type": type(exc).__name__})
 
