@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real servers the integration tests start on loopback (Debian packages: prometheus, alertmanager,
-# node exporter as a scrape target), and the openssl command
-# the TLS tests make certificates with, when possible.
+# node exporter as a scrape target), the openssl command the TLS tests make certificates with, and Debian's
+# chromium for the status page test, when possible.
 # Tests that need a server that could not be installed skip with the reason; they never pass silently.
 set -u
-packages=(prometheus prometheus-alertmanager prometheus-node-exporter openssl)
+packages=(prometheus prometheus-alertmanager prometheus-node-exporter openssl chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

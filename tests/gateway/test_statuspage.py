@@ -1,0 +1,159 @@
+"""The status page in a real headless Chromium (Debian's ``chromium``, installed by tests/install-test-servers.sh),
+driven over the DevTools protocol: the page loads with the token from its URL fragment, the graph shows every
+component of the running configuration, and the counters move while traffic flows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.testing import make_traces
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from gwproc import GatewayProcess, free_port, http_get, http_post
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                                          "(tests/install-test-servers.sh installs it as root)")
+TOKEN = "status-page-token"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def config(ports: dict[str, int]) -> str:
+    return textwrap.dedent(f"""
+        receivers:
+          otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:{ports['http']}"}}}}}}
+        processors:
+          batch: {{timeout: 10ms}}
+          redaction: {{allow_all_keys: true}}
+        connectors:
+          span_metrics: {{metrics_flush_interval: 1s}}
+        exporters:
+          debug: {{verbosity: basic}}
+          otlp_http/backend: {{endpoint: "http://127.0.0.1:9", headers: {{x-api-key: super-secret-key-1}}}}
+        extensions:
+          health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
+        service:
+          extensions: [health_check]
+          admin: {{endpoint: "127.0.0.1:{ports['admin']}", token: {TOKEN}}}
+          telemetry: {{metrics: {{address: ""}}}}
+          pipelines:
+            traces: {{receivers: [otlp], processors: [batch, redaction], exporters: [debug, span_metrics]}}
+            metrics: {{receivers: [span_metrics], processors: [batch], exporters: [debug]}}
+            logs: {{receivers: [otlp], exporters: [otlp_http/backend]}}
+    """)
+
+
+class DevTools:
+    """A minimal DevTools-protocol client: one page target, ``Runtime.evaluate``."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.next_id = 0
+
+    async def evaluate(self, expression: str) -> Any:
+        self.next_id += 1
+        await self.ws.send_json({"id": self.next_id, "method": "Runtime.evaluate",
+                                 "params": {"expression": expression, "returnByValue": True}})
+        while True:
+            message = await self.ws.receive_json(timeout=10)
+            if message.get("id") == self.next_id:
+                return message["result"]["result"].get("value")
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[tuple[DevTools, GatewayProcess]]:
+    ports = {name: free_port() for name in ("http", "health", "admin")}
+    path = tmp_path / "gw.yaml"
+    path.write_text(config(ports))
+    gw = GatewayProcess(path, ports, tmp_path / "gw.log").start()
+    profile = tempfile.mkdtemp(prefix="otelgw-chromium-")
+    browser = None
+    try:
+        gw.wait_ready()
+        assert CHROMIUM is not None
+        browser = subprocess.Popen([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                                    "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+                                    f"http://127.0.0.1:{ports['admin']}/ui#token={TOKEN}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert browser.stderr is not None
+        endpoint = None
+        deadline = time.monotonic() + 30
+        while endpoint is None and time.monotonic() < deadline:
+            line = await asyncio.to_thread(browser.stderr.readline)
+            if not line and browser.poll() is not None:
+                raise AssertionError(f"chromium exited with {browser.returncode}")
+            if "DevTools listening on ws://" in line:
+                endpoint = line.split("ws://", 1)[1].split("/", 1)[0]
+        assert endpoint, "chromium did not open its DevTools port"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                async with session.get(f"http://{endpoint}/json/list") as answer:
+                    targets = [t for t in await answer.json() if t["type"] == "page" and "/ui" in t["url"]]
+                if targets:
+                    break
+                await asyncio.sleep(0.1)
+            async with session.ws_connect(targets[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                yield DevTools(ws), gw
+    finally:
+        if browser is not None:
+            browser.kill()
+            browser.wait()
+        gw.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def wait_for(devtools: DevTools, expression: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await devtools.evaluate(expression)
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.2)
+
+
+async def test_status_page_graph_and_live_counters(page: tuple[DevTools, GatewayProcess]) -> None:
+    devtools, gw = page
+    assert await wait_for(devtools, "document.getElementById('health').textContent === 'healthy'")
+    nodes = json.loads(await devtools.evaluate(
+        "JSON.stringify([...document.querySelectorAll('#graph g.node')].map(g => g.dataset.key).sort())"))
+    assert nodes == sorted(["receiver:otlp", "processor:batch@traces", "processor:redaction@traces",
+                            "processor:batch@metrics", "connector:span_metrics", "exporter:debug",
+                            "exporter:otlp_http/backend"])
+    edges = await devtools.evaluate("document.querySelectorAll('#graph path.edge').length")
+    assert edges == 7
+    # the token left the address bar; secrets are redacted in the effective configuration
+    assert "token" not in await devtools.evaluate("location.href")
+    shown_config = await devtools.evaluate("document.getElementById('config').textContent")
+    assert "otlp_http/backend" in shown_config and "super-secret-key-1" not in shown_config
+    assert "<redacted>" in shown_config
+
+    received = "Number(document.querySelector('tr[data-key=\"receiver:otlp\"] td.in-total').textContent)"
+    assert await devtools.evaluate(received) == 0
+    for _ in range(3):
+        status, _ = await asyncio.to_thread(
+            http_post, f"http://127.0.0.1:{gw.ports['http']}/v1/traces", make_traces(25).SerializeToString(),
+            {"Content-Type": "application/x-protobuf"})
+        assert status == 200
+    # the open page follows without a reload
+    assert await wait_for(devtools, f"{received} === 75")
+    assert await wait_for(devtools, "Number(document.querySelector("
+                                     "'tr[data-key=\"exporter:debug\"] td.out-total').textContent) >= 75")
+    # the page is served without the token, but carries no data; the data needs it
+    status, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{gw.ports['admin']}/ui")
+    assert status == 200 and b"otelgw" in body and b"span_metrics" not in body
+    status, _ = await asyncio.to_thread(http_get, f"http://127.0.0.1:{gw.ports['admin']}/api/stats")
+    assert status == 401
