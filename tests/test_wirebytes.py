@@ -289,7 +289,7 @@ async def test_only_a_mutating_processor_upstream_takes_the_bytes_away(
         await gw.grpc(Signal.TRACES, body)
         await gw.http(Signal.TRACES, body)
         assert seen("probe") == [body if expected else None] * 2
-        nexts = {cid.type: nxt for (_, cid), (_, nxt) in gw.service.graph._processors.items()}
+        nexts = {cid.type: nxt for (_, cid), (_, nxt, _) in gw.service.graph._processors.items()}
         assert isinstance(nexts.get("resource", ForgetWireBytes(None)), ForgetWireBytes)
         for name in ("memory_limiter", "probe"):  # read-only processors get no wrapper
             assert name not in nexts or not isinstance(nexts[name], ForgetWireBytes)
@@ -375,7 +375,7 @@ async def test_reload_inserting_a_mutating_processor_before_a_reused_probe_takes
 
         # A reload that leaves the pipeline alone keeps the mutating processor and its wrapper.
         pid = PipelineID(Signal.TRACES)
-        resource, wrapper = service.graph._processors[(pid, ComponentID("resource"))]
+        resource, wrapper, outlet = service.graph._processors[(pid, ComponentID("resource"))]
         assert isinstance(wrapper, ForgetWireBytes)
         raw = config({"traces": {"processors": ["memory_limiter", "resource", "probe"]},
                       "logs": {"processors": []}})
@@ -383,7 +383,7 @@ async def test_reload_inserting_a_mutating_processor_before_a_reused_probe_takes
         result = await service.reload()
         assert result.ok, result.errors
         assert service.graph.find(Kind.PROCESSOR, "resource") is resource
-        assert service.graph._processors[(pid, ComponentID("resource"))] == (resource, wrapper)
+        assert service.graph._processors[(pid, ComponentID("resource"))] == (resource, wrapper, outlet)
         assert service.graph.find(Kind.PROCESSOR, "probe") is probe
         await gw.grpc(Signal.TRACES, body)
         assert seen("probe")[-1] is None
