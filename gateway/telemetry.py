@@ -20,7 +20,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from gateway.component import ComponentID, Kind, Signal
 from gateway.redact import RedactingFilter
 
-__all__ = ["CONTENT_TYPE_LATEST", "INTENTIONAL_DROPS", "ComponentTelemetry", "JsonFormatter", "Telemetry", "configure_logging"]
+__all__ = ["CONTENT_TYPE_LATEST", "INTENTIONAL_DROPS", "ComponentTelemetry", "JsonFormatter", "Telemetry",
+           "configure_logging"]
 
 _ITEMS = ("spans", "metric_points", "log_records")
 #: Reasons of ``otelgw_component_dropped_items_total`` that are a component's purpose, not a loss: tail_sampling's
