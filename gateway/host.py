@@ -46,6 +46,8 @@ class Host:
         self._status: dict[str, ComponentStatus] = {}
         #: True from the moment every pipeline has started until shutdown begins.
         self.ready = False
+        #: The running gateway's ``gateway.stats.Stats`` (component counters, graph), for extensions such as zpages.
+        self.stats: Any = None
 
     def report_status(self, kind: Kind, cid: ComponentID, status: Status, error: str | None = None,
                       pipeline: str | None = None) -> None:

@@ -76,6 +76,7 @@ class Service:
         self.stats = Stats(self.telemetry, self.host, lambda: self.graph, lambda: self.config.raw,
                            lambda: self.generation)
         self.taps = TapHub(lambda: self.graph)
+        self.host.stats = self.stats
 
     @classmethod
     def from_files(cls, paths: Sequence[str], extra_plugins: Iterable[Any] = ()) -> Service:

@@ -33,6 +33,7 @@ _INIT_DOCS = {
         "``python protos/generate.py``, never edit by hand.\n\n"
         "- ``gateway.protos.jaeger.api_v2``: Jaeger's model and CollectorService (``PostSpans``)\n"
         "- ``gateway.protos.loki``: Loki's push request (package ``logproto``)\n"
+        "- ``gateway.protos.pprof``: pprof's Profile (CPU profiles of the ``pprof`` extension)\n"
         "- ``gateway.protos.prometheus``: Prometheus remote write (``WriteRequest``, package ``prometheus``)\n"
         "- ``gateway.protos.otelgw``: wire-compatible views of OTLP requests, for exporters that transcode and\n"
         "  processors that scan bytes",
@@ -43,6 +44,8 @@ _INIT_DOCS = {
     "otelgw": "Wire-compatible views of OTLP requests: ``otlp_views_pb2`` (fields as bytes, for exporters that\n"
               "transcode) and ``item_views_pb2`` (items as bytes, for processors that scan them). Generated from\n"
               "protos/otelgw.",
+    "pprof": "pprof's profile format (package ``perftools.profiles``): ``profile_pb2``, written by the ``pprof``\n"
+             "extension. Generated from protos/pprof.",
     "prometheus": "Prometheus remote write (package ``prometheus``): ``remote_pb2`` (WriteRequest) and\n"
                   "``types_pb2``. Generated from protos/prometheus.",
 }

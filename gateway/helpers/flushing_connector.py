@@ -45,6 +45,7 @@ class FlushingConnector:
         self._overflow = metrics.overflow.labels(name)
         self._flush_failed = metrics.flush_failed.labels(name)
         self._series = metrics.series.labels(name)
+        self._dropped = settings.telemetry.dropped("flush_failed", Signal.METRICS)
         # The kpi connector's last values, for otelgw top and the status page (read once per flush).
         self._board = kpi_board(settings.telemetry.root) if settings.id.type == "kpi" else None
 
@@ -109,5 +110,6 @@ class FlushingConnector:
         except Exception as exc:
             points = count_items(Signal.METRICS, batch)
             self._flush_failed.inc(points)
+            self._dropped.inc(points)
             self.logger.error("the next consumer refused the metrics; dropping them",
                               extra={"error": str(exc), "dropped_items": points})

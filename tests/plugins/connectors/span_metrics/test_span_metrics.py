@@ -295,6 +295,8 @@ async def test_a_refusing_next_consumer_is_counted_not_raised():
     await connector.flush()
     assert telemetry.registry.get_sample_value(
         "otelgw_connector_flush_failed_metric_points_total", {"connector": "spanmetrics"}) == 2
+    assert telemetry.registry.get_sample_value("otelgw_component_dropped_items_total", {
+        "component": "spanmetrics", "otel_signal": "metrics", "reason": "flush_failed"}) == 2
 
 
 async def test_collector_yaml_with_the_spanmetrics_alias_runs_in_a_graph():

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from gateway.component import ComponentSettings, Factory, Kind, Stability
+
+from .config import Config
+from .extension import ZPages
+
+
+def create_default_config() -> Config:
+    return Config()
+
+
+def create_extension(settings: ComponentSettings, config: Config) -> ZPages:
+    return ZPages(settings, config)
+
+
+factory = Factory(
+    type="zpages",
+    kind=Kind.EXTENSION,
+    create_default_config=create_default_config,
+    create_extension=create_extension,
+    stability=Stability.BETA,
+)
