@@ -31,6 +31,7 @@ faults: $(STAMP)
 ## Print throughput figures next to the ceiling measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench.passthrough
+	$(BIN)/python -m bench.tap
 	$(BIN)/python -m bench.tail_sampling
 	$(BIN)/python -m bench.jaeger_loki
 	$(BIN)/python -m bench.kpi
