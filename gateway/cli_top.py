@@ -209,6 +209,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             Console(width=max(Console().width, 140)).print(render(snapshot, -1, url=client.url))
         return 0
+    try:
+        return _live(client, args.interval)
+    except KeyboardInterrupt:  # Ctrl-C: the terminal is restored by the context managers on the way out
+        return 0
+
+
+def _live(client: AdminClient, interval: float) -> int:
     selected = 0
     message = ""
     console = Console()
@@ -218,14 +225,14 @@ def run(args: argparse.Namespace) -> int:
                 snapshot = fetch(client)
             except SystemExit as exc:
                 live.update(Panel(Text(str(exc), style="bold red"), title="otelgw top"), refresh=True)
-                if read_key(args.interval) == "q":
+                if read_key(interval) == "q":
                     return 1
                 continue
             alerts = snapshot["alerts"] or []
             selected = min(selected, max(len(alerts) - 1, 0))
             view = render(snapshot, selected, url=client.url)
             live.update(Group(view, Text(message, style="green")) if message else view, refresh=True)
-            deadline = time.monotonic() + args.interval
+            deadline = time.monotonic() + interval
             while (left := deadline - time.monotonic()) > 0:
                 key = read_key(left)
                 if key in ("q", "\x03"):

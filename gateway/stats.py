@@ -285,11 +285,9 @@ class Stats:
                 entry["signals"].append(signal)
             if node.pipeline and node.pipeline not in entry["pipelines"]:
                 entry["pipelines"].append(node.pipeline)
-        for key, value in status.items():
-            short = key.rpartition("/")[2] if "/" in key.partition(":")[0] else key
-            short = key.split("/", 1)[1] if key.split("/", 1)[0] in (str(p) for p in graph.config.pipelines) \
-                else short
-            entry = by_id.get(short)
+        for key, value in status.items():  # "kind:id", or "pipeline/kind:id" for processors
+            where, _, cid = key.partition(":")
+            entry = by_id.get(f"{where.rpartition('/')[2]}:{cid}")
             if entry is not None and value["status"] != "ok":
                 entry["status"], entry["error"] = value["status"], value.get("error")
         for key, entry in by_id.items():

@@ -1,0 +1,81 @@
+"""The stats snapshot behind ``otelgw top`` and the status page: KPI board, rates, secrets in the config."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+
+from gateway.cli_top import render, sparkline
+from gateway.component import Kind
+from gateway.service import Service
+from gateway.stats import effective_config
+from gateway.testing import make_traces
+
+CONFIG = textwrap.dedent("""
+    receivers:
+      otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}
+    connectors:
+      kpi/shop:
+        metrics_flush_interval: 100ms
+        kpis:
+          - name: shop.checkouts
+            unit: "{checkout}"
+            match: {span_names: [checkout]}
+            labels:
+              - {name: store, attribute: store, default: unknown}
+    exporters:
+      debug: {}
+      otlp_http/backend: {endpoint: "http://127.0.0.1:9", headers: {authorization: "Bearer sk-live-123456"}}
+    service:
+      admin: {endpoint: "127.0.0.1:0", token: stats-test-token}
+      telemetry: {metrics: {address: ""}}
+      pipelines:
+        traces: {receivers: [otlp], exporters: [kpi/shop]}
+        metrics: {receivers: [kpi/shop], exporters: [debug]}
+        logs: {receivers: [otlp], exporters: [otlp_http/backend]}
+""")
+
+
+async def test_kpis_reach_the_snapshot_with_history(tmp_path: Path) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text(CONFIG)
+    service = Service.from_files([str(path)])
+    await service.start()
+    try:
+        inlet = next(n for n in service.graph.nodes if n.kind is Kind.RECEIVER and n.signal.value == "traces")
+        for count in (3, 4):
+            batch = make_traces(count, attributes={"store": "berlin"})
+            for rs in batch.resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        span.name = "checkout"
+            await inlet.outlets[0].consume_traces(batch)
+            await asyncio.sleep(0.35)
+        snapshot = service.stats.snapshot(config=True)
+    finally:
+        await service.shutdown()
+    kpis = [k for k in snapshot["kpis"] if k["name"] == "shop.checkouts"]
+    assert len(kpis) == 1
+    kpi = kpis[0]
+    assert kpi["connector"] == "kpi/shop" and kpi["labels"] == "store=berlin" and kpi["unit"] == "{checkout}"
+    assert kpi["value"] == 7 and 3 in kpi["history"] and kpi["history"][-1] == 7
+    # the secret header is masked in the effective configuration, wherever it appears
+    assert "sk-live-123456" not in repr(snapshot["config"])
+    assert snapshot["config"]["exporters"]["otlp_http/backend"]["headers"]["authorization"] == "<redacted>"
+    assert snapshot["config"]["service"]["admin"]["token"] == "<redacted>"
+    # the top view renders it (business view with a sparkline)
+    from rich.console import Console
+
+    console = Console(width=160, record=True)
+    console.print(render({"stats": snapshot, "alerts": []}))
+    text = console.export_text()
+    assert "shop.checkouts" in text and "store=berlin" in text and "7 {checkout}" in text
+
+
+def test_sparkline_and_effective_config() -> None:
+    assert sparkline([]) == ""
+    assert sparkline([1, 1, 1]) == "▁▁▁"
+    assert sparkline([0, 5, 10]) == "▁▅█"
+    assert effective_config({"extensions": {"bearertokenauth": {"tokens": ["abcd1234", "efgh5678"]}}}) == {
+        "extensions": {"bearertokenauth": {"tokens": ["<redacted>", "<redacted>"]}}}
