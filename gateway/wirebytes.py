@@ -13,6 +13,9 @@ serialization of your own.
   are new objects and so have no bytes either. Everything else passes batches on unchanged or builds new ones.
 - Who reads: processors that scan serialized bytes (redaction today; tail_sampling could later), at the start
   of their ``consume_*``, before they change anything.
+- Unchanged: a mutating component that changed nothing in a batch calls ``unchanged(batch)`` before handing it
+  on; the ``ForgetWireBytes`` right after it then keeps the bytes (transform and filter, when no statement ran and
+  nothing was dropped), so a byte scanner further on need not serialize the batch again.
 - Lifetime: the receiver removes the entry when its hand-over returns, so a batch buffered for later (batch
   processor, tail_sampling) has no bytes by the time it is sent on. Entries hold their batch, so an id in the
   registry cannot be taken by another object while the entry exists; lookups still check identity.
@@ -27,10 +30,12 @@ from typing import Any
 
 from gateway.component import Batch
 
-__all__ = ["ForgetWireBytes", "attached", "forget", "wire_bytes"]
+__all__ = ["ForgetWireBytes", "attached", "forget", "unchanged", "wire_bytes"]
 
 #: id(batch) → (batch, data).
 _registry: dict[int, tuple[Batch, bytes]] = {}
+#: id(batch) → batch, for batches a mutating component handed on unchanged (see ``unchanged``).
+_unchanged: dict[int, Batch] = {}
 
 
 class attached:  # lower case: used as ``with attached(batch, data):``, like a contextmanager function
@@ -58,6 +63,8 @@ class attached:  # lower case: used as ``with attached(batch, data):``, like a c
             key = id(entry[0])
             if _registry.get(key) is entry:  # not forgotten (or replaced) meanwhile
                 del _registry[key]
+            if _unchanged.get(key) is entry[0]:
+                del _unchanged[key]
 
 
 def wire_bytes(batch: Batch) -> bytes | None:
@@ -73,6 +80,22 @@ def forget(batch: Batch) -> None:
     entry = _registry.get(id(batch))
     if entry is not None and entry[0] is batch:
         del _registry[id(batch)]
+    if _unchanged.get(id(batch)) is batch:
+        del _unchanged[id(batch)]
+
+
+def unchanged(batch: Batch) -> None:
+    """Called by a mutating component that changed nothing in ``batch``: the next ``ForgetWireBytes`` keeps its bytes.
+
+    Only batches that have bytes are remembered, and only until the receiver's hand-over returns.
+    """
+    if wire_bytes(batch) is not None:
+        _unchanged[id(batch)] = batch
+
+
+def _forget_unless_unchanged(batch: Batch) -> None:
+    if _unchanged.pop(id(batch), None) is not batch:
+        forget(batch)
 
 
 class ForgetWireBytes:
@@ -84,13 +107,13 @@ class ForgetWireBytes:
         self.next = next_consumer
 
     async def consume_traces(self, batch: Any) -> None:
-        forget(batch)
+        _forget_unless_unchanged(batch)
         await self.next.consume_traces(batch)
 
     async def consume_metrics(self, batch: Any) -> None:
-        forget(batch)
+        _forget_unless_unchanged(batch)
         await self.next.consume_metrics(batch)
 
     async def consume_logs(self, batch: Any) -> None:
-        forget(batch)
+        _forget_unless_unchanged(batch)
         await self.next.consume_logs(batch)

@@ -1,0 +1,12 @@
+"""Processor ``filter``: drops spans, span events, metrics, data points and log records that match OTTL conditions."""
+
+from __future__ import annotations
+
+from gateway import hookimpl
+
+from .factory import factory
+
+
+@hookimpl
+def otelgw_component_factories():  # type: ignore[no-untyped-def]
+    return [factory]
