@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.redaction
 	$(BIN)/python -m bench.filelog
 	$(BIN)/python -m bench.scrape
+	$(BIN)/python -m bench.ottl
 
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)

@@ -7,8 +7,15 @@ whole batches with ``StatementGroup`` (statements) and ``ConditionSet`` (drop co
 
 from __future__ import annotations
 
-from .compiler import ENUMS, CompileError, CompiledCondition, CompiledStatement, compile_condition, \
-    compile_statement, infer_context
+from .compiler import (
+           ENUMS,
+           CompiledCondition,
+           CompiledStatement,
+           CompileError,
+           compile_condition,
+           compile_statement,
+           infer_context,
+)
 from .configs import Group, compile_error, conditions_list, error_mode_problem, parse_groups
 from .functions import CONVERTERS, EDITORS
 from .grammar import OttlSyntaxError, parse_condition, parse_statement

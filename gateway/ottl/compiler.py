@@ -338,6 +338,14 @@ class _Compiler:
                     return _Compiled((lambda ctx: lf(ctx) is None) if op == "==" else
                                      (lambda ctx: lf(ctx) is not None), level)
                 return _Compiled((lambda ctx: lf(ctx) == c) if op == "==" else (lambda ctx: lf(ctx) != c), level)
+            if op in ("==", "!=") and _is_num(c):
+                # Python's == is OTTL's for numbers, except that a bool is no number in OTTL.
+                def num_equal(ctx: Ctx) -> bool:
+                    v = lf(ctx)
+                    return v == c and v.__class__ is not bool
+                if op == "==":
+                    return _Compiled(num_equal, level)
+                return _Compiled(lambda ctx: not num_equal(ctx), level)
             if op == "==":
                 return _Compiled(lambda ctx: equal(lf(ctx), c), level)
             if op == "!=":
@@ -402,6 +410,20 @@ def compile_condition(text: str, context: str) -> CompiledCondition:
     return CompiledCondition(text, context, compiled.fn, compiled.level, compiler.reads_cache)
 
 
+#: Editors of a whole attributes map that keep ``Ctx.view`` in step (or change values only, never keys).
+_KEEP_VIEW = frozenset({"delete_key", "truncate_all", "replace_all_matches"})
+
+
+def _invalidating(run: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
+    """``run``, then forget the item's attribute view: the editor may have added, removed or renamed keys."""
+    def wrapped(ctx: Ctx) -> None:
+        try:
+            run(ctx)
+        finally:
+            ctx.view = None
+    return wrapped
+
+
 def compile_statement(text: str, context: str) -> CompiledStatement:
     """``editor(...) [where condition]`` in ``context``. Raises ``CompileError`` when it is invalid."""
     try:
@@ -418,8 +440,11 @@ def compile_statement(text: str, context: str) -> CompiledStatement:
     run, _ = compiler.call(spec, call)
     write_level = ITEM
     first = call.args[0].value if call.args else None
-    if isinstance(first, g.Path):
-        write_level = _LEVELS[compiler.accessor(first).level]
+    if isinstance(first, g.Path) and not (len(first.fields) == 1 and first.fields[0].isupper()):
+        target = compiler.accessor(first)
+        write_level = _LEVELS[target.level]
+        if target.item_attributes and (len(first.keys) > 1 or (target.whole and call.name not in _KEEP_VIEW)):
+            run = _invalidating(run)
     condition = None
     if tree.where is not None:
         compiled = compiler.boolean(tree.where)

@@ -14,8 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .compiler import CompileError, CompiledCondition, CompiledStatement, compile_condition, compile_statement, \
-    infer_context
+from .compiler import (
+    CompiledCondition,
+    CompiledStatement,
+    CompileError,
+    compile_condition,
+    compile_statement,
+    infer_context,
+)
 from .runtime import ERROR_MODES
 
 __all__ = ["Group", "compile_error", "conditions_list", "error_mode_problem", "parse_groups"]
@@ -52,6 +58,8 @@ class Group:
     statements: list[CompiledStatement]
     conditions: list[CompiledCondition]
     error_mode: str
+    #: Made of plain statements (context inferred); consecutive ones of one context share a group.
+    flat: bool = False
 
 
 def _strings(value: Any, path: str, errors: list[str]) -> list[str]:
@@ -81,19 +89,17 @@ def parse_groups(value: Any, signal: str, default_mode: str, path: str, errors: 
         where = f"{path}::{i}"
         if isinstance(entry, str):
             try:
-                context = infer_context([entry], signal)
-                statement = compile_statement(entry, context)
+                inferred = infer_context([entry], signal)
+                statement = compile_statement(entry, inferred)
             except CompileError as exc:
                 errors.append(compile_error(where, entry, exc))
                 continue
             last = groups[-1] if groups else None
-            if last is not None and last.context == context and not last.conditions \
-                    and last.error_mode == default_mode and getattr(last, "_flat", False):
+            if last is not None and last.context == inferred and not last.conditions \
+                    and last.error_mode == default_mode and last.flat:
                 last.statements.append(statement)
             else:
-                group = Group(context, [statement], [], default_mode)
-                group._flat = True  # type: ignore[attr-defined]
-                groups.append(group)
+                groups.append(Group(inferred, [statement], [], default_mode, flat=True))
             continue
         if not isinstance(entry, Mapping):
             errors.append(f"{where}: expected a statement or a mapping with statements, got {entry!r}")
@@ -126,6 +132,7 @@ def parse_groups(value: Any, signal: str, default_mode: str, path: str, errors: 
             errors.append(f"{where}::context: must be one of {', '.join(_SIGNAL_CONTEXTS[signal])} for {signal}, "
                           f"got {context!r}")
             continue
+        assert context is not None
         group = Group(context, [], [], mode)
         for j, text in enumerate(statements):
             try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .paths import Accessor, Ctx
+from .paths import Accessor, Ctx, item_view
 from .values import Time, from_any, set_any, set_attribute
 
 __all__ = ["CONVERTERS", "EDITORS", "Param", "Spec", "go_regex", "go_replacement"]
@@ -134,6 +134,15 @@ def _set(target: Accessor, value: Callable[[Ctx], Any]) -> Callable[[Ctx], None]
 def _delete_key(target: Accessor, key: str) -> Callable[[Ctx], None]:
     get_map = target.map
     assert get_map is not None
+    if target.item_attributes and target.whole:
+        def run_viewed(ctx: Ctx) -> None:
+            attributes, kvs, keys = item_view(ctx)
+            if key in keys:
+                i = keys.index(key)
+                del attributes[i]
+                del kvs[i]
+                del keys[i]
+        return run_viewed
 
     def run(ctx: Ctx) -> None:
         kvs = get_map(ctx)
@@ -142,12 +151,10 @@ def _delete_key(target: Accessor, key: str) -> Callable[[Ctx], None]:
         if isinstance(kvs, dict):
             kvs.pop(key, None)
             return
-        i = 0
-        for kv in kvs:
+        for i, kv in enumerate(kvs):
             if kv.key == key:
                 del kvs[i]
                 return
-            i += 1
     return run
 
 
@@ -220,6 +227,14 @@ def _truncate_all(target: Accessor, limit: int) -> Callable[[Ctx], None]:
         raise ValueError(f"limit must be >= 0, got {limit}")
     get_map = target.map
     assert get_map is not None
+    if target.item_attributes and target.whole:
+        def run_viewed(ctx: Ctx) -> None:
+            for kv in item_view(ctx)[1]:
+                value = kv.value
+                # string_value is "" for every other type, so one length test rules them out.
+                if len(value.string_value) > limit:
+                    value.string_value = value.string_value[:limit]
+        return run_viewed
 
     def run(ctx: Ctx) -> None:
         kvs = get_map(ctx)

@@ -329,7 +329,7 @@ def _parse(text: str, start: str) -> Any:
             expected = set(exc.interactive_parser.accepts()) or expected
         raise OttlSyntaxError(text, column, f"unexpected {found}", _describe(parser, expected)) from None
     except UnexpectedCharacters as exc:
-        raise OttlSyntaxError(text, exc.column, f"unexpected character {text[exc.pos_in_stream]!r}",
+        raise OttlSyntaxError(text, exc.column, f"unexpected character {text[exc.pos_in_stream or 0]!r}",
                               _describe(parser, set(exc.allowed or ()))) from None
     except UnexpectedInput as exc:  # pragma: no cover - the three above are all lark raises for LALR
         raise OttlSyntaxError(text, getattr(exc, "column", 1), "syntax error", []) from None

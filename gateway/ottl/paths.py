@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from .values import Time, find, from_any, set_any, set_attribute, to_dict
@@ -33,7 +34,7 @@ class PathError(ValueError):
 class Ctx:
     """What one evaluation sees. Reused across items of an envelope: only ``item`` (and ``cache``) change."""
 
-    __slots__ = ("cache", "context", "item", "parent", "resource", "scope")
+    __slots__ = ("cache", "context", "item", "parent", "resource", "scope", "view")
 
     def __init__(self, context: str, resource: Any = None, scope: Any = None, item: Any = None,
                  parent: Any = None) -> None:
@@ -43,6 +44,23 @@ class Ctx:
         self.item = item
         self.parent = parent
         self.cache: dict[str, Any] = {}
+        #: The item's attributes as (repeated field, KeyValue list, key list), built on first use per item and
+        #: kept in step by the editors that change them (see ``item_view``); None when not built or stale.
+        self.view: tuple[Any, list[Any], list[str]] | None = None
+
+
+def item_view(ctx: Ctx) -> tuple[Any, list[Any], list[str]]:
+    """The item's attributes, their KeyValue wrappers and their keys, built once per item.
+
+    Reading a KeyValue through upb builds a Python wrapper each time; holding them in a list keeps them alive
+    for every later statement on the same item, and the key list makes a lookup one C-level ``list.index``.
+    """
+    view = ctx.view
+    if view is None:
+        attributes = ctx.item.attributes
+        kvs = attributes[:]
+        view = ctx.view = (attributes, kvs, [kv.key for kv in kvs])
+    return view
 
 
 Getter = Callable[[Ctx], Any]
@@ -57,6 +75,10 @@ class Accessor:
     map: Getter | None
     level: str  # "resource", "scope", "item" or "cache"
     text: str
+    #: The path is the item's own ``attributes`` (whole, or one key): editors may use and keep ``item_view``.
+    item_attributes: bool = False
+    #: The path is a whole map (``attributes``, ``cache``), not one of its keys.
+    whole: bool = False
 
 
 # --- conversions between fields and OTTL values -------------------------------------------------------------------
@@ -106,9 +128,13 @@ def _hex_in(size: int) -> Callable[[Any], bytes]:
 _Field = tuple[Callable[[Any], Any], Callable[[Any, Any], None] | None]
 
 
+#: Getters of plain scalar fields, by identity: an item-level read of one becomes one C-level ``attrgetter``.
+_PLAIN: dict[Callable[[Any], Any], str] = {}
+
+
 def _plain(name: str, convert: Callable[[Any], Any]) -> _Field:
-    def get(msg: Any) -> Any:
-        return getattr(msg, name)
+    get = attrgetter(name)
+    _PLAIN[get] = name
 
     def put(msg: Any, value: Any) -> None:
         setattr(msg, name, convert(value))
@@ -359,10 +385,44 @@ def _attributes(level: str, text: str, keys: tuple[Any, ...], body: bool = False
             del attributes[:]
             for k, v in value.items():
                 set_any(attributes.add(key=str(k)).value, v)
-        return Accessor(get_all, set_all, kvs, out_level, text)
+        return Accessor(get_all, set_all, kvs, out_level, text, item_attributes=level == "item" and not body,
+                        whole=True)
     first, rest = keys[0], keys[1:]
     if not isinstance(first, str):
         raise PathError(f"{text}: the first key of a map must be a string, got {first!r}")
+    if not rest and level == "item" and not body:
+        def get_viewed(ctx: Ctx) -> Any:
+            view = ctx.view
+            if view is None:  # one lookup: a scan that stops at the key is cheaper than building the view
+                for kv in ctx.item.attributes:
+                    if kv.key == first:
+                        return from_any(kv.value)
+                return None
+            _, kvs_, keys_ = view
+            if first in keys_:
+                return from_any(kvs_[keys_.index(first)].value)
+            return None
+
+        def set_viewed(ctx: Ctx, value: Any) -> None:
+            if value is None:
+                return
+            attributes, kvs_, keys_ = item_view(ctx)
+            if first in keys_:
+                set_any(kvs_[keys_.index(first)].value, value)
+                return
+            kv = attributes.add()
+            kv.key = first
+            set_any(kv.value, value)
+            kvs_.append(kv)
+            keys_.append(first)
+
+        def map_viewed(ctx: Ctx) -> Any:
+            _, kvs_, keys_ = item_view(ctx)
+            if first not in keys_:
+                return None
+            value = kvs_[keys_.index(first)].value
+            return value.kvlist_value.values if value.WhichOneof("value") == "kvlist_value" else None
+        return Accessor(get_viewed, set_viewed, map_viewed, out_level, text, item_attributes=True)
     if not rest:
         def get_one(ctx: Ctx) -> Any:
             attributes = kvs(ctx)
@@ -448,10 +508,7 @@ def _cache(text: str, keys: tuple[Any, ...]) -> Accessor:
             return
         node: Any = ctx.cache.setdefault(first, {})
         for key in rest[:-1]:
-            if isinstance(node, dict):
-                node = node.setdefault(key, {})
-            else:
-                node = node[key]
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
         node[rest[-1]] = value
 
     def as_map(ctx: Ctx) -> Any:
@@ -479,8 +536,12 @@ def _field(kind: str, level: str, name: str, text: str, keys: tuple[Any, ...]) -
             return value
         return Accessor(get_indexed, None, None, out_level, text)
 
-    def get(ctx: Ctx) -> Any:
-        return read(locate(ctx))
+    plain = _PLAIN.get(read)
+    if plain is not None:
+        get: Getter = attrgetter(f"{'parent' if level == 'parent' else level}.{plain}")
+    else:
+        def get(ctx: Ctx) -> Any:
+            return read(locate(ctx))
 
     put: Setter | None = None
     if write is not None:

@@ -197,8 +197,9 @@ class StatementGroup:
     def _items(self, ctx: Ctx, active: list[tuple[Any, Any, _Entry]], items: Any) -> bool:
         executed = False
         fresh_cache = self.uses_cache
-        for item in items:
+        for item in list(items):  # iterating a list is 3x cheaper than iterating upb's repeated field
             ctx.item = item
+            ctx.view = None
             if fresh_cache:
                 ctx.cache = {}
             for run, condition, entry in active:
@@ -334,8 +335,9 @@ class ConditionSet:
         doomed: list[int] = []
         fresh_cache = self.uses_cache
         single = conditions[0] if len(conditions) == 1 else None
-        for i, item in enumerate(items):
+        for i, item in enumerate(list(items)):
             ctx.item = item
+            ctx.view = None
             if fresh_cache:
                 ctx.cache = {}
             if single is not None:

@@ -1,0 +1,117 @@
+"""Benchmark: OTLP/gRPC in → transform (five typical statements) → OTLP/gRPC out, and the same through a
+``filter`` that drops health checks, each next to pass-through and the ceiling measured in the same run.
+
+Same layout as ``bench.passthrough``: the gateway pinned to core 0, the load generator and the counting sink on
+core 1. The figure is spans received by the gateway per gateway CPU-second (utime + stime).
+
+The workload (``bench.workload``) has no ``http.url``; the statement the issue describes as replace_pattern on
+``http.url`` runs on ``http.route``, which every span has, so it does real work on the server spans.
+
+    python -m bench.ottl [--requests 1500] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.passthrough import CountingSink, cpu_seconds, free_port, gateway_config, measure_ceiling, wait_for_port
+from bench.workload import make_payloads
+
+GOAL = 150_000
+
+TRANSFORM = {"error_mode": "ignore", "trace_statements": [{"context": "span", "statements": [
+    'delete_key(attributes, "network.peer.address")',
+    'delete_key(attributes, "url.scheme")',
+    'set(attributes["http.method"], attributes["http.request.method"])',
+    "truncate_all(attributes, 64)",
+    'replace_pattern(attributes["http.route"], "\\\\{id\\\\}", "{customer_id}") where kind == SPAN_KIND_SERVER',
+]}]}
+FILTER = {"error_mode": "ignore", "traces": {"span": ['attributes["http.route"] == "/healthz"']}}
+
+PIPELINES: dict[str, dict[str, Any]] = {
+    "pass-through (no processor)": {},
+    "transform, 5 statements": {"transform": TRANSFORM},
+    "filter, health checks": {"filter": FILTER},
+}
+
+
+async def run(processors: dict[str, Any], requests: int, concurrency: int, spans: int) -> dict[str, Any]:
+    sink = CountingSink()
+    await sink.server.start()
+    receiver_port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-ottl-"))
+    config = workdir / "ottl.yaml"
+    config.write_text(gateway_config(receiver_port, sink.port, free_port(), processors=processors))
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)])
+    os.sched_setaffinity(gateway.pid, {0})
+
+    async def load(count: int) -> dict[str, Any]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}", "--requests",
+            str(count), "--concurrency", str(concurrency), "--spans", str(spans), stdout=asyncio.subprocess.PIPE)
+        os.sched_setaffinity(process.pid, {1})
+        out, _ = await process.communicate()
+        return dict(json.loads(out))
+
+    async def settle() -> None:
+        # The filter drops some spans, so wait until the sink stops receiving rather than for a count.
+        last = -1
+        while sink.spans != last:
+            last = sink.spans
+            await asyncio.sleep(0.5)
+
+    try:
+        await wait_for_port(receiver_port, gateway)
+        await load(50)
+        await settle()
+        sink.spans = 0
+        cpu_before = cpu_seconds(gateway.pid)
+        start = time.perf_counter()
+        sent = await load(requests)
+        await settle()
+        elapsed = sink.last_receive - start
+        cpu = cpu_seconds(gateway.pid) - cpu_before
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+        await sink.server.stop(None)
+    return {"sent": sent, "received": sink.spans, "elapsed_s": elapsed, "cpu_s": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--spans", type=int, default=500)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {0})
+    payloads = make_payloads(64, args.spans)
+    ceiling = measure_ceiling(payloads, args.spans)
+    os.sched_setaffinity(0, {1})
+    print(f"otelgw OTTL benchmark  {time.strftime('%Y-%m-%d')}  {platform.machine()} {os.cpu_count()} cores  "
+          f"python {platform.python_version()}")
+    print(f"  workload: {args.requests} requests x {args.spans} spans, {len(payloads[0]) / args.spans:.0f} B/span, "
+          f"concurrency {args.concurrency}")
+    print(f"  ceiling (parse + serialize, 1 core): {ceiling:>10,.0f} spans/s")
+    for label, processors in PIPELINES.items():
+        result = asyncio.run(run(processors, args.requests, args.concurrency, args.spans))
+        spans_in = result["sent"]["items"]
+        per_cpu = spans_in / result["cpu_s"]
+        goal = f"goal {GOAL:,}" if processors else "reference"
+        print(f"  {label:<28} {per_cpu:>10,.0f} spans in per gateway CPU-second ({per_cpu / ceiling:.0%} of "
+              f"ceiling; {goal}); {result['received']:,} of {spans_in:,} spans out, "
+              f"failures: {result['sent']['failures'] or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
