@@ -1,5 +1,5 @@
-"""The ``otelgw`` command: run, validate, print-config, components, rules, and alerts, top and tap over the admin
-endpoint."""
+"""The ``otelgw`` command: run, validate, print-config, components, rules, ottl, and alerts, top and tap over
+the admin endpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_alerts, cli_rules, cli_tap, cli_top
+from gateway import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top
 from gateway.errors import ConfigError, PluginError
 from gateway.printconfig import print_config
 from gateway.redact import redact
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_alerts.add_parser(commands)
     cli_top.add_parser(commands)
     cli_tap.add_parser(commands)
+    cli_ottl.add_parser(commands)
     return parser
 
 
@@ -87,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_top.run(args)
         if args.command == "tap":
             return cli_tap.run(args)
+        if args.command == "ottl":
+            return cli_ottl.run(args)
         if args.command == "components":
             return _components()
         if args.command == "print-config":

@@ -13,6 +13,7 @@ from . import (
     drop,
     latency,
     numeric_attribute,
+    ottl_condition,
     probabilistic,
     rate_limiting,
     span_count,
@@ -26,8 +27,8 @@ __all__ = ["KINDS", "LEAF_TYPES", "SUB_POLICY_TYPES", "Decision", "Policy", "Pol
            "needs_times"]
 
 KINDS: dict[str, PolicyKind] = {module.KIND.type: module.KIND for module in (
-    always_sample, and_, boolean_attribute, composite, drop, latency, numeric_attribute, probabilistic,
-    rate_limiting, span_count, status_code, string_attribute, trace_state)}
+    always_sample, and_, boolean_attribute, composite, drop, latency, numeric_attribute, ottl_condition,
+    probabilistic, rate_limiting, span_count, status_code, string_attribute, trace_state)}
 
 #: Types that decide on their own (everything but the combinators).
 LEAF_TYPES = frozenset(t for t, kind in KINDS.items() if kind.sub_policy_key is None)

@@ -16,6 +16,11 @@ from .traces import request, span, tid, trace, view
 S, N, D = Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED
 
 
+def _with_event(out: Any, name: str) -> Any:
+    out.events.add(name=name)
+    return out
+
+
 class Clock:
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
@@ -90,6 +95,17 @@ CASES: list[tuple[str, str, dict[str, Any] | None, ExportTraceServiceRequest, De
      trace([span(1, 0, root=True, attributes={"http.route": "/api"})]), S),
     ("inverted, key absent", "string_attribute", {"key": "http.route", "values": ["/healthz"],
                                                    "invert_match": True}, trace([ROOT_OK]), S),
+    # ottl_condition: any span (or span event) matching any condition
+    ("ottl span", "ottl_condition", {"span": ['attributes["http.route"] == "/b" and kind == SPAN_KIND_SERVER']},
+     trace([span(1, 0, root=True, attributes={"http.route": "/b"})]), S),
+    ("ottl span misses", "ottl_condition", {"span": ['attributes["http.route"] == "/b"', "duration > 5000000000"]},
+     trace([ROOT_OK, OK_CHILD]), N),
+    ("ottl resource and span", "ottl_condition",
+     {"span": ['resource.attributes["service.name"] == "checkout" and IsRootSpan()']},
+     trace([ROOT_OK, OK_CHILD], {"service.name": "checkout"}), S),
+    ("ottl span event", "ottl_condition", {"spanevent": ['name == "exception"']},
+     trace([_with_event(span(1, 0, root=True), "exception")]), S),
+    ("ottl error is no match", "ottl_condition", {"span": ['ParseJSON(name)["x"] == 1']}, trace([ROOT_OK]), N),
     # numeric_attribute
     ("in range", "numeric_attribute", {"key": "http.status", "min_value": 500, "max_value": 599},
      trace([span(1, 0, root=True, attributes={"http.status": 503})]), S),
