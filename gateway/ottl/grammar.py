@@ -56,7 +56,7 @@ ADD: "+" | "-"
 MUL: "*" | "/"
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
 STRING: /"(\\.|[^\\"])*"/
-BYTES.2: /0x[0-9a-fA-F]+/
+BYTES.2: /0x([0-9a-fA-F][0-9a-fA-F])+/
 FLOAT.1: /[0-9]+\.[0-9]*([eE][+-]?[0-9]+)?/ | /\.[0-9]+([eE][+-]?[0-9]+)?/
 INT: /[0-9]+/
 %ignore /[ \t\r\n]+/
@@ -324,6 +324,8 @@ def _parse(text: str, start: str) -> Any:
     except UnexpectedToken as exc:
         found = "end of statement" if exc.token.type == "$END" else repr(str(exc.token))
         column = exc.column if isinstance(exc.column, int) and exc.column > 0 else len(text) + 1
+        if exc.token.type == "$END":
+            column = len(text.rstrip()) + 1
         expected = set(exc.expected)
         if exc.interactive_parser is not None:  # exact: LALR's table alone lists tokens of default reductions too
             expected = set(exc.interactive_parser.accepts()) or expected
