@@ -109,7 +109,7 @@ def parse_groups(value: Any, signal: str, default_mode: str, path: str, errors: 
             errors.append(f"{where}::{unknown[0]}: unknown key; valid keys are: conditions, context, error_mode, "
                           "statements")
         mode = entry.get("error_mode", default_mode)
-        problem = error_mode_problem(f"{where}::error_mode", mode)
+        problem = error_mode_problem(f"{where}::error_mode", mode) if "error_mode" in entry else None
         if problem:
             errors.append(problem)
         statements = _strings(entry.get("statements"), f"{where}::statements", errors)
