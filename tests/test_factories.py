@@ -31,7 +31,7 @@ REQUIRED_KEYS = {"otlp_grpc": ["endpoint"], "otlp_http": ["endpoint"], "file": [
                  "bearertokenauth": ["token"], "basicauth": ["htpasswd"], "resource": ["attributes"],
                  "filelog": ["include"],
                  "prometheus": ["config::scrape_configs"], "hostmetrics": ["scrapers"],
-                 "resourcedetection": ["detectors"]}
+                 "resourcedetection": ["detectors"], "attributes": ["actions"]}
 
 #: Config that makes a component runnable in a test: loopback port 0, a temporary file, an unreachable backend
 #: with retries off so shutdown does not wait for it.
@@ -61,6 +61,7 @@ def runnable_overrides(type_name: str, tmp_path: Path, kind: Kind | None = None)
         "bearertokenauth": {"token": "t"},
         "resource": {"attributes": [{"key": "k", "value": "v", "action": "upsert"}]},
         "basicauth": {"htpasswd": {"inline": "user:pass"}},
+        "attributes": {"actions": [{"key": "k", "value": "v", "action": "upsert"}]},
         "load_balancing": {"resolver": {"static": {"hostnames": [UNREACHABLE]}},
                            "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "1s",
                                                  "retry_on_failure": {"enabled": False}}}},

@@ -39,11 +39,11 @@ def emit(endpoint: str) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
     tracer = provider.get_tracer("e2e")
-    with tracer.start_as_current_span("GET /orders/42", kind=SpanKind.SERVER, attributes={
-            "http.url": "https://shop/orders/42?token=s3cret", "http.request.method": "GET",
-            "user.email": "ann@example.com", "http.response.status_code": 503}):
-        with tracer.start_as_current_span("SELECT orders", kind=SpanKind.CLIENT, attributes={"db.statement": "x"}):
-            pass
+    server = {"http.url": "https://shop/orders/42?token=s3cret", "http.request.method": "GET",
+              "user.email": "ann@example.com", "http.response.status_code": 503}
+    with tracer.start_as_current_span("GET /orders/42", kind=SpanKind.SERVER, attributes=server), \
+            tracer.start_as_current_span("SELECT orders", kind=SpanKind.CLIENT, attributes={"db.statement": "x"}):
+        pass
     with tracer.start_as_current_span("GET /healthz", kind=SpanKind.SERVER, attributes={"http.route": "/healthz"}):
         pass
     provider.shutdown()
@@ -70,7 +70,8 @@ async def test_sdk_spans_through_attributes_transform_and_filter(tmp_path: Path,
           transform:
             error_mode: ignore
             trace_statements:
-              - replace_pattern(span.attributes["http.url"], "token=[^&]+", "token=***") where span.kind == SPAN_KIND_SERVER
+              - replace_pattern(span.attributes["http.url"], "token=[^&]+", "token=***")
+                  where span.kind == SPAN_KIND_SERVER
               - set(span.attributes["http.method"], span.attributes["http.request.method"])
               - set(span.status.code, STATUS_CODE_ERROR) where span.attributes["http.response.status_code"] >= 500
               - 'set(span.name, Concat([resource.attributes["service.name"], span.name], ": "))'
@@ -130,11 +131,10 @@ async def test_propagate_answers_503_and_the_sender_keeps_its_data(tmp_path: Pat
             '"attributes":[{"key":"payload","value":{"stringValue":"nope"}}]}]}]}]}')
     try:
         address = service.graph.find(Kind.RECEIVER, "otlp").http_address
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"http://{address}/v1/traces", data=body,
-                                    headers={"Content-Type": "application/json"}) as response:
-                assert response.status == 503
-                text = await response.text()
+        async with aiohttp.ClientSession() as session, session.post(f"http://{address}/v1/traces", data=body,
+                                headers={"Content-Type": "application/json"}) as response:
+            assert response.status == 503
+            text = await response.text()
         assert "ParseJSON" in text and "span_id=eee19b7ec3c1b175" in text
         await asyncio.sleep(0.2)
         assert sink.spans() == []  # refused whole: nothing half-processed went on

@@ -10,7 +10,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from gateway.ottl import Ctx, compile_condition, compile_statement, set_any, from_any
+from gateway.ottl import Ctx, compile_condition, compile_statement, from_any, set_any
 from gateway.ottl.values import to_dict
 
 TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gateway.confmap import load_files
-from gateway.ottl import CompileError, OttlSyntaxError, compile_statement, parse_statement
-from gateway.ottl.grammar import Call, Compare, Literal, Logic, Math, Not, Path
+from gateway.ottl import CompileError, OttlSyntaxError, compile_statement, grammar, parse_statement
+from gateway.ottl.grammar import Call, Compare, Literal, Logic, Math, Not
 
 from .helpers import span_ctx, value
 
@@ -41,7 +41,7 @@ def test_precedence_and_nesting() -> None:
     assert right.right.right == Math("*", Literal(4), Literal(5))
     assert value("-(2 + 3) * -2", span_ctx()) == 10
     assert value('ParseJSON("[[1, [2, 3]]]")[0][1][0]', span_ctx()) == 2
-    assert isinstance(parse_statement("set(a.b.c, 1)").editor.args[0].value, Path)
+    assert isinstance(parse_statement("set(a.b.c, 1)").editor.args[0].value, grammar.Path)
     assert value("Concat(vals=[\"a\", \"b\"], delimiter=\"+\")", span_ctx()) == "a+b"
 
 

@@ -19,7 +19,7 @@ from gateway.testing import Sink, settings_for
 from plugins.processors.attributes.factory import factory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from readme_examples import build, load_example, yaml_blocks  # noqa: E402
+from readme_examples import build, load_example, yaml_blocks
 
 README = "plugins/processors/attributes/README.md"
 

@@ -30,10 +30,10 @@ from plugins.processors.tail_sampling.policies import (
 )
 
 TESTDATA = Path(__file__).parent / "testdata"
-ALL_TYPES = ("always_sample, and, boolean_attribute, composite, drop, latency, numeric_attribute, probabilistic, "
-             "rate_limiting, span_count, status_code, string_attribute, trace_state")
-LEAF_TYPES = ("always_sample, boolean_attribute, latency, numeric_attribute, probabilistic, rate_limiting, "
-              "span_count, status_code, string_attribute, trace_state")
+ALL_TYPES = ("always_sample, and, boolean_attribute, composite, drop, latency, numeric_attribute, ottl_condition, "
+             "probabilistic, rate_limiting, span_count, status_code, string_attribute, trace_state")
+LEAF_TYPES = ("always_sample, boolean_attribute, latency, numeric_attribute, ottl_condition, probabilistic, "
+              "rate_limiting, span_count, status_code, string_attribute, trace_state")
 
 
 def load(data: Any) -> Config:

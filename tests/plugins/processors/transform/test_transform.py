@@ -21,7 +21,7 @@ from gateway.wirebytes import ForgetWireBytes, attached, wire_bytes
 from plugins.processors.transform.factory import factory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from readme_examples import build, load_example, yaml_blocks  # noqa: E402
+from readme_examples import build, load_example, yaml_blocks
 
 README = "plugins/processors/transform/README.md"
 
