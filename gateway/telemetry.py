@@ -113,6 +113,17 @@ class Telemetry:
         self.exporter_retries = Counter(
             "otelgw_exporter_retries", "Send attempts that failed with a retryable error and were retried.",
             ["exporter", "data_type"], registry=r)
+        self.exporter_queue_worker_restarts = Counter(
+            "otelgw_exporter_queue_worker_restarts", "Sending-queue workers that raised and were restarted.",
+            ["exporter", "data_type"], registry=r)
+        self.exporter_queue_recovery_dropped_records = Counter(
+            "otelgw_exporter_queue_recovery_dropped_records",
+            "Damaged records a persistent queue skipped when it recovered at start.",
+            ["exporter", "data_type"], registry=r)
+        self.exporter_queue_recovery_dropped_bytes = Counter(
+            "otelgw_exporter_queue_recovery_dropped_bytes",
+            "Bytes of the damaged records a persistent queue skipped when it recovered at start.",
+            ["exporter", "data_type"], registry=r)
         self.exporter_send_latency = Histogram(
             "otelgw_exporter_send_duration_seconds", "Duration of one send attempt.",
             ["exporter", "data_type"], registry=r,

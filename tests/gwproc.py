@@ -5,6 +5,7 @@ Imported by path (the suite runs with --import-mode=importlib): ``sys.path.inser
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -126,3 +128,34 @@ class GatewayProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``"2m"``) mounted on ``path`` for disk-full tests; skips the test when mounting is not
+    permitted (not root, or a container without CAP_SYS_ADMIN). Unmounted on the way out, also on failure."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for the disk-full test: {result.stderr.strip() or result.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(directory: Path, name: str = "filler") -> Path:
+    """Fill the file system of ``directory`` to the last byte with one file; delete it to give the space back."""
+    filler = directory / name
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 1):  # big steps first, then what is left
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\xff" * size) == size:
+                    pass
+    finally:
+        os.close(fd)
+    return filler

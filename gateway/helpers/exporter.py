@@ -61,7 +61,13 @@ from gateway.errors import (
     RetryableError,
     TooLargeError,
 )
-from gateway.helpers.persistent_queue import MemoryQueue, PersistentQueue, QueueFull, SendingQueue
+from gateway.helpers.persistent_queue import (
+    MemoryQueue,
+    PersistentQueue,
+    QueueFull,
+    SendingQueue,
+    StorageUnavailable,
+)
 from gateway.helpers.split import split
 
 __all__ = [
@@ -204,6 +210,10 @@ class _BisectBudget:
         return True
 
 
+#: First wait before a sending-queue worker that raised is started again (doubling to 5 s while it keeps failing).
+WORKER_RESTART_DELAY = 0.1
+
+
 class _LeaveQueued(Exception):
     """Shutdown's deadline stops the retries of a batch that a persistent queue keeps for the next start."""
 
@@ -231,6 +241,8 @@ class ExporterHelper:
         self._latency = root.exporter_send_latency.labels(name, data_type)
         self._dropped = {reason: root.component_dropped.labels(name, data_type, reason)
                          for reason in ("rejected", "retries_exhausted", "shutdown")}
+        self._worker_restarts = root.exporter_queue_worker_restarts.labels(name, data_type)
+        self._root = root
         self._queue_config = queue
         self._queue: SendingQueue | None = None
         if queue.enabled:
@@ -260,12 +272,15 @@ class ExporterHelper:
         except QueueFull:
             self._enqueue_failed.inc(count_items(self.signal, batch))
             raise OverloadedError("sending queue is full", retry_after=1.0) from None
+        except StorageUnavailable:  # disk full or I/O error: retryable, and what is queued keeps draining
+            self._enqueue_failed.inc(count_items(self.signal, batch))
+            raise
 
     async def start(self, host: Any) -> None:
         if self._queue_config.storage and self._queue is None:
             self._queue = self._open_persistent_queue(host)
         if self._queue is not None and not self._workers and not self._closing.is_set():
-            self._workers = [asyncio.create_task(self._work(), name=f"{self._task_name} {i}")
+            self._workers = [asyncio.create_task(self._supervise(), name=f"{self._task_name} {i}")
                              for i in range(self._num_consumers)]
 
     def _open_persistent_queue(self, host: Any) -> PersistentQueue:
@@ -281,6 +296,9 @@ class ExporterHelper:
         if recovered:
             self.logger.info("Recovered requests from the persistent queue.",
                              extra={"requests": recovered, "directory": str(directory)})
+        root, labels = self._root, (self._id, self.signal.value)
+        root.exporter_queue_recovery_dropped_records.labels(*labels).inc(queue.dropped_records)
+        root.exporter_queue_recovery_dropped_bytes.labels(*labels).inc(queue.dropped_bytes)
         return queue
 
     async def shutdown(self) -> None:
@@ -329,6 +347,24 @@ class ExporterHelper:
             self.logger.error("Dropping data left in the sending queue at shutdown.",
                               extra={"dropped_items": dropped, "drain_timeout_s": self.drain_timeout})
 
+    async def _supervise(self) -> None:
+        """Run one worker; one that raises is logged, counted and started again, so the queue always drains."""
+        delay = WORKER_RESTART_DELAY
+        while True:
+            started = time.monotonic()
+            try:
+                await self._work()
+                return  # left on purpose (shutdown)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._worker_restarts.inc()
+                self.logger.exception("Sending-queue worker failed; restarting it.",
+                                      extra={"restart_in_s": delay})
+            # Back off while it keeps failing (a broken disk), but start at once again after a healthy stretch.
+            delay = WORKER_RESTART_DELAY if time.monotonic() - started > 10 else min(delay * 2, 5.0)
+            await asyncio.sleep(delay)
+
     async def _work(self) -> None:
         assert self._queue is not None
         queue = self._queue
@@ -348,8 +384,11 @@ class ExporterHelper:
                                   extra={"dropped_items": items})
                 queue.done(token)
                 raise
-            except Exception:  # a bug here must not stop the worker: the queue would never drain
-                self.logger.exception("unexpected error in the exporter helper")
+            except Exception:  # a bug: the batch is dropped and counted, the supervisor logs and restarts us
+                items = count_items(self.signal, batch)
+                self._failed.inc(items)
+                queue.done(token)
+                raise
             queue.done(token)
 
     async def _export(self, batch: Batch, *, inline: bool, budget: _BisectBudget | None = None) -> None:

@@ -8,23 +8,28 @@ just before a crash, whose acknowledgement had not reached the disk yet, is sent
 On-disk layout of one queue (one directory per exporter and signal, inside the file_storage directory)::
 
     lock                      flock()ed while a process owns the queue; the kernel releases it on SIGKILL
-    00000000000000000000.seg  records appended in order; the file name is the id of its first record
-    acks.log                  8-byte little-endian ids of finished records, appended
+    00000000000000000000.wal  records appended in order (gateway/helpers/walog.py: magic, length, id, CRC-32,
+                              payload = the serialized OTLP request); the file name is the id of its first record
+    acks.log                  finished record ids, appended: 8-byte little-endian id + CRC-32 of those 8 bytes
 
-A record is ``<u32 length><u32 crc32>payload`` where payload is the serialized OTLP request. Recovery reads
-every segment, stops a segment at the first torn or corrupt record (and truncates it there), and queues every
-record whose id is not in ``acks.log``. A segment whose records are all finished is deleted; ``acks.log`` is
-rewritten without ids older than the oldest segment once it grows past 1 MiB.
+``put`` returns once the record is written (and, with ``fsync: true``, fdatasync'ed): the exporter answers the
+sender only after that, so an acknowledged request is in the kernel's page cache (survives SIGKILL and OOM
+kills) or, with fsync, on the disk (survives power loss). A failed write (disk full, I/O error, short write)
+leaves nothing behind and raises ``StorageUnavailable``, a retryable error: the sender is told to retry while
+the workers keep draining what is queued, and the first write that succeeds again ends the refusals.
 
-``fsync: true`` (file_storage) fsyncs after every append and acknowledgement, so a power loss loses nothing
-that was accepted; without it writes go to the kernel's page cache, which survives a crash of the process
-(SIGKILL, OOM kill) but not of the machine.
+Recovery reads every segment and skips only damaged records (the record framing lets it find the next valid
+one), treats a zero-filled tail as empty, and queues every record whose id is not in ``acks.log``. A damaged
+acks.log entry is skipped (the request is then sent again: a duplicate, never a loss); an id in it that was
+never written is ignored with a warning. A segment whose records are all finished is deleted; ``acks.log`` is
+rewritten with the ids of the segments still on disk at every start and once it grows past 1 MiB.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import fcntl
 import logging
 import os
@@ -36,11 +41,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.component import Batch
+from gateway.helpers.walog import HEADER_BYTES, SegmentLog, StorageUnavailable
 
-__all__ = ["MemoryQueue", "PersistentQueue", "QueueFull", "SendingQueue"]
+__all__ = ["MemoryQueue", "PersistentQueue", "QueueFull", "SendingQueue", "StorageUnavailable"]
 
-_HEADER = struct.Struct("<II")
-_ACK = struct.Struct("<Q")
+_ACK_ID = struct.Struct("<Q")
+_ACK_CRC = struct.Struct("<I")
 #: A new segment is started past this size, so finished data is given back to the disk in steps of it.
 SEGMENT_BYTES = 8 * 1024 * 1024
 _ACKS_COMPACT_BYTES = 1024 * 1024
@@ -117,7 +123,7 @@ class MemoryQueue:
         pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Record:
     id: int
     segment: int
@@ -126,7 +132,7 @@ class _Record:
 
     @property
     def disk_size(self) -> int:
-        return _HEADER.size + self.length
+        return HEADER_BYTES + self.length
 
 
 class PersistentQueue:
@@ -142,18 +148,21 @@ class PersistentQueue:
         self._by_bytes = sizer == "bytes"
         self._fsync = fsync
         self._logger = logger or logging.getLogger("otelgw.persistent_queue")
+        self._log = SegmentLog(directory, segment_bytes=SEGMENT_BYTES, fsync=fsync, logger=self._logger)
         self._pending: collections.deque[_Record] = collections.deque()
-        self._unfinished: dict[int, int] = {}  # segment first id -> records not finished yet
-        self._fds: dict[int, int] = {}  # segment first id -> fd open for reading (and writing for the last)
-        self._write_segment = -1
-        self._write_offset = 0
-        self._next_id = 0
+        #: Acknowledged ids per segment still on disk: what a compacted acks.log must keep.
+        self._acked: dict[int, list[int]] = {}
+        self._unwritten_acks: list[int] = []  # acknowledgements a failed write could not store yet
         self._in_flight = 0
         self._bytes = 0  # disk bytes of unfinished records
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._lock_fd = -1
         self._acks_fd = -1
+        #: What recovery dropped: damaged records and their bytes, and acknowledgements of ids never written.
+        self.dropped_records = 0
+        self.dropped_bytes = 0
+        self.stray_acks = 0
 
     # ------------------------------------------------------------ opening and recovery
 
@@ -167,91 +176,50 @@ class PersistentQueue:
             os.close(self._lock_fd)
             self._lock_fd = -1
             raise OSError(f"persistent queue {self.directory} is in use by another process") from None
-        acked = self._read_acks()
-        records: list[_Record] = []
-        for path in sorted(self.directory.glob("*.seg")):
-            records.extend(self._recover_segment(int(path.stem), path))
-        last_id = max([r.id for r in records] + list(acked) + [-1])
-        self._next_id = last_id + 1
+        if any(self.directory.glob("*.seg")):
+            self._logger.warning("Persistent queue: segments of an older on-disk format (*.seg) are left alone and "
+                                 "not sent; this version writes *.wal.", extra={"directory": str(self.directory)})
+        acked, garbage = _read_acks(self.directory / "acks.log")
+        records = self._log.recover()
         for record in records:
             if record.id in acked:
+                self._acked.setdefault(record.segment, []).append(record.id)
                 continue
-            self._pending.append(record)
-            self._unfinished[record.segment] = self._unfinished.get(record.segment, 0) + 1
-            self._bytes += record.disk_size
-        for segment in list(self._fds):
-            if not self._unfinished.get(segment):
-                self._delete_segment(segment)
+            self._log.retain(record)
+            self._pending.append(_Record(record.id, record.segment, record.offset, record.length))
+            self._bytes += HEADER_BYTES + record.length
+        self.dropped_records, self.dropped_bytes = self._log.dropped_records, self._log.dropped_bytes
+        self.stray_acks = sum(1 for i in acked if i >= self._log.next_id)
+        if self.stray_acks or garbage:
+            self._logger.warning("Persistent queue: ignored acknowledgements of records that were never written and "
+                                 "damaged bytes in acks.log.",
+                                 extra={"stray_ids": self.stray_acks, "damaged_bytes": garbage,
+                                        "directory": str(self.directory)})
+        self._log.drop_unneeded()
+        self._forget_deleted_segments()
         self._acks_fd = os.open(self.directory / "acks.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._compact_acks(force=True)
+        # Rewritten before anything new is written: it then holds only ids of records still on disk, so a
+        # stray id can never match a record written from now on.
+        if not self._compact_acks():
+            raise OSError(f"persistent queue {self.directory}: cannot rewrite acks.log (disk full?)")
         self._sync_events()
         return len(self._pending)
-
-    def _read_acks(self) -> set[int]:
-        try:
-            data = (self.directory / "acks.log").read_bytes()
-        except FileNotFoundError:
-            return set()
-        whole = len(data) - len(data) % _ACK.size  # a torn last write is ignored
-        return {value for (value,) in _ACK.iter_unpack(data[:whole])}
-
-    def _recover_segment(self, first_id: int, path: Path) -> list[_Record]:
-        fd = os.open(path, os.O_RDWR)
-        self._fds[first_id] = fd
-        data = os.pread(fd, os.fstat(fd).st_size, 0)
-        records, offset, record_id = [], 0, first_id
-        while offset + _HEADER.size <= len(data):
-            length, crc = _HEADER.unpack_from(data, offset)
-            start = offset + _HEADER.size
-            payload = data[start:start + length]
-            if len(payload) != length or zlib.crc32(payload) != crc:
-                break
-            records.append(_Record(record_id, first_id, offset, length))
-            record_id += 1
-            offset = start + length
-        if offset != len(data):
-            self._logger.warning("Persistent queue: truncating a torn or corrupt record at the end of a segment.",
-                                 extra={"segment": path.name, "kept_bytes": offset,
-                                        "dropped_bytes": len(data) - offset})
-            os.ftruncate(fd, offset)
-        return records
 
     # ------------------------------------------------------------ queue operations
 
     def put(self, batch: Batch) -> None:
+        """Append ``batch``; QueueFull at capacity, StorageUnavailable (retryable) when the write fails."""
         payload = batch.SerializeToString()
-        size = _HEADER.size + len(payload)
+        size = HEADER_BYTES + len(payload)
         used, needed = (self._bytes, size) if self._by_bytes else (len(self._pending) + self._in_flight, 1)
         if used + needed > self._capacity and (used or not self._by_bytes):
             raise QueueFull
-        if self._write_segment < 0 or self._write_offset >= SEGMENT_BYTES:
-            self._start_segment()
-        fd = self._fds[self._write_segment]
-        os.pwrite(fd, _HEADER.pack(len(payload), zlib.crc32(payload)) + payload, self._write_offset)
-        if self._fsync:
-            os.fdatasync(fd)
-        record = _Record(self._next_id, self._write_segment, self._write_offset, len(payload))
-        self._next_id += 1
-        self._write_offset += size
-        self._unfinished[record.segment] = self._unfinished.get(record.segment, 0) + 1
+        segment, offset, record_id = self._log.append(payload)
+        if self._unwritten_acks:  # a write succeeded again: store what a full disk held back
+            self._write_acks()
         self._bytes += size
-        self._pending.append(record)
+        self._pending.append(_Record(record_id, segment, offset, len(payload)))
         self._sync_events()
-
-    def _start_segment(self) -> None:
-        previous = self._write_segment
-        self._write_segment = self._next_id
-        self._write_offset = 0
-        path = self.directory / f"{self._write_segment:020d}.seg"
-        self._fds[self._write_segment] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        if self._fsync:
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)  # the new file's name must survive a power loss too
-            finally:
-                os.close(dir_fd)
-        if previous >= 0 and not self._unfinished.get(previous):
-            self._delete_segment(previous)
 
     async def get(self) -> tuple[Any, Batch]:
         while True:
@@ -261,7 +229,13 @@ class PersistentQueue:
             record = self._pending.popleft()
             self._in_flight += 1
             self._sync_events()
-            payload = os.pread(self._fds[record.segment], record.length, record.offset + _HEADER.size)
+            try:
+                payload = self._log.read(record.segment, record.offset, record.length)
+            except OSError:
+                self._pending.append(record)  # kept: a later read may succeed, and the next start tries again
+                self._in_flight -= 1
+                self._sync_events()
+                raise
             try:
                 return record, self._parse(payload)
             except Exception as exc:  # a checksummed record that does not parse: written by another version
@@ -270,41 +244,64 @@ class PersistentQueue:
                 self.done(record)
 
     def done(self, token: Any) -> None:
+        """The request left the queue for good (sent, or dropped as permanent). Never raises on a full disk."""
         record: _Record = token
         self._in_flight -= 1
         self._bytes -= record.disk_size
-        os.write(self._acks_fd, _ACK.pack(record.id))
-        if self._fsync:
-            os.fdatasync(self._acks_fd)
-        self._unfinished[record.segment] -= 1
-        if not self._unfinished[record.segment] and record.segment != self._write_segment:
-            self._delete_segment(record.segment)
-        self._compact_acks()
+        self._acked.setdefault(record.segment, []).append(record.id)
+        self._unwritten_acks.append(record.id)
+        self._write_acks()
+        self._log.release(record.segment)
+        self._forget_deleted_segments()
+        if os.fstat(self._acks_fd).st_size >= _ACKS_COMPACT_BYTES:
+            self._compact_acks()
         self._sync_events()
 
-    def _delete_segment(self, segment: int) -> None:
-        self._unfinished.pop(segment, None)
-        fd = self._fds.pop(segment, None)
-        if fd is not None:
-            os.close(fd)
-        (self.directory / f"{segment:020d}.seg").unlink(missing_ok=True)
-
-    def _compact_acks(self, force: bool = False) -> None:
-        if not force and os.fstat(self._acks_fd).st_size < _ACKS_COMPACT_BYTES:
+    def _write_acks(self) -> None:
+        entries = b"".join(_ack(i) for i in self._unwritten_acks)
+        try:
+            written = os.write(self._acks_fd, entries)
+            if written != len(entries):
+                # A torn entry is skipped at recovery; the whole batch is written again after it.
+                raise OSError(errno.ENOSPC, "short write")
+            if self._fsync:
+                os.fdatasync(self._acks_fd)
+        except OSError as exc:
+            if len(self._unwritten_acks) == 1:
+                self._logger.warning("Persistent queue: an acknowledgement could not be written; it is retried with "
+                                     "the next one (until then a restart sends the request again).",
+                                     extra={"error": str(exc)})
             return
-        oldest = min(self._fds, default=self._next_id)
-        keep = sorted(self._read_acks_from_disk_after(oldest))
-        tmp = self.directory / "acks.log.tmp"
-        tmp.write_bytes(b"".join(_ACK.pack(i) for i in keep))
-        if self._fsync:
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, self.directory / "acks.log")
-        os.close(self._acks_fd)
-        self._acks_fd = os.open(self.directory / "acks.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._unwritten_acks.clear()
 
-    def _read_acks_from_disk_after(self, oldest: int) -> set[int]:
-        return {i for i in self._read_acks() if i >= oldest}
+    def _forget_deleted_segments(self) -> None:
+        """Acknowledgements of deleted segments are not needed any more (acks.log loses them when compacted)."""
+        live = set(self._log.segments())
+        for segment in [s for s in self._acked if s not in live]:
+            del self._acked[segment]
+        if self._unwritten_acks and not self._acked:
+            self._unwritten_acks.clear()
+
+    def _compact_acks(self) -> bool:
+        """Rewrite acks.log with the acknowledged ids of segments still on disk; False if the write failed."""
+        tmp = self.directory / "acks.log.tmp"
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(b"".join(_ack(i) for ids in self._acked.values() for i in ids))
+                handle.flush()
+                if self._fsync:
+                    os.fsync(handle.fileno())
+            os.replace(tmp, self.directory / "acks.log")
+        except OSError as exc:
+            self._logger.warning("Persistent queue: could not compact acks.log; appending to the old one.",
+                                 extra={"error": str(exc)})
+            tmp.unlink(missing_ok=True)
+            return False
+        if self._acks_fd >= 0:
+            os.close(self._acks_fd)
+        self._acks_fd = os.open(self.directory / "acks.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._unwritten_acks.clear()  # the rewritten file holds every acknowledgement
+        return True
 
     def _sync_events(self) -> None:
         if self._pending:
@@ -321,6 +318,10 @@ class PersistentQueue:
     def unfinished(self) -> int:
         return len(self._pending) + self._in_flight
 
+    @property
+    def disk_bytes(self) -> int:
+        return self._log.disk_bytes
+
     async def join(self) -> None:
         await self._idle.wait()
 
@@ -328,11 +329,40 @@ class PersistentQueue:
         return []  # nothing to drop: what is unsent stays on disk for the next start
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        if self._unwritten_acks and self._acks_fd >= 0:
+            self._write_acks()
+        self._log.close()
         for attr in ("_acks_fd", "_lock_fd"):
             fd = getattr(self, attr)
             if fd >= 0:
                 os.close(fd)  # closing the lock file releases the flock
                 setattr(self, attr, -1)
+
+
+def _ack(record_id: int) -> bytes:
+    packed = _ACK_ID.pack(record_id)
+    return packed + _ACK_CRC.pack(zlib.crc32(packed))
+
+
+def _read_acks(path: Path) -> tuple[set[int], int]:
+    """The acknowledged ids in acks.log, and how many bytes of it were damaged (skipped, resynchronised)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return set(), 0
+    acked: set[int] = set()
+    pos, size, damaged = 0, len(data), 0
+    entry = _ACK_ID.size + _ACK_CRC.size
+    unpack_id, unpack_crc, crc32 = _ACK_ID.unpack_from, _ACK_CRC.unpack_from, zlib.crc32
+    while pos + entry <= size:
+        if crc32(data[pos:pos + 8]) == unpack_crc(data, pos + 8)[0]:
+            acked.add(unpack_id(data, pos)[0])
+            pos += entry
+            continue
+        # Damage: step one byte and look for the next entry whose checksum holds (a zero run is skipped whole).
+        step = 1 if data[pos] else max(1, size - pos - len(data[pos:].lstrip(b"\0")) - 8)
+        damaged += step
+        pos += step
+    if pos < size and data[pos:].strip(b"\0"):
+        damaged += size - pos  # a torn last entry
+    return acked, damaged

@@ -8,7 +8,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gateway.component import ComponentID, Kind, Signal
 from gateway.errors import ConfigError, OverloadedError
-from gateway.helpers import persistent_queue
+from gateway.helpers import persistent_queue, walog
 from gateway.helpers.exporter import ExporterHelper, QueueConfig, RetryConfig
 from gateway.helpers.persistent_queue import MemoryQueue, PersistentQueue, QueueFull
 from gateway.host import Host
@@ -62,11 +62,14 @@ async def test_a_torn_last_record_is_cut_off(tmp_path: Path) -> None:
     queue = open_queue(tmp_path)
     queue.put(batch("whole"))
     queue.close()
-    segment = next(tmp_path.glob("*.seg"))
+    segment = next(tmp_path.glob("*.wal"))
+    whole = segment.stat().st_size
     with open(segment, "ab") as handle:
-        handle.write(b"\x40\x00\x00\x00\x01\x02")  # a header and part of a payload: a write cut by a crash
+        handle.write(walog.MAGIC + b"\x40\x00\x00\x00\x01\x02")  # part of a header: a write cut by a crash
     again = open_queue(tmp_path)
     assert again.qsize() == 1
+    assert (again.dropped_records, again.dropped_bytes) == (1, 10)
+    assert segment.stat().st_size == whole  # cut off
     assert name_of((await again.get())[1]) == "whole"
     again.close()
 
@@ -78,7 +81,7 @@ async def test_capacity_in_requests_and_in_bytes(tmp_path: Path) -> None:
     with pytest.raises(QueueFull):
         queue.put(batch("c"))
     queue.close()
-    size = len(batch("a").SerializeToString()) + 8
+    size = len(batch("a").SerializeToString()) + walog.HEADER_BYTES
     by_bytes = open_queue(tmp_path / "b", capacity=size * 2, sizer="bytes")
     by_bytes.put(batch("a"))
     by_bytes.put(batch("b"))
@@ -97,11 +100,13 @@ async def test_finished_segments_are_deleted(tmp_path: Path, monkeypatch: pytest
     queue = open_queue(tmp_path, fsync=True)
     for i in range(4):
         queue.put(batch(f"b{i}"))
-    assert len(list(tmp_path.glob("*.seg"))) == 4
+    assert len(list(tmp_path.glob("*.wal"))) == 4
     for _ in range(4):
         token, _request = await queue.get()
         queue.done(token)
-    assert len(list(tmp_path.glob("*.seg"))) == 1  # the one still open for writing
+    assert list(tmp_path.glob("*.wal")) == []  # the write segment too, once empty: the next put starts one
+    queue.put(batch("again"))
+    assert len(list(tmp_path.glob("*.wal"))) == 1
     queue.close()
 
 
