@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.component import ComponentID
 from gateway.configtypes import Duration
 from gateway.errors import ConfigError
 
@@ -56,6 +57,11 @@ class Config:
     #: otelgw: stamp kept spans with tailsampling.policy (and tailsampling.composite_policy,
     #: tailsampling.cached_decision), the Collector's recordpolicy attributes (default true).
     record_policy: bool = True
+    #: otelgw: id of a file_storage extension (``file_storage/sampling``): waiting spans and decisions are then
+    #: written ahead to disk before the sender is answered, and recovered after a crash or restart.
+    storage: str | None = None
+    #: otelgw: cap on the storage's bytes on disk (default 1 GiB); at the cap new spans are refused as retryable.
+    storage_max_bytes: int = 1 << 30
     #: Policies, each {name, type, <type>: {...}} as in the Collector (required). Parsed into PolicyConfig.
     policies: list[Any] = field(default_factory=list)
     _policy_errors: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
@@ -73,6 +79,13 @@ class Config:
         for key in ("num_traces",):
             if getattr(self, key) <= 0:
                 errors.append(f"{key}: must be > 0")
+        if self.storage:
+            try:
+                ComponentID.parse(self.storage)
+            except ValueError as exc:
+                errors.append(f"storage: {exc}")
+        if self.storage_max_bytes <= 0:
+            errors.append("storage_max_bytes: must be > 0")
         for key in ("expected_new_traces_per_sec", "maximum_trace_size_bytes", "maximum_buffer_size_bytes"):
             if getattr(self, key) < 0:
                 errors.append(f"{key}: must be >= 0")

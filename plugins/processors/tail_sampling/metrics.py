@@ -38,6 +38,9 @@ class TailSamplingMetrics:
     bytes_on_memory: Gauge
     refused_spans: Counter
     send_failed_spans: Counter
+    storage_bytes: Gauge
+    storage_dropped_records: Counter
+    storage_dropped_bytes: Counter
 
 
 _BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, TailSamplingMetrics] = weakref.WeakKeyDictionary()
@@ -97,11 +100,20 @@ def tail_sampling_metrics(registry: CollectorRegistry) -> TailSamplingMetrics:
                               "Serialized bytes of the spans waiting for their trace's decision.", ["processor"],
                               registry=r),
         refused_spans=Counter("otelgw_processor_tail_sampling_refused_spans",
-                              "Spans refused because the buffer was full and block_on_overflow is set.",
+                              "Spans refused: buffer full (block_on_overflow), storage full or failing.",
                               ["processor"], registry=r),
         send_failed_spans=Counter("otelgw_processor_tail_sampling_send_failed_spans",
                                   "Sampled spans the next component refused; they are dropped.", ["processor"],
                                   registry=r),
+        storage_bytes=Gauge("otelgw_processor_tail_sampling_storage_bytes",
+                            "Bytes of the storage's write-ahead log on disk (capped by storage_max_bytes).",
+                            ["processor"], registry=r),
+        storage_dropped_records=Counter("otelgw_processor_tail_sampling_storage_recovery_dropped_records",
+                                        "Damaged storage records skipped when the storage was recovered at start.",
+                                        ["processor"], registry=r),
+        storage_dropped_bytes=Counter("otelgw_processor_tail_sampling_storage_recovery_dropped_bytes",
+                                      "Bytes of the damaged storage records skipped at recovery.", ["processor"],
+                                      registry=r),
     )
     _BY_REGISTRY[registry] = metrics
     return metrics

@@ -31,15 +31,17 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from gateway.component import ComponentSettings, Signal, count_items
-from gateway.errors import OverloadedError, SkipBatchError
+from gateway.component import ComponentID, ComponentSettings, Signal, count_items
+from gateway.errors import ConfigError, OverloadedError, SkipBatchError
 from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request, stamp
+from gateway.helpers.walog import StorageUnavailable
 
 from .caches import DecisionCache
 from .config import Config
 from .decide import Decider
 from .metrics import tail_sampling_metrics
 from .policies import Decision, build_policy, needs_times
+from .storage import DISCARDED, EVICTED, KEPT, Decided, TraceStorage
 from .trace import TraceState, TraceView
 
 __all__ = ["TailSamplingProcessor"]
@@ -65,6 +67,7 @@ class TailSamplingProcessor:
         self.logger = settings.telemetry.logger
         self._forward = next_consumer.consume_traces
         self._clock = clock
+        self._wall_clock = wall_clock
         name = str(settings.id)
         root = settings.telemetry.root
         self._incoming = root.processor_incoming.labels(name, Signal.TRACES.value)
@@ -88,6 +91,7 @@ class TailSamplingProcessor:
         self._d_evicted = dropped("evicted", Signal.TRACES)
         self._d_shutdown = dropped("shutdown", Signal.TRACES)
         self._d_send_failed = dropped("send_failed", Signal.TRACES)
+        self._m_storage = metrics.storage_bytes.labels(name)
         self._decider = Decider([(build_policy(p, wall_clock), p.type == "drop") for p in config.policies],
                                 config.sample_on_first_match, name, metrics, self.logger)
         self._want_times = any(needs_times(p) for p in config.policies)
@@ -109,6 +113,8 @@ class TailSamplingProcessor:
         self._timer: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._stopped = False
+        #: The write-ahead storage (``storage``), opened at start; None keeps everything in memory only.
+        self._storage: TraceStorage | None = None
 
     @property
     def pending_traces(self) -> int:
@@ -117,7 +123,81 @@ class TailSamplingProcessor:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, host: Any) -> None:
+        if self.config.storage and self._storage is None:
+            self._storage = self._open_storage(host)
+            await self._recover()
         self._timer = asyncio.get_running_loop().create_task(self._run_timer())
+
+    def _open_storage(self, host: Any) -> TraceStorage:
+        storage_id = ComponentID.parse(self.config.storage or "")
+        extension = getattr(host, "extensions", {}).get(storage_id)
+        if extension is None or not hasattr(extension, "queue_directory"):
+            raise ConfigError(f"storage: {storage_id} is not a file_storage extension listed in service::extensions")
+        directory, fsync = extension.queue_directory(f"processor_{self.settings.id}")
+        return TraceStorage(directory, fsync=fsync, max_bytes=self.config.storage_max_bytes, logger=self.logger)
+
+    async def _recover(self) -> None:
+        """Replay the storage: waiting spans rejoin their traces (first arrival as persisted), decisions refill
+        the caches; traces whose wait is over are decided by the first timer round."""
+        storage = self._storage
+        assert storage is not None
+        replay = storage.open()
+        name = str(self.settings.id)
+        self.metrics.storage_dropped_records.labels(name).inc(replay.dropped_records)
+        self.metrics.storage_dropped_bytes.labels(name).inc(replay.dropped_bytes)
+        now, wall = self._clock(), self._wall_clock()
+        for decided_wall, trace_id, outcome, policy, composite in replay.decisions:
+            decided_at = now - max(0.0, wall - decided_wall)
+            if outcome == KEPT:
+                self._sampled.put(trace_id, (policy, composite, decided_at))
+            elif outcome == DISCARDED:
+                self._not_sampled.put(trace_id, decided_at)
+        last_decision = replay.last_decision
+        pending, limit = self._pending, self.config.maximum_trace_size_bytes
+        oversized: dict[bytes, TraceState] = {}
+        spans = 0
+        for record_id, segment, arrived_wall, body in replay.spans:
+            arrival = now - max(0.0, wall - arrived_wall)
+            request = ExportTraceServiceRequest.FromString(body) if self._want_times else None
+            for resource_header, scope_header, runs in split_request(body, request, self._want_times,
+                                                                     self._root_wait > 0):
+                envelope = self._envelopes.get(resource_header, scope_header)
+                for trace_id, run, count, first, last, root in runs:
+                    if last_decision.get(trace_id, -1) > record_id:
+                        continue  # decided after this record was written: released (or dropped) back then
+                    state = pending.get(trace_id)
+                    if state is None:
+                        state = TraceState(trace_id, arrival, arrival + self._wait)
+                        pending[trace_id] = state
+                        self._order.append(state)
+                    self._add(state, envelope, run, count, first, last, root, arrival, segment)
+                    spans += count
+                    if limit and state.size > limit:
+                        oversized[trace_id] = state
+        storage.recovered()
+        if pending:
+            self.logger.info("tail_sampling: recovered %d waiting traces (%d spans) from storage", len(pending),
+                             spans, extra={"directory": str(storage.directory)})
+        retired: list[Decided] = []
+        releases = self._decide_oversized(list(oversized.values()), now, retired) if oversized else []
+        if releases:
+            await self._release(releases)
+        self._evict_to_fit(retired)
+        storage.retire(retired, self._wall_clock())
+        self._update_gauges()
+
+    def _add(self, state: TraceState, envelope: Envelope, run: bytes, count: int, first: int, last: int,
+             root: bool, now: float, segment: int) -> None:
+        state.add(envelope, run, count, first, last)
+        self.buffered_spans += count
+        self.buffered_bytes += len(run)
+        if root and self._root_wait > 0 and now + self._root_wait < state.decide_at:
+            state.decide_at = now + self._root_wait
+            self._early.append((state.decide_at, state))
+        if segment >= 0 and (not state.segments or state.segments[-1] != segment):
+            state.segments.append(segment)
+            assert self._storage is not None
+            self._storage.keep_segment(segment)
 
     async def shutdown(self) -> None:
         """Stop the timer (letting a round in flight finish), then decide or drop what is still waiting."""
@@ -127,16 +207,28 @@ class TailSamplingProcessor:
             await self._timer
             self._timer = None
         states = self._take_all()
-        if self.config.drop_pending_traces_on_shutdown:
+        if self._storage is not None and not self.config.drop_pending_traces_on_shutdown:
+            if states:  # their spans are on disk: they resume waiting after the next start
+                self.logger.info("%d traces still waiting for a decision stay in storage for the next start",
+                                 len(states), extra={"spans": sum(s.span_count for s in states)})
+            for state in states:
+                self._forget(state)
+        elif self.config.drop_pending_traces_on_shutdown:
             if states:
                 self.logger.info("dropped %d traces still waiting for a decision at shutdown", len(states),
                                  extra={"spans": sum(s.span_count for s in states)})
             for state in states:
                 self._d_shutdown.inc(state.span_count)
                 self._forget(state)
+            if self._storage is not None:
+                self._storage.retire(((s.trace_id, EVICTED, "", None, s.segments) for s in states),
+                                     self._wall_clock())
         else:
             await self._decide(states, self._clock())
         self._update_gauges()
+        if self._storage is not None:
+            self._storage.close()
+            self._storage = None
 
     async def _run_timer(self) -> None:
         while not self._stop.is_set():
@@ -156,9 +248,11 @@ class TailSamplingProcessor:
         if spans == 0:
             return
         self._incoming.inc(spans)
-        scopes = split_request(batch.SerializeToString(), batch, self._want_times, self._root_wait > 0)
+        raw = batch.SerializeToString()
+        scopes = split_request(raw, batch, self._want_times, self._root_wait > 0)
         if self.config.block_on_overflow:
             self._check_room(scopes, spans)
+        segment = self._write_ahead(raw, scopes, spans) if self._storage is not None else -1
         now = self._clock()
         releases: list[Release] = []
         oversized: dict[bytes, TraceState] = {}
@@ -175,25 +269,59 @@ class TailSamplingProcessor:
                     pending[trace_id] = state
                     self._order.append(state)
                     new_traces += 1
-                state.add(envelope, run, count, first, last)
-                self.buffered_spans += count
-                self.buffered_bytes += len(run)
-                if root and self._root_wait > 0 and now + self._root_wait < state.decide_at:
-                    state.decide_at = now + self._root_wait
-                    self._early.append((state.decide_at, state))
+                self._add(state, envelope, run, count, first, last, root, now, segment)
                 if limit and state.size > limit:
                     oversized[trace_id] = state
         if new_traces:
             self._m_new.inc(new_traces)
+        retired: list[Decided] | None = [] if self._storage is not None else None
         if oversized:
-            releases.extend(self._decide_oversized(list(oversized.values()), now))
+            releases.extend(self._decide_oversized(list(oversized.values()), now, retired))
         if not self.config.block_on_overflow:
-            self._evict_to_fit()
+            self._evict_to_fit(retired)
         self._update_gauges()
         if releases:
             await self._release(releases)
+        if retired and self._storage is not None:
+            self._storage.retire(retired, self._wall_clock())
         if self._stopped:  # arrived after shutdown began: nothing will decide it later
             await self._decide(self._take_all(), now)
+
+    def _write_ahead(self, raw: bytes, scopes: list[tuple[bytes, bytes, list[Any]]], spans: int) -> int:
+        """Write the spans of this request that will wait for a decision; returns their segment (-1: none).
+
+        Runs of traces already decided follow their decision at once and are not written. Refuses the whole
+        request, retryably, at ``storage_max_bytes`` or when the write fails; nothing of it is buffered then.
+        """
+        storage = self._storage
+        assert storage is not None
+        pending, sampled, not_sampled = self._pending, self._sampled, self._not_sampled
+        waiting: list[tuple[Envelope, bytes]] = []
+        following = False
+        for resource_header, scope_header, runs in scopes:
+            envelope = None
+            for run in runs:
+                trace_id = run[0]
+                if trace_id in pending or (trace_id not in sampled and trace_id not in not_sampled):
+                    if envelope is None:
+                        envelope = self._envelopes.get(resource_header, scope_header)
+                    waiting.append((envelope, run[1]))
+                else:
+                    following = True
+        if not waiting:
+            return -1
+        body = assemble(waiting) if following else raw
+        if pending and storage.would_overflow(len(body)):
+            self._m_refused.inc(spans)
+            raise OverloadedError(
+                f"tail_sampling storage is full ({storage.log.disk_bytes} of storage_max_bytes "
+                f"{self.config.storage_max_bytes} bytes); retry after decisions free room",
+                retry_after=min(self._wait, 5.0))
+        try:
+            return storage.write_spans(body, self._wall_clock())
+        except StorageUnavailable:
+            self._m_refused.inc(spans)
+            raise
 
     def _follow_decision(self, trace_id: bytes, envelope: Envelope, run: bytes, count: int, now: float,
                          releases: list[Release]) -> bool:
@@ -235,7 +363,7 @@ class TailSamplingProcessor:
             f"tail_sampling buffer is full ({len(pending)} traces, {self.buffered_bytes} bytes waiting); retry "
             f"after decisions free room", retry_after=min(self._wait, max(self.tick, wait)))
 
-    def _evict_to_fit(self) -> None:
+    def _evict_to_fit(self, retired: list[Decided] | None = None) -> None:
         budget = self.config.maximum_buffer_size_bytes
         pending, order = self._pending, self._order
         evicted = 0
@@ -246,17 +374,20 @@ class TailSamplingProcessor:
             del pending[state.trace_id]
             self._d_evicted.inc(state.span_count)
             self._forget(state)
+            if retired is not None:
+                retired.append((state.trace_id, EVICTED, "", None, state.segments))
             evicted += 1
         if evicted:
             self._m_too_early.inc(evicted)
 
-    def _decide_oversized(self, states: list[TraceState], now: float) -> list[Release]:
+    def _decide_oversized(self, states: list[TraceState], now: float,
+                          retired: list[Decided] | None = None) -> list[Release]:
         releases: list[Release] = []
         for state in states:
             if self._pending.get(state.trace_id) is not state:
                 continue
             del self._pending[state.trace_id]
-            if self._decide_one(state, now, releases) is not Decision.SAMPLED:
+            if self._decide_one(state, now, releases, retired) is not Decision.SAMPLED:
                 self._m_too_large.inc()
         self._decider.flush_metrics()
         return releases
@@ -292,24 +423,32 @@ class TailSamplingProcessor:
     async def _decide(self, states: list[TraceState], now: float) -> None:
         for start in range(0, len(states), DECISIONS_PER_SLICE):
             releases: list[Release] = []
+            retired: list[Decided] | None = [] if self._storage is not None else None
             for state in states[start:start + DECISIONS_PER_SLICE]:
-                self._decide_one(state, now, releases)
+                self._decide_one(state, now, releases, retired)
             self._decider.flush_metrics()
             if releases:
                 await self._release(releases)
             elif start + DECISIONS_PER_SLICE < len(states):
                 await asyncio.sleep(0)
+            if retired and self._storage is not None:  # kept spans are with the next component now
+                self._storage.retire(retired, self._wall_clock())
 
-    def _decide_one(self, state: TraceState, now: float, releases: list[Release]) -> Decision:
+    def _decide_one(self, state: TraceState, now: float, releases: list[Release],
+                    retired: list[Decided] | None = None) -> Decision:
         view = TraceView(state)
         decision, policy = self._decider.decide(view)
         if decision is Decision.SAMPLED and policy is not None:
             tag = self._tag(policy.name, view.composite_policy, cached=False)
             releases.extend((envelope, run, tag) for envelope, run in state.runs())
             self._sampled.put(state.trace_id, (policy.name, view.composite_policy, now))
+            if retired is not None:
+                retired.append((state.trace_id, KEPT, policy.name, view.composite_policy, state.segments))
         else:
             self._not_sampled.put(state.trace_id, now)
             self._d_not_sampled.inc(state.span_count)
+            if retired is not None:
+                retired.append((state.trace_id, DISCARDED, "", None, state.segments))
         self._forget(state)
         return decision
 
@@ -375,3 +514,5 @@ class TailSamplingProcessor:
         self._m_traces.set(len(self._pending))
         self._m_spans.set(self.buffered_spans)
         self._m_bytes.set(self.buffered_bytes)
+        if self._storage is not None:
+            self._m_storage.set(self._storage.log.disk_bytes)

@@ -26,7 +26,7 @@ _STATUS_HINT = {1: b"\x18\x01", 2: b"\x18\x02"}
 class TraceState:
     """A trace waiting for its decision. ``parts`` alternates envelope and run bytes."""
 
-    __slots__ = ("arrival", "decide_at", "end", "parts", "size", "span_count", "start", "trace_id")
+    __slots__ = ("arrival", "decide_at", "end", "parts", "segments", "size", "span_count", "start", "trace_id")
 
     def __init__(self, trace_id: bytes, arrival: float, decide_at: float) -> None:
         self.trace_id = trace_id
@@ -37,6 +37,8 @@ class TraceState:
         self.size = 0
         self.start = 0
         self.end = 0
+        #: Storage segments holding this trace's spans (with ``storage`` only), oldest first.
+        self.segments: list[int] = []
 
     def add(self, envelope: Envelope, run: bytes, count: int, first: int, last: int) -> None:
         if self.span_count == 0 or first < self.start:

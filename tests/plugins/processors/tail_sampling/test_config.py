@@ -121,7 +121,7 @@ def test_typo_in_a_top_level_key_names_the_valid_ones() -> None:
         "decision_wiat: unknown key; valid keys are: block_on_overflow, decision_cache, decision_wait, "
         "decision_wait_after_root_received, drop_pending_traces_on_shutdown, expected_new_traces_per_sec, "
         "maximum_buffer_size_bytes, maximum_trace_size_bytes, num_traces, policies, record_policy, "
-        "sample_on_first_match"]
+        "sample_on_first_match, storage, storage_max_bytes"]
 
 
 def test_typo_inside_a_policy_block_has_its_path() -> None:

@@ -1,0 +1,163 @@
+"""tail_sampling with ``storage``: waiting spans and decisions are written ahead and recovered by a new processor.
+
+A "crash" here is a processor abandoned without shutdown (its files closed as SIGKILL would); the process-level
+SIGKILL tests are in tests/test_durability.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.component import ComponentID, Kind, Signal
+from gateway.configtypes import decode, validate_tree
+from gateway.errors import ConfigError, OverloadedError
+from gateway.host import Host
+from gateway.telemetry import Telemetry
+from gateway.testing import settings_for
+from plugins.extensions.file_storage.config import Config as StorageConfig
+from plugins.extensions.file_storage.extension import FileStorage
+from plugins.processors.tail_sampling.factory import factory
+from plugins.processors.tail_sampling.processor import TailSamplingProcessor
+
+from .test_processor import Clock, Downstream
+from .traces import attribute, span, spans_of, trace
+
+KEEP_ERRORS = [{"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}}]
+
+
+class Wall:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def host_with_storage(directory: Path) -> Host:
+    host = Host(Telemetry())
+    storage = FileStorage(settings_for(Kind.EXTENSION, "file_storage/ts"), StorageConfig(directory=str(directory)))
+    host.extensions[ComponentID.parse("file_storage/ts")] = storage
+    return host
+
+
+async def started(host: Host, clock: Clock, wall: Wall, sink: Any = None,
+                  **overrides: Any) -> tuple[TailSamplingProcessor, Downstream]:
+    config = decode(factory.create_default_config(),
+                    {"policies": KEEP_ERRORS, "decision_wait": "10s", "storage": "file_storage/ts", **overrides})
+    assert validate_tree(config) == []
+    sink = sink or Downstream()
+    processor = TailSamplingProcessor(settings_for(Kind.PROCESSOR, "tail_sampling", Signal.TRACES), config, sink,
+                                      clock=clock, wall_clock=wall)
+    await processor.start(host)
+    return processor, sink
+
+
+async def crash(processor: TailSamplingProcessor) -> None:
+    """Stop the timer and close the files without deciding anything: what SIGKILL leaves on disk."""
+    processor._stop.set()
+    if processor._timer is not None:
+        await processor._timer
+    assert processor._storage is not None
+    processor._storage.close()
+
+
+async def test_waiting_traces_survive_a_crash_and_keep_their_first_arrival(tmp_path: Path) -> None:
+    host, clock, wall = host_with_storage(tmp_path), Clock(), Wall()
+    first, sink = await started(host, clock, wall)
+    await first.consume_traces(trace([span(1, 0, root=True), span(1, 1, status=2)]))
+    await first.consume_traces(trace([span(2, 0, root=True)]))
+    clock.now += 6
+    wall.now += 6
+    await first.consume_traces(trace([span(1, 2)]))  # trace 1 goes on arriving
+    await crash(first)
+    assert sink.spans() == []
+
+    clock.now, wall.now = 5000.0, wall.now + 1  # a new process: another monotonic clock, 1 s later
+    second, sink = await started(host, clock, wall)
+    assert second.pending_traces == 2 and second.buffered_spans == 4
+    await second.decide_due(clock.now + 2)  # 9 s after the first spans: still waiting
+    assert sink.spans() == []
+    await second.decide_due(clock.now + 3.1)  # 10 s after their first arrival, before the crash
+    kept = spans_of(sink.batches[Signal.TRACES])
+    assert sorted(s.span_id for s in kept) == sorted(span(1, i).span_id for i in range(3))
+    assert {attribute(s, "tailsampling.policy") for s in kept} == {"errors"}
+    await second.shutdown()
+
+
+async def test_decisions_are_remembered_and_decided_spans_are_not_replayed(tmp_path: Path) -> None:
+    host, clock, wall = host_with_storage(tmp_path), Clock(), Wall()
+    first, sink = await started(host, clock, wall)
+    await first.consume_traces(trace([span(1, 0, root=True, status=2)]))
+    await first.consume_traces(trace([span(2, 0, root=True)]))
+    await first.decide_due(clock.now + 11)
+    assert len(sink.spans()) == 1
+    await first.consume_traces(trace([span(3, 0, root=True)]))  # keeps the log's segment alive
+    await crash(first)
+
+    second, sink = await started(host, clock, wall)
+    assert second.pending_traces == 1  # trace 3 only: 1 and 2 were decided before the crash
+    await second.consume_traces(trace([span(1, 5)]))  # a late span of kept trace 1: kept at once
+    await second.consume_traces(trace([span(2, 5)]))  # of dropped trace 2: dropped at once
+    late = spans_of(sink.batches[Signal.TRACES])
+    assert [s.span_id for s in late] == [span(1, 5).span_id]
+    assert attribute(late[0], "tailsampling.cached_decision") is True
+    assert second.pending_traces == 1
+    await second.shutdown()
+
+
+async def test_decided_traces_are_compacted_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugins.processors.tail_sampling import storage
+    monkeypatch.setattr(storage, "SEGMENT_BYTES", 4096)
+    host, clock, wall = host_with_storage(tmp_path), Clock(), Wall()
+    processor, _sink = await started(host, clock, wall)
+    directory = tmp_path / "processor_tail_sampling"
+    for n in range(200):
+        await processor.consume_traces(trace([span(n, i, root=i == 0) for i in range(5)]))
+    assert len(list(directory.glob("*.wal"))) > 10
+    await processor.decide_due(clock.now + 11)
+    assert processor.pending_traces == 0
+    assert len(list(directory.glob("*.wal"))) <= 1  # at most the segment being written
+    assert sum(p.stat().st_size for p in directory.glob("*.wal")) <= 4096 + 8192
+    await processor.shutdown()
+
+
+async def test_at_storage_max_bytes_new_spans_are_refused_retryably(tmp_path: Path) -> None:
+    host, clock, wall = host_with_storage(tmp_path), Clock(), Wall()
+    processor, _sink = await started(host, clock, wall, storage_max_bytes=20_000)
+    accepted = 0
+    with pytest.raises(OverloadedError, match="storage is full"):
+        for n in range(1000):
+            await processor.consume_traces(trace([span(n, i, root=i == 0) for i in range(5)]))
+            accepted += 1
+    assert 10 < accepted < 1000
+    assert processor.pending_traces == accepted  # nothing of the refused request was taken
+    await processor.decide_due(clock.now + 11)  # decisions free room
+    await processor.consume_traces(trace([span(5000, 0, root=True)]))
+    assert processor.pending_traces == 1
+    await processor.shutdown()
+
+
+async def test_shutdown_leaves_waiting_traces_in_storage(tmp_path: Path) -> None:
+    host, clock, wall = host_with_storage(tmp_path), Clock(), Wall()
+    first, sink = await started(host, clock, wall)
+    await first.consume_traces(trace([span(1, 0, root=True, status=2)]))
+    await first.shutdown()
+    assert sink.spans() == []  # not decided on a partial trace: it resumes after the next start
+    second, sink = await started(host, clock, wall)
+    assert second.pending_traces == 1
+    await second.decide_due(clock.now + 11)
+    assert len(sink.spans()) == 1
+    await second.shutdown()
+
+
+async def test_storage_must_name_a_file_storage_extension(tmp_path: Path) -> None:
+    config = decode(factory.create_default_config(), {"policies": KEEP_ERRORS, "storage": "file_storage/nope"})
+    processor = TailSamplingProcessor(settings_for(Kind.PROCESSOR, "tail_sampling", Signal.TRACES), config,
+                                      Downstream())
+    with pytest.raises(ConfigError, match="storage: file_storage/nope is not a file_storage extension"):
+        await processor.start(Host(Telemetry()))
+    bad = decode(factory.create_default_config(), {"policies": KEEP_ERRORS, "storage_max_bytes": 0})
+    assert validate_tree(bad) == ["storage_max_bytes: must be > 0"]
