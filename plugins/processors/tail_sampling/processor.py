@@ -32,7 +32,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gateway.component import ComponentID, ComponentSettings, Signal, count_items
-from gateway.errors import ConfigError, OverloadedError, SkipBatchError
+from gateway.errors import ConfigError, OverloadedError, RetryableError, SkipBatchError
 from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request, stamp
 from gateway.helpers.walog import StorageUnavailable
 
@@ -51,6 +51,8 @@ __all__ = ["TailSamplingProcessor"]
 RELEASE_CHUNK_BYTES = 1 << 20
 #: Traces decided between two yields to the event loop, so a large decision round does not stall ingest.
 DECISIONS_PER_SLICE = 2000
+#: With storage, kept spans the next component refused are offered again at most this often (seconds).
+RETRY_HELD_S = 0.5
 
 POLICY_KEY = "tailsampling.policy"
 COMPOSITE_POLICY_KEY = "tailsampling.composite_policy"
@@ -115,6 +117,9 @@ class TailSamplingProcessor:
         self._stopped = False
         #: The write-ahead storage (``storage``), opened at start; None keeps everything in memory only.
         self._storage: TraceStorage | None = None
+        #: With storage: kept spans the next component refused (retryably), with the decisions that wait for them.
+        self._held: list[tuple[list[Release], list[Decided]]] = []
+        self._held_retry_at = 0.0
 
     @property
     def pending_traces(self) -> int:
@@ -180,10 +185,11 @@ class TailSamplingProcessor:
                              spans, extra={"directory": str(storage.directory)})
         retired: list[Decided] = []
         releases = self._decide_oversized(list(oversized.values()), now, retired) if oversized else []
+        failed: list[Release] = []
         if releases:
-            await self._release(releases)
+            await self._release(releases, failed)
         self._evict_to_fit(retired)
-        storage.retire(retired, self._wall_clock())
+        self._settle(failed, retired)
         self._update_gauges()
 
     def _add(self, state: TraceState, envelope: Envelope, run: bytes, count: int, first: int, last: int,
@@ -237,6 +243,7 @@ class TailSamplingProcessor:
             if self._stop.is_set():
                 return
             try:
+                await self._retry_held()
                 await self.decide_due()
             except Exception:  # a bug must not stop the timer: traces would wait forever
                 self.logger.exception("tail sampling decision round failed")
@@ -280,10 +287,10 @@ class TailSamplingProcessor:
         if not self.config.block_on_overflow:
             self._evict_to_fit(retired)
         self._update_gauges()
+        failed: list[Release] | None = [] if retired is not None else None
         if releases:
-            await self._release(releases)
-        if retired and self._storage is not None:
-            self._storage.retire(retired, self._wall_clock())
+            await self._release(releases, failed)
+        self._settle(failed, retired)
         if self._stopped:  # arrived after shutdown began: nothing will decide it later
             await self._decide(self._take_all(), now)
 
@@ -427,12 +434,12 @@ class TailSamplingProcessor:
             for state in states[start:start + DECISIONS_PER_SLICE]:
                 self._decide_one(state, now, releases, retired)
             self._decider.flush_metrics()
+            failed: list[Release] | None = [] if self._storage is not None else None
             if releases:
-                await self._release(releases)
+                await self._release(releases, failed)
             elif start + DECISIONS_PER_SLICE < len(states):
                 await asyncio.sleep(0)
-            if retired and self._storage is not None:  # kept spans are with the next component now
-                self._storage.retire(retired, self._wall_clock())
+            self._settle(failed, retired)  # kept spans are with the next component now (or held for a retry)
 
     def _decide_one(self, state: TraceState, now: float, releases: list[Release],
                     retired: list[Decided] | None = None) -> Decision:
@@ -483,32 +490,73 @@ class TailSamplingProcessor:
             self._attributes[tag] = suffix
         return suffix
 
-    async def _release(self, items: list[Release]) -> None:
+    async def _release(self, items: list[Release], failed: list[Release] | None = None) -> None:
         chunk: list[Release] = []
         size = 0
         for item in items:
             chunk.append(item)
             size += len(item[1])
             if size >= RELEASE_CHUNK_BYTES:
-                await self._send(chunk)
+                await self._send(chunk, failed)
                 chunk, size = [], 0
         if chunk:
-            await self._send(chunk)
+            await self._send(chunk, failed)
 
-    async def _send(self, chunk: list[Release]) -> None:
+    async def _send(self, chunk: list[Release], failed: list[Release] | None = None) -> None:
+        """Pass kept spans on. With ``failed`` (storage), a retryable refusal puts the chunk there to be sent
+        again later; the spans stay in storage until then."""
         request = ExportTraceServiceRequest.FromString(assemble(
             (envelope, run if tag is None else stamp(run, self._suffix(tag))) for envelope, run, tag in chunk))
         spans = count_items(Signal.TRACES, request)
-        self._outgoing.inc(spans)
         try:
             await self._forward(request)
         except SkipBatchError:
             pass
+        except RetryableError as exc:
+            if failed is None:
+                self._dropped(spans, exc)
+                return
+            failed.extend(chunk)
+            if not self._held:
+                self.logger.warning("the next component refused %d sampled spans for now; they stay in storage and "
+                                    "are sent again: %s", spans, exc, extra={"error_type": type(exc).__name__})
+            return
         except Exception as exc:  # the traces were decided and cannot be buffered again: count and log
-            self._m_send_failed.inc(spans)
-            self._d_send_failed.inc(spans)
-            self.logger.warning("dropped %d sampled spans: the next component refused them: %s", spans, exc,
-                                extra={"error_type": type(exc).__name__})
+            self._dropped(spans, exc)
+            return
+        self._outgoing.inc(spans)
+
+    async def _retry_held(self) -> None:
+        """Send again the kept spans the next component refused (storage only), at most every RETRY_HELD_S."""
+        now = self._clock()
+        if not self._held or now < self._held_retry_at:
+            return
+        self._held_retry_at = now + RETRY_HELD_S
+        held, self._held = self._held, []
+        for chunks, retired in held:
+            failed: list[Release] = []
+            await self._release(chunks, failed)
+            if failed:
+                self._held.append((failed, retired))
+            elif self._storage is not None:
+                self._storage.retire(retired, self._wall_clock())
+
+    def _settle(self, failed: list[Release] | None, retired: list[Decided] | None) -> None:
+        """After a release: record the decisions and free storage, or hold both while kept spans wait."""
+        if self._storage is None:
+            return
+        if failed:
+            self._held.append((failed, retired or []))
+        elif retired:
+            self._storage.retire(retired, self._wall_clock())
+
+    def _dropped(self, spans: int, exc: Exception) -> None:
+        """The traces were decided and cannot be buffered again: count and log."""
+        self._outgoing.inc(spans)
+        self._m_send_failed.inc(spans)
+        self._d_send_failed.inc(spans)
+        self.logger.warning("dropped %d sampled spans: the next component refused them: %s", spans, exc,
+                            extra={"error_type": type(exc).__name__})
 
     def _update_gauges(self) -> None:
         self._m_traces.set(len(self._pending))

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.component import ComponentID, Kind, Signal
 from gateway.configtypes import decode, validate_tree
-from gateway.errors import ConfigError, OverloadedError
+from gateway.errors import ConfigError, OverloadedError, RetryableError
 from gateway.host import Host
 from gateway.telemetry import Telemetry
 from gateway.testing import settings_for
@@ -161,3 +161,33 @@ async def test_storage_must_name_a_file_storage_extension(tmp_path: Path) -> Non
         await processor.start(Host(Telemetry()))
     bad = decode(factory.create_default_config(), {"policies": KEEP_ERRORS, "storage_max_bytes": 0})
     assert validate_tree(bad) == ["storage_max_bytes: must be > 0"]
+
+
+async def test_kept_spans_the_next_component_refuses_stay_in_storage_until_it_takes_them(tmp_path: Path) -> None:
+    host, clock, wall = host_with_storage(tmp_path), Clock(), Wall()
+    first, sink = await started(host, clock, wall)
+    await first.consume_traces(trace([span(1, 0, root=True, status=2), span(1, 1)]))
+    sink.error = RetryableError("persistent queue: disk full")
+    await first.decide_due(clock.now + 11)
+    assert sink.spans() == [] and first.metrics.send_failed_spans.labels("tail_sampling")._value.get() == 0
+    clock.now += 1
+    await first._retry_held()  # still refused: held again
+    await crash(first)  # the decision was never written: the trace is replayed and decided again
+
+    sink.error = None
+    second, sink = await started(host, clock, wall)
+    assert second.pending_traces == 1
+    await second.decide_due(clock.now + 11)
+    assert len(sink.spans()) == 2
+
+    sink.error = RetryableError("full")
+    await second.consume_traces(trace([span(2, 0, root=True, status=2)]))
+    await second.decide_due(clock.now + 22)
+    sink.error = None
+    clock.now += 30
+    await second._retry_held()
+    assert len(sink.spans()) == 3 and second._held == []
+    await second.shutdown()
+    third, sink = await started(host, clock, wall)
+    assert third.pending_traces == 0  # trace 2's decision was written once the spans were taken
+    await third.shutdown()
