@@ -21,6 +21,8 @@ is the compaction: the log holds about ``decision_wait`` of traffic plus one seg
 
 from __future__ import annotations
 
+import fcntl
+import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -64,10 +66,19 @@ class TraceStorage:
         self.log = SegmentLog(directory, segment_bytes=min(SEGMENT_BYTES, max(max_bytes // 4, 64 * 1024)),
                               fsync=fsync, logger=logger)
         self._decision_write_failed = False
+        self._lock_fd = -1
 
     # ------------------------------------------------------------ recovery
 
     def open(self) -> Replayed:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise OSError(f"tail_sampling storage {self.directory} is in use by another process") from None
         records = self.log.recover()
         out = Replayed(dropped_records=self.log.dropped_records, dropped_bytes=self.log.dropped_bytes)
         spans, last_decision = out.spans, out.last_decision
@@ -132,6 +143,9 @@ class TraceStorage:
 
     def close(self) -> None:
         self.log.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the flock (as SIGKILL does)
+            self._lock_fd = -1
 
 
 def _decode_decisions(payload: bytes, pos: int) -> list[tuple[bytes, int, str, str | None]]:

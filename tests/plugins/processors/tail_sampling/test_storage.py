@@ -191,3 +191,13 @@ async def test_kept_spans_the_next_component_refuses_stay_in_storage_until_it_ta
     third, sink = await started(host, clock, wall)
     assert third.pending_traces == 0  # trace 2's decision was written once the spans were taken
     await third.shutdown()
+
+
+async def test_a_storage_directory_is_owned_by_one_processor_at_a_time(tmp_path: Path) -> None:
+    host, clock, wall = host_with_storage(tmp_path), Clock(), Wall()
+    first, _sink = await started(host, clock, wall)
+    with pytest.raises(OSError, match="in use by another process"):
+        await started(host, clock, wall)
+    await first.shutdown()
+    second, _sink = await started(host, clock, wall)
+    await second.shutdown()
