@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.jaeger_loki
 	$(BIN)/python -m bench.kpi
 	$(BIN)/python -m bench.redaction
+	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.filelog
 	$(BIN)/python -m bench.scrape
 	$(BIN)/python -m bench.ottl
