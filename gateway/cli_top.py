@@ -89,6 +89,8 @@ def _gateway(stats: dict[str, Any]) -> Text:
         text.append(f" (soft {_mib(g['soft_limit_bytes'])}, hard {_mib(g['limit_bytes'])})", style=style)
     text.append(f"  loop lag {g['loop_lag_ms']:.1f} ms (max {g['loop_lag_max_ms']:.1f})")
     text.append(f"  config generation {g['config_generation']}")
+    if g.get("taps_attached"):
+        text.append(f"  taps attached {g['taps_attached']}", style="yellow")
     return text
 
 

@@ -73,9 +73,9 @@ class Service:
         self.watch_interval = 0.0
         #: Successful reloads so far (0: the configuration the gateway started with).
         self.generation = 0
-        self.stats = Stats(self.telemetry, self.host, lambda: self.graph, lambda: self.config.raw,
-                           lambda: self.generation)
         self.taps = TapHub(lambda: self.graph)
+        self.stats = Stats(self.telemetry, self.host, lambda: self.graph, lambda: self.config.raw,
+                           lambda: self.generation, lambda: self.taps.attached)
         self.host.stats = self.stats
 
     @classmethod

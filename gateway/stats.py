@@ -214,12 +214,13 @@ class Stats:
     """Samples the registry every second and answers ``GET /api/stats``."""
 
     def __init__(self, telemetry: Telemetry, host: Host, graph: Callable[[], Graph], raw_config: Callable[[], Any],
-                 generation: Callable[[], int]) -> None:
+                 generation: Callable[[], int], taps: Callable[[], int] = lambda: 0) -> None:
         self.telemetry = telemetry
         self.host = host
         self._graph = graph
         self._raw_config = raw_config
         self._generation = generation
+        self._taps = taps
         self.started = time.time()
         self.errors = ErrorLog()
         self.kpis = kpi_board(telemetry)
@@ -338,6 +339,7 @@ class Stats:
     def snapshot(self, *, config: bool = False) -> dict[str, Any]:
         gateway = {"uptime_s": round(time.time() - self.started, 1), "ready": self.host.ready,
                    "healthy": self.host.healthy(), "config_generation": self._generation(),
+                   "taps_attached": self._taps(),
                    "loop_lag_ms": round(self._lag_ms, 2),
                    "loop_lag_max_ms": round(max(self._lag_history, default=0.0), 2), **self._memory()}
         out: dict[str, Any] = {"gateway": gateway, "components": self.components(), "graph": self.graph(),

@@ -256,8 +256,14 @@ class TapHub:
                     await response.write(json.dumps({"skipped": tap.skipped}).encode() + b"\n")
                 continue
             batch = signal.request_type.FromString(data)
-            if limit and shown + items > limit:
-                items = limit - shown
+            # One sample shows at most a second's worth of items (and never past the limit): a big batch is cut
+            # before it is turned into JSON, the costly part, which runs on the gateway's CPU.
+            keep = max(int(tap.rate), 1)
+            if limit:
+                keep = min(keep, limit - shown)
+            if items > keep:
+                tap.skipped += items - keep
+                items = keep
                 _trim(signal, batch, items)
             line = {"signal": signal.value, "items": items, "data": otlpjson.to_dict(batch)}
             await response.write(json.dumps(line).encode() + b"\n")
