@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top
+from gateway import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy
 from gateway.errors import ConfigError, PluginError
 from gateway.printconfig import print_config
 from gateway.redact import redact
@@ -70,6 +70,7 @@ def _run(config_paths: Sequence[str], grace_period: float, watch_interval: float
     config = load_config(config_paths, registry)
     # Before the graph is built: components log while they are created (e.g. redaction's engine).
     configure_logging(config.telemetry.logs.level, config.telemetry.logs.encoding)
+    gcpolicy.install()
     service = Service(config, registry, config_paths)
     service.watch_interval = watch_interval
     try:

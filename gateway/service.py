@@ -233,7 +233,9 @@ class Service:
             return
 
         async def metrics(_: web.Request) -> web.Response:
-            return web.Response(body=self.telemetry.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            # prometheus-client is thread-safe; a worker thread keeps a large registry off the event loop.
+            body = await asyncio.to_thread(self.telemetry.exposition)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         app = web.Application()
         app.router.add_get("/metrics", metrics)

@@ -7,6 +7,7 @@ dashboards work; metrics the Collector has no name for start with ``otelgw_``. E
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -128,6 +129,8 @@ class Telemetry:
             "otelgw_exporter_send_duration_seconds", "Duration of one send attempt.",
             ["exporter", "data_type"], registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        Gauge("otelgw_gc_frozen_objects", "Objects the garbage collector no longer visits (gateway.gcpolicy).",
+              registry=r).set_function(gc.get_freeze_count)
 
     def for_component(self, kind: Kind, cid: ComponentID, signal: Signal | None = None) -> ComponentTelemetry:
         return ComponentTelemetry(self, kind, cid, signal)

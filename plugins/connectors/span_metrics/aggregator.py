@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -31,6 +31,8 @@ STATUS_CODES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
 OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
 SCOPE_NAME = "spanmetricsconnector"
 _OVERFLOW_KEY = ("\x00overflow",)
+#: Series per request a flush sends: a few milliseconds of work each, so the event loop runs in between.
+BATCH_SERIES = 500
 _CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
 _DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
 
@@ -262,43 +264,70 @@ class SpanAggregator:
     # ---------------------------------------------------------------- output
 
     def build(self, now_ns: int | None = None) -> ExportMetricsServiceRequest | None:
-        """The metrics to send now; None when there is nothing. Resets delta state and drops expired resources."""
+        """The metrics to send now, in one request; None when there is nothing. See :meth:`build_batches`."""
+        request = ExportMetricsServiceRequest()
+        for batch in self.build_batches(now_ns, max_series=0):
+            request.resource_metrics.extend(batch.resource_metrics)
+        return request if request.resource_metrics else None
+
+    def build_batches(self, now_ns: int | None = None,
+                      max_series: int = BATCH_SERIES) -> Iterator[ExportMetricsServiceRequest]:
+        """The metrics to send now, as requests of at most ``max_series`` series each (0: no limit). Resets delta
+        state and drops expired resources.
+
+        A caller may run the event loop between two requests (so a flush of a million series does not block
+        it), and spans may then arrive: resources and series are iterated from snapshots, and a delta
+        resource's tables are swapped out before its first request, so what arrives meanwhile counts towards
+        the next flush, never into a table that is about to be cleared.
+        """
         now_ns = now_ns or time.time_ns()
         config = self.config
         self._expire()
-        request = ExportMetricsServiceRequest()
         temporality = _DELTA if config.delta else _CUMULATIVE
         prefix = f"{config.namespace}." if config.namespace else ""
-        for resource in self._resources.values():
+        request = ExportMetricsServiceRequest()
+        size = 0
+        for resource in list(self._resources.values()):
             if not resource.series and not resource.events:
                 continue
-            rm = request.resource_metrics.add()
-            rm.resource.attributes.extend(resource.attributes)
-            sm = rm.scope_metrics.add()
-            sm.scope.name = SCOPE_NAME
-            calls = sm.metrics.add()
-            calls.name = prefix + "calls"
-            calls.sum.is_monotonic = True
-            calls.sum.aggregation_temporality = temporality
-            duration = None
-            if self._histogram:
-                duration = sm.metrics.add()
-                duration.name = prefix + "duration"
-                duration.unit = config.histogram.unit
-                (duration.exponential_histogram if self._expo_size else duration.histogram
-                 ).aggregation_temporality = temporality
-            for series in resource.series.values():
-                self._emit(series, calls, duration, now_ns)
-            if resource.events:
-                events = sm.metrics.add()
-                events.name = prefix + "events"
-                events.sum.is_monotonic = True
-                events.sum.aggregation_temporality = temporality
-                for series in resource.events.values():
-                    self._emit(series, events, None, now_ns)
+            series_list, events_list = list(resource.series.values()), list(resource.events.values())
             if config.delta:
                 self._remember_starts(resource, now_ns)
-        return request if request.resource_metrics else None
+            for table, kind in ((series_list, "calls"), (events_list, "events")):
+                start = 0
+                while start < len(table):
+                    room = max_series - size if max_series else len(table)
+                    part = table[start:start + room]
+                    start += len(part)
+                    self._emit_part(request, resource, part, kind, temporality, prefix, now_ns)
+                    size += len(part)
+                    if max_series and size >= max_series:
+                        yield request
+                        request, size = ExportMetricsServiceRequest(), 0
+        if request.resource_metrics:
+            yield request
+
+    def _emit_part(self, request: ExportMetricsServiceRequest, resource: _Resource, part: list[_Series],
+                   kind: str, temporality: Any, prefix: str, now_ns: int) -> None:
+        """``part`` of a resource's series (``kind`` calls, with their durations, or events) as one
+        ResourceMetrics."""
+        rm = request.resource_metrics.add()
+        rm.resource.attributes.extend(resource.attributes)
+        sm = rm.scope_metrics.add()
+        sm.scope.name = SCOPE_NAME
+        counter = sm.metrics.add()
+        counter.name = prefix + kind
+        counter.sum.is_monotonic = True
+        counter.sum.aggregation_temporality = temporality
+        duration = None
+        if self._histogram and kind == "calls":
+            duration = sm.metrics.add()
+            duration.name = prefix + "duration"
+            duration.unit = self.config.histogram.unit
+            (duration.exponential_histogram if self._expo_size else duration.histogram
+             ).aggregation_temporality = temporality
+        for series in part:
+            self._emit(series, counter, duration, now_ns)
 
     def _emit(self, series: _Series, calls: pb.Metric, duration: pb.Metric | None, now_ns: int) -> None:
         point = calls.sum.data_points.add()

@@ -29,7 +29,7 @@ from .store import SeriesStore
 __all__ = ["PrometheusExporter"]
 
 METRICS_PATH = "/metrics"
-# Above this many series the exposition is encoded in a worker thread, so the event loop keeps serving.
+# Above this many series the exposition is rendered in a worker thread, so the event loop keeps serving.
 _THREAD_SERIES = 2000
 
 
@@ -54,6 +54,18 @@ def _metrics(registry: CollectorRegistry) -> _Metrics:
     return metrics
 
 
+class _Families:
+    """What the prometheus-client encoders take: an object whose ``collect`` gives the metric families. (Not a
+    class made per scrape: a class is in a reference cycle, so it and every family of the scrape would wait for
+    the cyclic garbage collector.)"""
+
+    def __init__(self, families: list[Any]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Any]:
+        return self._families
+
+
 class PrometheusExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
@@ -72,6 +84,7 @@ class PrometheusExporter:
         self.address: str | None = None
         self._runner: web.AppRunner | None = None
         self._expiry: asyncio.Task[None] | None = None
+        self._render_lock = asyncio.Lock()
         name = str(settings.id)
         root = settings.telemetry.root
         self._sent = root.exporter_sent["metric_points"].labels(name)
@@ -122,6 +135,9 @@ class PrometheusExporter:
         self._sent.inc(items)
         self._count_refusals()
 
+    def _render(self, encoder: Any, points: list[Any]) -> bytes:
+        return encoder(_Families(list(self.store.families(points))))  # type: ignore[no-any-return]
+
     def _count_refusals(self) -> None:
         current = {"max_series": self.store.refused_over_limit, "type_conflict": self.store.refused_type_conflict,
                    "untranslatable": self.translator.stats.dropped}
@@ -142,14 +158,16 @@ class PrometheusExporter:
             encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         else:
             encoder, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
-        families = list(self._registry.collect())  # a snapshot: consume may change the store meanwhile
-
-        class _Snapshot:
-            def collect(self) -> Any:
-                return families
-
-        encode = functools.partial(encoder, _Snapshot())  # type: ignore[arg-type]
-        body = await asyncio.to_thread(encode) if len(self.store) > _THREAD_SERIES else encode()
+        self.store.expire()
+        points = self.store.snapshot()  # consume may change the store while the exposition is rendered
+        render = functools.partial(self._render, encoder, points)
+        if len(points) <= _THREAD_SERIES:
+            body = render()
+        else:
+            # Sorting, grouping and encoding a large store takes seconds of Python: in a worker thread, one at
+            # a time, so the event loop keeps serving (health, ingestion) and concurrent scrapes queue up.
+            async with self._render_lock:
+                body = await asyncio.to_thread(render)
         response = web.Response(body=body, headers={"Content-Type": content_type})
         response.enable_compression()
         return response

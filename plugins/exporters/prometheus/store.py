@@ -72,11 +72,23 @@ class SeriesStore(Collector):
             self._types = {name: t for name, t in self._types.items() if name in names}
         return len(stale)
 
+    def snapshot(self) -> list[Point]:
+        """The current points, taken at once (a C-level copy of the dict's values): what :meth:`families` of
+        another thread may render while the event loop goes on updating the store. Points are never changed
+        once stored, only replaced."""
+        return [point for point, _ in list(self._series.values())]
+
     def collect(self) -> Iterator[Metric]:
         """One family per name, its samples grouped together (the exposition formats require it)."""
         self.expire()
+        yield from self.families(self.snapshot())
+
+    def families(self, points: list[Point]) -> Iterator[Metric]:
+        """The metric families of ``points``; safe in a worker thread (reads only ``points``)."""
+        # Grouped by name in a Python loop rather than sorted: a C-level sort of a million keys would hold the GIL
+        # (and so stop the event loop) for as long as it runs. Samples of a family keep the store's order.
         families: dict[str, Metric] = {}
-        for point, _ in sorted(self._series.values(), key=lambda item: item[0].key):
+        for point in points:
             family = families.get(point.name)
             if family is None:
                 family = families[point.name] = self._family(point)

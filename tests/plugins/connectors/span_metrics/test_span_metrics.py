@@ -335,3 +335,39 @@ async def test_the_default_limit_holds_an_id_in_the_span_name_and_says_so_once(c
         "otelgw_connector_overflow_items_total", {"connector": "spanmetrics"}) == 1000  # counted as it happens
     warnings = [r for r in caplog.records if "cardinality limit was reached" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def _calls(requests: list[Any]) -> dict[tuple[str, str], int]:
+    return {(attrs(p)["service.name"], attrs(p)["span.name"]): p.as_int
+            for request in requests for rm in request.resource_metrics for sm in rm.scope_metrics
+            for m in sm.metrics if m.name.endswith(".calls") for p in m.sum.data_points}
+
+
+@pytest.mark.parametrize("temporality", ["AGGREGATION_TEMPORALITY_CUMULATIVE", "AGGREGATION_TEMPORALITY_DELTA"])
+def test_a_flush_comes_in_pieces_and_spans_arriving_between_them_are_neither_lost_nor_counted_twice(temporality):
+    aggregator = SpanAggregator(config(aggregation_cardinality_limit=0, aggregation_temporality=temporality))
+    for service in ("a", "b"):
+        for _ in range(10):
+            aggregator.add(spans(*([1] * 250), service=service))  # 2500 spans of one series per service...
+        for i in range(2500):  # ...and 2500 series of one span each
+            aggregator.add(spans(1, name=f"op-{i}", service=service))
+    pieces = []
+    for piece in aggregator.build_batches(max_series=1000):
+        pieces.append(piece)
+        points = sum(len(m.sum.data_points) for rm in piece.resource_metrics for sm in rm.scope_metrics
+                     for m in sm.metrics if m.name.endswith(".calls"))
+        assert points <= 1000
+        if len(pieces) == 2:  # the event loop runs here in a flush: spans arrive for old and new series
+            aggregator.add(spans(1, 1, name="GET /orders", service="a"))
+            aggregator.add(spans(1, name="arrived-later", service="b"))
+    assert len(pieces) == 6  # 5002 series in pieces of 1000
+    later = _calls([aggregator.build()])
+    if temporality == "AGGREGATION_TEMPORALITY_DELTA":
+        # Resource a was being sent: its new spans count in the next interval. Resource b had not been reached
+        # yet: its new span went out with this flush. Either way exactly once.
+        assert later == {("a", "GET /orders"): 2}
+        now = _calls(pieces)
+        assert now[("b", "arrived-later")] == 1 and now[("a", "GET /orders")] == 2500 and len(now) == 5003
+    else:
+        assert later[("b", "arrived-later")] == 1 and later[("a", "op-7")] == 1 and len(later) == 5003
+        assert (later[("a", "GET /orders")], later[("b", "GET /orders")]) == (2502, 2500)

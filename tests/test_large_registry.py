@@ -1,0 +1,116 @@
+"""A gateway holding a very large number of series keeps answering: health probes and ingestion stay within a
+second while the prometheus exporter renders ``/metrics``, the self-metrics are scraped and span_metrics flushes.
+
+``make test`` runs it with 150,000 series per source; ``make faults`` with a million (OTELGW_FAULT_SERIES).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+from gateway.testing import make_traces
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gwproc import GatewayProcess, free_port, http_get, http_post
+
+SERIES = int(os.environ.get("OTELGW_FAULT_SERIES", "150000"))
+PER_REQUEST = 10_000
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def gauges(start: int, count: int) -> bytes:
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="queue_depth")
+    points = metric.gauge.data_points
+    for i in range(start, start + count):
+        point = points.add(as_double=i, time_unix_nano=1_700_000_000_000_000_000)
+        point.attributes.add(key="user.id").value.string_value = f"user-{i}"
+    return request.SerializeToString()
+
+
+def distinct_spans(start: int, count: int) -> bytes:
+    batch = make_traces(count, spans_per_trace=1)
+    for i, span in enumerate(batch.resource_spans[0].scope_spans[0].spans):
+        span.name = f"GET /users/{start + i}"  # an id in the span name: every span its own series
+    return batch.SerializeToString()
+
+
+def test_health_and_ingestion_answer_within_a_second_while_huge_registries_are_rendered(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("http", "health", "metrics", "prometheus")}
+    path = tmp_path / "gateway.yaml"
+    path.write_text(textwrap.dedent(f"""
+        extensions:
+          health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
+        receivers:
+          otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:{ports['http']}"}}}}}}
+        connectors:
+          span_metrics:
+            aggregation_cardinality_limit: 0     # no limit: the worst case an operator can configure
+            histogram: {{disable: true}}
+            metrics_flush_interval: 5s
+        exporters:
+          prometheus: {{endpoint: "127.0.0.1:{ports['prometheus']}", max_series: 0}}
+        service:
+          extensions: [health_check]
+          telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [span_metrics]}}
+            metrics: {{receivers: [otlp, span_metrics], exporters: [prometheus]}}
+    """))
+    gateway = GatewayProcess(path, ports, tmp_path / "gateway.log").start()
+    try:
+        gateway.wait_ready()
+        base = f"http://127.0.0.1:{ports['http']}"
+        for start in range(0, SERIES, PER_REQUEST):
+            status, body = http_post(f"{base}/v1/metrics", gauges(start, PER_REQUEST), PROTOBUF, timeout=120)
+            assert status == 200, body
+            status, body = http_post(f"{base}/v1/traces", distinct_spans(start, PER_REQUEST), PROTOBUF, timeout=120)
+            assert status == 200, body
+        # Wait until span_metrics has flushed every series into the exporter.
+        deadline = time.monotonic() + 300
+        while gateway.metric("otelgw_exporter_prometheus_series") < 2 * SERIES:
+            assert time.monotonic() < deadline, gateway.log()
+            time.sleep(0.5)
+
+        scraped: list[int] = []
+        errors: list[BaseException] = []
+
+        def scrape() -> None:
+            try:
+                for _ in range(2):
+                    status, body = http_get(f"http://127.0.0.1:{ports['prometheus']}/metrics", timeout=600)
+                    assert status == 200
+                    scraped.append(body.count(b"\nqueue_depth{"))
+                    http_get(f"http://127.0.0.1:{ports['metrics']}/metrics", timeout=600)
+            except BaseException as exc:
+                errors.append(exc)
+
+        scraper = threading.Thread(target=scrape)
+        scraper.start()
+        slowest = {"health": 0.0, "ingest": 0.0}
+        probes = 0
+        small = make_traces(5).SerializeToString()
+        while scraper.is_alive() or probes < 10:
+            started = time.monotonic()
+            assert http_get(f"http://127.0.0.1:{ports['health']}/health/ready", timeout=30)[0] == 200
+            slowest["health"] = max(slowest["health"], time.monotonic() - started)
+            started = time.monotonic()
+            assert http_post(f"{base}/v1/traces", small, PROTOBUF, timeout=30)[0] == 200
+            slowest["ingest"] = max(slowest["ingest"], time.monotonic() - started)
+            probes += 1
+            time.sleep(0.05)
+        scraper.join()
+        assert not errors, errors
+        assert scraped == [SERIES, SERIES]
+        # Generous: a blocked event loop shows up as many seconds, not as a few hundred milliseconds.
+        assert slowest["health"] < 1.0 and slowest["ingest"] < 1.0, (slowest, probes)
+        assert gateway.stop() == 0
+    finally:
+        gateway.kill()
