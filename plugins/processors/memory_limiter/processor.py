@@ -16,6 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from gateway import admission
 from gateway.component import ComponentSettings, Signal, count_items
 from gateway.errors import OverloadedError
 from gateway.helpers.processor import Processor
@@ -30,6 +31,7 @@ __all__ = ["MemoryGuard", "MemoryLimiterProcessor"]
 @dataclass(frozen=True)
 class _Metrics:
     refused: dict[str, Counter]
+    refused_requests: Counter
     resident: Gauge
     soft_limit: Gauge
 
@@ -45,6 +47,9 @@ def _metrics(registry: CollectorRegistry) -> _Metrics:
                                    f"{item} refused by the processor (memory_limiter: memory over the soft limit).",
                                    ["processor"], registry=registry)
                      for item in ("spans", "metric_points", "log_records")},
+            refused_requests=Counter("otelgw_memory_limiter_refused_requests",
+                                     "Requests refused by receivers before decoding because their size would take "
+                                     "memory over the limit (admission control).", ["processor"], registry=registry),
             resident=Gauge("otelgw_memory_limiter_resident_bytes", "Resident memory at the last check.",
                            ["processor"], registry=registry),
             soft_limit=Gauge("otelgw_memory_limiter_soft_limit_bytes", "Resident memory above which data is "
@@ -62,9 +67,15 @@ class MemoryGuard:
                                     config.spike_limit_percentage)
         self.refusing = False
         self.resident = 0
+        #: Decoded bytes of requests that receivers admitted and have not answered yet (``gateway.admission``).
+        self.in_flight = 0
+        #: Bytes admitted since the last measurement, answered or not: an answered request's data may still be
+        #: held (a queue, a batch) and only the next measurement sees it.
+        self.admitted = 0
         metrics = _metrics(settings.telemetry.registry)
         name = str(settings.id)
         self._resident_gauge = metrics.resident.labels(name)
+        self._refused_requests = metrics.refused_requests.labels(name)
         metrics.soft_limit.labels(name).set(self.limits.soft)
         self._task: asyncio.Task[None] | None = None
 
@@ -82,7 +93,27 @@ class MemoryGuard:
                        "hard_limit_mib": self.limits.hard // memory.MIB})
         self.refusing = refusing
         self.resident = resident
+        self.admitted = self.in_flight  # the measurement saw the rest; what is still in flight may grow yet
         self._resident_gauge.set(resident)
+
+    def try_admit(self, size: int) -> OverloadedError | None:
+        """Admission control (``gateway.admission``): let a request of ``size`` decoded bytes in only while
+        memory stays under the hard limit with it and everything else in flight, so the limit holds between two
+        checks however many requests arrive."""
+        if self.refusing:
+            self._refused_requests.inc()
+            return OverloadedError("memory usage is above the soft limit (memory_limiter); retry later",
+                                   retry_after=self.config.retry_after)
+        if self.resident + self.admitted + size > self.limits.hard:
+            self._refused_requests.inc()
+            return OverloadedError("the requests in flight would take memory over the hard limit (memory_limiter); "
+                                   "retry later", retry_after=self.config.retry_after)
+        self.in_flight += size
+        self.admitted += size
+        return None
+
+    def release(self, size: int) -> None:
+        self.in_flight -= size
 
     async def _loop(self) -> None:
         while True:
@@ -92,8 +123,10 @@ class MemoryGuard:
     async def start(self, host: Any) -> None:
         self.check()
         self._task = asyncio.create_task(self._loop(), name="memory_limiter check")
+        admission.register(self)
 
     async def shutdown(self) -> None:
+        admission.unregister(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

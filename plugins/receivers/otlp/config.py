@@ -33,6 +33,9 @@ class GrpcConfig:
     max_recv_msg_size_mib: int = 64
     #: HTTP/2 streams allowed at once per connection; 0 keeps grpc's default. Default 0.
     max_concurrent_streams: int = 0
+    #: otelgw: bytes of requests being decoded and delivered at once, in MiB; more get RESOURCE_EXHAUSTED with
+    #: RetryInfo. 0 = no cap of its own (a memory_limiter still applies). Default 256.
+    max_in_flight_size_mib: int = 256
     #: Accepted for Collector compatibility; request metadata is not propagated yet. Default false.
     include_metadata: bool = False
     #: Serve TLS (mutual TLS with client_ca_file); certificates are reloaded when their files change.
@@ -47,6 +50,8 @@ class GrpcConfig:
                           f"got {self.max_recv_msg_size_mib}")
         if self.max_concurrent_streams < 0:
             errors.append(f"max_concurrent_streams: must be >= 0, got {self.max_concurrent_streams}")
+        if self.max_in_flight_size_mib < 0:
+            errors.append(f"max_in_flight_size_mib: must be >= 0 (0 = no cap), got {self.max_in_flight_size_mib}")
         if errors:
             raise ConfigError(errors)
 
@@ -83,6 +88,9 @@ class HttpConfig:
     logs_url_path: str = "/v1/logs"
     #: Accepted for Collector compatibility; request headers are not propagated yet. Default false.
     include_metadata: bool = False
+    #: otelgw: bytes of request bodies being read, decoded and delivered at once, in MiB (after decompression);
+    #: more get 429 with Retry-After. 0 = no cap of its own (a memory_limiter still applies). Default 256.
+    max_in_flight_size_mib: int = 256
     #: Serve HTTPS (mutual TLS with client_ca_file); certificates are reloaded when their files change.
     tls: TLSServerConfig | None = None
     #: Require credentials checked by an authenticator extension; failures get 401.
@@ -96,6 +104,8 @@ class HttpConfig:
         errors = [e for e in (_endpoint_error(self.endpoint),) if e]
         if self.max_request_body_size <= 0:
             errors.append(f"max_request_body_size: must be > 0, got {self.max_request_body_size}")
+        if self.max_in_flight_size_mib < 0:
+            errors.append(f"max_in_flight_size_mib: must be >= 0 (0 = no cap), got {self.max_in_flight_size_mib}")
         paths = (self.traces_url_path, self.metrics_url_path, self.logs_url_path)
         if len(set(paths)) != len(paths):
             errors.append(f"traces_url_path: the traces, metrics and logs paths must differ, "

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 from grpc_status import rpc_status
 
+from gateway.admission import Budget
 from gateway.component import Signal
 from gateway.configblocks import ReloadingServerTLS
-from gateway.errors import StatusMapping
+from gateway.errors import OverloadedError, StatusMapping, status_for
 from gateway.netaddr import listen_error, split_host_port
 
 from .config import MIB, GrpcConfig
@@ -111,6 +112,8 @@ class GrpcServer:
         self.routes = routes
         self.bad_request = bad_request
         self.logger = logger
+        #: Bytes of requests in flight on this server (shared by its three services).
+        self.budget = Budget(config.max_in_flight_size_mib * MIB)
         self._server: grpc.aio.Server | None = None
         self._front: TlsFront | None = None
         #: The address bound, as configured with the actual port (``0.0.0.0:4317`` means every interface).
@@ -132,16 +135,23 @@ class GrpcServer:
         parse = signal.request_type.FromString
         success = RESPONSE_TYPES[signal]().SerializeToString()
         deliver, screen = route.deliver, route.screen
+        budget = self.budget
 
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-            try:
-                batch = parse(request)
-            except Exception as exc:  # any parse failure of untrusted bytes is the sender's fault
-                bad_request("malformed")
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"malformed request ({len(request)} bytes): {exc}")
-            rejection = screen(batch, request)
-            failure = await deliver(batch, request if rejection is None else None)
+            try:  # before parsing: what parsing and delivery will take must fit in the budgets
+                reservation = budget.reserve(len(request))
+            except OverloadedError as exc:
+                bad_request("overloaded")
+                await abort(context, status_for(exc))
+            with reservation:
+                try:
+                    batch = parse(request)
+                except Exception as exc:  # any parse failure of untrusted bytes is the sender's fault
+                    bad_request("malformed")
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                        f"malformed request ({len(request)} bytes): {exc}")
+                rejection = screen(batch, request)
+                failure = await deliver(batch, request if rejection is None else None)
             if failure is not None and failure.grpc_code is not grpc.StatusCode.OK:
                 await abort(context, failure)
             return success if rejection is None else rejection.response(signal).SerializeToString()

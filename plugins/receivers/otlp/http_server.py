@@ -21,9 +21,10 @@ from aiohttp.web_protocol import RequestPayloadError
 from google.protobuf.message import Message
 
 from gateway import otlpjson
+from gateway.admission import Budget, Reservation
 from gateway.component import Batch, Signal
 from gateway.configblocks import ReloadingServerTLS
-from gateway.errors import PermanentError, TooLargeError, status_for
+from gateway.errors import OverloadedError, PermanentError, TooLargeError, status_for
 from gateway.netaddr import format_addresses, listen_error, split_host_port
 
 from .config import HttpConfig
@@ -122,6 +123,8 @@ class HttpServer:
         self.bad_request = bad_request
         self.logger = logger
         self.limit = config.max_request_body_size
+        #: Bytes of request bodies in flight on this server.
+        self.budget = Budget(config.max_in_flight_size_mib * 1024 * 1024)
         self._paths: dict[str, tuple[Signal, Route | None]] = {
             config.traces_url_path: (Signal.TRACES, routes[Signal.TRACES]),
             config.metrics_url_path: (Signal.METRICS, routes[Signal.METRICS]),
@@ -160,22 +163,31 @@ class HttpServer:
         if encoding not in _WBITS and encoding not in ("", "identity"):
             return self._reject(reply_type, 415, "unsupported_encoding",
                                 f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
-        try:
-            body = await self._read_body(request)
-            if encoding in _WBITS:
-                body = inflate(body, encoding, self.limit)
-            # An empty body is an empty request in either encoding (an empty string is not valid JSON).
-            batch = _DECODERS[content_type](body, signal.request_type) if body else signal.request_type()
-        except PermanentError as exc:
-            self.bad_request(getattr(exc, "reason", "malformed"))
-            if self.logger.isEnabledFor(logging.DEBUG):
-                self.logger.debug("bad OTLP/HTTP request: %s", exc, extra={"path": request.path})
-            # Stop a sender that is over the limit from streaming the rest of it into us.
-            return self._failure(reply_type, exc, close=isinstance(exc, TooLargeError))
-        rejection = route.screen(batch, body if content_type == PROTOBUF else None)
-        # Protobuf bodies go along as the batch's wire bytes (gateway.wirebytes); JSON has none, and neither
-        # has a batch that screening changed.
-        failure = await route.deliver(batch, body if content_type == PROTOBUF and rejection is None else None)
+        # Every byte read, inflated, decoded and delivered is reserved first (gateway.admission), and given back
+        # when the answer is ready.
+        with Reservation(self.budget) as reservation:
+            try:
+                body = await self._read_body(request, reservation)
+                if encoding in _WBITS:
+                    inflated = inflate(body, encoding, self.limit)
+                    reservation.grow(len(inflated) - len(body))
+                    body = inflated
+                # An empty body is an empty request in either encoding (an empty string is not valid JSON).
+                batch = _DECODERS[content_type](body, signal.request_type) if body else signal.request_type()
+            except OverloadedError as exc:
+                self.bad_request("overloaded")
+                # The rest of the body may still be on its way: close rather than read it.
+                return self._failure(reply_type, exc, close=True)
+            except PermanentError as exc:
+                self.bad_request(getattr(exc, "reason", "malformed"))
+                if self.logger.isEnabledFor(logging.DEBUG):
+                    self.logger.debug("bad OTLP/HTTP request: %s", exc, extra={"path": request.path})
+                # Stop a sender that is over the limit from streaming the rest of it into us.
+                return self._failure(reply_type, exc, close=isinstance(exc, TooLargeError))
+            rejection = route.screen(batch, body if content_type == PROTOBUF else None)
+            # Protobuf bodies go along as the batch's wire bytes (gateway.wirebytes); JSON has none, and neither
+            # has a batch that screening changed.
+            failure = await route.deliver(batch, body if content_type == PROTOBUF and rejection is None else None)
         if failure is None or failure.http_status == 200:
             reply = (self._success[(signal, content_type)] if rejection is None
                      else _ENCODERS[content_type](rejection.response(signal)))
@@ -183,15 +195,19 @@ class HttpServer:
         return self._respond(reply_type, failure.http_status, failure.grpc_code.value[0], failure.message,
                              failure.retry_after)
 
-    async def _read_body(self, request: web.BaseRequest) -> bytes:
+    async def _read_body(self, request: web.BaseRequest, reservation: Reservation) -> bytes:
         declared = request.content_length
         if declared is not None and declared > self.limit:
             raise _TooLarge(f"request body of {declared} bytes is over max_request_body_size "
                             f"({self.limit} bytes)")
+        if declared:
+            reservation.grow(declared)  # before reading a byte of it
         chunks: list[bytes] = []
         size = 0
         try:
             while chunk := await request.content.readany():
+                if declared is None:
+                    reservation.grow(len(chunk))
                 size += len(chunk)
                 if size > self.limit:
                     raise _TooLarge(f"request body is over max_request_body_size ({self.limit} bytes)")
@@ -207,7 +223,8 @@ class HttpServer:
 
     def _failure(self, reply_type: str, exc: Exception, close: bool) -> web.Response:
         mapping = status_for(exc)
-        response = self._respond(reply_type, mapping.http_status, mapping.grpc_code.value[0], mapping.message)
+        response = self._respond(reply_type, mapping.http_status, mapping.grpc_code.value[0], mapping.message,
+                                 mapping.retry_after)
         if close:
             response.force_close()
         return response

@@ -82,9 +82,12 @@ async def test_sdk_client_is_refused_under_pressure_and_its_data_arrives_after(t
         done = threading.Event()
         client = threading.Thread(target=send_spans, args=(f"127.0.0.1:{ports['grpc']}", done), daemon=True)
         client.start()
-        await wait_for(lambda: gateway.metric("otelcol_processor_refused_spans_total") > 0, 60,
-                       "the limiter to refuse")
-        refused = gateway.metric("otelcol_processor_refused_spans_total")
+        def refusals() -> float:  # in the pipeline (spans) or, before decoding, at admission (requests)
+            return (gateway.metric("otelcol_processor_refused_spans_total")
+                    + gateway.metric("otelgw_memory_limiter_refused_requests_total"))
+
+        await wait_for(lambda: refusals() > 0, 60, "the limiter to refuse")
+        refused = refusals()
         sink.clear()  # the backend comes back: the queue drains, memory falls, the client's retries get in
         await wait_for(done.is_set, 90, "the client to finish")
         await wait_for(lambda: sink.item_count(Signal.TRACES) >= SPANS, 30, "every span at the backend")
