@@ -176,8 +176,9 @@ class HttpServer:
                 batch = _DECODERS[content_type](body, signal.request_type) if body else signal.request_type()
             except OverloadedError as exc:
                 self.bad_request("overloaded")
-                # The rest of the body may still be on its way: close rather than read it.
-                return self._failure(reply_type, exc, close=True)
+                # Not closed: the sender must see the 429 to back off, and aiohttp drains the unread body into
+                # nothing (it is not kept) before the connection serves the next request.
+                return self._failure(reply_type, exc, close=False)
             except PermanentError as exc:
                 self.bad_request(getattr(exc, "reason", "malformed"))
                 if self.logger.isEnabledFor(logging.DEBUG):
