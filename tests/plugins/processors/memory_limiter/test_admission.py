@@ -85,7 +85,9 @@ async def test_concurrent_large_requests_never_take_memory_over_the_limit(tmp_pa
         refused = gateway.metric("otelgw_memory_limiter_refused_requests_total")
         print(f"baseline {baseline_mib:.0f} MiB, peak {peak_mib:.0f} MiB, limit {LIMIT_MIB} MiB, answers {answers}")
         assert answers.get(200) == SENDERS * REQUESTS_EACH
-        assert answers.get(429, 0) > 0 and refused == answers[429]  # the overload was real, and refused
+        # The overload was real and refused at admission (a few more may be refused later in the pipeline,
+        # by the limiter's own measurement).
+        assert 0 < refused <= answers.get(429, 0)
         assert sink.item_count(Signal.TRACES) == total  # everything acknowledged arrived, once
         assert peak_mib < LIMIT_MIB, f"peak RSS {peak_mib:.0f} MiB over the {LIMIT_MIB} MiB limit"
         assert gateway.stop() == 0
