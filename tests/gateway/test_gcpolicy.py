@@ -26,6 +26,6 @@ def run(mode: str) -> dict[str, float]:
 
 def test_a_slow_full_collection_freezes_the_survivors_so_later_ones_are_short() -> None:
     default, policy = run("default"), run("policy")
-    assert default["frozen"] == 0 and policy["frozen"] >= 3_000_000
+    assert default["frozen"] == 0 and policy["frozen"] >= 2_000_000  # frozen during the build-up already
     assert policy["threshold"] == 20_000
     assert policy["took"] < default["took"] / 5, (default, policy)
