@@ -18,6 +18,9 @@ kills) or, with fsync, on the disk (survives power loss). A failed write (disk f
 leaves nothing behind and raises ``StorageUnavailable``, a retryable error: the sender is told to retry while
 the workers keep draining what is queued, and the first write that succeeds again ends the refusals.
 
+While the backlog is small (``CACHE_BYTES``) a queued batch is also kept as the message it was put as, so a
+worker does not parse it back from disk; after a restart every record is read from disk.
+
 Recovery reads every segment and skips only damaged records (the record framing lets it find the next valid
 one), treats a zero-filled tail as empty, and queues every record whose id is not in ``acks.log``. A damaged
 acks.log entry is skipped (the request is then sent again: a duplicate, never a loss); an id in it that was
@@ -42,6 +45,7 @@ from typing import Any, Protocol
 
 from gateway.component import Batch
 from gateway.helpers.walog import HEADER_BYTES, SegmentLog, StorageUnavailable
+from gateway.wirebytes import wire_bytes
 
 __all__ = ["MemoryQueue", "PersistentQueue", "QueueFull", "SendingQueue", "StorageUnavailable"]
 
@@ -50,6 +54,8 @@ _ACK_CRC = struct.Struct("<I")
 #: A new segment is started past this size, so finished data is given back to the disk in steps of it.
 SEGMENT_BYTES = 8 * 1024 * 1024
 _ACKS_COMPACT_BYTES = 1024 * 1024
+#: Serialized bytes of queued batches also kept in memory as messages (a worker then skips the parse).
+CACHE_BYTES = 16 * 1024 * 1024
 
 
 class QueueFull(Exception):
@@ -155,6 +161,8 @@ class PersistentQueue:
         self._unwritten_acks: list[int] = []  # acknowledgements a failed write could not store yet
         self._in_flight = 0
         self._bytes = 0  # disk bytes of unfinished records
+        self._cache: dict[int, Batch] = {}  # record id -> the batch as put, for records not taken yet
+        self._cached_bytes = 0
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
         self._lock_fd = -1
@@ -209,7 +217,8 @@ class PersistentQueue:
 
     def put(self, batch: Batch) -> None:
         """Append ``batch``; QueueFull at capacity, StorageUnavailable (retryable) when the write fails."""
-        payload = batch.SerializeToString()
+        # The receiver's request bytes when they are still exact (no processor changed the batch): no serializing.
+        payload = wire_bytes(batch) or batch.SerializeToString()
         size = HEADER_BYTES + len(payload)
         used, needed = (self._bytes, size) if self._by_bytes else (len(self._pending) + self._in_flight, 1)
         if used + needed > self._capacity and (used or not self._by_bytes):
@@ -219,6 +228,10 @@ class PersistentQueue:
             self._write_acks()
         self._bytes += size
         self._pending.append(_Record(record_id, segment, offset, len(payload)))
+        if self._cached_bytes + len(payload) <= CACHE_BYTES:
+            # Kept in memory too while the backlog is small, so a worker gets the message without parsing it again.
+            self._cache[record_id] = batch
+            self._cached_bytes += len(payload)
         self._sync_events()
 
     async def get(self) -> tuple[Any, Batch]:
@@ -229,6 +242,10 @@ class PersistentQueue:
             record = self._pending.popleft()
             self._in_flight += 1
             self._sync_events()
+            cached = self._cache.pop(record.id, None)
+            if cached is not None:
+                self._cached_bytes -= record.length
+                return record, cached
             try:
                 payload = self._log.read(record.segment, record.offset, record.length)
             except OSError:
