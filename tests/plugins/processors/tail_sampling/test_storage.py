@@ -6,6 +6,7 @@ SIGKILL tests are in tests/test_durability.py.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from gateway.component import ComponentID, Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, OverloadedError, RetryableError
+from gateway.helpers.walog import StorageUnavailable
 from gateway.host import Host
 from gateway.telemetry import Telemetry
 from gateway.testing import settings_for
@@ -24,6 +26,9 @@ from plugins.processors.tail_sampling.processor import TailSamplingProcessor
 
 from .test_processor import Clock, Downstream
 from .traces import attribute, span, spans_of, trace
+
+sys.path.insert(0, str(Path(__file__).parents[4]))
+from gwproc import tmpfs
 
 KEEP_ERRORS = [{"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}}]
 
@@ -201,3 +206,23 @@ async def test_a_storage_directory_is_owned_by_one_processor_at_a_time(tmp_path:
     await first.shutdown()
     second, _sink = await started(host, clock, wall)
     await second.shutdown()
+
+
+async def test_a_full_disk_refuses_retryably_and_recovers_without_restart(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        filler = disk / "filler"
+        filler.write_bytes(b"\xff" * 700_000)
+        host, clock, wall = host_with_storage(disk), Clock(), Wall()
+        processor, sink = await started(host, clock, wall)
+        accepted = 0
+        with pytest.raises(StorageUnavailable) as refused:
+            for n in range(10_000):
+                await processor.consume_traces(trace([span(n, i, root=i == 0, status=2) for i in range(5)]))
+                accepted += 1
+        assert isinstance(refused.value, RetryableError) and not isinstance(refused.value, OverloadedError)
+        assert processor.pending_traces == accepted > 10  # nothing of the refused request was taken
+        filler.unlink()  # space returns: the next request is taken, no restart
+        await processor.consume_traces(trace([span(99_999, 0, root=True, status=2)]))
+        await processor.decide_due(clock.now + 11)
+        assert len(sink.spans()) == accepted * 5 + 1
+        await processor.shutdown()
