@@ -7,6 +7,7 @@ so a small compressed bomb is caught too): memory per scrape never exceeds the l
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from pathlib import Path
 
@@ -64,18 +65,15 @@ class Fetcher:
         headers = {"Accept": ACCEPT, "User-Agent": self.user_agent,
                    "X-Prometheus-Scrape-Timeout-Seconds": f"{target.timeout:g}"}
         headers["Accept-Encoding"] = "gzip" if self.scrape.enable_compression else "identity"
-        auth = self.scrape.authorization
+        auth, basic = self.scrape.authorization, self.scrape.basic_auth
         if auth is not None:
             credentials = _read_secret(auth.credentials_file) if auth.credentials_file else auth.credentials
             headers["Authorization"] = f"{auth.type or 'Bearer'} {credentials}"
+        elif basic is not None:
+            password = _read_secret(basic.password_file) if basic.password_file else basic.password
+            token = base64.b64encode(f"{basic.username}:{password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
         return headers
-
-    def _basic_auth(self) -> aiohttp.BasicAuth | None:
-        basic = self.scrape.basic_auth
-        if basic is None:
-            return None
-        password = _read_secret(basic.password_file) if basic.password_file else basic.password
-        return aiohttp.BasicAuth(basic.username, password)
 
     async def fetch(self, target: Target) -> tuple[str, str, int]:
         """(body text, content type, body bytes); raises ``ScrapeError`` with a cause on any failure."""
@@ -90,8 +88,7 @@ class Fetcher:
 
     async def _fetch(self, target: Target) -> tuple[str, str, int]:
         session = self._session_for_loop()
-        async with session.get(target.url, headers=self._headers(target), auth=self._basic_auth(),
-                               allow_redirects=True) as response:
+        async with session.get(target.url, headers=self._headers(target), allow_redirects=True) as response:
             if response.status != 200:
                 raise ScrapeError("http_status", f"server returned HTTP status {response.status} {response.reason}")
             declared = response.content_length

@@ -128,3 +128,39 @@ async def test_values_through_the_exporter_into_prometheus_equal_the_targets_own
             prometheus.stop()
         await service.shutdown()
         await sink.stop()
+
+
+@needs_prometheus
+@scrape_real.needs_node_exporter
+async def test_node_exporter_through_the_exporter_into_prometheus(tmp_path, node_exporter) -> None:
+    """The node exporter's series that do not change between scrapes arrive in Prometheus with its own values."""
+    sink = OtlpSink()
+    await sink.start()
+    service = Service.from_files([str(scrape_real.config(tmp_path, sink, {"node": node_exporter}, exporter=True))])
+    prometheus = None
+    try:
+        await service.start()
+        await scrape_real.wait_for_scrape(sink, "node")
+        exporter = service.graph.find(Kind.EXPORTER, "prometheus")
+        prometheus = prometheus_real.PrometheusServer(tmp_path, scrape_target=exporter.address)
+        await prometheus.start()
+        expected = {k: v for k, v in scrape_real.own_values(node_exporter).items()
+                    if k[0] in ("node_memory_MemTotal_bytes", "node_filesystem_size_bytes")}
+        assert expected
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as session:
+            while True:
+                result = await prometheus.query(
+                    session, '{job="node",__name__=~"node_memory_MemTotal_bytes|node_filesystem_size_bytes"}')
+                got = {scrape_real._key(r["metric"]["__name__"], {k: v for k, v in r["metric"].items()
+                                                                   if not k.startswith(("__", "otel_scope_"))}):
+                       float(r["value"][1]) for r in result}
+                if got == expected:
+                    break
+                assert time.monotonic() < deadline, f"Prometheus has {got}, the node exporter {expected}"
+                await asyncio.sleep(0.25)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        await service.shutdown()
+        await sink.stop()
