@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.component import ComponentID
 from gateway.configblocks import TLSServerConfig
-from gateway.configtypes import decode
+from gateway.configtypes import Duration, decode
 from gateway.errors import ConfigError
 from gateway.netaddr import split_host_port
 
@@ -91,6 +91,18 @@ class HttpConfig:
     #: otelgw: bytes of request bodies being read, decoded and delivered at once, in MiB (after decompression);
     #: more get 429 with Retry-After. 0 = no cap of its own (a memory_limiter still applies). Default 256.
     max_in_flight_size_mib: int = 256
+    #: Once a request head has started to arrive, all of it must arrive within this long, else the connection is
+    #: closed (slowloris). Default 10s.
+    read_header_timeout: Duration = 10.0
+    #: A connection with no request under way is closed after this long (also one that never sends a byte).
+    #: Default 60s.
+    idle_timeout: Duration = 60.0
+    #: A request body must arrive within this long of its head; a slower one gets 408 and the connection is
+    #: closed. 0 = no deadline. Default 30s.
+    read_timeout: Duration = 30.0
+    #: otelgw: open connections at most; more are closed on accept, logged and counted. 0 = no bound.
+    #: Default 1000.
+    max_connections: int = 1000
     #: Serve HTTPS (mutual TLS with client_ca_file); certificates are reloaded when their files change.
     tls: TLSServerConfig | None = None
     #: Require credentials checked by an authenticator extension; failures get 401.
@@ -106,6 +118,14 @@ class HttpConfig:
             errors.append(f"max_request_body_size: must be > 0, got {self.max_request_body_size}")
         if self.max_in_flight_size_mib < 0:
             errors.append(f"max_in_flight_size_mib: must be >= 0 (0 = no cap), got {self.max_in_flight_size_mib}")
+        if self.read_header_timeout <= 0:
+            errors.append(f"read_header_timeout: must be > 0, got {self.read_header_timeout:g}s")
+        if self.idle_timeout <= 0:
+            errors.append(f"idle_timeout: must be > 0, got {self.idle_timeout:g}s")
+        if self.read_timeout < 0:
+            errors.append(f"read_timeout: must be >= 0 (0 = no deadline), got {self.read_timeout:g}s")
+        if self.max_connections < 0:
+            errors.append(f"max_connections: must be >= 0 (0 = no bound), got {self.max_connections}")
         paths = (self.traces_url_path, self.metrics_url_path, self.logs_url_path)
         if len(set(paths)) != len(paths):
             errors.append(f"traces_url_path: the traces, metrics and logs paths must differ, "

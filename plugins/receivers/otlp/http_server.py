@@ -8,6 +8,7 @@ aiohttp's own request decompression is off for that reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import sys
@@ -28,6 +29,7 @@ from gateway.errors import OverloadedError, PermanentError, TooLargeError, statu
 from gateway.netaddr import format_addresses, listen_error, split_host_port
 
 from .config import HttpConfig
+from .http_guard import GuardedServer
 from .responses import RESPONSE_TYPES, dialable, status_message
 
 if TYPE_CHECKING:
@@ -48,6 +50,13 @@ class _BadRequest(PermanentError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class _TooSlow(_BadRequest):
+    """A body that trickles in (slowloris): answered 408, and the connection is closed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "slow_body")
 
 
 class _TooLarge(TooLargeError):
@@ -183,6 +192,15 @@ class HttpServer:
                 self.bad_request(getattr(exc, "reason", "malformed"))
                 if self.logger.isEnabledFor(logging.DEBUG):
                     self.logger.debug("bad OTLP/HTTP request: %s", exc, extra={"path": request.path})
+                if isinstance(exc, _TooSlow):
+                    # Answered, then the socket closed: aiohttp would otherwise keep waiting for the body's rest.
+                    response = self._respond(reply_type, 408, 4, str(exc))  # 4: DEADLINE_EXCEEDED
+                    response.force_close()
+                    await response.prepare(request)
+                    await response.write_eof()
+                    if request.transport is not None:
+                        request.transport.close()
+                    return response
                 # Stop a sender that is over the limit from streaming the rest of it into us.
                 return self._failure(reply_type, exc, close=isinstance(exc, TooLargeError))
             rejection = route.screen(batch, body if content_type == PROTOBUF else None)
@@ -206,15 +224,19 @@ class HttpServer:
         chunks: list[bytes] = []
         size = 0
         try:
-            while chunk := await request.content.readany():
-                if declared is None:
-                    reservation.grow(len(chunk))
-                size += len(chunk)
-                if size > self.limit:
-                    raise _TooLarge(f"request body is over max_request_body_size ({self.limit} bytes)")
-                chunks.append(chunk)
+            async with asyncio.timeout(self.config.read_timeout or None):
+                while chunk := await request.content.readany():
+                    if declared is None:
+                        reservation.grow(len(chunk))
+                    size += len(chunk)
+                    if size > self.limit:
+                        raise _TooLarge(f"request body is over max_request_body_size ({self.limit} bytes)")
+                    chunks.append(chunk)
         except (ConnectionError, RequestPayloadError) as exc:  # the sender hung up or broke the framing
             raise _BadRequest(f"the request body could not be read: {exc}", "incomplete_body") from None
+        except TimeoutError:
+            raise _TooSlow(f"the request body did not arrive within read_timeout "
+                           f"({self.config.read_timeout:g}s)") from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _reject(self, reply_type: str, http_status: int, reason: str, message: str,
@@ -241,7 +263,13 @@ class HttpServer:
 
     async def start(self) -> str:
         # auto_decompress off: aiohttp would inflate without a size cap.
-        server = web.Server(self._handle, access_log=None, auto_decompress=False, logger=_ProtocolLog(self.logger))
+        server = GuardedServer(self._handle, max_connections=self.config.max_connections,
+                               read_header_timeout=self.config.read_header_timeout,
+                               idle_timeout=self.config.idle_timeout,
+                               on_refused=lambda: self.bad_request("too_many_connections"),
+                               on_slow_header=lambda: self.bad_request("slow_header"),
+                               guard_logger=self.logger, access_log=None, auto_decompress=False,
+                               logger=_ProtocolLog(self.logger))
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         host, port = split_host_port(self.config.endpoint)

@@ -139,7 +139,8 @@ class Harness:
 
 
 REASONS = ("malformed", "bad_compression", "too_large", "unsupported_content_type", "unsupported_encoding",
-           "not_found", "method_not_allowed", "unwired_signal", "incomplete_body", "unknown_method")
+           "not_found", "method_not_allowed", "unwired_signal", "incomplete_body", "unknown_method", "slow_body",
+           "slow_header", "too_many_connections")
 
 
 def config_for(grpc_settings: dict[str, Any] | None = None, http_settings: dict[str, Any] | None = None,
