@@ -10,16 +10,14 @@ Every request carries new trace ids (``bench.tail_sampling_load``). A figure is 
 CPU-second the gateway used from the first request until the last span arrived. fsync is off (the default: the
 data survives SIGKILL; see the file_storage README for what fsync adds).
 
-    python -m bench.durability [--requests 2000] [--concurrency 16] [--spans 500]
+    python -m bench.durability [--requests 2000] [--concurrency 64] [--spans 500]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,9 +28,8 @@ from typing import Any
 
 import yaml
 
-from bench.passthrough import CountingSink, cpu_seconds, free_port, measure_ceiling, wait_for_port
+from bench.passthrough import CountingSink, cpu_seconds, free_port, heading, prepare, wait_for_port
 from bench.passthrough import gateway_config as passthrough_config
-from bench.workload import make_payloads
 
 #: The brief's goal: a durable path costs at most 30% of its in-memory twin's throughput.
 GOAL_RATIO = 0.70
@@ -111,19 +108,10 @@ CASES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--spans", type=int, default=500)
-    args = parser.parse_args()
-    os.sched_setaffinity(0, {0})
-    payloads = make_payloads(64, args.spans)
-    ceiling = measure_ceiling(payloads, args.spans)
-    os.sched_setaffinity(0, {1})
+    args, payloads, ceiling = prepare(__doc__, requests=2000)
     results = {case: asyncio.run(run(case, args.requests, args.concurrency, args.spans)) for case in CASES}
     rate = {case: r["received"] / r["gateway_cpu_s"] for case, r in results.items()}
-    print(f"otelgw durability benchmark  {time.strftime('%Y-%m-%d')}  {platform.machine()} {os.cpu_count()} cores  "
-          f"python {platform.python_version()}")
+    print(heading("durability"))
     print(f"  workload: {args.requests} requests x {args.spans} spans, {len(payloads[0]) / args.spans:.0f} B/span, "
           f"concurrency {args.concurrency}, new trace ids in every request, fsync off")
     print(f"  {'ceiling (parse + serialize, 1 core):':<64}{ceiling:>10,.0f} spans/s")

@@ -7,16 +7,14 @@ core 1. The figure is spans received by the gateway per gateway CPU-second (utim
 The workload (``bench.workload``) has no ``http.url``; the statement the issue describes as replace_pattern on
 ``http.url`` runs on ``http.route``, which every span has, so it does real work on the server spans.
 
-    python -m bench.ottl [--requests 1500] [--concurrency 16]
+    python -m bench.ottl [--requests 1500] [--concurrency 64]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -24,8 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.passthrough import CountingSink, cpu_seconds, free_port, gateway_config, measure_ceiling, wait_for_port
-from bench.workload import make_payloads
+from bench.passthrough import (
+    CountingSink,
+    cpu_seconds,
+    free_port,
+    gateway_config,
+    heading,
+    prepare,
+    wait_for_port,
+)
 
 GOAL = 150_000
 
@@ -89,17 +94,8 @@ async def run(processors: dict[str, Any], requests: int, concurrency: int, spans
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=1500)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--spans", type=int, default=500)
-    args = parser.parse_args()
-    os.sched_setaffinity(0, {0})
-    payloads = make_payloads(64, args.spans)
-    ceiling = measure_ceiling(payloads, args.spans)
-    os.sched_setaffinity(0, {1})
-    print(f"otelgw OTTL benchmark  {time.strftime('%Y-%m-%d')}  {platform.machine()} {os.cpu_count()} cores  "
-          f"python {platform.python_version()}")
+    args, payloads, ceiling = prepare(__doc__, requests=1500)
+    print(heading("OTTL"))
     print(f"  workload: {args.requests} requests x {args.spans} spans, {len(payloads[0]) / args.spans:.0f} B/span, "
           f"concurrency {args.concurrency}")
     print(f"  ceiling (parse + serialize, 1 core): {ceiling:>10,.0f} spans/s")

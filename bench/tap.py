@@ -9,16 +9,14 @@ measured in the same run:
   exactly the one built at start (tests/gateway/test_tap.py checks that), so these should match the first figure
   within the noise of the machine, which the two detached runs show.
 
-    python -m bench.tap [--requests 3000] [--concurrency 16]
+    python -m bench.tap [--requests 3000] [--concurrency 64]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -35,10 +33,10 @@ from bench.passthrough import (
     cpu_seconds,
     free_port,
     gateway_config,
-    measure_ceiling,
+    heading,
+    prepare,
     wait_for_port,
 )
-from bench.workload import make_payloads
 
 TOKEN = "bench-tap-token"
 
@@ -118,18 +116,9 @@ async def run(requests: int, concurrency: int, spans: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--spans", type=int, default=500)
-    args = parser.parse_args()
-    os.sched_setaffinity(0, {0})
-    payloads = make_payloads(64, args.spans)
-    ceiling = measure_ceiling(payloads, args.spans)
-    os.sched_setaffinity(0, {1})
+    args, _payloads, ceiling = prepare(__doc__, requests=3000)
     figures = asyncio.run(run(args.requests, args.concurrency, args.spans))
-    print(f"otelgw tap benchmark  {time.strftime('%Y-%m-%d')}  {platform.machine()} {os.cpu_count()} cores  "
-          f"python {platform.python_version()}")
+    print(heading("tap"))
     print(f"  workload: {args.requests} requests x {args.spans} spans, concurrency {args.concurrency}; "
           f"OTLP/gRPC -> memory_limiter -> batch -> OTLP/gRPC")
     print(f"  ceiling (parse + serialize, 1 core):     {ceiling:>10,.0f} spans/s")
