@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -11,6 +12,28 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gwproc import GatewayProcess
+
+#: The ports `make run` and the shipped configs listen on. Tests use free ports only.
+WELL_KNOWN_PORTS = (4317, 4318, 8888, 8889, 13133, 13134)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _well_known_ports_are_taken() -> Iterator[None]:
+    """Hold the default ports for the whole run, as a `make run` next to `make test` would: a test that binds a
+    fixed port (directly or through a default config) fails here too, not only on a developer's machine."""
+    held = []
+    for port in WELL_KNOWN_PORTS:
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port))
+            holder.listen()
+        except OSError:  # already taken, by `make run` for instance: just as good
+            holder.close()
+            continue
+        held.append(holder)
+    yield
+    for holder in held:
+        holder.close()
 
 
 @pytest.fixture(autouse=True)
