@@ -23,13 +23,20 @@ EXPORT_LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
 async def replay(target: str, payloads: list[bytes] | Callable[[int], bytes], requests: int, concurrency: int,
-                 spans: int, method: str = EXPORT, timeout: float = 30) -> dict:
+                 spans: int, method: str = EXPORT, timeout: float = 30, ca_file: str | None = None) -> dict:
     """Send ``requests`` requests (``payloads`` cycled, or built by ``payloads(i)``) from ``concurrency`` workers.
 
     ``spans`` is the number of items per request (spans, or log records with ``method=EXPORT_LOGS``).
+    ``ca_file``: connect with TLS, trusting this CA (else plaintext).
     """
     request_for = payloads if callable(payloads) else (lambda i: payloads[i % len(payloads)])
-    channel = aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)])
+    options = [("grpc.max_send_message_length", 64 << 20)]
+    if ca_file:
+        with open(ca_file, "rb") as file:
+            credentials = grpc.ssl_channel_credentials(file.read())
+        channel = aio.secure_channel(target, credentials, options=options)
+    else:
+        channel = aio.insecure_channel(target, options=options)
     export = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
     await channel.channel_ready()
     next_index = 0
@@ -61,9 +68,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--spans", type=int, default=500)
+    parser.add_argument("--ca-file", default=None, help="connect with TLS, trusting this CA certificate")
     args = parser.parse_args()
     payloads = make_payloads(64, args.spans)
-    result = asyncio.run(replay(args.target, payloads, args.requests, args.concurrency, args.spans))
+    result = asyncio.run(replay(args.target, payloads, args.requests, args.concurrency, args.spans,
+                                ca_file=args.ca_file))
     print(json.dumps(result), flush=True)
 
 
