@@ -263,3 +263,17 @@ service:
         assert results == {"0x1F2E": 200, "7982": 401, "s3cr3t #x": 200, "s3cr3t": 401}
     finally:
         gateway.stop()
+
+
+def test_print_config_never_prints_a_secret(tmp_path: Path) -> None:
+    env = secret_env()
+    ports = {name: free_port() for name in ("health", "bearer", "bearer_grpc", "basic", "closed", "admin",
+                                            "metrics")}
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(config_text(ports))
+    bad.write_text(config_text(ports).replace(*MISTYPED["T_HMAC"]))
+    for path, code in ((good, 0), (bad, 2)):
+        result = otelgw("print-config", "--config", str(path), env={**_base_env(), **env})
+        assert result.returncode == code, result.stderr
+        assert "hmac_key" in result.stdout and "<redacted>" in result.stdout
+        assert_clean(result.stdout + result.stderr, env, f"print-config of {path.name}")
