@@ -185,7 +185,7 @@ def test_a_running_gateway_never_logs_or_answers_a_secret(tmp_path: Path, monkey
     path.write_text(config_text(ports))
     gateway = GatewayProcess(path, ports, tmp_path / "gateway.log").start()
     try:
-        gateway.wait_ready()
+        gateway.wait_ready(timeout=60)  # all plugins load first; slow on a busy machine
         bearer = env["T_BEARER"]
         basic = base64.b64encode(env["T_HTPASSWD"].encode()).decode()
         traces = "/v1/traces"
@@ -201,7 +201,7 @@ def test_a_running_gateway_never_logs_or_answers_a_secret(tmp_path: Path, monkey
                 (ports["basic"], f"Basic {basic[:-2]}\u2603", (401,))):
             status, _ = http_post(f"http://127.0.0.1:{port}{traces}", body,
                                   {**json_type, "Authorization": authorization.encode().decode("latin-1")})
-            assert status in expected, (authorization, status)
+            assert status in expected, (authorization, status, gateway.log())
         # A malformed request whose header line holds a credential: aiohttp logs the line at debug level.
         with socket.create_connection(("127.0.0.1", ports["bearer"])) as raw:
             raw.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + bearer.encode()
@@ -213,10 +213,10 @@ def test_a_running_gateway_never_logs_or_answers_a_secret(tmp_path: Path, monkey
         path.write_text(config_text(ports).replace("    hmac_key: ${env:T_HMAC}", "    hmac_key: [\"${env:T_HMAC}\"]"))
         status, answer = http_post(f"http://127.0.0.1:{ports['admin']}/-/reload", b"{}",
                                    {"Authorization": f"Bearer {env['T_ADMIN']}", **json_type})
-        assert status == 400 and b"hmac_key" in answer, answer
+        assert status == 400 and b"hmac_key" in answer, (answer, gateway.log())
         assert_clean(answer.decode(), env, "the reload answer")
         gateway.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while gateway.log().count("reload rejected") < 2:
             assert time.monotonic() < deadline, gateway.log()
             time.sleep(0.05)
@@ -225,9 +225,9 @@ def test_a_running_gateway_never_logs_or_answers_a_secret(tmp_path: Path, monkey
         code = gateway.stop()
     log = gateway.log_path.read_text(errors="replace")
     assert code == 0, log
-    assert '"level": "debug"' in log  # the debug path really ran
+    assert '"level": "debug"' in log, log  # the debug path really ran
     # malformed credentials are refused quietly: no error line, no traceback from a receiver
-    assert not [line for line in log.splitlines() if '"level": "error"' in line and "otelgw.receiver" in line]
+    assert not [line for line in log.splitlines() if '"level": "error"' in line and "otelgw.receiver" in line], log
     assert_clean(log, env, "the gateway's log")
 
 
