@@ -130,7 +130,7 @@ async def test_bad_targets_are_counted_logged_once_and_cost_nothing_else(tmp_pat
             ("slow", "timeout")]
         peak_mib = gateway.status_kb("VmHWM") / 1024
         print(f"gateway peak RSS {peak_mib:.0f} MiB")
-        assert peak_mib < 250, f"peak RSS {peak_mib:.0f} MiB"
+        assert peak_mib < 300, f"peak RSS {peak_mib:.0f} MiB"
     finally:
         gateway.stop()
         await sink.stop()
