@@ -48,7 +48,7 @@ from plugins.connectors.span_metrics.factory import factory as span_metrics_fact
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKS = ("callcenter", "llm_agent", "crm")
-GOAL_SPANS_PER_S = 100_000  # tail_sampling + redaction + span_metrics together (shared/docs/targets.md)
+GOAL_SPANS_PER_S = 100_000  # tail_sampling + redaction + span_metrics together (the project's goal)
 
 
 def pack_engine(pack: str, **overrides: Any) -> KpiEngine:

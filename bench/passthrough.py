@@ -4,8 +4,7 @@ Layout on a 2-core machine: the gateway process is pinned to core 0; the load ge
 (this process) share core 1. Figures printed:
 - ceiling: ``ExportTraceServiceRequest`` parse + serialize of the same requests, on one core, in this run;
 - throughput: spans delivered to the sink per wall-clock second while the load generator runs flat out;
-- per gateway core: spans per CPU-second the gateway process used (utime + stime), the "per core" figure of
-  shared/docs/targets.md.
+- per gateway core: spans per CPU-second the gateway process used (utime + stime): the "per core" figure.
 
     python -m bench.passthrough [--requests 3000] [--concurrency 64]
 """

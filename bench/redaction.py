@@ -4,7 +4,7 @@ For each signal (traces, logs) the gateway runs the customer-service rules of co
 streams of the same customer-service traffic (bench/redaction_workload.py): the pass-through baseline without
 the redaction processor, a stream where 1% of the items carry personal data, and one where every item does.
 Figures printed for each, next to the ceiling measured in the same run (parse + serialize of the same requests on
-one core): items per gateway CPU-second (the "per core" figure of shared/docs/targets.md, from the gateway
+one core): items per gateway CPU-second (the "per core" figure, from the gateway
 process's utime + stime) and items per wall-clock second. Layout as bench/passthrough.py: gateway pinned to
 core 0, load generator and counting sink on core 1.
 

@@ -40,7 +40,7 @@ from bench.passthrough import gateway_config as passthrough_config
 from bench.tail_sampling_load import UniqueTraces
 from bench.workload import make_payloads
 
-GOAL_SPANS_PER_S = 100_000  # tail_sampling + redaction + span_metrics together (shared/docs/targets.md)
+GOAL_SPANS_PER_S = 100_000  # tail_sampling + redaction + span_metrics together (the project's goal)
 DECISION_WAIT_S = 1.0
 
 RULE = """

@@ -14,7 +14,7 @@ The tree::
         └── SkipBatchError     a processor decided to drop this batch on purpose; not an error to the sender
 
 Receivers translate with :func:`status_for`, so the mapping of
-shared/docs/protocols.md section 1.2 lives here and nowhere else. Anything that is not a ``ConsumeError``
+the OTLP specification's status-code table lives here and nowhere else. Anything that is not a ``ConsumeError``
 (a bug in a component) is answered as retryable: the client keeps its data and the gateway keeps serving.
 """
 

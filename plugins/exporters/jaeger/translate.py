@@ -1,4 +1,4 @@
-"""OTLP traces → Jaeger api_v2 ``PostSpansRequest`` bytes, per shared/docs/protocols.md 3.2.
+"""OTLP traces → Jaeger api_v2 ``PostSpansRequest`` bytes, by the Collector's Jaeger translation rules.
 
 | OTLP | Jaeger |
 |---|---|

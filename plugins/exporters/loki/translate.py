@@ -1,4 +1,4 @@
-"""OTLP logs → Loki streams, with the contrib lokiexporter's rules (shared/docs/protocols.md 2.6 B).
+"""OTLP logs → Loki streams, with the contrib lokiexporter's rules.
 
 - Labels, in priority order for the ``max_labels`` cap: ``job`` (service.namespace/service.name), ``instance``
   (service.instance.id), configured resource labels, ``loki.resource.labels`` hint, ``level`` (from

@@ -1,7 +1,7 @@
 """Real OpenTelemetry SDK → gateway (OTLP/gRPC receiver → batch → jaeger) → PostSpans server on our protos.
 
 Every span the SDK finished is compared, field by field, with what the Jaeger collector stand-in decoded, using
-the mapping table of shared/docs/protocols.md 3.2 as the expectation.
+the Jaeger mapping rules (plugins/exporters/jaeger/translate.py) as the expectation.
 """
 
 from __future__ import annotations

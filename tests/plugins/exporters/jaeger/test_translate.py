@@ -1,4 +1,4 @@
-"""The OTLP → Jaeger mapping of shared/docs/protocols.md 3.2, rule by rule, decoded with gateway.protos.jaeger."""
+"""The OTLP → Jaeger mapping, rule by rule, decoded with gateway.protos.jaeger."""
 
 from __future__ import annotations
 
