@@ -16,8 +16,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 if TYPE_CHECKING:
+    from gateway._host.telemetry import ComponentTelemetry
     from gateway.host import Host
-    from gateway.telemetry import ComponentTelemetry
 
 __all__ = [
     "Batch",

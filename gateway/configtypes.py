@@ -17,9 +17,9 @@ import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Union
 
-from gateway.confmap import EnvString
+from gateway._host.confmap import EnvString
+from gateway._host.redact import is_secret_key
 from gateway.errors import ConfigError
-from gateway.redact import is_secret_key
 
 __all__ = ["Duration", "decode", "parse_duration", "validate_tree"]
 

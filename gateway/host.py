@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.admin import AdminConfig, AdminServer
+from gateway._host.admin import AdminConfig, AdminServer
+from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind
-from gateway.telemetry import Telemetry
 
 __all__ = ["ComponentStatus", "Host", "Status"]
 
@@ -46,7 +46,7 @@ class Host:
         self._status: dict[str, ComponentStatus] = {}
         #: True from the moment every pipeline has started until shutdown begins.
         self.ready = False
-        #: The running gateway's ``gateway.stats.Stats`` (component counters, graph), for extensions such as zpages.
+        #: The running gateway's ``Stats`` (``gateway._host.stats``: component counters, graph), for zpages.
         self.stats: Any = None
 
     def report_status(self, kind: Kind, cid: ComponentID, status: Status, error: str | None = None,

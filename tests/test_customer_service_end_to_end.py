@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway._host.service import Service
 from gateway.component import Kind, Signal
-from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 from tests.plugins.exporters.loki.conftest import LokiServer
 from tests.test_alertmanager_real import BINARY as ALERTMANAGER

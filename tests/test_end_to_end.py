@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
+from gateway._host.service import Service
 from gateway.component import Kind, Signal
-from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 
 RESOURCE = Resource.create({"service.name": "callcenter-api", "deployment.environment": "test"})

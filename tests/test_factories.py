@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from gateway._host.registry import load_registry
+from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal, consume
 from gateway.configtypes import decode, validate_tree
 from gateway.host import Host
-from gateway.registry import load_registry
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, make_logs, make_metrics, make_traces, settings_for
 
 REGISTRY = load_registry()

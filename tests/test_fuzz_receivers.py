@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import Factory, Kind, Signal, hookimpl
+from gateway._host.config import build_config
+from gateway._host.registry import load_registry
+from gateway._host.service import Service
 from gateway.component import count_items
-from gateway.config import build_config
-from gateway.registry import load_registry
-from gateway.service import Service
 from gateway.testing import Sink, make_logs, make_metrics, make_traces
 
 VALID_SERVICE = "fuzz-valid"

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.config import build_config
+from gateway._host.confmap import load_files
+from gateway._host.registry import load_registry
 from gateway.component import ComponentID, Kind
-from gateway.config import build_config
-from gateway.confmap import load_files
-from gateway.registry import load_registry
 
 K8S = Path(__file__).parents[1] / "configs" / "k8s"
 

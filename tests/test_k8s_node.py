@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.config import build_config
+from gateway._host.registry import load_registry
+from gateway._host.service import Service
 from gateway.component import ComponentID, Kind, Signal
-from gateway.config import build_config
-from gateway.registry import load_registry
-from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from gateway.registry import load_registry
-from gateway.service import load_config
+from gateway._host.registry import load_registry
+from gateway._host.service import load_config
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -30,8 +30,8 @@ def test_the_example_validates(tmp_path: Path) -> None:
 
 
 async def test_the_example_runs_and_its_taps_say_where_they_read(tmp_path: Path) -> None:
-    from gateway.service import Service
-    from gateway.tap import tap_points
+    from gateway._host.service import Service
+    from gateway._host.tap import tap_points
 
     raw = yaml.safe_load(section_yaml())
     raw["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] = "127.0.0.1:0"

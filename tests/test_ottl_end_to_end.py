@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
+from gateway._host.service import Service
 from gateway.component import Kind
-from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 
 

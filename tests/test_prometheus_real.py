@@ -29,8 +29,8 @@ import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
+from gateway._host.service import Service
 from gateway.component import Kind
-from gateway.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKS = [ROOT / "configs/kpi" / f"{name}.yaml" for name in ("gateway", "callcenter", "llm_agent", "crm")]

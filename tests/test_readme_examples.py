@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.config import build_config
-from gateway.registry import load_registry
+from gateway._host.config import build_config
+from gateway._host.registry import load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 READMES = [

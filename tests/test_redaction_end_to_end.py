@@ -24,11 +24,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from gateway import Factory, hookimpl, otlpjson
+from gateway._host.config import build_config
+from gateway._host.registry import load_registry
+from gateway._host.service import Service
 from gateway.component import Kind, Signal
-from gateway.config import build_config
 from gateway.helpers.processor import Processor
-from gateway.registry import load_registry
-from gateway.service import Service
 from gateway.testing import Sink, any_value, make_traces
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.processors.redaction import hyperscan_scanner, rules

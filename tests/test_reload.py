@@ -13,8 +13,8 @@ from pathlib import Path
 
 import aiohttp
 
+from gateway._host.service import Service
 from gateway.component import Kind, Signal
-from gateway.service import Service
 from gateway.testing import make_traces
 from gateway.testing.otlp_sink import OtlpSink
 

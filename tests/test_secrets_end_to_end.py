@@ -1,4 +1,4 @@
-"""No secret value is ever printed: every field of ``gateway.redact.SECRET_KEYS`` through every output path.
+"""No secret value is ever printed: every field of ``gateway._host.redact.SECRET_KEYS`` through every output path.
 
 Each secret field gets its own long random value, from the environment as operators write it. The paths, all with
 real ``otelgw`` processes: ``otelgw validate`` on a config where the field is mistyped, a YAML syntax error on
@@ -26,7 +26,7 @@ import contextlib
 
 from gwproc import GatewayProcess, free_port, http_post
 
-from gateway.redact import SECRET_KEYS
+from gateway._host.redact import SECRET_KEYS
 
 #: (environment variable, the key path it is written under). Every SECRET_KEYS entry a shipped component
 #: has appears here; test_every_secret_key_is_covered keeps the two lists together.

@@ -15,11 +15,11 @@ import grpc
 import pytest
 
 from gateway import Factory, Kind, Signal, hookimpl
+from gateway._host.config import PipelineID, build_config
+from gateway._host.registry import load_registry
+from gateway._host.service import Service
 from gateway.component import Batch, ComponentID, consume
-from gateway.config import PipelineID, build_config
 from gateway.otlpjson import encode as json_encode
-from gateway.registry import load_registry
-from gateway.service import Service
 from gateway.testing import Sink, make_logs, make_metrics, make_traces
 from gateway.wirebytes import ForgetWireBytes, _registry, attached, forget, wire_bytes
 

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
+from gateway._host.stats import kpi_board
 from gateway.component import ComponentSettings, Signal, count_items
 from gateway.helpers.connector_metrics import connector_metrics
-from gateway.stats import kpi_board
 
 __all__ = ["Aggregator", "FlushingConnector"]
 

@@ -20,6 +20,8 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gateway.helpers.protowire import varint
+
 __all__ = ["Envelope", "EnvelopeTable", "Run", "assemble", "split_request", "stamp", "varint"]
 
 _U64 = struct.Struct("<Q").unpack_from
@@ -28,15 +30,6 @@ _SCOPE_SPANS = 0x12  # ResourceSpans.scope_spans
 _RESOURCE_SPANS = 0x0A  # ExportTraceServiceRequest.resource_spans
 #: Span length → its ``ScopeSpans.spans`` tag and length prefix; span sizes repeat, so this stays small.
 _SPAN_FRAMES: dict[int, bytes] = {}
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:

@@ -19,8 +19,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, ComponentID, ComponentSettings, Kind, Signal, count_items
-from gateway.telemetry import Telemetry
 
 __all__ = ["Sink", "any_value", "make_logs", "make_metrics", "make_traces", "settings_for"]
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from gateway import Factory, Kind, Processor, Signal, hookimpl
+from gateway._host.registry import load_registry
 from gateway.component import count_items
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
 from gateway.testing import Sink, make_metrics
 
 EVENTS: list[str] = []

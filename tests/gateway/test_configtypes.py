@@ -133,7 +133,7 @@ class _Typed:
 
 
 def test_env_values_are_strings_for_string_fields_and_typed_for_others():
-    from gateway.confmap import expand_env
+    from gateway._host.confmap import expand_env
 
     env = {"S": "s3cr3t #x", "H": "0x1F2E", "N": "0x1F2E", "R": "2.5", "W": "5s"}
     raw = expand_env({"name": "${env:S}", "maybe": "${env:H}", "count": "${env:N}", "ratio": "${env:R}",

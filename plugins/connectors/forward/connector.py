@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.component import ComponentSettings, Signal, consume
+from gateway import ComponentSettings, Signal, consume
 
 from .config import Config
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.component import ComponentSettings, Factory, Kind, Signal, Stability
+from gateway import ComponentSettings, Factory, Kind, Signal, Stability
 
 from .config import Config
 from .connector import ForwardConnector

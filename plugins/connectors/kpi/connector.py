@@ -12,10 +12,7 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.component import ComponentID, ComponentSettings
-from gateway.errors import ConfigError
-from gateway.helpers.flushing_connector import FlushingConnector
-from gateway.helpers.shared import SharedComponent, SharedComponents
+from gateway import ComponentID, ComponentSettings, ConfigError, FlushingConnector, SharedComponent, SharedComponents
 
 from .config import Config
 from .engine import KpiEngine

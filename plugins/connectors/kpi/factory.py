@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.component import Factory, Kind, Signal, Stability
+from gateway import Factory, Kind, Signal, Stability
 
 from .config import Config
 from .connector import create

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import ConfigError
-from gateway.prometheus.naming import format_float
+from gateway import ConfigError
+from gateway.prometheus import format_float
 
 __all__ = ["MISSING", "SPAN_KINDS", "STATUS_CODES", "Match", "Predicate", "check_conditions", "check_severity",
            "compile_condition", "number", "parse_severity", "text"]

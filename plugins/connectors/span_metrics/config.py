@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
+from gateway import ConfigError, Duration
 
 DELTA = "AGGREGATION_TEMPORALITY_DELTA"
 CUMULATIVE = "AGGREGATION_TEMPORALITY_CUMULATIVE"

@@ -6,8 +6,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.component import ComponentSettings
-from gateway.helpers.flushing_connector import FlushingConnector
+from gateway import ComponentSettings, FlushingConnector
 
 from .aggregator import SpanAggregator
 from .config import Config

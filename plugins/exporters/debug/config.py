@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from gateway import otlpjson
-from gateway.component import Batch, ComponentSettings, Signal, count_items
+from gateway import Batch, ComponentSettings, Signal, count_items, otlpjson
 
 from .config import Config
 

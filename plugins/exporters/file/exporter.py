@@ -13,9 +13,7 @@ import os
 import struct
 from typing import Any
 
-from gateway import otlpjson
-from gateway.component import Batch, ComponentSettings, Signal, count_items
-from gateway.errors import RetryableError
+from gateway import Batch, ComponentSettings, RetryableError, Signal, count_items, otlpjson
 
 from .config import Config
 from .writer import FileWriter

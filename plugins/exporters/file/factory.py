@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.component import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Factory, Kind, Stability
 
 from .config import Config
 from .exporter import FileExporter

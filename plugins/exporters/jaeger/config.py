@@ -2,11 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.configblocks import TLSClientConfig
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
-from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.netaddr import split_host_port
+from gateway import ConfigError, Duration, QueueConfig, RetryConfig, TLSClientConfig, split_host_port
 from plugins.exporters.otlp_grpc.config import Config as OtlpGrpcConfig
 
 #: Jaeger's collector ports: api_v2 gRPC, and its native OTLP/gRPC receiver.

@@ -12,10 +12,16 @@ from typing import Any
 
 import grpc
 
-from gateway.component import ComponentSettings
-from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, grpc_error
-from gateway.helpers.grpc_channel import ExporterChannel
-from gateway.helpers.parts import PartSender, offloaded
+from gateway import (
+    USER_AGENT,
+    ComponentSettings,
+    ExporterChannel,
+    ExporterHelper,
+    PartialSuccess,
+    PartSender,
+    grpc_error,
+    offloaded,
+)
 from gateway.protos.jaeger.api_v2 import collector_pb2
 from plugins.exporters.otlp_grpc.config import parse_endpoint
 

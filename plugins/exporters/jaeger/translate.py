@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.helpers.parts import Part, Split
+from gateway import Part, Split
 from gateway.protos.jaeger.api_v2 import model_pb2
 from gateway.protos.otelgw import otlp_views_pb2 as views
 

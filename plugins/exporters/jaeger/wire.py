@@ -15,7 +15,7 @@ import json
 
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from gateway.helpers.protowire import any_value_to_python, field, timestamp, varint
+from gateway import any_value_to_python, field, timestamp, varint
 from gateway.protos.jaeger.api_v2 import model_pb2
 
 # The generic helpers are re-exported: the translator reads them as ``wire.field`` and friends.

@@ -8,9 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.configtypes import Duration, decode, validate_tree
-from gateway.errors import ConfigError
-from gateway.netaddr import split_host_port
+from gateway import ConfigError, Duration, decode, split_host_port, validate_tree
 from plugins.exporters.otlp_grpc.config import Config as OtlpConfig
 
 __all__ = ["Config", "DnsResolverConfig", "ProtocolConfig", "ResolverConfig", "StaticResolverConfig"]

@@ -17,9 +17,17 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.component import ComponentID, ComponentSettings, Kind, Signal
-from gateway.errors import RetryableError
-from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request
+from gateway import (
+    ComponentID,
+    ComponentSettings,
+    Envelope,
+    EnvelopeTable,
+    Kind,
+    RetryableError,
+    Signal,
+    assemble,
+    split_request,
+)
 from plugins.exporters.otlp_grpc.exporter import OtlpGrpcExporter
 
 from .config import Config

@@ -5,10 +5,7 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
-from gateway.configblocks import TLSClientConfig
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
-from gateway.helpers.exporter import QueueConfig, RetryConfig
+from gateway import ConfigError, Duration, QueueConfig, RetryConfig, TLSClientConfig
 
 DEFAULT_LABELS = ("exporter", "job", "instance", "level")
 FORMATS = ("json", "logfmt", "raw")

@@ -16,18 +16,24 @@ import aiohttp
 import cramjam
 from yarl import URL
 
-from gateway.component import Batch, ComponentSettings
-from gateway.configblocks import ReloadingClientTLS
-from gateway.errors import RetryableError
-from gateway.helpers.exporter import (
+from gateway import (
     USER_AGENT,
+    Batch,
+    ComponentSettings,
     ExporterHelper,
+    Part,
     PartialSuccess,
+    PartSender,
+    ReloadingClientTLS,
+    RetryableError,
+    Split,
+    field,
+    offloaded,
     parse_retry_after,
     permanent_http_error,
+    timestamp,
+    varint,
 )
-from gateway.helpers.parts import Part, PartSender, Split, offloaded
-from gateway.helpers.protowire import field, timestamp, varint
 
 from .config import Config
 from .translate import Streams, Translator

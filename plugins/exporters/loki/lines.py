@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from gateway.helpers.protowire import any_value_to_python
+from gateway import any_value_to_python
 from gateway.protos.otelgw import otlp_views_pb2 as views
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import Any
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from gateway.helpers.protowire import any_value_to_python
+from gateway import any_value_to_python
 from gateway.protos.otelgw import otlp_views_pb2 as views
 
 from .config import TENANT, Config

@@ -3,11 +3,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.configblocks import TLSClientConfig
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
-from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.netaddr import split_host_port
+from gateway import ConfigError, Duration, QueueConfig, RetryConfig, TLSClientConfig, split_host_port
 
 # gRPC metadata keys are lower-case ASCII; we lower-case what the user writes, so only the characters matter.
 _METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")

@@ -14,9 +14,16 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 
-from gateway.component import Batch, ComponentSettings, Signal
-from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, grpc_error
-from gateway.helpers.grpc_channel import ExporterChannel
+from gateway import (
+    USER_AGENT,
+    Batch,
+    ComponentSettings,
+    ExporterChannel,
+    ExporterHelper,
+    PartialSuccess,
+    Signal,
+    grpc_error,
+)
 
 from .config import Config, parse_endpoint
 

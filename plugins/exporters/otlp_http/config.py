@@ -5,11 +5,7 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
-from gateway.component import Signal
-from gateway.configblocks import TLSClientConfig
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
-from gateway.helpers.exporter import QueueConfig, RetryConfig
+from gateway import ConfigError, Duration, QueueConfig, RetryConfig, Signal, TLSClientConfig
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _URL_KEYS = ("endpoint", "traces_endpoint", "metrics_endpoint", "logs_endpoint")

@@ -21,11 +21,20 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metr
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from yarl import URL
 
-from gateway import otlpjson
-from gateway.component import Batch, ComponentSettings, Signal
-from gateway.configblocks import ReloadingClientTLS
-from gateway.errors import ConfigError, PermanentError, RetryableError
-from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, http_error
+from gateway import (
+    USER_AGENT,
+    Batch,
+    ComponentSettings,
+    ConfigError,
+    ExporterHelper,
+    PartialSuccess,
+    PermanentError,
+    ReloadingClientTLS,
+    RetryableError,
+    Signal,
+    http_error,
+    otlpjson,
+)
 
 from .config import Config
 

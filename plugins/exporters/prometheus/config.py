@@ -5,9 +5,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
-from gateway.netaddr import split_host_port
+from gateway import ConfigError, Duration, split_host_port
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAMESPACE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

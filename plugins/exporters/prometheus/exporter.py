@@ -19,8 +19,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
-from gateway.component import ComponentSettings, Signal, count_items
-from gateway.netaddr import listen_error, split_host_port
+from gateway import ComponentSettings, Signal, count_items, listen_error, split_host_port
 from gateway.prometheus import CumulativeState, TranslateOptions, Translator
 
 from .config import Config

@@ -5,10 +5,7 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
-from gateway.configblocks import TLSClientConfig
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
-from gateway.helpers.exporter import RetryConfig
+from gateway import ConfigError, Duration, RetryConfig, TLSClientConfig
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAMESPACE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

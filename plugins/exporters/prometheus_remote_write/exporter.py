@@ -17,13 +17,16 @@ import aiohttp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from yarl import URL
 
-from gateway.component import Batch, ComponentSettings
-from gateway.configblocks import ReloadingClientTLS
-from gateway.errors import ConsumeError, PermanentError, RetryableError
-from gateway.helpers.exporter import (
+from gateway import (
     USER_AGENT,
+    Batch,
+    ComponentSettings,
+    ConsumeError,
     ExporterHelper,
+    PermanentError,
     QueueConfig,
+    ReloadingClientTLS,
+    RetryableError,
     parse_retry_after,
     permanent_http_error,
 )

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.component import ComponentSettings, Factory, Kind, Stability
-from gateway.errors import ConfigError
+from gateway import ComponentSettings, ConfigError, Factory, Kind, Stability
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gateway.component import ComponentSettings
+from gateway import ComponentSettings
 
 from .config import Config
 

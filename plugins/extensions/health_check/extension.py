@@ -13,9 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.component import ComponentSettings
-from gateway.host import Host
-from gateway.netaddr import format_addresses, listen_error, split_host_port
+from gateway import ComponentSettings, Host, format_addresses, listen_error, split_host_port
 
 from .config import Config
 

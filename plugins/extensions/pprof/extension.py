@@ -1,15 +1,14 @@
 """The pprof extension: ``GET /debug/pprof/profile?seconds=N`` answers with a CPU profile of the gateway taken
-over N seconds (default 30, at most 300), gzip'd pprof protobuf as Go's endpoint serves it (``gateway.profiler``).
-``/debug/pprof/`` lists what is served. One profile at a time: a second request meanwhile gets 409."""
+over N seconds (default 30, at most 300), gzip'd pprof protobuf as Go's endpoint serves it
+(``profiler.py`` beside this file). ``/debug/pprof/`` lists what is served. One profile at a time: a second
+request meanwhile gets 409."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.component import ComponentSettings
-from gateway.debugserver import DebugServer
-from gateway.host import Host
-from gateway.profiler import ProfileBusyError, cpu_profile
+from gateway import ComponentSettings, DebugServer, Host
+from plugins.extensions.pprof.profiler import ProfileBusyError, cpu_profile
 
 from .config import Config
 

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.errors import ConfigError
-from gateway.netaddr import split_host_port
+from gateway import ConfigError, split_host_port
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@
 - ``/debug/extensionz``: every extension and its status;
 - ``/debug/featurez``: feature gates (otelgw has none; the page says so).
 
-It reads ``host.stats`` (``gateway.stats``), the snapshot ``otelgw top`` and the admin status page show. It has
+It reads ``host.stats`` (``gateway._host.stats``), the snapshot ``otelgw top`` and the admin status page show. It has
 no token, as in the Collector, so it binds localhost by default; the effective configuration is not shown here
 (it is on the admin endpoint's status page, behind the token).
 """
@@ -20,9 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.component import ComponentSettings
-from gateway.debugserver import DebugServer
-from gateway.host import Host
+from gateway import ComponentSettings, DebugServer, Host
 
 from .config import Config
 

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway.admin import AdminServer, json_response
-from gateway.configtypes import parse_duration
+from gateway import AdminServer, json_response, parse_duration
 
 from .engine import Silence
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
+from gateway import ConfigError, Duration
 
 from .notifiers import decode_notifier
 from .spec import Route, Rule, Slo, decode_keyword_safe

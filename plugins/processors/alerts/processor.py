@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.component import ComponentSettings, Signal, count_items
+from gateway import ComponentSettings, Signal, count_items
 
 from . import adminapi
 from .config import Config

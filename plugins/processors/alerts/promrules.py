@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import ConfigError
-from gateway.prometheus.naming import label_name, metric_name
+from gateway import ConfigError
+from gateway.prometheus import label_name, metric_name
 
 from .config import Config
 from .spec import Expr, Rule, Slo, decode_keyword_safe
@@ -199,7 +199,7 @@ def _annotations(templates: Mapping[str, str], threshold: float) -> dict[str, st
 
 
 def _alerts_processors(config: Mapping[str, Any]) -> list[tuple[str, Config]]:
-    from gateway.configtypes import decode
+    from gateway import decode
 
     out = []
     for component_id, body in (config.get("processors") or {}).items():

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.configtypes import Duration, decode, validate_tree
-from gateway.errors import ConfigError
+from gateway import ConfigError, Duration, decode, validate_tree
 
 __all__ = ["AGGREGATIONS", "OPS", "SEVERITIES", "BurnWindow", "Escalation", "Expr", "Route", "Rule", "Slo",
            "decode_keyword_safe"]

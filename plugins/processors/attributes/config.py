@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 
 ACTIONS = ("insert", "update", "upsert", "delete", "hash", "extract", "convert")
 CONVERTED_TYPES = ("int", "double", "string")

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.component import ComponentSettings, Signal
-from gateway.helpers.processor import Processor
-from gateway.ottl import CompiledStatement, ErrorReporter, StatementGroup, compile_condition, compile_statement
-from gateway.ottl.compiler import ITEM
-from gateway.ottl.metrics import ottl_metrics
-from gateway.wirebytes import unchanged
+from gateway import ComponentSettings, Processor, Signal, unchanged
+from gateway.ottl import (
+    ITEM,
+    CompiledStatement,
+    ErrorReporter,
+    StatementGroup,
+    compile_condition,
+    compile_statement,
+    ottl_metrics,
+)
 
 from .config import Config
 from .translate import CONTEXTS, hash_matching, match_condition, statements

@@ -24,9 +24,7 @@ import copy
 from collections.abc import Coroutine
 from typing import Any
 
-from gateway.component import Batch, ComponentSettings, Signal, count_items
-from gateway.errors import ConsumeError, RetryableError, SkipBatchError
-from gateway.helpers.split import split
+from gateway import Batch, ComponentSettings, ConsumeError, RetryableError, Signal, SkipBatchError, count_items, split
 
 from .config import Config
 from .metrics import batch_metrics

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 from gateway.ottl import CompiledCondition, conditions_list, error_mode_problem
 
 #: Each signal's block and the contexts it takes, in the order they are applied.

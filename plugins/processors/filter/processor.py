@@ -9,12 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.component import ComponentSettings, Signal
-from gateway.errors import RetryableError
-from gateway.helpers.processor import Processor
-from gateway.ottl import ConditionSet, ErrorReporter, OttlRunError
-from gateway.ottl.metrics import ottl_metrics
-from gateway.wirebytes import unchanged
+from gateway import ComponentSettings, Processor, RetryableError, Signal, unchanged
+from gateway.ottl import ConditionSet, ErrorReporter, OttlRunError, ottl_metrics
 
 from .config import Config
 

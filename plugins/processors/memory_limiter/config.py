@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
+from gateway import ConfigError, Duration
 
 
 @dataclass(frozen=True)

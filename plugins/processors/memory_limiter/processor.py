@@ -16,11 +16,17 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from gateway import admission
-from gateway.component import ComponentSettings, Signal, count_items
-from gateway.errors import OverloadedError
-from gateway.helpers.processor import Processor
-from gateway.helpers.shared import SharedComponent, SharedComponents
+from gateway import (
+    ComponentSettings,
+    OverloadedError,
+    Processor,
+    SharedComponent,
+    SharedComponents,
+    Signal,
+    count_items,
+    register_admission_gate,
+    unregister_admission_gate,
+)
 
 from . import memory
 from .config import Config
@@ -67,7 +73,7 @@ class MemoryGuard:
                                     config.spike_limit_percentage)
         self.refusing = False
         self.resident = 0
-        #: Decoded bytes of requests that receivers admitted and have not answered yet (``gateway.admission``).
+        #: Decoded bytes of requests that receivers admitted and have not answered yet (``gateway._host.admission``).
         self.in_flight = 0
         #: Bytes admitted since the last measurement, answered or not: an answered request's data may still be
         #: held (a queue, a batch) and only the next measurement sees it.
@@ -97,7 +103,7 @@ class MemoryGuard:
         self._resident_gauge.set(resident)
 
     def try_admit(self, size: int) -> OverloadedError | None:
-        """Admission control (``gateway.admission``): let a request of ``size`` decoded bytes in only while
+        """Admission control (``gateway._host.admission``): let a request of ``size`` decoded bytes in only while
         memory stays under the hard limit with it and everything else in flight, so the limit holds between two
         checks however many requests arrive."""
         if self.refusing:
@@ -123,10 +129,10 @@ class MemoryGuard:
     async def start(self, host: Any) -> None:
         self.check()
         self._task = asyncio.create_task(self._loop(), name="memory_limiter check")
-        admission.register(self)
+        register_admission_gate(self)
 
     async def shutdown(self) -> None:
-        admission.unregister(self)
+        unregister_admission_gate(self)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 
 from .specs import RuleSpec, check_pattern, detector_specs, rule_specs
 

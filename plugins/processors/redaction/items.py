@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.component import Signal
+from gateway import Signal
 from gateway.protos.otelgw import item_views_pb2 as views
 
 __all__ = ["Items", "split"]

@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from gateway.component import ComponentSettings, Signal
-from gateway.helpers.processor import Processor
-from gateway.wirebytes import wire_bytes
+from gateway import ComponentSettings, Processor, Signal, wire_bytes
 
 from . import hyperscan_scanner
 from .actions import Action

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 
 ACTIONS = ("insert", "upsert", "update", "delete")
 

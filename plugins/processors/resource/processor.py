@@ -6,8 +6,7 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from gateway.component import ComponentSettings, Signal
-from gateway.helpers.processor import Processor
+from gateway import ComponentSettings, Processor, Signal
 
 from .config import Config
 

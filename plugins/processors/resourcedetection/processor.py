@@ -9,8 +9,7 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from gateway.component import ComponentSettings, Signal
-from gateway.helpers.processor import Processor
+from gateway import ComponentSettings, Processor, Signal
 
 from .config import Config
 from .detectors import Skip, detect_docker, detect_env, detect_k8snode, detect_system

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.component import ComponentID
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
+from gateway import ComponentID, ConfigError, Duration
 
 from .policies import KINDS
 from .policyconfig import PolicyConfig, parse_policies

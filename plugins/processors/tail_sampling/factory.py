@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.component import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Factory, Kind, Stability
 
 from .config import Config
 from .processor import TailSamplingProcessor

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.configtypes import decode
-from gateway.errors import ConfigError
+from gateway import ConfigError, decode
 
 from .policies import KINDS, SUB_POLICY_TYPES
 

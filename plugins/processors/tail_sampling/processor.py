@@ -31,10 +31,22 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from gateway.component import ComponentID, ComponentSettings, Signal, count_items
-from gateway.errors import ConfigError, OverloadedError, RetryableError, SkipBatchError
-from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request, stamp
-from gateway.helpers.walog import StorageUnavailable
+from gateway import (
+    ComponentID,
+    ComponentSettings,
+    ConfigError,
+    Envelope,
+    EnvelopeTable,
+    OverloadedError,
+    RetryableError,
+    Signal,
+    SkipBatchError,
+    StorageUnavailable,
+    assemble,
+    count_items,
+    split_request,
+    stamp,
+)
 
 from .caches import DecisionCache
 from .config import Config

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.helpers.walog import SegmentLog, StorageUnavailable
+from gateway import SegmentLog, StorageUnavailable
 
 __all__ = ["DISCARDED", "EVICTED", "KEPT", "Decided", "Replayed", "TraceStorage"]
 

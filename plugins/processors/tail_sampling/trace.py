@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-from gateway.helpers.trace_runs import Envelope
+from gateway import Envelope
 
 __all__ = ["TraceState", "TraceView"]
 

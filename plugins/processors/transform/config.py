@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 from gateway.ottl import Group, error_mode_problem, parse_groups
 
 _KEYS = {"traces": "trace_statements", "metrics": "metric_statements", "logs": "log_statements"}

@@ -7,9 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.component import ComponentID
-from gateway.configtypes import Duration, validate_tree
-from gateway.errors import ConfigError
+from gateway import ComponentID, ConfigError, Duration, validate_tree
 
 from .operators.config import OperatorConfig, decode_operators, parse_byte_size, yaml_messages
 from .operators.pipeline import check_operators

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from gateway.helpers.protowire import varint
+from gateway import varint
 
 from .operators.entry import Entry
 

@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.component import ComponentID, ComponentSettings, Signal
-from gateway.errors import ConfigError, SkipBatchError
-from gateway.wirebytes import attached
+from gateway import ComponentID, ComponentSettings, ConfigError, Signal, SkipBatchError, attached
 
 from .checkpoint import Checkpoint
 from .config import Config

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
+from gateway import ConfigError, Duration
 
 SCRAPERS = ("cpu", "memory", "load", "disk", "filesystem", "network", "paging", "processes", "process")
 #: Which filter keys each scraper reads; any other is a config error.

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from gateway.component import ComponentSettings, Signal, count_items
+from gateway import ComponentSettings, Signal, count_items
 
 from .builder import Metrics
 from .config import Config, ScraperConfig

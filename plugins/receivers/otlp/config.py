@@ -6,11 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.component import ComponentID
-from gateway.configblocks import TLSServerConfig
-from gateway.configtypes import Duration, decode
-from gateway.errors import ConfigError
-from gateway.netaddr import split_host_port
+from gateway import ComponentID, ConfigError, Duration, TLSServerConfig, decode, split_host_port
 
 MIB = 1024 * 1024
 #: grpc takes the receive limit in bytes as a signed 32-bit int.

@@ -3,8 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway.component import ComponentSettings, Factory, Kind, Signal, Stability
-from gateway.helpers.shared import SharedComponent, SharedComponents
+from gateway import ComponentSettings, Factory, Kind, SharedComponent, SharedComponents, Signal, Stability
 
 from .config import Config
 from .receiver import OtlpReceiver

@@ -14,11 +14,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import grpc
 from grpc_status import rpc_status
 
-from gateway.admission import Budget
-from gateway.component import Signal
-from gateway.configblocks import ReloadingServerTLS
-from gateway.errors import OverloadedError, StatusMapping, status_for
-from gateway.netaddr import listen_error, split_host_port
+from gateway import (
+    Budget,
+    OverloadedError,
+    ReloadingServerTLS,
+    Signal,
+    StatusMapping,
+    listen_error,
+    split_host_port,
+    status_for,
+)
 
 from .config import MIB, GrpcConfig
 from .responses import RESPONSE_TYPES, dialable, status_message

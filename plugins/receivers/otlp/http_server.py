@@ -21,12 +21,21 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from google.protobuf.message import Message
 
-from gateway import otlpjson
-from gateway.admission import Budget, Reservation
-from gateway.component import Batch, Signal
-from gateway.configblocks import ReloadingServerTLS
-from gateway.errors import OverloadedError, PermanentError, TooLargeError, status_for
-from gateway.netaddr import format_addresses, listen_error, split_host_port
+from gateway import (
+    Batch,
+    Budget,
+    OverloadedError,
+    PermanentError,
+    ReloadingServerTLS,
+    Reservation,
+    Signal,
+    TooLargeError,
+    format_addresses,
+    listen_error,
+    otlpjson,
+    split_host_port,
+    status_for,
+)
 
 from .config import HttpConfig
 from .http_guard import GuardedServer
@@ -172,7 +181,7 @@ class HttpServer:
         if encoding not in _WBITS and encoding not in ("", "identity"):
             return self._reject(reply_type, 415, "unsupported_encoding",
                                 f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
-        # Every byte read, inflated, decoded and delivered is reserved first (gateway.admission), and given back
+        # Every byte read, inflated, decoded and delivered is reserved first (gateway._host.admission), and given back
         # when the answer is ready.
         with Reservation(self.budget) as reservation:
             try:

@@ -23,7 +23,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from gateway.component import Batch, Signal
+from gateway import Batch, Signal
 
 from .responses import RESPONSE_TYPES
 

@@ -18,10 +18,21 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
-from gateway.configblocks import ReloadingServerTLS, TLSServerConfig
-from gateway.errors import ConfigError, ConsumeError, SkipBatchError, StatusMapping, status_for
-from gateway.wirebytes import attached
+from gateway import (
+    Batch,
+    ComponentID,
+    ComponentSettings,
+    ConfigError,
+    ConsumeError,
+    ReloadingServerTLS,
+    Signal,
+    SkipBatchError,
+    StatusMapping,
+    TLSServerConfig,
+    attached,
+    count_items,
+    status_for,
+)
 
 from .config import AuthConfig, Config, Protocols
 from .grpc_server import GrpcServer

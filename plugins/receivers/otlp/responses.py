@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from gateway.component import Signal
+from gateway import Signal
 
 RESPONSE_TYPES: dict[Signal, type[Message]] = {
     Signal.TRACES: ExportTraceServiceResponse,

@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from gateway.configblocks import ReloadingServerTLS
-from gateway.netaddr import format_addresses, listen_error, split_host_port
+from gateway import ReloadingServerTLS, format_addresses, listen_error, split_host_port
 
 __all__ = ["TlsFront", "needs_front"]
 

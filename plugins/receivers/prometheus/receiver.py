@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from gateway.component import ComponentSettings, Signal, count_items
+from gateway import ComponentSettings, Signal, count_items
 
 from .config import Config, GlobalConfig, ScrapeConfig
 from .report import ScrapeReport, add_report, metrics_for

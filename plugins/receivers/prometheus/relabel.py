@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 
 __all__ = ["ACTIONS", "RelabelConfig", "expand", "relabel"]
 

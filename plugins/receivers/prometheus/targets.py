@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import yaml
 
-from gateway.configtypes import parse_duration
+from gateway import parse_duration
 
 from .config import GlobalConfig, ScrapeConfig
 from .relabel import relabel

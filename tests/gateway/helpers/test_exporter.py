@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, InvalidDataError, OverloadedError, PermanentError, RetryableError
 from gateway.helpers.exporter import ExporterHelper, PartialSuccess, QueueConfig, RetryConfig, _Backoff
-from gateway.telemetry import Telemetry
 from gateway.testing import make_traces, settings_for
 
 FAST = RetryConfig(initial_interval=0.01, randomization_factor=0, multiplier=1.5, max_interval=0.05,

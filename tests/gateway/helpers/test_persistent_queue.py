@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal
 from gateway.errors import ConfigError, OverloadedError
 from gateway.helpers import persistent_queue, walog
 from gateway.helpers.exporter import ExporterHelper, QueueConfig, RetryConfig
 from gateway.helpers.persistent_queue import MemoryQueue, PersistentQueue, QueueFull
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import make_traces, settings_for
 from plugins.extensions.file_storage.config import Config as StorageConfig
 from plugins.extensions.file_storage.extension import FileStorage

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.confmap import load_files
+from gateway._host.confmap import load_files
 from gateway.ottl import CompileError, OttlSyntaxError, compile_statement, grammar, parse_statement
 from gateway.ottl.grammar import Call, Compare, Literal, Logic, Math, Not
 

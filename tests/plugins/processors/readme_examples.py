@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
+from gateway._host.registry import load_registry
+from gateway._host.service import load_config
 from gateway.component import ComponentID, Kind, Signal
-from gateway.registry import load_registry
-from gateway.service import load_config
 from gateway.testing import Sink, settings_for
 
 ROOT = Path(__file__).resolve().parents[3]

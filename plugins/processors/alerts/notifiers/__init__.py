@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.configtypes import decode, validate_tree
-from gateway.errors import ConfigError
+from gateway import ConfigError, decode, validate_tree
 
 from . import alertmanager, email, log, pagerduty, slack, webhook
 from .base import NotifierBase

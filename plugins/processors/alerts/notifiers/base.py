@@ -19,8 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
+from gateway import ConfigError, Duration
 
 from ..lifecycle import Notification
 

@@ -9,9 +9,7 @@ import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
-from gateway.netaddr import split_host_port
+from gateway import ConfigError, Duration, split_host_port
 
 from ..lifecycle import Notification, rfc3339
 from .base import NotifierBase, PermanentSendError, RetryableSendError, RetryConfig

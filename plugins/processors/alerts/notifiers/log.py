@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 
 from ..lifecycle import Notification
 from .base import NotifierBase

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.configtypes import Duration
-from gateway.errors import ConfigError
+from gateway import ConfigError, Duration
 
 from ..lifecycle import Notification, rfc3339
 from .base import NotifierBase, RetryConfig, post_json

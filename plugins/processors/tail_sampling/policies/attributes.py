@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.helpers.trace_runs import varint
+from gateway import varint
 
 if TYPE_CHECKING:
     from ..trace import TraceView

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.configtypes import decode
-from gateway.errors import ConfigError
+from gateway import ConfigError, decode
 
 __all__ = ["OPERATOR_TYPES", "OperatorConfig", "decode_operators", "parse_byte_size"]
 

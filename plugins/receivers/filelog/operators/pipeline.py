@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.errors import ConfigError
+from gateway import ConfigError
 
 from .base import ErrorSink, Operator
 from .config import (

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway._host.registry import load_registry
+from gateway._host.service import Service, load_config
+from gateway._host.telemetry import Telemetry
 from gateway.component import Signal
-from gateway.registry import load_registry
-from gateway.service import Service, load_config
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, make_logs, make_metrics, make_traces, settings_for
 from plugins.connectors.forward.config import Config
 from plugins.connectors.forward.factory import factory

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
 from plugins.connectors import kpi
 from plugins.connectors.kpi.config import Config, Kpi, Label, Match
 from plugins.connectors.kpi.factory import factory

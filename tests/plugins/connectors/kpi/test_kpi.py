@@ -9,13 +9,13 @@ import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway._host.config import build_config
+from gateway._host.graph import Graph
+from gateway._host.registry import load_registry
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
-from gateway.config import build_config
 from gateway.configtypes import decode, validate_tree
-from gateway.graph import Graph
 from gateway.host import Host
-from gateway.registry import load_registry
-from gateway.telemetry import Telemetry
 from gateway.testing import any_value
 from plugins.connectors.kpi import engine as engine_module
 from plugins.connectors.kpi.engine import KpiEngine

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
+from gateway._host.service import load_config
 from gateway.configtypes import decode, validate_tree
 from gateway.prometheus import Translator
-from gateway.registry import load_registry
-from gateway.service import load_config
 from plugins.connectors.kpi.engine import KpiEngine
 from plugins.connectors.kpi.factory import factory
 from plugins.connectors.span_metrics.aggregator import SpanAggregator

@@ -17,9 +17,9 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
+from gateway._host.service import Service
 from gateway.component import Kind
 from gateway.configtypes import decode
-from gateway.service import Service
 from plugins.connectors.kpi.config import Config
 from plugins.connectors.kpi.engine import KpiEngine
 from plugins.connectors.kpi.state import StateFile, restore, snapshot
@@ -182,8 +182,8 @@ def test_a_changed_kpi_starts_empty_and_a_bad_file_is_set_aside(tmp_path: Path) 
 
 
 def test_readme_storage_example_merges_after_the_pack(tmp_path: Path) -> None:
-    from gateway.registry import load_registry
-    from gateway.service import load_config
+    from gateway._host.registry import load_registry
+    from gateway._host.service import load_config
 
     readme = (ROOT / "plugins/connectors/kpi/README.md").read_text()
     example = readme.split("## State across restarts and replicas")[1].split("```yaml\n")[1].split("```")[0]

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
 from plugins.connectors import span_metrics
 from plugins.connectors.span_metrics.config import (
     Config,

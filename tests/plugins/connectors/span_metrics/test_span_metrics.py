@@ -12,13 +12,13 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway._host.config import build_config
+from gateway._host.graph import Graph
+from gateway._host.registry import load_registry
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
-from gateway.config import build_config
 from gateway.configtypes import decode
-from gateway.graph import Graph
 from gateway.host import Host
-from gateway.registry import load_registry
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, any_value, make_traces, settings_for
 from plugins.connectors.span_metrics.aggregator import SpanAggregator, hashable_value
 from plugins.connectors.span_metrics.factory import factory

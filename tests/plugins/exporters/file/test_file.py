@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from gateway import otlpjson
+from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, Kind, Signal, consume
 from gateway.errors import RetryableError
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import make_logs, make_metrics, make_traces, settings_for
 from plugins.exporters.file.config import Config, Rotation
 from plugins.exporters.file.exporter import FileExporter

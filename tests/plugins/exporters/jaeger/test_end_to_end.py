@@ -22,9 +22,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from gateway._host.service import Service
 from gateway.component import Kind
 from gateway.protos.jaeger.api_v2 import model_pb2
-from gateway.service import Service
 
 KINDS = {SpanKind.INTERNAL: "internal", SpanKind.SERVER: "server", SpanKind.CLIENT: "client",
          SpanKind.PRODUCER: "producer", SpanKind.CONSUMER: "consumer"}
@@ -151,7 +151,7 @@ async def test_sdk_spans_arrive_in_jaeger_mapped_field_by_field(collector: Any, 
     gateway = Service.from_files([str(config)])
     await gateway.start()
     try:
-        address = gateway.graph.find(Kind.RECEIVER, "otlp").grpc_address
+        address = gateway._host.graph.find(Kind.RECEIVER, "otlp").grpc_address
         results = await asyncio.gather(asyncio.to_thread(emit, address, "callcenter-api"),
                                        asyncio.to_thread(emit, address, "routing"))
         finished = [span for spans, _ in results for span in spans]

@@ -8,11 +8,11 @@ from typing import Any
 import grpc
 import pytest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configblocks import TLSClientConfig
 from gateway.errors import PermanentError, RetryableError
 from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.telemetry import Telemetry
 from gateway.testing import make_traces, settings_for
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.exporters.jaeger.config import Config

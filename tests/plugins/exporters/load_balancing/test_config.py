@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
 from plugins.exporters.load_balancing.config import (
     Config,
     DnsResolverConfig,

@@ -15,9 +15,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from gateway._host.service import Service
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode
-from gateway.service import Service
 from gateway.testing import settings_for
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.exporters.load_balancing.factory import factory

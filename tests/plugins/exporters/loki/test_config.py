@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind
 from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
 from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.registry import load_registry
 from plugins.exporters import loki
 from plugins.exporters.loki.config import Config, LabelsConfig
 from plugins.exporters.loki.factory import factory

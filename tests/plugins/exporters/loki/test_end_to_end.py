@@ -21,8 +21,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogR
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from gateway._host.service import Service
 from gateway.component import Kind
-from gateway.service import Service
 
 RESOURCE = {"service.name": "callcenter-api", "service.namespace": "support", "service.instance.id": "i-1",
             "deployment.environment": "test"}
@@ -96,7 +96,7 @@ async def test_sdk_logs_arrive_in_loki_with_labels_lines_and_metadata(loki: Any,
     gateway = Service.from_files([str(config)])
     await gateway.start()
     try:
-        address = gateway.graph.find(Kind.RECEIVER, "otlp").http_address
+        address = gateway._host.graph.find(Kind.RECEIVER, "otlp").http_address
         records = await asyncio.to_thread(emit, address)
         deadline = time.monotonic() + 15
         while len(loki.entries()) < 2 * len(records) and time.monotonic() < deadline:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.errors import PermanentError, RetryableError
 from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.telemetry import Telemetry
 from gateway.testing import make_logs, settings_for
 from plugins.exporters.loki.config import Config
 from plugins.exporters.loki.factory import factory

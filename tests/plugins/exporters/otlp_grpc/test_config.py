@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind
 from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
 from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.registry import load_registry
 from plugins.exporters import otlp_grpc
 from plugins.exporters.otlp_grpc.config import Config, parse_endpoint
 from plugins.exporters.otlp_grpc.factory import factory

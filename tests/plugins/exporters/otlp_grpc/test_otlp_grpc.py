@@ -10,12 +10,12 @@ from typing import Any
 import grpc
 import pytest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal, consume
 from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import validate_tree
 from gateway.errors import PermanentError, RetryableError
 from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.telemetry import Telemetry
 from gateway.testing import make_logs, make_metrics, make_traces, settings_for
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.exporters.otlp_grpc.config import Config

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind, Signal
 from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
 from gateway.helpers.exporter import QueueConfig, RetryConfig
-from gateway.registry import load_registry
 from gateway.testing import settings_for
 from plugins.exporters import otlp_http
 from plugins.exporters.otlp_http.config import Config

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
 from plugins.exporters import prometheus
 from plugins.exporters.prometheus.config import Config, ResourceToTelemetry
 from plugins.exporters.prometheus.factory import factory

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import settings_for
 from plugins.exporters.prometheus.factory import factory
 

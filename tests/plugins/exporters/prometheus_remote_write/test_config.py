@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind
 from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
 from gateway.helpers.exporter import RetryConfig
-from gateway.registry import load_registry
 from plugins.exporters import prometheus_remote_write
 from plugins.exporters.prometheus_remote_write.config import Config, Enabled, RemoteWriteQueue, TargetInfo
 from plugins.exporters.prometheus_remote_write.factory import factory

@@ -20,12 +20,12 @@ import pytest
 from aiohttp import web
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode
 from gateway.errors import PermanentError, RetryableError
 from gateway.host import Host
 from gateway.protos.prometheus import remote_pb2
-from gateway.telemetry import Telemetry
 from gateway.testing import settings_for
 from plugins.exporters.prometheus_remote_write.exporter import remote_write_error
 from plugins.exporters.prometheus_remote_write.factory import factory

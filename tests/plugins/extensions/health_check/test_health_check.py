@@ -6,9 +6,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind
 from gateway.host import Host, Status
-from gateway.telemetry import Telemetry
 from gateway.testing import settings_for
 from plugins.extensions.health_check.config import Config
 from plugins.extensions.health_check.extension import HealthCheck

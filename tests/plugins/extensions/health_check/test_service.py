@@ -21,9 +21,9 @@ import plugins.exporters.file
 import plugins.extensions.health_check
 import plugins.processors.batch
 from gateway import Factory, Kind, Signal, hookimpl
+from gateway._host.registry import load_registry
+from gateway._host.service import Service, load_config
 from gateway.component import ComponentID, consume
-from gateway.registry import load_registry
-from gateway.service import Service, load_config
 from gateway.testing import make_traces
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import aiohttp
 
+from gateway._host.registry import load_registry
+from gateway._host.service import Service, load_config
 from gateway.component import ComponentID
 from gateway.protos.pprof import profile_pb2
-from gateway.registry import load_registry
-from gateway.service import Service, load_config
 
 CONFIG = textwrap.dedent("""
     receivers:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
+from gateway._host.service import Service
 from gateway.component import ComponentID
-from gateway.service import Service
 from gateway.testing import make_traces
 
 sys.path.insert(0, str(Path(__file__).parents[3]))
@@ -80,8 +80,8 @@ def test_default_endpoint_is_the_collectors_on_localhost() -> None:
 def test_readme_examples_validate(tmp_path: Path) -> None:
     import re
 
-    from gateway.registry import load_registry
-    from gateway.service import load_config
+    from gateway._host.registry import load_registry
+    from gateway._host.service import load_config
 
     root = Path(__file__).parents[4] / "plugins" / "extensions"
     for name in ("zpages", "pprof"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from gateway.admin import AdminConfig, AdminServer
-from gateway.cli import main
+from gateway._host.admin import AdminConfig, AdminServer
+from gateway._host.cli import main
+from gateway._host.telemetry import Telemetry
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 
 from .helpers import gauge, make_processor
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal, consume, count_items
 from gateway.errors import OverloadedError, PermanentError, RetryableError
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, make_traces, settings_for
 from plugins.processors.batch.config import Config
 from plugins.processors.batch.factory import factory

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, OverloadedError, status_for
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, make_logs, make_traces, settings_for
 from plugins.processors.memory_limiter import memory
 from plugins.processors.memory_limiter.config import Config

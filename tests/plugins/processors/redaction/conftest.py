@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, settings_for
 from plugins.processors.redaction import hyperscan_scanner, rules
 from plugins.processors.redaction.factory import factory

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
 from gateway.component import Kind
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
 from plugins.processors.redaction.config import Config
 from plugins.processors.redaction.factory import factory
 
@@ -144,7 +144,7 @@ def test_registered_through_its_entry_point() -> None:
 
 
 def test_shipped_customer_service_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway.service import load_config
+    from gateway._host.service import load_config
 
     monkeypatch.setenv("REDACTION_KEY", KEY)
     root = Path(__file__).resolve().parents[4]

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.registry import load_registry
+from gateway._host.service import load_config
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
-from gateway.service import load_config
 from plugins.processors.tail_sampling.config import Config, DecisionCacheConfig, PolicyConfig
 from plugins.processors.tail_sampling.factory import factory
 from plugins.processors.tail_sampling.policies import (

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import OverloadedError, RetryableError
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, settings_for
 from plugins.processors.tail_sampling.factory import factory
 from plugins.processors.tail_sampling.policies.probabilistic import DEFAULT_SALT, fnv1a_64, threshold

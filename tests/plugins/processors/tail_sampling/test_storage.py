@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, OverloadedError, RetryableError
 from gateway.helpers.walog import StorageUnavailable
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import settings_for
 from plugins.extensions.file_storage.config import Config as StorageConfig
 from plugins.extensions.file_storage.extension import FileStorage

@@ -11,11 +11,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, RetryableError
 from gateway.ottl import from_any, set_any
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, settings_for
 from gateway.wirebytes import ForgetWireBytes, attached, wire_bytes
 from plugins.processors.transform.factory import factory

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gateway._host.service import Service
 from gateway.component import Signal
-from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 
 

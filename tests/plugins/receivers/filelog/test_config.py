@@ -113,9 +113,9 @@ def test_byte_sizes(text, size):
 def test_storage_must_be_a_file_storage_extension(tmp_path):
     import asyncio
 
+    from gateway._host.telemetry import Telemetry
     from gateway.component import Kind, Signal
     from gateway.host import Host
-    from gateway.telemetry import Telemetry
     from gateway.testing import Sink, settings_for
     from plugins.receivers.filelog.factory import create_logs
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.registry import load_registry
-from gateway.service import Service, load_config
+from gateway._host.registry import load_registry
+from gateway._host.service import Service, load_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from filelog_testlib import sink_records, wait_for

@@ -16,10 +16,10 @@ import grpc
 import pytest
 from google.rpc import status_pb2
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, Kind, Signal
 from gateway.configtypes import decode
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, make_logs, make_metrics, make_traces, settings_for
 from plugins.receivers.otlp.factory import factory
 from plugins.receivers.otlp.receiver import OtlpReceiver

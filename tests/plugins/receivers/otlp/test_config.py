@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway._host.config import build_config
+from gateway._host.registry import load_registry
 from gateway.component import Kind, Signal
-from gateway.config import build_config
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
 from gateway.testing import Sink, settings_for
 from plugins.receivers.otlp.config import Config, GrpcConfig, HttpConfig, Protocols
 from plugins.receivers.otlp.factory import create_default_config, factory

@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from gateway import Factory, Kind, Signal, hookimpl
-from gateway.config import build_config
-from gateway.graph import Graph
+from gateway._host.config import build_config
+from gateway._host.graph import Graph
+from gateway._host.registry import load_registry
+from gateway._host.telemetry import Telemetry
 from gateway.host import Host
-from gateway.registry import load_registry
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, make_metrics, make_traces
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import aiohttp
 import yaml
 
+from gateway._host.service import Service
 from gateway.component import Kind
 from gateway.configtypes import decode, validate_tree
-from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.receivers.prometheus.config import GlobalConfig, ScrapeConfig
 from plugins.receivers.prometheus.targets import build_targets, static_groups

@@ -20,8 +20,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway._host.service import Service
 from gateway.component import Signal
-from gateway.service import Service
 from gateway.testing.otlp_sink import OtlpSink
 
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"

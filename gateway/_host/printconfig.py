@@ -1,6 +1,6 @@
 """``otelgw print-config``: the configuration the gateway would run, after merging and ``${env:}`` expansion.
 
-Secrets never appear: values under secret keys (``gateway.redact.is_secret_key``) are replaced by
+Secrets never appear: values under secret keys (``gateway._host.redact.is_secret_key``) are replaced by
 ``<redacted>``, and so is any other string that contains one of those values (a secret copied to another key).
 The merged configuration is printed even when it is invalid (that is when one needs to see it); the errors
 follow on stderr and the exit code is 2.
@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from gateway import redact
-from gateway.confmap import load_files
+from gateway._host import redact
+from gateway._host.confmap import load_files
+from gateway._host.registry import load_registry
+from gateway._host.service import load_config
 from gateway.errors import ConfigError
-from gateway.registry import load_registry
-from gateway.service import load_config
 
 __all__ = ["merged_config", "print_config"]
 

@@ -18,14 +18,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway._host.graph import Graph
+from gateway._host.redact import redact
 from gateway.component import ComponentID, Kind
 from gateway.errors import ConfigError
-from gateway.graph import Graph
-from gateway.redact import redact
 
 if TYPE_CHECKING:
-    from gateway.config import GatewayConfig
-    from gateway.service import Service
+    from gateway._host.config import GatewayConfig
+    from gateway._host.service import Service
 
 __all__ = ["ReloadResult", "reload_service"]
 
@@ -56,7 +56,7 @@ def _extensions(config: GatewayConfig) -> dict[ComponentID, Any]:
 
 
 async def reload_service(service: Service, paths: list[str]) -> ReloadResult:
-    from gateway.service import load_config  # the service module imports this one
+    from gateway._host.service import load_config  # the service module imports this one
 
     if not paths:
         return ReloadResult(False, ["no configuration files to reload: the gateway was not started from files"])

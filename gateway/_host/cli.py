@@ -8,13 +8,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy
+from gateway._host import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy
+from gateway._host.printconfig import print_config
+from gateway._host.redact import redact
+from gateway._host.registry import load_registry
+from gateway._host.service import Service, load_config
+from gateway._host.telemetry import configure_logging
 from gateway.errors import ConfigError, PluginError
-from gateway.printconfig import print_config
-from gateway.redact import redact
-from gateway.registry import load_registry
-from gateway.service import Service, load_config
-from gateway.telemetry import configure_logging
 
 __all__ = ["main"]
 

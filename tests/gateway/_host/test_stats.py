@@ -6,10 +6,10 @@ import asyncio
 import textwrap
 from pathlib import Path
 
-from gateway.cli_top import render, sparkline
+from gateway._host.cli_top import render, sparkline
+from gateway._host.service import Service
+from gateway._host.stats import effective_config
 from gateway.component import Kind
-from gateway.service import Service
-from gateway.stats import effective_config
 from gateway.testing import make_traces
 
 CONFIG = textwrap.dedent("""

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from gateway.confmap import load_files, safe_load
+from gateway._host.confmap import load_files, safe_load
 from gateway.errors import ConfigError
 
 __all__ = ["add_parser", "export", "run"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway.admin import default_token_file
+from gateway._host.admin import default_token_file
 
 __all__ = ["AdminClient", "add_admin_options", "admin_token"]
 

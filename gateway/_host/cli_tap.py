@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.cli_admin import AdminClient, add_admin_options
+from gateway._host.cli_admin import AdminClient, add_admin_options
 
 __all__ = ["add_parser", "item_lines", "run"]
 

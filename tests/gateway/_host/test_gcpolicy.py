@@ -9,7 +9,7 @@ import sys
 
 SCRIPT = """
 import gc, json, sys, time
-from gateway import gcpolicy
+from gateway._host import gcpolicy
 if sys.argv[1] == "policy":
     gcpolicy.install()
 held = [[i] for i in range(3_000_000)]  # long-lived, tracked objects: the series state of a big registry

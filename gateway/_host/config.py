@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.admin import AdminConfig
+from gateway._host.admin import AdminConfig
+from gateway._host.registry import Registry
 from gateway.component import ComponentID, Factory, Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
-from gateway.registry import Registry
 
 __all__ = ["ComponentConfig", "GatewayConfig", "PipelineConfig", "PipelineID", "TelemetryConfig", "build_config"]
 

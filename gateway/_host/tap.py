@@ -1,6 +1,6 @@
 """Taps: samples of what leaves a receiver, processor or connector, streamed over the admin endpoint.
 
-Every receiver, processor and connector hands its output to a ``FanOut`` (``Node.outlets`` in ``gateway.graph``).
+Every receiver, processor and connector hands its output to a ``FanOut`` (``Node.outlets`` in ``gateway._host.graph``).
 Attaching a tap adds one read-only consumer to those fan-outs; detaching removes it. With no tap attached the
 fan-outs hold exactly the consumers the graph built, so the data path is the same as if taps did not exist.
 
@@ -27,7 +27,7 @@ from gateway.component import Batch, ComponentID, Kind, Signal, count_items
 from gateway.wirebytes import wire_bytes
 
 if TYPE_CHECKING:
-    from gateway.graph import FanOut, Graph, Node
+    from gateway._host.graph import FanOut, Graph, Node
 
 __all__ = ["QUEUE_SIZE", "Tap", "TapHub", "TapPoint", "tap_points"]
 
@@ -198,7 +198,7 @@ class TapHub:
         return len(self._active)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        from gateway.admin import json_response
+        from gateway._host.admin import json_response
 
         query = request.query
         try:

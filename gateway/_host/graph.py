@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway._host.config import GatewayConfig, PipelineID
+from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, ComponentID, ComponentSettings, Draining, Kind, Signal, consume
-from gateway.config import GatewayConfig, PipelineID
 from gateway.errors import ConfigError, RetryableError
 from gateway.host import Host, Status
-from gateway.telemetry import Telemetry
 from gateway.wirebytes import ForgetWireBytes
 
 __all__ = ["FanOut", "Graph", "Inlet", "Node"]
@@ -48,7 +48,7 @@ class Node:
     signal: Signal
     pipeline: str | None = None
     out_signal: Signal | None = None
-    #: The fan-outs this node hands its output to: where a tap (``gateway.tap``) reads what leaves it.
+    #: The fan-outs this node hands its output to: where a tap (``gateway._host.tap``) reads what leaves it.
     outlets: list[FanOut] = dataclasses.field(default_factory=list)
 
     @property

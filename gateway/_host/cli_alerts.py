@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from gateway.cli_admin import AdminClient, add_admin_options, admin_token
+from gateway._host.cli_admin import AdminClient, add_admin_options, admin_token
 
 __all__ = ["add_parser", "admin_token", "run"]
 

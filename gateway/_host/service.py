@@ -12,21 +12,21 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import redact
-from gateway.admin import AdminServer, json_response
+from gateway._host import redact
+from gateway._host.admin import AdminServer, json_response
+from gateway._host.config import GatewayConfig, build_config
+from gateway._host.confmap import load_files
+from gateway._host.graph import Graph
+from gateway._host.registry import Registry, load_registry
+from gateway._host.reload import ReloadResult, reload_service
+from gateway._host.stats import Stats
+from gateway._host.statuspage import add_status_page
+from gateway._host.tap import TapHub
+from gateway._host.telemetry import CONTENT_TYPE_LATEST, Telemetry
 from gateway.component import ComponentSettings, Kind
-from gateway.config import GatewayConfig, build_config
-from gateway.confmap import load_files
 from gateway.errors import ConfigError
-from gateway.graph import Graph
 from gateway.host import Host, Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
-from gateway.registry import Registry, load_registry
-from gateway.reload import ReloadResult, reload_service
-from gateway.stats import Stats
-from gateway.statuspage import add_status_page
-from gateway.tap import TapHub
-from gateway.telemetry import CONTENT_TYPE_LATEST, Telemetry
 
 __all__ = ["Service", "load_config"]
 
@@ -36,7 +36,7 @@ log = logging.getLogger("otelgw.service")
 def load_config(paths: Sequence[str], registry: Registry) -> GatewayConfig:
     """Read, merge and type-check configuration files; raises ``ConfigError`` listing every problem.
 
-    The secrets of the files are registered with ``gateway.redact`` before anything is checked, and the error
+    The secrets of the files are registered with ``gateway._host.redact`` before anything is checked, and the error
     messages come back redacted, so no caller (``validate``, reload, logs) can print a secret value.
     """
     raw = load_files(paths)

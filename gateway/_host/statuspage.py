@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import AdminServer
+from gateway._host.admin import AdminServer
 
 __all__ = ["PAGE", "add_status_page"]
 

@@ -1,6 +1,6 @@
 """Raw configuration: read YAML files, merge them (later wins) and expand ``${env:VAR}`` references.
 
-The result is plain mappings; turning them into typed component configs is ``gateway.config``'s job.
+The result is plain mappings; turning them into typed component configs is ``gateway._host.config``'s job.
 
 YAML is read with limits, because aliases make a tiny file describe a huge tree ("billion laughs": each level
 an anchor that repeats the one before nine times). PyYAML builds such a file as a small graph of shared nodes,
@@ -110,7 +110,7 @@ _ENV_REF = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?
 
 def merge(base: Any, override: Any, path: tuple[str, ...] = (), errors: list[str] | None = None) -> Any:
     """Deep-merge mappings: keys merge recursively, and a later value replaces an earlier one, except the lists
-    that name a pipeline's components (:func:`gateway.packs.merge_component_list`): config fragments (KPI packs,
+    that name a pipeline's components (:func:`gateway._host.packs.merge_component_list`): config fragments (KPI packs,
     alert packs, redaction) then add their components to a pipeline instead of replacing the ones before them.
     Conflicts found on the way are appended to ``errors`` (with their key path) when it is given."""
     if isinstance(base, Mapping) and isinstance(override, Mapping):
@@ -119,7 +119,7 @@ def merge(base: Any, override: Any, path: tuple[str, ...] = (), errors: list[str
             out[key] = merge(base[key], value, (*path, str(key)), errors) if key in base else value
         return out
     if isinstance(base, list) and isinstance(override, list):
-        from gateway.packs import merge_component_list
+        from gateway._host.packs import merge_component_list
 
         merged = merge_component_list(path, base, override, errors if errors is not None else [])
         if merged is not None:

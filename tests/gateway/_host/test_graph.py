@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from gateway._host.config import build_config
+from gateway._host.graph import FanOut, Graph
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
-from gateway.config import build_config
-from gateway.graph import FanOut, Graph
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import Sink, make_traces
 
 CONFIG = """

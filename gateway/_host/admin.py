@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from gateway._host.redact import redact, register
 from gateway.errors import ConfigError
 from gateway.netaddr import listen_error, split_host_port
-from gateway.redact import redact, register
 
 __all__ = ["AdminConfig", "AdminServer", "Handler", "default_token_file", "json_response", "state_dir"]
 

@@ -18,8 +18,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway._host.redact import RedactingFilter
 from gateway.component import ComponentID, Kind, Signal
-from gateway.redact import RedactingFilter
 
 __all__ = ["CONTENT_TYPE_LATEST", "INTENTIONAL_DROPS", "ComponentTelemetry", "JsonFormatter", "Telemetry",
            "configure_logging"]
@@ -129,7 +129,7 @@ class Telemetry:
             "otelgw_exporter_send_duration_seconds", "Duration of one send attempt.",
             ["exporter", "data_type"], registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        Gauge("otelgw_gc_frozen_objects", "Objects the garbage collector no longer visits (gateway.gcpolicy).",
+        Gauge("otelgw_gc_frozen_objects", "Objects the garbage collector no longer visits (gateway._host.gcpolicy).",
               registry=r).set_function(gc.get_freeze_count)
 
     def for_component(self, kind: Kind, cid: ComponentID, signal: Signal | None = None) -> ComponentTelemetry:

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from gateway import Factory, Kind, hookimpl
+from gateway._host.registry import load_registry
 from gateway.errors import PluginError
-from gateway.registry import load_registry
 
 
 def plugin(*factories):
@@ -96,7 +96,7 @@ def test_third_party_plugin_is_discovered_and_listed(installed_plugin):
 
 
 async def test_third_party_plugin_runs_in_a_pipeline(installed_plugin, write_yaml):
-    from gateway.service import Service
+    from gateway._host.service import Service
     from gateway.testing import make_traces
     from tests.gateway.conftest import fake_plugin
 

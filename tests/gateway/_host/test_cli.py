@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from gateway.cli import main
+from gateway._host.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -90,7 +90,7 @@ def test_run_logs_what_components_say_while_they_are_created(write_yaml, monkeyp
     import json
     import logging
 
-    from gateway.service import Service
+    from gateway._host.service import Service
 
     otelgw = logging.getLogger("otelgw")  # configure_logging changes it: put it back afterwards
     monkeypatch.setattr(otelgw, "handlers", list(otelgw.handlers))

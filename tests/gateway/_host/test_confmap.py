@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from gateway.confmap import expand_env, load_files, merge
+from gateway._host.confmap import expand_env, load_files, merge
 from gateway.errors import ConfigError
 
 

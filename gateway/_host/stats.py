@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from gateway._host.redact import MASK, is_secret_key, redact
 from gateway.component import Kind
-from gateway.redact import MASK, is_secret_key, redact
 
 if TYPE_CHECKING:
-    from gateway.graph import Graph
+    from gateway._host.graph import Graph
+    from gateway._host.telemetry import Telemetry
     from gateway.host import Host
-    from gateway.telemetry import Telemetry
 
 __all__ = ["ErrorLog", "KpiBoard", "Stats", "effective_config", "kpi_board"]
 
@@ -349,7 +349,7 @@ class Stats:
         return out
 
     async def handle(self, request: web.Request) -> web.Response:
-        from gateway.admin import json_response
+        from gateway._host.admin import json_response
 
         return json_response(self.snapshot(config=request.query.get("config") in ("1", "true")))
 

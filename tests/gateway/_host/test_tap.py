@@ -11,9 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from gateway._host.service import Service
+from gateway._host.tap import QUEUE_SIZE, Tap, _trim, attach, detach, tap_points
 from gateway.component import Kind, Signal, count_items
-from gateway.service import Service
-from gateway.tap import QUEUE_SIZE, Tap, _trim, attach, detach, tap_points
 from gateway.testing import make_traces
 
 TOKEN = "tap-test-token"

@@ -4,7 +4,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.admin import AdminConfig, AdminServer, json_response
+from gateway._host.admin import AdminConfig, AdminServer, json_response
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_duplicate_route_is_an_error():
 
 
 async def test_service_serves_status_on_its_admin_endpoint(write_yaml):
-    from gateway.service import Service
+    from gateway._host.service import Service
     from tests.gateway.conftest import fake_plugin
 
     path = write_yaml("""
@@ -136,7 +136,7 @@ async def test_without_a_token_one_is_generated_in_a_private_file(tmp_path, monk
 async def test_the_cli_reads_the_generated_token_file(tmp_path, monkeypatch):
     import asyncio
 
-    from gateway.cli import main
+    from gateway._host.cli import main
 
     monkeypatch.setenv("OTELGW_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("OTELGW_ADMIN_TOKEN", raising=False)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from gateway._host.config import PipelineID, build_config
 from gateway.component import ComponentID, Kind, Signal
-from gateway.config import PipelineID, build_config
 from gateway.errors import ConfigError
 
 
