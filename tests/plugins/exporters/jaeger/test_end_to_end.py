@@ -151,7 +151,7 @@ async def test_sdk_spans_arrive_in_jaeger_mapped_field_by_field(collector: Any, 
     gateway = Service.from_files([str(config)])
     await gateway.start()
     try:
-        address = gateway._host.graph.find(Kind.RECEIVER, "otlp").grpc_address
+        address = gateway.graph.find(Kind.RECEIVER, "otlp").grpc_address
         results = await asyncio.gather(asyncio.to_thread(emit, address, "callcenter-api"),
                                        asyncio.to_thread(emit, address, "routing"))
         finished = [span for spans, _ in results for span in spans]

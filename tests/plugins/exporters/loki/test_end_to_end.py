@@ -96,7 +96,7 @@ async def test_sdk_logs_arrive_in_loki_with_labels_lines_and_metadata(loki: Any,
     gateway = Service.from_files([str(config)])
     await gateway.start()
     try:
-        address = gateway._host.graph.find(Kind.RECEIVER, "otlp").http_address
+        address = gateway.graph.find(Kind.RECEIVER, "otlp").http_address
         records = await asyncio.to_thread(emit, address)
         deadline = time.monotonic() + 15
         while len(loki.entries()) < 2 * len(records) and time.monotonic() < deadline:

@@ -66,7 +66,7 @@ async def test_sdk_traces_are_sampled_whole_through_a_running_gateway(tmp_path: 
     gateway = Service.from_files([str(config)])
     await gateway.start()
     try:
-        address = gateway._host.graph.find(Kind.RECEIVER, "otlp").grpc_address
+        address = gateway.graph.find(Kind.RECEIVER, "otlp").grpc_address
         kinds = await asyncio.to_thread(emit, address)
         deadline = time.monotonic() + 15
         while sink.item_count(Signal.TRACES) < 30 and time.monotonic() < deadline:
@@ -89,6 +89,6 @@ async def test_sdk_traces_are_sampled_whole_through_a_running_gateway(tmp_path: 
     assert {t: kinds[t] for t in by_trace} == {t: k for t, k in kinds.items() if k != "normal"}
     assert all(sorted(names) == ["POST /calls", "step-0", "step-1"] for names in by_trace.values())
     assert {t: policies[t] for t in by_trace} == {t: {"errors" if kinds[t] == "error" else "slow"} for t in by_trace}
-    exposition = gateway._host.telemetry.exposition().decode()
+    exposition = gateway.telemetry.exposition().decode()
     assert ('otelcol_processor_tail_sampling_global_count_traces_sampled_total{decision="not_sampled",'
             'processor="tail_sampling",sampled="false"} 10.0') in exposition

@@ -75,7 +75,7 @@ async def test_partial_line_across_polls_is_joined_and_checkpointed_before_it(tm
     log.write_text("2023-06-22T10:27:26Z stdout P first half-\n")
     await gateway.start(receiver_yaml(tmp_path))
     from gateway.component import Kind
-    receiver = gateway._host.service.graph.find(Kind.RECEIVER, "filelog")
+    receiver = gateway.service.graph.find(Kind.RECEIVER, "filelog")
     polls = receiver.polls
     await wait_for(lambda: receiver.polls > polls + 2)
     reader = receiver.tracker.active[0]
@@ -93,7 +93,7 @@ async def test_unparseable_lines_are_kept_and_counted(tmp_path, gateway, sink):
     await gateway.start(receiver_yaml(tmp_path))
     await wait_for(lambda: len(sink_records(sink)) == 2)
     assert set(by_body(sink)) == {"garbage that is no container line", "fine"}
-    value = gateway._host.service.telemetry.registry.get_sample_value(
+    value = gateway.service.telemetry.registry.get_sample_value(
         "otelgw_receiver_filelog_operator_errors_total", {"receiver": "filelog", "operator": "container"})
     assert value == 1
 
@@ -125,5 +125,5 @@ async def test_a_partial_line_whose_end_never_comes_is_passed_on(tmp_path, gatew
     assert record.body.string_value == "the runtime died mid-line"
     assert resource["k8s.container.name"] == "api"
     from gateway.component import Kind
-    reader = gateway._host.service.graph.find(Kind.RECEIVER, "filelog").tracker.readers[0]
+    reader = gateway.service.graph.find(Kind.RECEIVER, "filelog").tracker.readers[0]
     await wait_for(lambda: reader.committed == log.stat().st_size)  # delivered, so checkpointed past it

@@ -21,7 +21,7 @@ def append(path: Path, lines: list[str]) -> None:
 
 
 def counter(gateway, name: str, **labels: str) -> float:
-    value = gateway._host.service.telemetry.registry.get_sample_value(name, labels)
+    value = gateway.service.telemetry.registry.get_sample_value(name, labels)
     return value or 0.0
 
 
@@ -41,7 +41,7 @@ async def test_start_at_end_skips_what_is_there(tmp_path, gateway, sink):
     log = tmp_path / "app.log"
     append(log, ["old"])
     await gateway.start(f'include: ["{tmp_path}/*.log"]\n' + FAST)
-    await wait_for(lambda: gateway._host.service.graph is not None)
+    await wait_for(lambda: gateway.service.graph is not None)
     receiver = _receiver(gateway)
     await wait_for(lambda: receiver.polls >= 2)
     append(log, ["new"])
@@ -52,7 +52,7 @@ async def test_start_at_end_skips_what_is_there(tmp_path, gateway, sink):
 
 def _receiver(gateway):
     from gateway.component import Kind
-    return gateway._host.service.graph.find(Kind.RECEIVER, "filelog")
+    return gateway.service.graph.find(Kind.RECEIVER, "filelog")
 
 
 @pytest.mark.parametrize("pattern", ["app.log", "app.log*"], ids=["rotated name not included", "rotated included"])

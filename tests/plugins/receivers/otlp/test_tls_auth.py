@@ -110,7 +110,7 @@ async def test_https_with_mutual_tls_and_basic_auth(gateway: Service, pki: dict[
 
 
 async def test_grpc_with_mutual_tls_and_bearer_token(gateway: Service, pki: dict[str, Path]) -> None:
-    address = gateway._host.graph.find(Kind.RECEIVER, "otlp").grpc_address
+    address = gateway.graph.find(Kind.RECEIVER, "otlp").grpc_address
     credentials = grpc.ssl_channel_credentials(pki["ca.pem"].read_bytes(), pki["client.key"].read_bytes(),
                                                pki["client.pem"].read_bytes())
     async with grpc.aio.secure_channel(address, credentials) as channel:
@@ -124,7 +124,7 @@ async def test_grpc_with_mutual_tls_and_bearer_token(gateway: Service, pki: dict
             await export(body, timeout=5)
         assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
     assert bad_requests(gateway, "grpc") == 2
-    assert gateway._host.telemetry.registry.get_sample_value(
+    assert gateway.telemetry.registry.get_sample_value(
         "otelcol_receiver_accepted_spans_total", {"receiver": "otlp", "transport": "grpc"}) == 3
 
 
@@ -133,7 +133,7 @@ async def test_certificates_are_reloaded_when_their_files_change(gateway: Servic
     rotated = tmp_path / "rotated"
     rotated.mkdir()
     new = make_pki(rotated, prefix="new-")
-    address = gateway._host.graph.find(Kind.RECEIVER, "otlp").http_address
+    address = gateway.graph.find(Kind.RECEIVER, "otlp").http_address
     host, port = address.rsplit(":", 1)
 
     async def served_issuer() -> str:
