@@ -1,4 +1,4 @@
-"""OTLP/JSON (protocols.md 1.3): the proto3 JSON mapping, except that trace and span ids are hex strings.
+"""OTLP/JSON (docs/protocols.md §1.3): the proto3 JSON mapping, except that trace and span ids are hex strings.
 
 Every other bytes field (``bytesValue``) stays base64, enums are integers, keys are lowerCamelCase, unknown keys
 are ignored and 64-bit integers may arrive as strings or numbers.

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -53,8 +53,11 @@ class GatewayProcess:
 
     running: ClassVar[set[GatewayProcess]] = set()
 
-    def __init__(self, config_path: Path, ports: dict[str, int], log_path: Path) -> None:
+    def __init__(self, config_path: Path, ports: dict[str, int], log_path: Path,
+                 command: Sequence[str] = (sys.executable, "-m", "gateway")) -> None:
         self.config_path = config_path
+        #: How otelgw is started; a fresh venv's ``bin/otelgw`` for plugins installed there.
+        self.command = list(command)
         self.ports = ports
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -62,7 +65,7 @@ class GatewayProcess:
     def start(self, *extra_args: str) -> GatewayProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "run", "--config", str(self.config_path), *extra_args],
+            [*self.command, "run", "--config", str(self.config_path), *extra_args],
             stdout=log, stderr=log,
             # a generated admin token goes next to the log, not into the user's ~/.otelgw
             env={"OTELGW_STATE_DIR": str(self.log_path.parent / "state"), **os.environ, "PYTHONUNBUFFERED": "1"})

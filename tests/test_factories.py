@@ -1,4 +1,5 @@
-"""Conformance of every registered factory (built-in and installed third-party): the contract of conventions.md.
+"""Conformance of every registered factory (built-in and installed third-party): the component contract
+(docs/writing-plugins.md).
 
 - the default config validates (or fails only on the keys a user must always set);
 - create → shutdown without start works, for every supported signal;

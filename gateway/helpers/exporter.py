@@ -29,7 +29,7 @@ items, and drop the batch at once. Those items are dropped, logged and counted i
 ``otelgw_component_dropped_items_total{reason="rejected"}``. With the queue disabled ``consume`` does the same
 inline and raises the final error to its caller (a permanent one only when nothing of the batch got through).
 
-The module also holds the client side of protocols.md 1.2 (which gRPC and HTTP answers are retryable), for
+The module also holds the client side of docs/protocols.md §1.2 (which gRPC and HTTP answers are retryable), for
 every exporter that speaks OTLP or a protocol with the same rules.
 """
 
@@ -508,7 +508,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-# ------------------------------------------------------------ protocols.md 1.2, client side
+# ------------------------------------------------------------ docs/protocols.md §1.2, client side
 
 _RETRYABLE_GRPC = frozenset({
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.ABORTED,

@@ -1,6 +1,6 @@
 """OTLP → Prometheus translation shared by the ``prometheus`` and ``prometheus_remote_write`` exporters.
 
-protocols.md section 5: metric names with unit and type suffixes, labels from attributes, ``job``/``instance``
+docs/protocols.md §5: metric names with unit and type suffixes, labels from attributes, ``job``/``instance``
 from the resource, ``target_info``, exemplars, delta → cumulative. ``Translator.translate(request)`` gives
 ``Point``s; ``Point.samples()`` expands one into the samples Prometheus stores.
 """

@@ -1,4 +1,4 @@
-"""Delta → cumulative, as the metrics data model describes it (protocols.md 5.2), with bounded memory.
+"""Delta → cumulative, as the metrics data model describes it (docs/protocols.md §5.2), with bounded memory.
 
 State is kept per stream (the translated series identity: name and labels, which carry resource, scope and
 attributes). A point that lines up with the last one (its start equals the stream's last time) is added; a point

@@ -1,4 +1,4 @@
-"""OTLP → Prometheus names and label values (protocols.md 5.1 and 5.3), as the Collector's translator does them.
+"""OTLP → Prometheus names and label values (docs/protocols.md §5.1 and §5.3), as the Collector's translator does them.
 
 Names are split into tokens on every character that is not an ASCII letter or digit, the UCUM unit (and its
 ``/per`` part) is appended as a word unless the name already holds it, monotonic sums get ``_total`` and gauges with

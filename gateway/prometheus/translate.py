@@ -1,4 +1,4 @@
-"""OTLP metrics → Prometheus points, per protocols.md section 5: names, types, labels, ``job``/``instance``,
+"""OTLP metrics → Prometheus points, per docs/protocols.md §5: names, types, labels, ``job``/``instance``,
 ``target_info``, exemplars, delta → cumulative and exponential → classic histograms.
 
 One ``Translator`` per exporter. ``translate(request)`` returns the points of one request (``target_info``

@@ -76,7 +76,7 @@ def fields(message: Descriptor) -> dict[str, tuple[int, str]]:
 
 
 TS, DUR = "google.protobuf.Timestamp", "google.protobuf.Duration"
-JAEGER = {  # protocols.md 3.1
+JAEGER = {  # docs/protocols.md §3.1
     model_pb2.Span: {"trace_id": (1, "bytes"), "span_id": (2, "bytes"), "operation_name": (3, "string"),
                      "references": (4, "rep jaeger.api_v2.SpanRef"), "flags": (5, "uint32"),
                      "start_time": (6, TS), "duration": (7, DUR), "tags": (8, "rep jaeger.api_v2.KeyValue"),
@@ -94,7 +94,7 @@ JAEGER = {  # protocols.md 3.1
     collector_pb2.PostSpansRequest: {"batch": (1, "jaeger.api_v2.Batch")},
     collector_pb2.PostSpansResponse: {},
 }
-LOKI = {  # protocols.md 2.3
+LOKI = {  # docs/protocols.md §2.3
     push_pb2.PushRequest: {"streams": (1, "rep logproto.StreamAdapter"), "format": (2, "string")},
     push_pb2.PushResponse: {},
     push_pb2.StreamAdapter: {"labels": (1, "string"), "entries": (2, "rep logproto.EntryAdapter"),
@@ -104,7 +104,7 @@ LOKI = {  # protocols.md 2.3
                             "parsed": (4, "rep logproto.LabelPairAdapter")},
     push_pb2.LabelPairAdapter: {"name": (1, "string"), "value": (2, "string")},
 }
-PROMETHEUS = {  # protocols.md 4.1
+PROMETHEUS = {  # docs/protocols.md §4.1
     remote_pb2.WriteRequest: {"timeseries": (1, "rep prometheus.TimeSeries"),
                               "metadata": (3, "rep prometheus.MetricMetadata")},
     types_pb2.TimeSeries: {"labels": (1, "rep prometheus.Label"), "samples": (2, "rep prometheus.Sample"),

@@ -37,7 +37,7 @@ def string_tag(key: str, value: str) -> bytes:
 
 
 def jaeger_key_value(otlp: bytes) -> bytes:
-    """A serialized OTLP KeyValue as a serialized Jaeger KeyValue (protocols.md 3.2: attributes → tags)."""
+    """A serialized OTLP KeyValue as a serialized Jaeger KeyValue (docs/protocols.md §3.2: attributes → tags)."""
     size = len(otlp)
     if size > 4 and otlp[0] == 0x0A and otlp[1] < 0x80:
         value_at = 2 + otlp[1]  # the AnyValue field, after a key of under 128 bytes

@@ -1,7 +1,7 @@
 """Pushes log records to Loki's ``/loki/api/v1/push`` with aiohttp, through the exporter helper.
 
 One push per tenant (``X-Scope-OrgID``) per batch; ``PartSender`` makes a retry resend only the pushes that
-failed. Answers follow protocols.md 2.5: 204 (or 200) is success; 429 and every 5xx are retried, waiting at
+failed. Answers follow docs/protocols.md §2.5: 204 (or 200) is success; 429 and every 5xx are retried, waiting at
 least ``Retry-After``; every other status (400 for bad labels or old entries, 401 without a tenant, 413 too
 large, Loki's 260 while ingestion is blocked) drops the push, counted and logged with Loki's message.
 """

@@ -1,7 +1,7 @@
 """Sends one signal's batches to an OTLP/HTTP server with aiohttp, through the exporter helper.
 
 One ClientSession (one connection pool) per exporter, opened in start and closed after the queue has drained.
-Answers follow protocols.md 1.2: 2xx is success (maybe partial), 429/502/503/504 are retried honouring
+Answers follow docs/protocols.md §1.2: 2xx is success (maybe partial), 429/502/503/504 are retried honouring
 ``Retry-After``, every other status is permanent and carries the server's ``google.rpc.Status`` message.
 """
 

@@ -1,6 +1,6 @@
 """Exporter ``prometheus``: keeps the latest value of every series and serves it for Prometheus to scrape.
 
-Translation follows protocols.md section 5 (``gateway.prometheus``); exposition is prometheus-client's: text
+Translation follows docs/protocols.md §5 (``gateway.prometheus``); exposition is prometheus-client's: text
 0.0.4, or OpenMetrics with exemplars when the scraper's Accept header asks for it. Expired series are removed on
 a timer, so memory follows the live series even when nobody scrapes.
 """

@@ -1,4 +1,4 @@
-"""Translated points → remote-write requests that Prometheus accepts in any interleaving (protocols.md 4.3).
+"""Translated points → remote-write requests that Prometheus accepts in any interleaving (docs/protocols.md §4.3).
 
 Every sample carries its series' complete label set, ``__name__`` included, sorted by name, with no empty value.
 Samples are grouped per series and sorted by time. A series is sent at most once per batch, in one shard chosen by

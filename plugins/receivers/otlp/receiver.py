@@ -99,7 +99,7 @@ class Route:
         """
         items = count_items(self.signal, batch)
         if items == 0:
-            return None  # an empty request is answered with success and not forwarded (protocols.md 1.1)
+            return None  # an empty request is answered with success and not forwarded (docs/protocols.md §1.1)
         try:
             if wire is None:
                 await self.consume(batch)

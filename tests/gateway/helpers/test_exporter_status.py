@@ -1,4 +1,4 @@
-"""Client side of protocols.md 1.2: which gRPC and HTTP answers an exporter retries, and how long it waits."""
+"""Client side of docs/protocols.md §1.2: which gRPC and HTTP answers an exporter retries, and how long it waits."""
 
 from __future__ import annotations
 

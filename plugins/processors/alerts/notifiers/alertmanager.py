@@ -1,4 +1,4 @@
-"""Alertmanager API v2 (protocols.md 6.1): POST the alerts as a JSON array; re-post while firing with endsAt a few
+"""Alertmanager API v2 (docs/protocols.md §6.1): POST the alerts as a JSON array; re-post while firing with endsAt a few
 resend intervals ahead; resolve by re-posting with endsAt set to the resolution time."""
 
 from __future__ import annotations

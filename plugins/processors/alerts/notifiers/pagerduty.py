@@ -1,4 +1,4 @@
-"""PagerDuty Events API v2 (protocols.md 6.3): trigger and resolve with the alert fingerprint as dedup_key."""
+"""PagerDuty Events API v2 (docs/protocols.md §6.3): trigger and resolve with the alert fingerprint as dedup_key."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Slack incoming webhook (protocols.md 6.2): one message per alert, success is HTTP 200 with body ``ok``."""
+"""Slack incoming webhook (docs/protocols.md §6.2): one message per alert, success is HTTP 200 with body ``ok``."""
 
 from __future__ import annotations
 

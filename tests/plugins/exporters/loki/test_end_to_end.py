@@ -1,7 +1,7 @@
 """Real OpenTelemetry SDK logs → gateway (OTLP/HTTP receiver → batch → loki, protobuf and JSON) → push server.
 
 Every record the SDK emitted is found in Loki's decoded pushes with the labels, line, timestamp, structured
-metadata and tenant that protocols.md 2.6 B gives for it.
+metadata and tenant that docs/protocols.md §2.6 gives for it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Labels, lines, timestamps, structured metadata and tenants: the lokiexporter rules of protocols.md 2.6 B."""
+"""Labels, lines, timestamps, structured metadata and tenants: the lokiexporter rules of docs/protocols.md §2.6."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""gateway.prometheus: OTLP → Prometheus as protocols.md section 5 states it, shared by both exporters."""
+"""gateway.prometheus: OTLP → Prometheus as docs/protocols.md §5 states it, shared by both exporters."""
 
 from __future__ import annotations
 

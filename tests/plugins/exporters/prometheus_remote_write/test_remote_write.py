@@ -1,6 +1,6 @@
 """prometheus_remote_write against a remote-write receiver that decodes with the project's protos.
 
-The receiver checks what protocols.md section 4 requires of every request (snappy block body, headers, sorted
+The receiver checks what docs/protocols.md §4 requires of every request (snappy block body, headers, sorted
 labels with __name__, no empty values, ms timestamps) and answers as scripted. Stock Prometheus is exercised in
 tests/test_prometheus_real.py.
 """
