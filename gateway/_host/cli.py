@@ -1,5 +1,5 @@
-"""The ``otelgw`` command: run, validate, print-config, components, rules, ottl, and alerts, top and tap over
-the admin endpoint."""
+"""The ``otelgw`` command: run, validate, print-config, components, new-plugin, rules, ottl, and alerts, top and
+tap over the admin endpoint."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from gateway._host import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy
+from gateway._host import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy, scaffold
 from gateway._host.printconfig import print_config
 from gateway._host.redact import redact
 from gateway._host.registry import load_registry
 from gateway._host.service import Service, load_config
 from gateway._host.telemetry import configure_logging
+from gateway.component import Kind
 from gateway.errors import ConfigError, PluginError
 
 __all__ = ["main"]
@@ -40,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     print_config = commands.add_parser("print-config", help="print the merged configuration, secrets redacted")
     _add_config(print_config)
     commands.add_parser("components", help="list every registered component type")
+    new_plugin = commands.add_parser("new-plugin", help="write a plugin package: a component, its tests, packaging")
+    new_plugin.add_argument("name", help="the component's type name, e.g. my_filter")
+    new_plugin.add_argument("--kind", required=True, choices=[k.value for k in scaffold.KINDS])
+    new_plugin.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                            help="where to write the package (default ./otelgw-NAME); must be empty or absent")
     cli_rules.add_parser(commands)
     cli_alerts.add_parser(commands)
     cli_top.add_parser(commands)
@@ -62,6 +69,20 @@ def _components() -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _new_plugin(name: str, kind: Kind, directory: Path | None) -> int:
+    try:
+        target = scaffold.write_plugin(name, kind, directory)
+    except ValueError as exc:
+        print(f"otelgw new-plugin: {exc}", file=sys.stderr)
+        return 2
+    where = str(target) if target.is_absolute() else f"./{target}"  # ./x: pip takes it for a path, not a name
+    print(f"wrote the {kind.value} {name!r} to {where}. Next:\n"
+          f"  python -m pip install -e {where}\n"
+          f"  otelgw components | grep -w {name}\n"
+          f"  python -m pytest {where}")
     return 0
 
 
@@ -93,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_ottl.run(args)
         if args.command == "components":
             return _components()
+        if args.command == "new-plugin":
+            return _new_plugin(args.name, Kind(args.kind), args.dir)
         if args.command == "print-config":
             return print_config(args.config, _print_errors)
         if args.command == "rules":
