@@ -1,19 +1,13 @@
-"""Build the component graph from a ``GatewayConfig``, start it downstream-first and stop it upstream-first.
+"""Build the plan of a ``GatewayConfig`` (``gateway._host.plan``) into running components; start them
+downstream-first and stop them upstream-first.
 
-Instances, as in the Collector:
-- one exporter per (exporter id, signal), shared by every pipeline of that signal that lists it;
-- one processor per (pipeline, processor id);
-- one connector per (connector id, input signal, output signal);
-- one receiver per (receiver id, signal), whose next consumer fans out to every pipeline that lists it
-  (receivers that serve several signals from one server share one object through ``helpers.shared``).
+The plan says which components exist and what each feeds; this module creates them, binds each to its next
+consumer through the fan-outs of ``gateway._host.fanout``, and on a reload takes over the running components the
+plan diff keeps (``plan.reusable``), with their queues, buffers and open ports. Reused receivers feed an
+``Inlet`` that is pointed at the new pipelines on ``commit``.
 
-Every node is created after everything downstream of it, so creation order is a valid start order, and its
+Creation follows the plan's order, everything downstream of a node first, so it is a valid start order, and its
 reverse a valid shutdown order in which each stage drains into the next.
-
-Hot reload builds a new graph with ``previous=`` the running one: a running node is reused, object and state
-(queues, buffers, open ports), when its config is equal, the extensions it names are unchanged, and what it
-feeds is itself reused (downstream objects are bound at creation). Receivers are reused per id when their
-config and signals are equal; they then feed an ``Inlet`` that is pointed at the new pipelines on ``commit``.
 
 A processor or connector whose factory has ``mutates_data=True`` hands batches on through a ``ForgetWireBytes``,
 so nothing after it sees the receiver's serialized bytes of a batch it may have changed (``gateway.wirebytes``).
@@ -21,21 +15,21 @@ so nothing after it sees the receiver's serialized bytes of a batch it may have 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway._host.config import GatewayConfig, PipelineID
+from gateway._host.fanout import FanOut, Inlet
+from gateway._host.plan import NodeKey, Plan, PlannedNode, plan, reusable
 from gateway._host.telemetry import Telemetry
-from gateway.component import Batch, ComponentID, ComponentSettings, Draining, Kind, Signal, consume
-from gateway.errors import ConfigError, RetryableError
+from gateway.component import ComponentID, ComponentSettings, Draining, Kind, Signal
 from gateway.host import Host, Status
 from gateway.wirebytes import ForgetWireBytes
 
-__all__ = ["FanOut", "Graph", "Inlet", "Node"]
+__all__ = ["Graph", "Node"]
 
 log = logging.getLogger("otelgw.service")
 
@@ -57,275 +51,128 @@ class Node:
         return f"{self.kind.value} {self.id} ({self.signal.value}){where}"
 
 
-class FanOut:
-    """Hands one batch to several consumers. Read-only consumers share it; each mutating one gets its own copy."""
-
-    def __init__(self, signal: Signal, consumers: list[tuple[Any, bool]]) -> None:
-        self.signal = signal
-        self.readonly = [c for c, mutates in consumers if not mutates]
-        self.mutating = [c for c, mutates in consumers if mutates]
-        setattr(self, f"consume_{signal.value}", self._consume)
-
-    @property
-    def mutates_data(self) -> bool:
-        return False  # copies are made here, so upstream may share its batch with us
-
-    async def _consume(self, batch: Batch) -> None:
-        if len(self.readonly) + len(self.mutating) == 1:
-            await consume((self.readonly or self.mutating)[0], self.signal, batch)
-            return
-        first_error: BaseException | None = None
-        deliveries = [(c, batch) for c in self.readonly]
-        for i, consumer in enumerate(self.mutating):
-            last_owner = i == len(self.mutating) - 1 and not self.readonly
-            copy = batch if last_owner else type(batch)()
-            if not last_owner:
-                copy.CopyFrom(batch)
-            deliveries.append((consumer, copy))
-        for consumer, item in deliveries:
-            try:
-                await consume(consumer, self.signal, item)
-            except Exception as exc:  # deliver to the others, then report the first failure
-                first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
-
-
-class Inlet(FanOut):
-    """A receiver's fan-out, which a reload can hold shut for a moment and point at new pipelines."""
-
-    #: How long a request waits at a held inlet before it is refused as retryable.
-    HOLD_TIMEOUT_S = 10.0
-
-    def __init__(self, signal: Signal, consumers: list[tuple[Any, bool]]) -> None:
-        super().__init__(signal, consumers)
-        self._open = asyncio.Event()
-        self._open.set()
-
-    def hold(self) -> None:
-        self._open.clear()
-
-    def retarget(self, consumers: list[tuple[Any, bool]]) -> None:
-        self.readonly = [c for c, mutates in consumers if not mutates]
-        self.mutating = [c for c, mutates in consumers if mutates]
-        self._open.set()
-
-    def release(self) -> None:
-        self._open.set()
-
-    async def _consume(self, batch: Batch) -> None:
-        if not self._open.is_set():
-            try:
-                await asyncio.wait_for(self._open.wait(), self.HOLD_TIMEOUT_S)
-            except TimeoutError:
-                raise RetryableError("the gateway is reloading its configuration", retry_after=1.0) from None
-        await super()._consume(batch)
-
-
-def _mentions(value: Any, names: set[str]) -> bool:
-    """True when a config (nested dataclasses, lists, mappings) holds one of ``names`` as a string value."""
-    if isinstance(value, str):
-        return value in names
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(_mentions(getattr(value, f.name), names) for f in dataclasses.fields(value))
-    if isinstance(value, Mapping):
-        return any(_mentions(v, names) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_mentions(v, names) for v in value)
-    return False
-
 
 class Graph:
     def __init__(self, config: GatewayConfig, telemetry: Telemetry, previous: Graph | None = None,
                  changed_extensions: Iterable[ComponentID] = ()) -> None:
         self.config = config
         self.telemetry = telemetry
+        self.plan: Plan = plan(config)
+        #: Plan nodes taken over from ``previous``, running already (empty without one).
+        self.kept: frozenset[NodeKey] = frozenset()
+        if previous is not None:
+            alive = {key for key, component in previous._components.items() if id(component) in previous.running}
+            self.kept = reusable(previous.plan, self.plan, changed_extensions, alive)
         self._previous = previous
-        self._changed_extensions = {str(cid) for cid in changed_extensions}
         #: ids of component objects taken over from ``previous`` (already running; not started again).
         self.reused: set[int] = set()
         #: ids of component objects that are running.
         self.running: set[int] = set()
-        self._fanouts: dict[PipelineID, FanOut] = {}
-        #: (pipeline, processor) -> (processor, its next consumer, the fan-out a tap reads its output at).
-        self._processors: dict[tuple[PipelineID, ComponentID], tuple[Any, Any, FanOut]] = {}
-        self._connector_targets: dict[tuple[ComponentID, Signal, Signal], list[Any]] = {}
-        self._connector_outlets: dict[tuple[ComponentID, Signal, Signal], FanOut] = {}
-        self._inlets: dict[tuple[ComponentID, Signal], Inlet] = {}
-        self._retargets: list[tuple[Inlet, list[tuple[Any, bool]]]] = []
         self.nodes: list[Node] = []
-        self._exporters: dict[tuple[ComponentID, Signal], Any] = {}
-        self._connectors: dict[tuple[ComponentID, Signal, Signal], Any] = {}
-        self._heads: dict[PipelineID, tuple[Any, bool]] = {}
-        self._building: set[PipelineID] = set()
-        self._started: list[Node] = []
-        self._build()
+        self._components: dict[NodeKey, Any] = {}
+        #: processors and connectors: (what they were created with as next consumer, the fan-out behind it)
+        self._outputs: dict[NodeKey, tuple[Any, FanOut]] = {}
+        self._fanouts: dict[PipelineID, FanOut] = {}
+        self._inlets: dict[NodeKey, Inlet] = {}
+        self._retargets: list[tuple[Inlet, list[tuple[Any, bool]]]] = []
+        for node in self.plan.nodes:
+            self._add(node)
+        self._previous = None  # only needed while building: a chain of graphs would keep every old one alive
+
+    @property
+    def _processors(self) -> dict[tuple[PipelineID, ComponentID], tuple[Any, Any, FanOut]]:
+        """(pipeline, processor id) → (processor, its next consumer, the fan-out a tap reads its output at)."""
+        return {(key.pipeline, key.id): (self._components[key], *output) for key, output in self._outputs.items()
+                if key.kind is Kind.PROCESSOR and key.pipeline is not None}
 
     # ---------------------------------------------------------------- building
 
     def _settings(self, kind: Kind, cid: ComponentID, signal: Signal | None) -> ComponentSettings:
         return ComponentSettings(cid, kind, self.telemetry.for_component(kind, cid, signal), signal)
 
-    def _is_connector(self, cid: ComponentID) -> bool:
-        return (Kind.CONNECTOR, cid) in self.config.components
-
-    def _unchanged(self, kind: Kind, cid: ComponentID) -> bool:
-        """Same config in the running graph, and no extension it names has changed."""
-        previous = self._previous
-        if previous is None or (kind, cid) not in previous.config.components:
-            return False
-        config = self.config.get(kind, cid).config
-        return bool(previous.config.get(kind, cid).config == config
-                    and not _mentions(config, self._changed_extensions))
-
-    def _take(self, component: Any) -> Any:
-        assert self._previous is not None
-        if id(component) not in self._previous.running:
-            return None
-        self.reused.add(id(component))
-        self.running.add(id(component))
-        return component
-
-    def _exporter(self, cid: ComponentID, signal: Signal) -> tuple[Any, bool]:
-        cc = self.config.get(Kind.EXPORTER, cid)
-        if (cid, signal) not in self._exporters:
-            component = None
-            if self._unchanged(Kind.EXPORTER, cid):
-                component = self._take(self._previous._exporters.get((cid, signal)))  # type: ignore[union-attr]
-            if component is None:
-                create = cc.factory.create_fn(signal)
-                assert create is not None  # checked by config validation
-                component = create(self._settings(Kind.EXPORTER, cid, signal), cc.config)
-            self._exporters[(cid, signal)] = component
-            self.nodes.append(Node(Kind.EXPORTER, cid, component, signal))
-        return self._exporters[(cid, signal)], cc.factory.mutates_data
-
-    def _connector_outputs(self, cid: ComponentID, in_signal: Signal) -> list[tuple[Any, bool]]:
-        cc = self.config.get(Kind.CONNECTOR, cid)
-        outputs = []
-        for out_signal in Signal:
-            create = cc.factory.connectors.get((in_signal, out_signal))
-            targets = [p for p in self.config.pipelines.values() if p.id.signal is out_signal and cid in p.receivers]
-            if create is None or not targets:
-                continue
-            key = (cid, in_signal, out_signal)
-            if key not in self._connectors:
-                heads = [self._pipeline_head(p.id) for p in targets]
-                self._connector_targets[key] = [h[0] for h in heads]
-                component = None
-                previous = self._previous
-                if (previous is not None and self._unchanged(Kind.CONNECTOR, cid) and key in previous._connectors
-                        and _same(previous._connector_targets.get(key, []), self._connector_targets[key])):
-                    component = self._take(previous._connectors[key])
-                if component is not None:
-                    assert previous is not None
-                    outlet = previous._connector_outlets[key]
-                else:
-                    outlet = FanOut(out_signal, heads)
-                    next_consumer: Any = outlet
-                    if cc.factory.mutates_data:  # one that changes batches in place and hands them on
-                        next_consumer = ForgetWireBytes(next_consumer)
-                    component = create(self._settings(Kind.CONNECTOR, cid, in_signal), cc.config, next_consumer)
-                self._connectors[key] = component
-                self._connector_outlets[key] = outlet
-                self.nodes.append(Node(Kind.CONNECTOR, cid, component, in_signal, out_signal=out_signal,
-                                       outlets=[outlet]))
-            outputs.append((self._connectors[key], cc.factory.mutates_data))
-        return outputs
-
-    def _pipeline_head(self, pid: PipelineID) -> tuple[Any, bool]:
-        if pid in self._heads:
-            return self._heads[pid]
-        if pid in self._building:
-            raise ConfigError(f"service::pipelines::{pid}: connectors form a cycle through this pipeline")
-        self._building.add(pid)
-        pipeline = self.config.pipelines[pid]
-        consumers: list[tuple[Any, bool]] = []
-        for cid in pipeline.exporters:
-            if self._is_connector(cid):
-                consumers.extend(self._connector_outputs(cid, pid.signal))
-            else:
-                consumers.append(self._exporter(cid, pid.signal))
-        previous = self._previous
-        old_fanout = previous._fanouts.get(pid) if previous is not None else None
-        if old_fanout is not None and _same(old_fanout.readonly + old_fanout.mutating,
-                                            [c for c, m in consumers if not m] + [c for c, m in consumers if m]):
-            head: Any = old_fanout
-        else:
-            head = FanOut(pid.signal, consumers)
-        self._fanouts[pid] = head
-        mutates = False
-        for cid in reversed(pipeline.processors):
-            cc = self.config.get(Kind.PROCESSOR, cid)
-            old = previous._processors.get((pid, cid)) if previous is not None else None
-            # Between two processors a one-consumer fan-out, so a tap can read what leaves this one; the
-            # pipeline's own fan-out serves the last processor. Kept across reloads while it feeds the same head.
-            if isinstance(head, FanOut):
-                outlet = head
-            elif old is not None and _same(old[2].readonly + old[2].mutating, [head]):
-                outlet = old[2]
-            else:
-                outlet = FanOut(pid.signal, [(head, mutates)])
-            head = outlet
-            next_consumer: Any = outlet
-            if cc.factory.mutates_data:
-                # What a mutating processor hands on no longer matches the receiver's bytes (gateway.wirebytes).
-                # The previous wrapper of the same head is kept, so the processor itself can be reused.
-                old_next = old[1] if old is not None else None
-                if isinstance(old_next, ForgetWireBytes) and old_next.next is head:
-                    next_consumer = old_next
-                else:
-                    next_consumer = ForgetWireBytes(head)
-            reused = None
-            if old is not None and old[1] is next_consumer and self._unchanged(Kind.PROCESSOR, cid):
-                reused = self._take(old[0])
-            if reused is not None:
-                head = reused
-            else:
-                create = cc.factory.create_fn(pid.signal)
-                assert create is not None
-                head = create(self._settings(Kind.PROCESSOR, cid, pid.signal), cc.config, next_consumer)
-            self._processors[(pid, cid)] = (head, next_consumer, outlet)
-            mutates = mutates or cc.factory.mutates_data
-            self.nodes.append(Node(Kind.PROCESSOR, cid, head, pid.signal, pipeline=str(pid), outlets=[outlet]))
-        self._building.discard(pid)
-        self._heads[pid] = (head, mutates)
-        return self._heads[pid]
-
-    def _build(self) -> None:
-        for pid in sorted(self.config.pipelines):
-            self._pipeline_head(pid)
-        receivers: dict[tuple[ComponentID, Signal], list[PipelineID]] = {}
-        for pid in sorted(self.config.pipelines):
-            for cid in self.config.pipelines[pid].receivers:
-                if not self._is_connector(cid):
-                    receivers.setdefault((cid, pid.signal), []).append(pid)
-        by_id: dict[ComponentID, set[Signal]] = {}
-        for cid, signal in receivers:
-            by_id.setdefault(cid, set()).add(signal)
-        for (cid, signal), pids in receivers.items():
-            cc = self.config.get(Kind.RECEIVER, cid)
-            consumers = [self._heads[p] for p in pids]
+    def _fanout(self, pid: PipelineID) -> FanOut:
+        """The fan-out after a pipeline's processors, to its exporters and connectors."""
+        if pid not in self._fanouts:
+            consumers = self.plan.pipelines[pid].consumers
             previous = self._previous
-            old_inlet = previous._inlets.get((cid, signal)) if previous is not None else None
-            old_node = next((n for n in previous.nodes if n.kind is Kind.RECEIVER and n.id == cid
-                             and n.signal is signal), None) if previous is not None else None
-            old_signals = {n.signal for n in previous.nodes if n.kind is Kind.RECEIVER
-                           and n.id == cid} if previous is not None else set()
-            component = None
-            if (old_inlet is not None and old_node is not None and old_signals == by_id[cid]
-                    and self._unchanged(Kind.RECEIVER, cid)):
-                component = self._take(old_node.component)
-            if component is not None:
-                assert old_inlet is not None
-                inlet = self._inlets[(cid, signal)] = old_inlet
-                self._retargets.append((old_inlet, consumers))
+            if previous is not None and pid in previous._fanouts and all(c in self.kept for c in consumers) \
+                    and previous.plan.pipelines[pid].consumers == consumers:
+                self._fanouts[pid] = previous._fanouts[pid]
             else:
-                create = cc.factory.create_fn(signal)
+                self._fanouts[pid] = FanOut(pid.signal, [(self._components[c], self._mutates(c)) for c in consumers])
+        return self._fanouts[pid]
+
+    def _mutates(self, key: NodeKey) -> bool:
+        node = self.plan.get(key)
+        assert node is not None
+        return node.mutates_data
+
+    def _head(self, pid: PipelineID) -> tuple[Any, bool]:
+        """What a receiver or connector hands the pipeline's batches to, and whether anything in it mutates."""
+        processors = self.plan.pipelines[pid].processors
+        if not processors:
+            return self._fanout(pid), False
+        return self._components[processors[0]], any(self._mutates(p) for p in processors)
+
+    def _add(self, planned: PlannedNode) -> None:
+        key, kind = planned.key, planned.key.kind
+        cc = self.config.get(kind, key.id)
+        previous = self._previous if key in self.kept else None
+        if previous is not None:
+            component = previous._components[key]
+            self.reused.add(id(component))
+            self.running.add(id(component))
+        outlets: list[FanOut] = []
+        if kind is Kind.EXPORTER:
+            if previous is None:
+                create = cc.factory.create_fn(key.signal)
+                assert create is not None  # checked by config validation
+                component = create(self._settings(kind, key.id, key.signal), cc.config)
+        elif kind is Kind.RECEIVER:
+            consumers = [self._head(pid) for pid in planned.pipelines]
+            if previous is not None:
+                inlet = previous._inlets[key]
+                self._retargets.append((inlet, consumers))
+            else:
+                inlet = Inlet(key.signal, consumers)
+                create = cc.factory.create_fn(key.signal)
                 assert create is not None
-                inlet = self._inlets[(cid, signal)] = Inlet(signal, consumers)
-                component = create(self._settings(Kind.RECEIVER, cid, signal), cc.config, inlet)
-            self.nodes.append(Node(Kind.RECEIVER, cid, component, signal, outlets=[inlet]))
+                component = create(self._settings(kind, key.id, key.signal), cc.config, inlet)
+            self._inlets[key] = inlet
+            outlets = [inlet]
+        else:  # processor or connector: a fan-out behind it, unwrapped or behind a ForgetWireBytes
+            if previous is not None:
+                next_consumer, outlet = previous._outputs[key]
+            else:
+                outlet = self._outlet(planned)
+                # What a mutating component hands on no longer matches the receiver's bytes (gateway.wirebytes).
+                next_consumer = ForgetWireBytes(outlet) if planned.mutates_data else outlet
+                if kind is Kind.PROCESSOR:
+                    create = cc.factory.create_fn(key.signal)
+                else:
+                    assert key.out_signal is not None
+                    create = cc.factory.connectors.get((key.signal, key.out_signal))
+                assert create is not None
+                component = create(self._settings(kind, key.id, key.signal), cc.config, next_consumer)
+            self._outputs[key] = (next_consumer, outlet)
+            outlets = [outlet]
+        self._components[key] = component
+        self.nodes.append(Node(kind, key.id, component, key.signal, pipeline=str(key.pipeline) if key.pipeline
+                               else None, out_signal=key.out_signal, outlets=outlets))
+
+    def _outlet(self, planned: PlannedNode) -> FanOut:
+        key = planned.key
+        if key.kind is Kind.CONNECTOR:
+            assert key.out_signal is not None
+            return FanOut(key.out_signal, [self._head(pid) for pid in planned.pipelines])
+        assert key.pipeline is not None
+        if not planned.feeds:  # the last processor feeds the pipeline's own fan-out
+            return self._fanout(key.pipeline)
+        # Between two processors a one-consumer fan-out, so a tap can read what leaves this one.
+        processors = self.plan.pipelines[key.pipeline].processors
+        after = processors[processors.index(key) + 1:]
+        return FanOut(key.signal, [(self._components[planned.feeds[0]], any(self._mutates(p) for p in after))])
+
 
     # ---------------------------------------------------------------- reload
 
@@ -368,7 +215,6 @@ class Graph:
                 await self.shutdown(host, keep=self.reused)
                 raise
             self.running.add(id(node.component))
-            self._started.append(node)
             host.report_status(node.kind, node.id, Status.OK, pipeline=node.pipeline)
 
     async def shutdown(self, host: Host, keep: set[int] | None = None) -> list[BaseException]:
@@ -390,9 +236,4 @@ class Graph:
                 errors.append(exc)
             self.running.discard(id(node.component))
             host.report_status(node.kind, node.id, Status.STOPPED, pipeline=node.pipeline)
-        self._started.clear()
         return errors
-
-
-def _same(old: list[Any], new: list[Any]) -> bool:
-    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))

@@ -27,7 +27,8 @@ from gateway.component import Batch, ComponentID, Kind, Signal, count_items
 from gateway.wirebytes import wire_bytes
 
 if TYPE_CHECKING:
-    from gateway._host.graph import FanOut, Graph, Node
+    from gateway._host.fanout import FanOut
+    from gateway._host.graph import Graph, Node
 
 __all__ = ["QUEUE_SIZE", "Tap", "TapHub", "TapPoint", "tap_points"]
 

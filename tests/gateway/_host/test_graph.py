@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from gateway._host.config import build_config
-from gateway._host.graph import FanOut, Graph
+from gateway._host.fanout import FanOut
+from gateway._host.graph import Graph
 from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.host import Host
@@ -125,3 +126,24 @@ async def test_fanout_last_mutating_consumer_takes_the_original_when_alone():
     await fanout.consume_traces(batch)
     assert first.batches[Signal.TRACES][0] is not batch
     assert last.batches[Signal.TRACES][0] is batch
+
+
+async def test_a_reload_takes_over_exactly_what_the_plan_diff_keeps(registry, graph):
+    host = Host(Telemetry())
+    await graph.start(host)
+    # tag/b changes: its processor is created again; the pipelines it does not feed keep every object
+    changed = yaml.safe_load(CONFIG)
+    changed["processors"]["tag/b"] = {"tag": "-changed"}
+    new = Graph(build_config(changed, registry), Telemetry(), previous=graph)
+    old_objects = {node.component for node in graph.nodes}
+    taken = {node.component for node in new.nodes if node.component in old_objects}
+    assert {id(c) for c in taken} == new.reused
+    kept = {(key.kind, str(key.id), key.pipeline and str(key.pipeline)) for key in new.kept}
+    assert (Kind.PROCESSOR, "tag/b", "traces/b") not in kept
+    assert {(Kind.PROCESSOR, "tag/a", "traces/a"), (Kind.CONNECTOR, "count", None),
+            (Kind.EXPORTER, "fakeexp/plain", None), (Kind.RECEIVER, "fakerecv", None)} <= kept
+    assert len(new.reused) == len(new.kept) == len(new.nodes) - 1
+    new.commit()
+    await graph.shutdown(host, keep=new.reused)
+    await new.start(host)
+    assert await new.shutdown(host) == []

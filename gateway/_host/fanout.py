@@ -1,0 +1,82 @@
+"""The glue between components: ``FanOut`` hands one batch to several consumers, ``Inlet`` is a receiver's
+fan-out that a reload can hold shut for a moment and point at new pipelines.
+
+Read-only consumers share a batch; every consumer whose factory says ``mutates_data=True`` gets its own copy
+(the last one may keep the original when nobody reads after it). Every consumer is called even when one fails;
+the first failure is raised to the caller, so the sender is answered with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from gateway.component import Batch, Signal, consume
+from gateway.errors import RetryableError
+
+__all__ = ["FanOut", "Inlet"]
+
+
+class FanOut:
+    """Hands one batch to several consumers. Read-only consumers share it; each mutating one gets its own copy."""
+
+    def __init__(self, signal: Signal, consumers: list[tuple[Any, bool]]) -> None:
+        self.signal = signal
+        self.readonly = [c for c, mutates in consumers if not mutates]
+        self.mutating = [c for c, mutates in consumers if mutates]
+        setattr(self, f"consume_{signal.value}", self._consume)
+
+    @property
+    def mutates_data(self) -> bool:
+        return False  # copies are made here, so upstream may share its batch with us
+
+    async def _consume(self, batch: Batch) -> None:
+        if len(self.readonly) + len(self.mutating) == 1:
+            await consume((self.readonly or self.mutating)[0], self.signal, batch)
+            return
+        first_error: BaseException | None = None
+        deliveries = [(c, batch) for c in self.readonly]
+        for i, consumer in enumerate(self.mutating):
+            last_owner = i == len(self.mutating) - 1 and not self.readonly
+            copy = batch if last_owner else type(batch)()
+            if not last_owner:
+                copy.CopyFrom(batch)
+            deliveries.append((consumer, copy))
+        for consumer, item in deliveries:
+            try:
+                await consume(consumer, self.signal, item)
+            except Exception as exc:  # deliver to the others, then report the first failure
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+
+class Inlet(FanOut):
+    """A receiver's fan-out, which a reload can hold shut for a moment and point at new pipelines."""
+
+    #: How long a request waits at a held inlet before it is refused as retryable.
+    HOLD_TIMEOUT_S = 10.0
+
+    def __init__(self, signal: Signal, consumers: list[tuple[Any, bool]]) -> None:
+        super().__init__(signal, consumers)
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def retarget(self, consumers: list[tuple[Any, bool]]) -> None:
+        self.readonly = [c for c, mutates in consumers if not mutates]
+        self.mutating = [c for c, mutates in consumers if mutates]
+        self._open.set()
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def _consume(self, batch: Batch) -> None:
+        if not self._open.is_set():
+            try:
+                await asyncio.wait_for(self._open.wait(), self.HOLD_TIMEOUT_S)
+            except TimeoutError:
+                raise RetryableError("the gateway is reloading its configuration", retry_after=1.0) from None
+        await super()._consume(batch)
