@@ -42,6 +42,7 @@ from gateway.errors import (
 )
 from gateway.helpers.exporter import (
     USER_AGENT,
+    Backoff,
     ExporterHelper,
     PartialSuccess,
     QueueConfig,
@@ -69,6 +70,7 @@ __all__ = [
     "USER_AGENT",
     "AdminServer",
     "AdmissionGate",
+    "Backoff",
     "Batch",
     "Budget",
     "ComponentID",

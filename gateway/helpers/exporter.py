@@ -72,6 +72,7 @@ from gateway.helpers.split import split
 
 __all__ = [
     "USER_AGENT",
+    "Backoff",
     "ExporterHelper",
     "PartialSuccess",
     "QueueConfig",
@@ -177,18 +178,27 @@ class PartialSuccess:
 SendFn: TypeAlias = Callable[[Batch], Awaitable[PartialSuccess | None]]
 
 
-class _Backoff:
-    """The Collector's (cenkalti) exponential backoff: randomized around an interval that grows to a cap."""
+class Backoff:
+    """The Collector's (cenkalti) exponential backoff: randomized around an interval that grows to a cap.
+
+    The one retry policy of the SDK: the exporter helper waits with it between attempts, and so does anything
+    else that retries a destination (the alerts processor's notifiers). One per thing retried::
+
+        backoff = Backoff(RetryConfig(initial_interval=1.0, max_interval=30.0))
+        delay = backoff.next_delay(error.retry_after)   # at least what the destination asked for
+    """
 
     def __init__(self, config: RetryConfig) -> None:
         self._config = config
         self._interval = config.initial_interval
 
-    def next_delay(self) -> float:
+    def next_delay(self, retry_after: float | None = None) -> float:
+        """The wait before the next attempt: the randomized interval, or the server's ``retry_after`` if longer
+        (a rate limit wins over our own pace)."""
         spread = self._config.randomization_factor * (2 * random.random() - 1)
         delay = self._interval * (1 + spread)
         self._interval = min(self._interval * self._config.multiplier, self._config.max_interval)
-        return delay
+        return delay if retry_after is None else max(delay, retry_after)
 
 
 class _BisectBudget:
@@ -395,7 +405,7 @@ class ExporterHelper:
         """Send with retries; count the outcome. Raises the final error only when ``inline``."""
         items = count_items(self.signal, batch)
         budget = budget or _BisectBudget()
-        backoff = _Backoff(self._retry)
+        backoff = Backoff(self._retry)
         first_attempt = time.monotonic()
         while True:
             try:
@@ -476,13 +486,11 @@ class ExporterHelper:
         finally:
             self._latency.observe(time.perf_counter() - started)
 
-    def _retry_delay(self, backoff: _Backoff, error: RetryableError, first_attempt: float) -> float | None:
+    def _retry_delay(self, backoff: Backoff, error: RetryableError, first_attempt: float) -> float | None:
         """The wait before the next attempt, or None to give up."""
         if not self._retry.enabled:
             return None
-        delay = backoff.next_delay()
-        if error.retry_after is not None:
-            delay = max(delay, error.retry_after)
+        delay = backoff.next_delay(error.retry_after)
         max_elapsed = self._retry.max_elapsed_time
         if max_elapsed > 0 and time.monotonic() - first_attempt + delay > max_elapsed:
             return None

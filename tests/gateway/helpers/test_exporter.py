@@ -16,7 +16,7 @@ from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, InvalidDataError, OverloadedError, PermanentError, RetryableError
-from gateway.helpers.exporter import ExporterHelper, PartialSuccess, QueueConfig, RetryConfig, _Backoff
+from gateway.helpers.exporter import Backoff, ExporterHelper, PartialSuccess, QueueConfig, RetryConfig
 from gateway.testing import make_traces, settings_for
 
 FAST = RetryConfig(initial_interval=0.01, randomization_factor=0, multiplier=1.5, max_interval=0.05,
@@ -380,10 +380,10 @@ async def test_queue_disabled_raises_a_retryable_error_when_retries_run_out(tele
 
 
 def test_backoff_follows_the_collector_formula() -> None:
-    fixed = _Backoff(RetryConfig(initial_interval=1, randomization_factor=0, multiplier=1.5,
+    fixed = Backoff(RetryConfig(initial_interval=1, randomization_factor=0, multiplier=1.5,
                                  max_interval=3))
     assert [fixed.next_delay() for _ in range(5)] == [1, 1.5, 2.25, 3, 3]
-    jittered = _Backoff(RetryConfig(initial_interval=1, randomization_factor=0.5, multiplier=1,
+    jittered = Backoff(RetryConfig(initial_interval=1, randomization_factor=0.5, multiplier=1,
                                     max_interval=1))
     delays = [jittered.next_delay() for _ in range(200)]
     assert all(0.5 <= d <= 1.5 for d in delays)
@@ -420,3 +420,8 @@ def test_config_blocks_validate_with_exact_messages() -> None:
         "num_consumers: must be >= 1, got 0",
         "queue_size: must be >= 1, got 0",
     ]
+
+
+def test_backoff_waits_at_least_what_the_server_asked_for() -> None:
+    backoff = Backoff(RetryConfig(initial_interval=1, randomization_factor=0, multiplier=2, max_interval=8))
+    assert [backoff.next_delay(0.5), backoff.next_delay(7.0), backoff.next_delay(None)] == [1, 7.0, 4]

@@ -1,5 +1,5 @@
-"""What every notifier shares: its own queue and task, retries with backoff honouring Retry-After, failure
-counts, and secrets that never print.
+"""What every notifier shares: its own queue and task, retries with the SDK's backoff (``gateway.Backoff``, the
+exporters' ``retry_on_failure`` policy) honouring Retry-After, failure counts, and secrets that never print.
 
 A notifier never blocks the evaluation loop: ``submit`` puts a job on a bounded queue (the oldest job is dropped
 and counted when it is full) and a task of its own sends, so a slow or failing receiver costs only its own
@@ -12,19 +12,18 @@ import abc
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from gateway import ConfigError, Duration
+from gateway import Backoff, ConfigError, Duration, PermanentError, RetryableError, parse_retry_after
+from gateway import RetryConfig as BackoffConfig
 
 from ..lifecycle import Notification
 
-__all__ = ["NotifierBase", "PermanentSendError", "RetryConfig", "RetryableSendError", "Secret", "post_json",
-           "redact"]
+__all__ = ["NotifierBase", "RetryConfig", "Secret", "post_json", "redact"]
 
 
 class Secret(str):
@@ -43,16 +42,6 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-class RetryableSendError(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentSendError(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class RetryConfig:
     #: First wait after a failure; doubles (with jitter) up to max_interval.
@@ -60,6 +49,11 @@ class RetryConfig:
     max_interval: Duration = 30.0
     #: Give up on a notification after this many attempts (counted as failed).
     max_attempts: int = 5
+
+    def backoff(self) -> Backoff:
+        """The SDK's backoff with this block's bounds: each wait within ±20% of an interval that doubles."""
+        return Backoff(BackoffConfig(initial_interval=self.initial_interval, max_interval=self.max_interval,
+                                     multiplier=2.0, randomization_factor=0.2, max_elapsed_time=0.0))
 
     def validate(self) -> None:
         errors = []
@@ -71,15 +65,6 @@ class RetryConfig:
             raise ConfigError(errors)
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP-date; fall back to our own backoff rather than parse calendars
-
-
 async def post_json(session: aiohttp.ClientSession, url: str, body: Any, timeout: float,
                     headers: dict[str, str] | None = None, ok: Callable[[int, str], bool] | None = None) -> str:
     """POST JSON; 429/5xx/network errors are retryable (Retry-After honoured), other 4xx permanent."""
@@ -89,14 +74,14 @@ async def post_json(session: aiohttp.ClientSession, url: str, body: Any, timeout
             text = await response.text()
             status = response.status
             if status == 429 or status >= 500:
-                raise RetryableSendError(f"HTTP {status}: {text[:200]}",
-                                         retry_after_seconds(response.headers.get("Retry-After")))
+                raise RetryableError(f"HTTP {status}: {text[:200]}",
+                                     parse_retry_after(response.headers.get("Retry-After")))
             if status >= 300 or (ok is not None and not ok(status, text)):
-                raise PermanentSendError(f"HTTP {status}: {text[:200]}")
+                raise PermanentError(f"HTTP {status}: {text[:200]}")
             return text
     except (TimeoutError, aiohttp.ClientError) as exc:
         # aiohttp puts the URL in some messages; the URL may be the secret (Slack), so name only the type
-        raise RetryableSendError(f"{type(exc).__name__}") from None
+        raise RetryableError(f"{type(exc).__name__}") from None
 
 
 class NotifierBase(abc.ABC):
@@ -156,26 +141,23 @@ class NotifierBase(abc.ABC):
 
     async def _deliver(self, job: list[Notification]) -> None:
         retry: RetryConfig = getattr(self.config, "retry", RetryConfig())
-        wait = retry.initial_interval
+        backoff = retry.backoff()
         for attempt in range(1, retry.max_attempts + 1):
             try:
                 await self.send(job)
                 self.stats.sent(self.id, len(job))
                 return
-            except PermanentSendError as exc:
+            except PermanentError as exc:
                 self._failed(job, str(exc), attempt)
                 return
-            except RetryableSendError as exc:
+            except RetryableError as exc:
                 if attempt == retry.max_attempts:
                     self._failed(job, str(exc), attempt)
                     return
-                delay = wait * random.uniform(0.8, 1.2)
-                if exc.retry_after is not None:
-                    delay = max(delay, exc.retry_after)  # the receiver's rate limit wins over our backoff
+                delay = backoff.next_delay(exc.retry_after)  # the receiver's rate limit wins over our backoff
                 self.logger.info("notifier %s: %s; retrying in %.1fs", self.id, redact(str(exc), self.secrets()),
                                  delay)
                 await self.sleep(delay)
-                wait = min(wait * 2, retry.max_interval)
             except Exception as exc:  # a bug in one notifier must not kill its task
                 self._failed(job, f"{type(exc).__name__}: {exc}", attempt)
                 return
@@ -187,7 +169,8 @@ class NotifierBase(abc.ABC):
 
     @abc.abstractmethod
     async def send(self, notifications: list[Notification]) -> None:
-        """Deliver one job; raise RetryableSendError or PermanentSendError on failure."""
+        """Deliver one job; raise ``gateway.RetryableError`` (with the receiver's ``retry_after``, if any) or
+        ``gateway.PermanentError`` on failure."""
 
     async def close(self) -> None:
         if self._task is not None:

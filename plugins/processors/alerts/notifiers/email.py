@@ -9,10 +9,10 @@ import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from gateway import ConfigError, Duration, split_host_port
+from gateway import ConfigError, Duration, PermanentError, RetryableError, split_host_port
 
 from ..lifecycle import Notification, rfc3339
-from .base import NotifierBase, PermanentSendError, RetryableSendError, RetryConfig
+from .base import NotifierBase, RetryConfig
 
 __all__ = ["Config", "EmailNotifier"]
 
@@ -85,17 +85,17 @@ class EmailNotifier(NotifierBase):
                 smtp.send_message(msg)
         except smtplib.SMTPResponseException as exc:
             # 4xx is the server asking us to come back later; 5xx will not change on retry
-            error = RetryableSendError if 400 <= exc.smtp_code < 500 else PermanentSendError
+            error = RetryableError if 400 <= exc.smtp_code < 500 else PermanentError
             raise error(f"SMTP {exc.smtp_code}") from None
         except smtplib.SMTPRecipientsRefused as exc:
             # every recipient refused: permanent when every refusal is a 5xx, as for any other SMTP reply
             codes = sorted({code for code, _ in exc.recipients.values()})
-            error = PermanentSendError if all(code >= 500 for code in codes) else RetryableSendError
+            error = PermanentError if all(code >= 500 for code in codes) else RetryableError
             raise error(f"SMTP recipients refused ({', '.join(map(str, codes))})") from None
         except smtplib.SMTPNotSupportedError:
-            raise PermanentSendError("the server does not offer STARTTLS (set starttls: false)") from None
+            raise PermanentError("the server does not offer STARTTLS (set starttls: false)") from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise RetryableSendError(type(exc).__name__) from None
+            raise RetryableError(type(exc).__name__) from None
 
     async def send(self, notifications: list[Notification]) -> None:
         await asyncio.to_thread(self._send_sync, self.message(notifications))

@@ -249,3 +249,32 @@ def test_config_errors_have_paths():
     assert "rules::1::alert: must not be empty" in messages
     assert "routes::0::continue: expected bool, got str 'maybe'" in messages
     assert any(m.startswith("notifiers::carrier_pigeon: unknown notifier type") for m in messages)
+
+
+async def test_retries_wait_by_the_sdk_backoff_and_honour_an_http_date_retry_after():
+    """The notifiers' waits are gateway.Backoff's (the exporters' policy): ±20% around an interval that doubles up
+    to max_interval, or the receiver's Retry-After when longer, given in seconds or as an HTTP date."""
+    import email.utils
+    import time
+
+    later = email.utils.formatdate(time.time() + 120, usegmt=True)
+    answers = [(503, "", {}), (503, "", {}), (503, "", {}), (429, "", {"Retry-After": later})]
+    async with Receiver(answers=answers) as hook:
+        raw = {"rules": [rule()], "notifiers": {"webhook": {"url": f"{hook.url}/hook", "retry": {
+            "initial_interval": "1s", "max_interval": "3s", "max_attempts": 6}}}}
+        p, _, _ = make_processor(raw)
+        slept: list[float] = []
+
+        async def fake_sleep(seconds: float) -> None:
+            slept.append(seconds)
+        p.notifiers["webhook"].sleep = fake_sleep
+        await p.start(None)
+        try:
+            await p.consume_metrics(gauge("q", [({"queue": "billing"}, 25)]))
+            p.evaluate()
+            await drain(p)
+        finally:
+            await p.shutdown()
+    assert len(hook.bodies) == 5  # four refusals, then delivered
+    assert 0.8 <= slept[0] <= 1.2 and 1.6 <= slept[1] <= 2.4 and 2.4 <= slept[2] <= 3.6  # capped at 3 s
+    assert 100 <= slept[3] <= 121  # the HTTP date, about two minutes ahead, beat the 3 s backoff
