@@ -68,6 +68,9 @@ class BatchProcessor:
         self._triggers = {_SIZE: metrics.size_trigger.labels(name),
                           _TIMEOUT: metrics.timeout_trigger.labels(name)}
         self._send_failed = metrics.send_failed.labels(name, signal_name)
+        # A permanent refusal loses its items for good (their producers are told not to retry); a retryable one
+        # loses nothing, since every producer of the batch is asked to send again.
+        self._rejected = settings.telemetry.dropped("rejected", self.signal)
         self._held: _Held | None = None  # created on first use: it needs the running loop
         self._timer: asyncio.TimerHandle | None = None
         self._timer_send: asyncio.Task[Any] | None = None
@@ -184,6 +187,7 @@ class BatchProcessor:
                 return exc
             except ConsumeError as exc:
                 self._send_failed.inc(items)
+                self._rejected.inc(items)
                 outcome = outcome or exc
             except Exception as exc:  # a bug downstream: the producers keep their data and retry
                 self._send_failed.inc(items)

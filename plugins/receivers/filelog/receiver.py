@@ -60,8 +60,11 @@ class FilelogReceiver:
         self._files_gauge = metrics.files.labels(receiver)
         self._bytes_read = metrics.bytes_read.labels(receiver)
         operator_errors = metrics.operator_errors
+        # otelgw_component_dropped_items_total: entries a filter operator matched, or failed with on_error: drop
+        dropped = {reason: settings.telemetry.dropped(reason, Signal.LOGS) for reason in ("filtered", "operator_error")}
         self.pipeline = build_pipeline(
-            config.operators, ErrorSink(self.logger, lambda op, n: operator_errors.labels(receiver, op).inc(n)))
+            config.operators, ErrorSink(self.logger, lambda op, n: operator_errors.labels(receiver, op).inc(n),
+                                        lambda reason, n: dropped[reason].inc(n)))
         self.codec = config.codec
         self.max_log_size = config.max_log_bytes
         multiline = config.multiline

@@ -16,16 +16,21 @@ _MAX_LOGGED_CAUSES = 100
 
 
 class ErrorSink:
-    """Counts operator errors and logs each cause (operator id and error kind) once."""
+    """Counts operator errors and logs each cause (operator id and error kind) once; counts entries operators
+    drop (``dropped(reason, n)``: a ``filter``'s matches, an entry failed with ``on_error: drop``)."""
 
     def __init__(self, logger: logging.LoggerAdapter | logging.Logger,  # type: ignore[type-arg]
-                 count: Callable[[str, int], None]) -> None:
+                 count: Callable[[str, int], None],
+                 dropped: Callable[[str, int], None] = lambda _reason, _n: None) -> None:
         self.logger = logger
         self.count = count
+        self.dropped = dropped
         self._logged: set[tuple[str, str]] = set()
 
-    def report(self, operator_id: str, exc: Exception, entry: Entry, quiet: bool) -> None:
+    def report(self, operator_id: str, exc: Exception, entry: Entry, quiet: bool, kept: bool = True) -> None:
         self.count(operator_id, 1)
+        if not kept:
+            self.dropped("operator_error", 1)
         cause = (operator_id, f"{type(exc).__name__}:{str(exc)[:40]}")
         if quiet or cause in self._logged or len(self._logged) >= _MAX_LOGGED_CAUSES:
             if self.logger.isEnabledFor(logging.DEBUG):
@@ -68,7 +73,7 @@ class Operator:
             try:
                 process(entry)
             except Exception as exc:
-                self.errors.report(self.id, exc, entry, self.quiet)
+                self.errors.report(self.id, exc, entry, self.quiet, self.keep_on_error)
                 if self.keep_on_error:
                     append(entry)
                 continue

@@ -56,7 +56,7 @@ class ContainerOp(Operator):
             try:
                 complete = self._parse(entry)
             except Exception as exc:
-                self.errors.report(self.id, exc, entry, self.quiet)
+                self.errors.report(self.id, exc, entry, self.quiet, self.keep_on_error)
                 if self.keep_on_error:
                     out.append(entry)
                 continue

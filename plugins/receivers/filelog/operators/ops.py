@@ -275,8 +275,12 @@ class FilterOp(Operator):
     def run(self, entries: list[Entry]) -> list[Entry]:
         true_for, ratio = self.expression.true_for, self.drop_ratio
         if ratio >= 1.0:
-            return [e for e in entries if not true_for(e)]
-        return [e for e in entries if not true_for(e) or random.random() >= ratio]
+            kept = [e for e in entries if not true_for(e)]
+        else:
+            kept = [e for e in entries if not true_for(e) or random.random() >= ratio]
+        if len(kept) < len(entries):
+            self.errors.dropped("filtered", len(entries) - len(kept))
+        return kept
 
 
 class RouterOp(Operator):

@@ -65,6 +65,14 @@ def sample(p: BatchProcessor, metric: str, **labels: str) -> float:
     return value or 0.0
 
 
+def dropped(p: BatchProcessor, reason: str) -> float:
+    """``otelgw_component_dropped_items_total`` of ``p`` for ``reason``."""
+    value = p.settings.telemetry.registry.get_sample_value(
+        "otelgw_component_dropped_items_total",
+        {"component": str(p.settings.id), "otel_signal": p.signal.value, "reason": reason})
+    return value or 0.0
+
+
 def sizes(sink: Sink, signal: Signal = Signal.TRACES) -> list[int]:
     return [count_items(signal, b) for b in sink.batches[signal]]
 
@@ -275,6 +283,7 @@ async def test_overload_downstream_reaches_every_producer_of_the_batch() -> None
     assert early_info.value.retry_after == 2.0 and early_info.value is not info.value
     assert sample(p, "otelgw_processor_batch_send_failed_items_total", otel_signal="traces") == 10
     assert p.pending_items == 0
+    assert dropped(p, "rejected") == 0  # every producer was asked to retry: nothing is lost
 
 
 async def test_a_retryable_refusal_stops_the_remaining_chunks() -> None:
@@ -293,6 +302,8 @@ async def test_a_permanent_refusal_reaches_the_producers(caplog: pytest.LogCaptu
     with pytest.raises(PermanentError, match="bad data somewhere"):
         await p.consume_traces(make_traces(5))
     assert sample(p, "otelgw_processor_batch_send_failed_items_total", otel_signal="traces") == 5
+    assert dropped(p, "rejected") == 5
+    assert p.settings.telemetry.root.dropped_items() == 5
 
 
 async def test_a_bug_downstream_is_answered_as_retryable(caplog: pytest.LogCaptureFixture) -> None:

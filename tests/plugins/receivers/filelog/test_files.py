@@ -311,3 +311,21 @@ async def test_a_file_rotated_away_while_the_backend_refuses_is_still_delivered(
         assert bodies(sink) == ["before", "written just before the rotation"]
     finally:
         await gateway.stop()
+
+
+async def test_filter_and_on_error_drop_are_counted_as_dropped(tmp_path, gateway, sink):
+    log = tmp_path / "app.log"
+    append(log, ["GET /healthz", '{"ok": 1}', "GET /healthz", "not json", '{"ok": 2}'])
+    await gateway.start(f'include: ["{tmp_path}/*.log"]\nstart_at: beginning\n' + FAST + """
+operators:
+  - {type: filter, expr: 'body matches "healthz"'}
+  - {type: json_parser, on_error: drop_quiet}
+""")
+    await wait_for(lambda: len(bodies(sink)) == 2)
+    await wait_for(lambda: counter(gateway, "otelgw_component_dropped_items_total", component="filelog",
+                                   otel_signal="logs", reason="operator_error") == 1)
+    assert bodies(sink) == ['{"ok": 1}', '{"ok": 2}']
+    assert counter(gateway, "otelgw_component_dropped_items_total", component="filelog", otel_signal="logs",
+                   reason="filtered") == 2
+    # a filter doing its job is not a loss; a line the parser failed on and dropped is
+    assert gateway.service.telemetry.dropped_items() == 1
