@@ -5,7 +5,8 @@
 - ``gateway``: uptime, resident memory next to the memory_limiter limits, event-loop lag, config generation;
 - ``components``: for each receiver, processor, exporter and connector, the totals of its self-metrics (items
   in and out, refused, dropped by reason, queue size and capacity, send latency, failures) and per-second rates
-  over the last sampling second, with its health;
+  over the last sampling seconds (items in and out, dropped, refused, failed), its error rate (the share of the
+  items that reached it in those seconds that it refused or failed to send), and its health;
 - ``graph``: nodes and edges of the running pipelines (processors once per pipeline, as they run);
 - ``kpis``: the last values the ``kpi`` connectors emitted, each with its recent history for a sparkline;
 - ``errors``: the most recent error log lines (already redacted);
@@ -307,6 +308,9 @@ class Stats:
                 "out_per_s": _rate(current.get("out"), before.get("out"), seconds),
                 "dropped_per_s": _rate(sum(dropped.values()), sum(v for k, v in before.items()
                                                                   if k.startswith("dropped:")), seconds),
+                "refused_per_s": _rate(current.get("refused", 0.0), before.get("refused", 0.0), seconds),
+                "errors_per_s": _rate(current.get("errors", 0.0), before.get("errors", 0.0), seconds),
+                "error_rate": _error_rate(current, before, failed=entry["kind"] != "receiver"),
                 "queue_size": current.get("queue_size"), "queue_capacity": current.get("queue_capacity"),
                 "latency_ms": (1000.0 * current["latency_sum"] / current["latency_count"]
                                if current.get("latency_count") else None),
@@ -358,3 +362,16 @@ def _rate(now: float | None, before: float | None, seconds: float) -> float | No
     if now is None:
         return None
     return round(max(now - (before or 0.0), 0.0) / seconds, 2)
+
+
+def _error_rate(now: dict[str, float], before: dict[str, float], failed: bool = True) -> float | None:
+    """Share of the items that reached a component over the last samples that it refused or failed on (0..1);
+    None when nothing reached it. Receivers and exporters count refused and failed items in ``in`` too. A
+    receiver's errors are bad requests, counted in requests rather than items (``failed=False`` leaves them out)."""
+    arrived = now.get("in", 0.0) - before.get("in", 0.0)
+    if arrived <= 0:
+        return None
+    bad = now.get("refused", 0.0) - before.get("refused", 0.0)
+    if failed:
+        bad += now.get("errors", 0.0) - before.get("errors", 0.0)
+    return round(min(max(bad, 0.0) / arrived, 1.0), 4)

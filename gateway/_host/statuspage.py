@@ -4,7 +4,8 @@ The page itself holds no data, so it is served without the token; it reads the t
 (``/ui#token=...``: a fragment never reaches the server or its logs) or asks for it, keeps it for the tab in
 ``sessionStorage``, and fetches ``/api/stats?config=1`` with ``Authorization: Bearer`` every second. It shows
 the component graph (layered left to right, drawn as SVG), live counters, health, recent errors and the
-effective configuration with secrets redacted.
+effective configuration with secrets redacted. Each component's row shows its error rate (items refused and
+failed per second, and their share of what reached it); a component with errors is outlined red in the graph.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ type="password" size="48"> <button>Show</button></form></div>
 <h2>Pipelines</h2><section><svg id="graph" width="100%" height="120"></svg></section>
 <h2>Components</h2><section><table id="components"><thead><tr><th>component</th><th>kind</th><th>in/s</th>
 <th>out/s</th><th>in</th><th>out</th><th>refused</th><th>dropped</th><th>queue</th><th>latency</th><th>errors</th>
-<th>status</th></tr></thead><tbody></tbody></table></section>
+<th>refused/s</th><th>failed/s</th><th>error rate</th><th>status</th></tr></thead><tbody></tbody></table></section>
 <h2>KPIs</h2><section><table id="kpis"><thead><tr><th>kpi</th><th>labels</th><th>value</th></tr></thead>
 <tbody></tbody></table></section>
 <h2>Recent errors</h2><section><table id="errors"><tbody></tbody></table></section>
@@ -52,6 +53,7 @@ function saveToken() { token = document.getElementById("token-input").value.trim
   sessionStorage.setItem("otelgw-token", token); refresh(); return false; }
 const fmt = v => v === null || v === undefined ? "-" : (Math.abs(v) >= 1e6 ? (v / 1e6).toFixed(1) + "M" :
   Math.abs(v) >= 1e4 ? (v / 1e3).toFixed(1) + "k" : (Number.isInteger(v) ? String(v) : v.toFixed(1)));
+const pct = v => v === null || v === undefined ? "-" : (100 * v).toFixed(v > 0 && v < 0.01 ? 2 : 1) + "%";
 const el = (tag, attrs, text) => { const e = document.createElementNS(tag === "svg" || attrs.svg ?
   "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
   for (const [k, v] of Object.entries(attrs)) if (k !== "svg") e.setAttribute(k, v);
@@ -73,12 +75,14 @@ function drawGraph(graph, byKey) {
       ${x2 - GX / 2},${y2 + H / 2} ${x2},${y2 + H / 2}`})); }
   for (const n of graph.nodes) { const [x, y] = pos[n.key], s = byKey[n.kind + ":" + n.id] || {};
     const g = el("g", {svg: 1, class: "node", "data-key": n.key, "data-kind": n.kind, "data-id": n.id});
-    const cls = n.kind + (s.status && s.status !== "ok" ? " failing" : s.dropped_per_s > 0 ? " dropping" : "");
+    const cls = n.kind + (s.status && s.status !== "ok" || s.error_rate > 0 ? " failing" :
+      s.dropped_per_s > 0 ? " dropping" : "");
     g.append(el("rect", {svg: 1, class: cls, x, y, width: W, height: H, rx: 6}));
     g.append(el("text", {svg: 1, x: x + 8, y: y + 16}, `${n.kind} ${n.id}` + (n.pipeline ? ` [${n.pipeline}]` : "")));
     g.append(el("text", {svg: 1, x: x + 8, y: y + 33, class: "rates"},
       `in ${fmt(s.in_per_s)}/s  out ${fmt(s.out_per_s)}/s` +
-      (s.dropped_total ? `  drop ${fmt(s.dropped_total)}` : "")));
+      (s.dropped_total ? `  drop ${fmt(s.dropped_total)}` : "") +
+      (s.error_rate > 0 ? `  err ${pct(s.error_rate)}` : "")));
     svg.append(g); }
 }
 function render(stats) {
@@ -100,6 +104,7 @@ function render(stats) {
       [fmt(c.in_total), "in-total"], [fmt(c.out_total), "out-total"], [fmt(c.refused_total), "refused"],
       [dropped, "dropped"], [c.queue_capacity ? `${fmt(c.queue_size)}/${fmt(c.queue_capacity)}` : "-", "queue"],
       [c.latency_ms === null ? "-" : c.latency_ms.toFixed(1) + " ms", "latency"], [fmt(c.errors_total), "errors"],
+      [fmt(c.refused_per_s), "refused-rate"], [fmt(c.errors_per_s), "failed-rate"], [pct(c.error_rate), "error-rate"],
       [c.status + (c.error ? ": " + c.error : ""), "status"]];
     for (const [text, cls] of cells) tr.append(el("td", {class: cls}, text));
     body.append(tr); }

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.testing import make_traces
+from gateway.testing import make_logs, make_traces
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from gwproc import GatewayProcess, free_port, http_get, http_post
@@ -43,7 +43,9 @@ def config(ports: dict[str, int]) -> str:
           span_metrics: {{metrics_flush_interval: 1s}}
         exporters:
           debug: {{verbosity: basic}}
-          otlp_http/backend: {{endpoint: "http://127.0.0.1:9", headers: {{x-api-key: super-secret-key-1}}}}
+          otlp_http/backend: {{endpoint: "http://127.0.0.1:{ports['closed']}",
+                              headers: {{x-api-key: super-secret-key-1}},
+                              sending_queue: {{enabled: false}}, retry_on_failure: {{enabled: false}}}}
         extensions:
           health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
         service:
@@ -76,7 +78,8 @@ class DevTools:
 
 @pytest.fixture
 async def page(tmp_path: Path) -> AsyncIterator[tuple[DevTools, GatewayProcess]]:
-    ports = {name: free_port() for name in ("http", "health", "admin")}
+    # "closed": a free port nothing listens on, so the logs pipeline's exporter fails every send
+    ports = {name: free_port() for name in ("http", "health", "admin", "closed")}
     path = tmp_path / "gw.yaml"
     path.write_text(config(ports))
     gw = GatewayProcess(path, ports, tmp_path / "gw.log").start()
@@ -158,3 +161,41 @@ async def test_status_page_graph_and_live_counters(page: tuple[DevTools, Gateway
     assert status == 200 and b"otelgw" in body and b"span_metrics" not in body
     status, _ = await asyncio.to_thread(http_get, f"http://127.0.0.1:{gw.ports['admin']}/api/stats")
     assert status == 401
+
+
+async def test_status_page_shows_error_rates(page: tuple[DevTools, GatewayProcess]) -> None:
+    """Logs go to an exporter whose backend is down (no queue, no retry): the receiver refuses them, the exporter
+    fails them, and both rows show it as a rate while it happens; the traces pipeline beside them shows none."""
+    devtools, gw = page
+    assert await wait_for(devtools, "document.getElementById('health').textContent === 'healthy'")
+
+    def row(key: str, cell: str) -> str:
+        return f"document.querySelector('tr[data-key=\"{key}\"] td.{cell}').textContent"
+
+    assert await devtools.evaluate(row("exporter:otlp_http/backend", "error-rate")) == "-"  # nothing reached it
+    stop = asyncio.Event()
+
+    async def send() -> None:
+        while not stop.is_set():
+            logs, traces = await asyncio.gather(
+                asyncio.to_thread(http_post, f"http://127.0.0.1:{gw.ports['http']}/v1/logs",
+                                  make_logs(10).SerializeToString(), {"Content-Type": "application/x-protobuf"}),
+                asyncio.to_thread(http_post, f"http://127.0.0.1:{gw.ports['http']}/v1/traces",
+                                  make_traces(10).SerializeToString(), {"Content-Type": "application/x-protobuf"}))
+            assert logs[0] == 503 and traces[0] == 200  # the sender is told to retry: nothing is lost silently
+            await asyncio.sleep(0.05)
+
+    sender = asyncio.create_task(send())
+    try:
+        assert await wait_for(devtools, f"{row('exporter:otlp_http/backend', 'error-rate')} === '100.0%'")
+        assert await wait_for(devtools, f"Number({row('exporter:otlp_http/backend', 'failed-rate')}) > 0")
+        # the receiver took traces and refused logs: part of what reached it was refused
+        assert await wait_for(devtools, f"Number({row('receiver:otlp', 'refused-rate')}) > 0")
+        receiver_rate = await devtools.evaluate(row("receiver:otlp", "error-rate"))
+        assert receiver_rate.endswith("%") and 0 < float(receiver_rate[:-1]) < 100
+        assert await wait_for(devtools, "document.querySelector('#graph g[data-key=\"exporter:otlp_http/backend\"] "
+                                        "rect').classList.contains('failing')")
+        assert await devtools.evaluate(row("exporter:debug", "error-rate")) == "0.0%"
+    finally:
+        stop.set()
+        await sender
