@@ -38,3 +38,14 @@ def test_alert_pack_reads_derived_metrics(pack: Path):
     read = set(walk(yaml.safe_load(pack.read_text()), "metric"))
     assert read, "a pack with no rules"
     assert read <= derived_metrics(), f"not derived by any KPI pack: {sorted(read - derived_metrics())}"
+
+
+@pytest.mark.parametrize("pack", sorted((CONFIGS / "alerts").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_alert_waits_at_least_a_minute(pack: Path):
+    """A rule without ``for:`` (or a short one) pages on one bad evaluation; ``otelgw demo --speed`` shortens them
+    for demonstrations instead of the packs shipping short ones."""
+    from gateway.configtypes import parse_duration
+
+    for processor in (yaml.safe_load(pack.read_text()).get("processors") or {}).values():
+        for rule in processor.get("rules", []):
+            assert parse_duration(rule.get("for", 0)) >= 60, f"{rule['alert']}: for: {rule.get('for')!r} (< 1m)"
