@@ -1,10 +1,10 @@
-# Two commands on a fresh machine:  `make run`  and  `make test`.
+# Three commands on a fresh machine:  `make run`,  `make demo`  and  `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test faults bench protos rules lint clean
+.PHONY: install run demo test faults bench protos rules lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(STAMP)
 ## Start the gateway on the default pipeline (OTLP in on 4317/4318, debug exporter to stderr).
 run: $(STAMP)
 	$(BIN)/otelgw run --config configs/default.yaml
+
+## The gateway with the KPI, alert and redaction packs, and demo traffic whose incidents trip every alert pack.
+## The packs' windows and for: durations run OTELGW_DEMO_SPEED (default 10) times faster; Ctrl-C stops it.
+demo: $(STAMP)
+	$(BIN)/otelgw demo all --speed $${OTELGW_DEMO_SPEED:-10}
 
 ## Run the whole test suite (installs Debian's prometheus and alertmanager for the real-server tests when root).
 test: $(STAMP)

@@ -1,5 +1,5 @@
-"""The ``otelgw`` command: run, validate, print-config, components, new-plugin, rules, ottl, and alerts, top and
-tap over the admin endpoint."""
+"""The ``otelgw`` command: run, validate, print-config, components, new-plugin, rules, ottl, demo, and alerts,
+top and tap over the admin endpoint."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway._host import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy, scaffold
+from gateway._host.demo import cli as cli_demo
 from gateway._host.printconfig import print_config
 from gateway._host.redact import redact
 from gateway._host.registry import load_registry
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_top.add_parser(commands)
     cli_tap.add_parser(commands)
     cli_ottl.add_parser(commands)
+    cli_demo.add_parser(commands)
     return parser
 
 
@@ -112,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_tap.run(args)
         if args.command == "ottl":
             return cli_ottl.run(args)
+        if args.command == "demo":
+            return cli_demo.run(args)
         if args.command == "components":
             return _components()
         if args.command == "new-plugin":

@@ -3,8 +3,9 @@
 The page itself holds no data, so it is served without the token; it reads the token from the URL fragment
 (``/ui#token=...``: a fragment never reaches the server or its logs) or asks for it, keeps it for the tab in
 ``sessionStorage``, and fetches ``/api/stats?config=1`` with ``Authorization: Bearer`` every second. It shows
-the component graph (layered left to right, drawn as SVG), live counters, health, recent errors and the
-effective configuration with secrets redacted. Each component's row shows its error rate (items refused and
+the component graph (layered left to right, drawn as SVG), live counters, health, the alerts (from
+``/api/alerts`` when an ``alerts`` processor runs), recent errors and the effective configuration with secrets
+redacted. Each component's row shows its error rate (items refused and
 failed per second, and their share of what reached it); a component with errors is outlined red in the graph.
 """
 
@@ -40,6 +41,8 @@ type="password" size="48"> <button>Show</button></form></div>
 <h2>Components</h2><section><table id="components"><thead><tr><th>component</th><th>kind</th><th>in/s</th>
 <th>out/s</th><th>in</th><th>out</th><th>refused</th><th>dropped</th><th>queue</th><th>latency</th><th>errors</th>
 <th>refused/s</th><th>failed/s</th><th>error rate</th><th>status</th></tr></thead><tbody></tbody></table></section>
+<div id="alerts-part" hidden><h2>Alerts</h2><section><table id="alerts"><thead><tr><th>alert</th><th>state</th>
+<th>severity</th><th>value</th><th>processor</th><th>summary</th></tr></thead><tbody></tbody></table></section></div>
 <h2>KPIs</h2><section><table id="kpis"><thead><tr><th>kpi</th><th>labels</th><th>value</th></tr></thead>
 <tbody></tbody></table></section>
 <h2>Recent errors</h2><section><table id="errors"><tbody></tbody></table></section>
@@ -118,6 +121,15 @@ function render(stats) {
   if (stats.config) document.getElementById("config").textContent = JSON.stringify(stats.config, null, 2);
   document.body.dataset.updated = String(Date.now());
 }
+function renderAlerts(alerts) {
+  document.getElementById("alerts-part").hidden = alerts === null;
+  const body = document.querySelector("#alerts tbody"); body.replaceChildren();
+  for (const a of alerts || []) { const tr = el("tr", {"data-alert": a.alertname, "data-state": a.state,
+      "data-processor": a.processor, class: a.state === "firing" ? "bad" : a.state === "pending" ? "warn" : ""});
+    [a.alertname, a.state + (a.silenced ? " (silenced)" : ""), a.severity, fmt(a.value), a.processor,
+     (a.annotations || {}).summary || ""].forEach(t => tr.append(el("td", {}, t)));
+    body.append(tr); }
+}
 async function refresh() {
   if (!token) { document.getElementById("token-form").hidden = false; return; }
   try {
@@ -126,6 +138,8 @@ async function refresh() {
       document.getElementById("health").textContent = "token refused"; return; }
     document.getElementById("token-form").hidden = true;
     render(await answer.json());
+    const alerts = await fetch("/api/alerts", {headers: {Authorization: "Bearer " + token}});
+    renderAlerts(alerts.ok ? (await alerts.json()).alerts : null);  // 404: no alerts processor runs
   } catch (err) { document.getElementById("health").textContent = "gateway unreachable";
     document.getElementById("health").className = "bad"; }
 }

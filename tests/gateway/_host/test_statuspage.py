@@ -39,6 +39,11 @@ def config(ports: dict[str, int]) -> str:
         processors:
           batch: {{timeout: 10ms}}
           redaction: {{allow_all_keys: true}}
+          alerts:
+            evaluation_interval: 200ms
+            rules:
+              - {{alert: SpansFlow, metric: traces.span.metrics.calls, aggregation: last, window: 1m, op: gt,
+                 threshold: 0, severity: info, annotations: {{summary: "spans arrive"}}}}
         connectors:
           span_metrics: {{metrics_flush_interval: 1s}}
         exporters:
@@ -54,7 +59,7 @@ def config(ports: dict[str, int]) -> str:
           telemetry: {{metrics: {{address: ""}}}}
           pipelines:
             traces: {{receivers: [otlp], processors: [batch, redaction], exporters: [debug, span_metrics]}}
-            metrics: {{receivers: [span_metrics], processors: [batch], exporters: [debug]}}
+            metrics: {{receivers: [span_metrics], processors: [batch, alerts], exporters: [debug]}}
             logs: {{receivers: [otlp], exporters: [otlp_http/backend]}}
     """)
 
@@ -134,10 +139,10 @@ async def test_status_page_graph_and_live_counters(page: tuple[DevTools, Gateway
     nodes = json.loads(await devtools.evaluate(
         "JSON.stringify([...document.querySelectorAll('#graph g.node')].map(g => g.dataset.key).sort())"))
     assert nodes == sorted(["receiver:otlp", "processor:batch@traces", "processor:redaction@traces",
-                            "processor:batch@metrics", "connector:span_metrics", "exporter:debug",
-                            "exporter:otlp_http/backend"])
+                            "processor:batch@metrics", "processor:alerts@metrics", "connector:span_metrics",
+                            "exporter:debug", "exporter:otlp_http/backend"])
     edges = await devtools.evaluate("document.querySelectorAll('#graph path.edge').length")
-    assert edges == 7
+    assert edges == 8
     # the token left the address bar; secrets are redacted in the effective configuration
     assert "token" not in await devtools.evaluate("location.href")
     shown_config = await devtools.evaluate("document.getElementById('config').textContent")
@@ -156,6 +161,10 @@ async def test_status_page_graph_and_live_counters(page: tuple[DevTools, Gateway
     assert await wait_for(devtools, f"{received} === 75")
     assert await wait_for(devtools, "Number(document.querySelector("
                                      "'tr[data-key=\"exporter:debug\"] td.out-total').textContent) >= 75")
+    # the alert on span_metrics' counts fires once spans flowed, and the page lists it
+    assert await wait_for(devtools, "document.querySelector('#alerts tr[data-alert=\"SpansFlow\"]')?.dataset.state "
+                                    "=== 'firing'")
+    assert not await devtools.evaluate("document.getElementById('alerts-part').hidden")
     # the page is served without the token, but carries no data; the data needs it
     status, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{gw.ports['admin']}/ui")
     assert status == 200 and b"otelgw" in body and b"span_metrics" not in body

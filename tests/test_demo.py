@@ -1,0 +1,157 @@
+"""``otelgw demo`` as a user runs it, in real processes: it starts a gateway with the shipped KPI, alert and
+redaction packs and plays its traffic with incidents; every alert pack trips at least one alert, which
+``otelgw alerts list`` and ``otelgw top --once`` show; SIGINT (Ctrl-C) stops the traffic and the gateway.
+
+``--speed 60`` runs the packs' windows and ``for:`` durations 60 times faster, so the shipped ``for: 15m`` of the
+CRM pack's workflow alert takes 15 s here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gwproc import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKS = sorted(f"alerts/{p.stem}" for p in (ROOT / "configs" / "alerts").glob("*.yaml"))
+
+
+def otelgw(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def started_gateway(output: list[str]) -> int | None:
+    """The gateway's pid, from the demo's "starting the gateway (pid N)" line."""
+    for line in output:
+        if "starting the gateway (pid " in line:
+            return int(line.split("(pid ", 1)[1].split(")", 1)[0])
+    return None
+
+
+def firing_by_pack(alerts: list[dict]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for alert in alerts:
+        if alert["state"] == "firing":
+            out.setdefault(alert["processor"], set()).add(alert["alertname"])
+    return out
+
+
+def test_demo_trips_an_alert_of_every_pack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    # the pack processors the demo's alerts must come from are the shipped packs' own
+    shipped = {pid for p in (ROOT / "configs" / "alerts").glob("*.yaml")
+               for pid in yaml.safe_load(p.read_text())["processors"]}
+    assert shipped == set(PACKS)
+    ports = {name: free_port() for name in ("grpc", "http", "prometheus", "metrics", "health", "admin")}
+    env = {**os.environ, "OTELGW_STATE_DIR": str(tmp_path)}
+    for name in ("grpc", "http", "prometheus", "health", "admin"):
+        env[f"OTELGW_{name.upper()}_ENDPOINT"] = f"127.0.0.1:{ports[name]}"
+    env["OTELGW_METRICS_ADDRESS"] = f"127.0.0.1:{ports['metrics']}"
+    admin = f"http://127.0.0.1:{ports['admin']}"
+    demo = subprocess.Popen([sys.executable, "-m", "gateway", "demo", "all", "--speed", "60", "--seed", "7"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    output: list[str] = []
+    assert demo.stdout is not None
+    reader = threading.Thread(target=lambda: output.extend(iter(demo.stdout.readline, "")), daemon=True)
+    reader.start()
+    gateway_pid = None
+    try:
+        deadline = time.monotonic() + 180  # guards against a hang; how fast it goes is not what is tested
+        firing: dict[str, set[str]] = {}
+        while set(firing) != set(PACKS):
+            assert demo.poll() is None, "the demo exited:\n" + "".join(output)
+            assert time.monotonic() < deadline, f"alerts firing: {firing}\n" + "".join(output)
+            time.sleep(1.0)
+            if not any("otelgw demo is running" in line for line in output):
+                continue
+            firing = firing_by_pack(json.loads(otelgw("alerts", "list", "--admin", admin, "--output", "json",
+                                                      env=env))["alerts"])
+        gateway_pid = started_gateway(output)
+        # the demo told the user what to open, and says what fires as it fires
+        text = "".join(output)
+        assert f"{admin}/ui" in text and "otelgw top" in text
+        for pack in PACKS:
+            assert f"({pack})" in text
+        # the same alerts in otelgw top's snapshot, next to the KPIs the packs derive
+        top = json.loads(otelgw("top", "--once", "--output", "json", "--admin", admin, env=env))
+        assert set(firing_by_pack(top["alerts"])) == set(PACKS)
+        assert {k["name"] for k in top["stats"]["kpis"]} >= {"callcenter.queue.depth", "llm.requests",
+                                                             "crm.workflow.runs"}
+        # the admin token is a secret: the demo names its file, never its text
+        assert (tmp_path / f"admin-{ports['admin']}.token").read_text().strip() not in text
+
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(60) == 0, "".join(output)
+        reader.join(10)
+        assert "gateway stopped (exit code 0)" in "".join(output)
+        with pytest.raises(ProcessLookupError):
+            os.kill(gateway_pid, 0)
+    finally:
+        if demo.poll() is None:  # the test failed with the demo running: the gateway is its child, in its session
+            demo.kill()
+            demo.wait()
+            gateway_pid = started_gateway(output)
+            if gateway_pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(gateway_pid, signal.SIGKILL)
+
+
+def readme_endpoint_example() -> list[str]:
+    """The README's ``otelgw demo ... --endpoint`` line, as arguments."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### The demo", 1)[1].split("\n## ", 1)[0]
+    line = next(line for line in section.splitlines() if line.startswith("otelgw demo") and "--endpoint" in line)
+    return line.split("#", 1)[0].split()
+
+
+async def test_the_readme_example_sends_only_traffic_to_a_running_gateway(tmp_path: Path) -> None:
+    """As in the README, with the sink's port and a 3-second duration: spans and events of the CRM and its APIs
+    arrive with the attributes the packs read; no gateway is started; the demo ends by itself."""
+    import asyncio
+
+    from gateway.component import Signal
+    from gateway.testing.otlp_sink import OtlpSink
+
+    args = readme_endpoint_example()
+    assert args[:3] == ["otelgw", "demo", "crm"]
+    args[args.index("--endpoint") + 1] = "<sink>"
+    args[args.index("--duration") + 1] = "3"
+    sink = OtlpSink()
+    await sink.start()
+    try:
+        args[args.index("<sink>")] = sink.grpc_endpoint
+        demo = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", *args[1:], "--admin", f"http://127.0.0.1:{free_port()}",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            out, _ = await asyncio.wait_for(demo.communicate(), 60)
+        finally:
+            if demo.returncode is None:
+                demo.kill()
+                await demo.wait()
+        assert demo.returncode == 0, out.decode()
+        assert b"starting the gateway" not in out
+        services = {next(kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name")
+                    for batch in sink.batches(Signal.TRACES) for rs in batch.resource_spans}
+        assert services == {"crm", "customers-api", "inbox-api"}
+        spans = {span.name for span in sink.spans()}
+        assert "workflow.run" in spans and "GET /customers/{id}" in spans
+        events = {record.event_name for batch in sink.batches(Signal.LOGS) for rl in batch.resource_logs
+                  for sl in rl.scope_logs for record in sl.log_records}
+        assert {"conversation.created", "conversation.first_response"} <= events
+    finally:
+        await sink.stop()
