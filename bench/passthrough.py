@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,15 @@ async def run(requests: int, concurrency: int, spans: int) -> dict:
     return {"sent": sent, "received_spans": sink.spans, "elapsed_s": elapsed, "gateway_cpu_s": cpu}
 
 
-def prepare(description: str | None, requests: int) -> tuple[argparse.Namespace, list[bytes], float]:
-    """What every span benchmark starts with: its options, the workload's payloads, and the ceiling measured on
-    core 0; the benchmark itself then runs its load on core 1 (the gateway gets core 0)."""
+def prepare(description: str | None, requests: int,
+            options: Callable[[argparse.ArgumentParser], object] | None = None
+            ) -> tuple[argparse.Namespace, list[bytes], float]:
+    """What every span benchmark starts with: its options (``options`` adds the benchmark's own), the workload's
+    payloads, and the ceiling measured on core 0; the benchmark itself then runs its load on core 1 (the gateway
+    gets core 0)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if options is not None:
+        options(parser)
     parser.add_argument("--requests", type=int, default=requests)
     # Requests in flight. The batch processor answers a request only once its batch was sent, so with fewer than
     # send_batch_size spans in flight every batch waits for its timeout and the load measures the timer, not the
