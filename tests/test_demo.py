@@ -155,3 +155,16 @@ async def test_the_readme_example_sends_only_traffic_to_a_running_gateway(tmp_pa
         assert {"conversation.created", "conversation.first_response"} <= events
     finally:
         await sink.stop()
+
+
+def test_make_demo_is_the_demo_of_every_pack_sped_up_ten_times() -> None:
+    """``make demo`` (the README's first screen) runs what the test above runs, at the README's speed."""
+    import shutil
+
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run([make, "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].endswith("/otelgw demo all --speed ${OTELGW_DEMO_SPEED:-10}")
+    assert "make demo" in (ROOT / "README.md").read_text().split("\n## ", 1)[0]

@@ -76,6 +76,10 @@ async def test_readme_example(tmp_path: Path) -> None:
                   {"processor": "filter/health", "otel_signal": "traces"}) == 6
     assert sample("otelcol_processor_outgoing_items_total",
                   {"processor": "filter/health", "otel_signal": "traces"}) == 2
+    # the spans dropped, in the drop accounting every component shares (span events are not items)
+    assert sample("otelgw_component_dropped_items_total",
+                  {"component": "filter/health", "otel_signal": "traces", "reason": "filtered"}) == 4
+    assert telemetry.dropped_items() == 0  # a filter doing its job loses nothing
 
     processor, sink = build(component, "filter/health", Signal.METRICS)
     metrics = ExportMetricsServiceRequest()
