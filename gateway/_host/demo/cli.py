@@ -167,13 +167,23 @@ def _say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
+def _otelgw() -> str:
+    """How the user runs this otelgw: ``.venv/bin/otelgw`` after ``make demo``, plain ``otelgw`` on the PATH."""
+    beside = Path(sys.executable).parent / "otelgw"
+    if not beside.is_file() or shutil.which("otelgw") == str(beside):
+        return "otelgw"
+    relative = os.path.relpath(beside)
+    return relative if not relative.startswith("..") else str(beside)
+
+
 def _welcome(admin: str, grpc: str, gateway: _Gateway | None, speed: float) -> None:
     port = _host_port(admin.split("//", 1)[-1])[1]
+    otelgw = _otelgw()
     lines = ["", "otelgw demo is running. Open:",
              f"  status page   {admin}/ui   (it asks for the admin token: the text of "
              f"{default_token_file(port)})",
-             f"  dashboard     otelgw top --admin {admin}",
-             f"  alerts        otelgw alerts list --admin {admin}",
+             f"  dashboard     {otelgw} top --admin {admin}",
+             f"  alerts        {otelgw} alerts list --admin {admin}",
              f"  KPIs          curl -s http://{os.environ.get('OTELGW_PROMETHEUS_ENDPOINT', 'localhost:8889')}"
              "/metrics | grep -E '^(callcenter|llm|crm)_'",
              f"Traffic goes to {grpc} (OTLP/gRPC). Incidents start after {QUIET_FIRST / speed:.0f} s and last "
