@@ -3,7 +3,7 @@
 A contact centre, an AI support agent, a CRM inbox and a customer API send through the real OpenTelemetry SDK
 (spans and event logs over OTLP/gRPC) into one gateway built from configs/kpi/*.yaml, configs/alerts/*.yaml,
 configs/redaction.yaml and configs/tail_sampling.yaml (plus endpoints on free ports, short flush and evaluation
-intervals, a Loki exporter and Alertmanager). Then:
+intervals, the LLM alert pack's for: durations shortened, a Loki exporter and Alertmanager). Then:
 
 - every KPI in a real Prometheus equals the value computed by hand here from the workload, token usage included;
 - every dashboard panel of the KPI dashboards finds series;
@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from gateway._host.demo.speed import scaled_copy
 from gateway._host.service import Service
 from gateway.component import Kind, Signal
 from gateway.testing.otlp_sink import OtlpSink
@@ -274,8 +275,11 @@ async def test_customer_service_setup(tmp_path: Path, monkeypatch: pytest.Monkey
     await backend.start()
     await loki.start()
     prometheus: PrometheusServer | None = None
-    service = Service.from_files([str(ROOT / f) for f in FILES]
-                                 + [str(override(tmp_path, backend.grpc_endpoint, loki.endpoint, alertmanager))])
+    # The LLM error-rate alerts wait for: 5m and 15m; the copy of their pack waits 1 s and 3 s (as otelgw demo
+    # --speed does it). The other packs keep their for: durations, so none of their alerts can fire here.
+    llm_alerts = scaled_copy(ROOT / "configs/alerts/llm_agent.yaml", tmp_path, 300, frozenset({"for"}))
+    files = [str(llm_alerts if f == "configs/alerts/llm_agent.yaml" else ROOT / f) for f in FILES]
+    service = Service.from_files([*files, str(override(tmp_path, backend.grpc_endpoint, loki.endpoint, alertmanager))])
     await service.start()
     try:
         endpoint = service.graph.find(Kind.RECEIVER, "otlp").grpc_address

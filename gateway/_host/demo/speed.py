@@ -22,12 +22,12 @@ PACED_KEYS = frozenset({"for", "window", "evaluation_interval", "metrics_flush_i
                         "metric_expiration", "long", "short", "period", "repeat_interval", "decision_wait"})
 
 
-def _scaled(node: Any, speed: float) -> Any:
+def _scaled(node: Any, speed: float, keys: frozenset[str]) -> Any:
     if isinstance(node, dict):
-        return {k: (_seconds(v, speed) if k in PACED_KEYS and not isinstance(v, dict | list) else _scaled(v, speed))
+        return {k: (_seconds(v, speed) if k in keys and not isinstance(v, dict | list) else _scaled(v, speed, keys))
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [_scaled(item, speed) for item in node]
+        return [_scaled(item, speed, keys) for item in node]
     return node
 
 
@@ -37,11 +37,11 @@ def _seconds(value: Any, speed: float) -> Any:
     return round(parse_duration(value) / speed, 3)
 
 
-def scaled_copy(source: Path, target_dir: Path, speed: float) -> Path:
+def scaled_copy(source: Path, target_dir: Path, speed: float, keys: frozenset[str] = PACED_KEYS) -> Path:
     """A copy of ``source`` in ``target_dir`` (under its parent directory's name, so ``kpi/crm.yaml`` and
-    ``alerts/crm.yaml`` stay apart) with its pacing durations divided by ``speed``."""
+    ``alerts/crm.yaml`` stay apart) with its pacing durations (those under ``keys``) divided by ``speed``."""
     target = target_dir / source.parent.name / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
     # safe_load resolves the packs' anchors and merge keys; the copy holds the plain result
-    target.write_text(yaml.safe_dump(_scaled(yaml.safe_load(source.read_text()), speed), sort_keys=False))
+    target.write_text(yaml.safe_dump(_scaled(yaml.safe_load(source.read_text()), speed, keys), sort_keys=False))
     return target
