@@ -224,12 +224,13 @@ def run(args: argparse.Namespace) -> int:
         _welcome(args.admin.rstrip("/"), grpc, gateway, args.speed)
         return _play(args, scenarios, grpc, gateway, stop)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        # Our handlers stay until the gateway has drained: a second Ctrl-C must not leave it running alone.
         if gateway is not None:
             code = gateway.stop()
             _say(f"gateway stopped (exit code {code})")
         shutil.rmtree(workdir, ignore_errors=True)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _play(args: argparse.Namespace, scenarios: tuple[str, ...], grpc: str, gateway: _Gateway | None,
