@@ -60,7 +60,7 @@ def add_parser(commands: Any) -> None:
     demo.add_argument("--endpoint", metavar="HOST:PORT",
                       help="send to this running gateway (OTLP/gRPC) instead of starting one")
     demo.add_argument("--rate", type=float, default=1.0,
-                      help="traffic multiplier (default 1: about 60 spans and 40 events a second)")
+                      help="traffic multiplier (default 1: about 25 spans and 20 events a second)")
     demo.add_argument("--speed", type=float, default=1.0,
                       help="run the packs' windows, for: durations and the incident timeline N times faster "
                            "(default 1: as shipped)")
