@@ -168,3 +168,20 @@ def test_make_demo_is_the_demo_of_every_pack_sped_up_ten_times() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].endswith("/otelgw demo all --speed ${OTELGW_DEMO_SPEED:-10}")
     assert "make demo" in (ROOT / "README.md").read_text().split("\n## ", 1)[0]
+
+
+def test_a_port_in_use_is_a_clear_error_before_any_gateway_starts(tmp_path: Path) -> None:
+    """Another gateway on the demo's OTLP port (make run) would take its traffic: the demo says so and stops."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = f"127.0.0.1:{holder.getsockname()[1]}"
+        env = {**os.environ, "OTELGW_STATE_DIR": str(tmp_path), "OTELGW_GRPC_ENDPOINT": taken,
+               "OTELGW_ADMIN_ENDPOINT": f"127.0.0.1:{free_port()}"}
+        done = subprocess.run([sys.executable, "-m", "gateway", "demo", "--duration", "1"], capture_output=True,
+                              text=True, env=env, timeout=60)
+    assert done.returncode == 1
+    assert f"{taken} already in use" in done.stderr and "OTELGW_GRPC_ENDPOINT" in done.stderr
+    assert "starting the gateway" not in done.stdout

@@ -213,6 +213,12 @@ def run(args: argparse.Namespace) -> int:
             admin_endpoint = os.environ.get("OTELGW_ADMIN_ENDPOINT", "127.0.0.1:13134")
             args.admin = f"http://{admin_endpoint}"
             grpc = os.environ.get("OTELGW_GRPC_ENDPOINT", "localhost:4317")
+            taken = [e for e in (grpc, admin_endpoint) if _listening(e)]
+            if taken:  # something else would get the traffic, and the demo's gateway could not start
+                print(f"otelgw demo: {', '.join(taken)} already in use (a gateway of make run, or another demo?); "
+                      "stop it, or move the demo with OTELGW_GRPC_ENDPOINT, OTELGW_ADMIN_ENDPOINT and the other "
+                      "OTELGW_*_ENDPOINT variables, or send to it with --endpoint", file=sys.stderr)
+                return 1
             gateway = _Gateway(workdir, args.speed)
             _say(f"starting the gateway (pid {gateway.process.pid}) with {', '.join(PACKS)}")
             if not gateway.wait_listening([grpc, admin_endpoint], stop):
