@@ -2,7 +2,8 @@
 
 The public surface for plugin authors is what ``__all__`` lists, plus the packages ``gateway.testing`` (test
 helpers), ``gateway.protos`` (generated messages), ``gateway.ottl`` (the OTTL compiler), ``gateway.prometheus``
-(OTLP → Prometheus translation) and ``gateway.otlpjson`` (OTLP/JSON). The host's internals live in
+(OTLP → Prometheus translation), ``gateway.otlpjson`` (OTLP/JSON) and ``gateway.client`` (who sent a batch: the
+client metadata of ``include_metadata``). The host's internals live in
 ``gateway._host`` and may change without notice: a plugin never imports them.
 """
 
@@ -25,7 +26,10 @@ from gateway.component import (
     consume,
     count_items,
 )
+from gateway.configauth import AuthConfig, client_auth, server_auth
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
+from gateway.configgrpc import MIB, GRPCClientConfig, GRPCServerConfig
+from gateway.confighttp import CORSConfig, HTTPClient, HTTPClientConfig, HTTPServerConfig, server_middleware
 from gateway.configtypes import Duration, decode, parse_duration, validate_tree
 from gateway.errors import (
     ConfigError,
@@ -67,12 +71,15 @@ from gateway.netaddr import format_addresses, listen_error, split_host_port
 from gateway.wirebytes import attached, unchanged, wire_bytes
 
 __all__ = [
+    "MIB",
     "USER_AGENT",
     "AdminServer",
     "AdmissionGate",
+    "AuthConfig",
     "Backoff",
     "Batch",
     "Budget",
+    "CORSConfig",
     "ComponentID",
     "ComponentSettings",
     "ConfigError",
@@ -85,6 +92,11 @@ __all__ = [
     "ExporterHelper",
     "Factory",
     "FlushingConnector",
+    "GRPCClientConfig",
+    "GRPCServerConfig",
+    "HTTPClient",
+    "HTTPClientConfig",
+    "HTTPServerConfig",
     "Host",
     "Kind",
     "OtelgwError",
@@ -117,6 +129,7 @@ __all__ = [
     "any_value_to_python",
     "assemble",
     "attached",
+    "client_auth",
     "consume",
     "count_items",
     "decode",
@@ -132,6 +145,8 @@ __all__ = [
     "parse_retry_after",
     "permanent_http_error",
     "register_admission_gate",
+    "server_auth",
+    "server_middleware",
     "split",
     "split_host_port",
     "split_request",

@@ -16,6 +16,8 @@ READMES = [
     "plugins/receivers/prometheus/README.md",
     "plugins/receivers/hostmetrics/README.md",
     "plugins/processors/resourcedetection/README.md",
+    "plugins/extensions/basicauth/README.md",
+    "plugins/extensions/bearertokenauth/README.md",
 ]
 _YAML = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
 

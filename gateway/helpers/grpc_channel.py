@@ -1,9 +1,11 @@
-"""The grpc.aio channel of an exporter: TLS or plaintext, compression, user agent, and re-opened when the TLS
-files change (a grpc channel cannot swap its credentials, so rotation means a new channel).
+"""The grpc.aio channel of an exporter, as its shared gRPC client block (``gateway.configgrpc``) says: TLS or
+plaintext, compression, keepalive, balancer, metadata and an authenticator's credentials on every call,
+wait_for_ready; re-opened when the TLS files change (a grpc channel cannot swap its credentials, so rotation
+means a new channel).
 
-    channel = ExporterChannel(target, secure, config.tls, compression="gzip", close_grace=config.timeout)
+    channel = ExporterChannel(target, secure, config, close_grace=config.timeout)
     export = channel.method("/pkg.Service/Export", Request.SerializeToString, Response.FromString)
-    await channel.start()
+    await channel.start(host)
     response = await export(request, timeout=5)   # always on the current channel
     await channel.close()
 """
@@ -16,24 +18,28 @@ from typing import Any
 
 import grpc
 
-from gateway.configblocks import ReloadingClientTLS, TLSClientConfig
+from gateway.configauth import ClientHeaders, client_auth
+from gateway.configblocks import ReloadingClientTLS
+from gateway.configgrpc import GRPCClientConfig, grpc_compression
 from gateway.errors import RetryableError
 
 __all__ = ["ExporterChannel"]
 
 
 class ExporterChannel:
-    def __init__(self, target: str, secure: bool, tls: TLSClientConfig, *, compression: str,
-                 close_grace: float, options: list[tuple[str, Any]] | None = None) -> None:
+    def __init__(self, target: str, secure: bool, config: GRPCClientConfig, *, close_grace: float,
+                 options: list[tuple[str, Any]] | None = None) -> None:
         self.target = target
         self.secure = secure
-        self.tls = tls
+        self.config = config
+        self.tls = config.tls
         self.close_grace = close_grace
-        self._options = list(options or [])
-        if secure and tls.server_name_override:
-            self._options.append(("grpc.ssl_target_name_override", tls.server_name_override))
-        gzip = compression == "gzip"
-        self._compression = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
+        self._options = [*config.channel_options(), *(options or [])]
+        if secure and self.tls.server_name_override:
+            self._options.append(("grpc.ssl_target_name_override", self.tls.server_name_override))
+        self._compression = grpc_compression(config.compression)
+        self._metadata = config.metadata()
+        self._credentials: ClientHeaders | None = None
         self._reloading: ReloadingClientTLS | None = None
         self._channel: grpc.aio.Channel | None = None
         self._methods: dict[str, tuple[Any, Any]] = {}
@@ -50,7 +56,11 @@ class ExporterChannel:
             multicallable = self._calls.get(path)
             if multicallable is None:
                 raise RetryableError("exporter is not started")
-            return await multicallable(request, **kwargs)
+            metadata = self._metadata
+            if self._credentials is not None:  # asked per call: a rotated token applies at once
+                metadata = (*metadata, *((k.lower(), v) for k, v in self._credentials().items()))
+            return await multicallable(request, metadata=metadata, wait_for_ready=self.config.wait_for_ready or None,
+                                       **kwargs)
 
         return call
 
@@ -63,7 +73,8 @@ class ExporterChannel:
         self._calls = {path: self._channel.unary_unary(path, request_serializer=ser, response_deserializer=de)
                        for path, (ser, de) in self._methods.items()}
 
-    async def start(self) -> None:
+    async def start(self, host: Any) -> None:
+        self._credentials = client_auth(host, self.config.auth, "auth")
         if self.secure:
             self._reloading = ReloadingClientTLS(self.tls)
         self._open()

@@ -15,15 +15,18 @@ order, whatever their signal and transport.
 
 from __future__ import annotations
 
+import gzip
 import socket
 import ssl
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import grpc
 from aiohttp import web
 from google.protobuf import any_pb2, duration_pb2, json_format
@@ -123,7 +126,7 @@ class OtlpSink:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for signal, (*_, path, _) in _SERVICES.items():
             app.router.add_post(path, self._http_handler(signal))
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
@@ -219,7 +222,10 @@ class OtlpSink:
         request_type = _SERVICES[signal][1]
 
         async def export(request: web.Request) -> web.Response:
-            body = await request.read()  # aiohttp has already undone Content-Encoding: gzip
+            try:  # decoded here, not by aiohttp: it knows neither snappy nor (without extras) zstd
+                body = _DECODE[request.headers.get("Content-Encoding", "identity").lower()](await request.read())
+            except (KeyError, OSError, EOFError, cramjam.DecompressionError, zlib.error) as exc:
+                return _http_answer(400, _status(f"cannot decompress body: {exc!r}"), False)
             is_json = request.content_type == "application/json"
             try:
                 batch = otlpjson.decode(body, request_type) if is_json else request_type.FromString(body)
@@ -233,6 +239,16 @@ class OtlpSink:
             return _http_answer(200, self._response(signal, outcome), is_json)
 
         return export
+
+
+#: Content-Encoding → decoder, for every compression an exporter may send (gateway.confighttp.COMPRESSIONS).
+_DECODE: dict[str, Callable[[bytes], bytes]] = {
+    "identity": lambda body: body,
+    "gzip": gzip.decompress,
+    "deflate": zlib.decompress,
+    "zstd": lambda body: bytes(cramjam.zstd.decompress(body)),
+    "snappy": lambda body: bytes(cramjam.snappy.decompress_raw(body)),
+}
 
 
 def _status(message: str, retry_after: float | None = None, code: int = 0) -> status_pb2.Status:

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from gateway import ConfigError, Duration, QueueConfig, RetryConfig, TLSClientConfig, split_host_port
+from gateway import (
+    ConfigError,
+    Duration,
+    GRPCClientConfig,
+    QueueConfig,
+    RetryConfig,
+    split_host_port,
+)
 from plugins.exporters.otlp_grpc.config import Config as OtlpGrpcConfig
 
 #: Jaeger's collector ports: api_v2 gRPC, and its native OTLP/gRPC receiver.
@@ -28,19 +35,15 @@ def with_default_port(endpoint: str, port: int) -> str:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(GRPCClientConfig):
+    """The shared gRPC client block (``gateway.configgrpc``) with the protocol and the exporter helper's settings."""
+
     #: grpc: Jaeger's api_v2 CollectorService/PostSpans (default port 14250). otlp: OTLP/gRPC, which Jaeger
     #: accepts natively since 1.35 (default port 4317), sent by the otlp_grpc exporter with the keys below.
     protocol: str = "grpc"
     #: host[:port] of the Jaeger collector, e.g. jaeger-collector:14250 (required); without a port, the
     #: protocol's default port. http:// or https:// chooses plaintext or TLS, as in otlp_grpc.
     endpoint: str = ""
-    #: Client TLS; TLS is on unless tls::insecure is true (or the endpoint starts with http://).
-    tls: TLSClientConfig = field(default_factory=TLSClientConfig)
-    #: gRPC metadata sent with every request, e.g. {authorization: "Bearer ${env:TOKEN}"}. Keys are lower-cased.
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
-    #: gzip (default) or none.
-    compression: str = "gzip"
     #: Deadline of one send attempt (default 5s).
     timeout: Duration = 5.0
     #: In-memory sending queue (default on: 10 consumers, 1000 requests).
@@ -56,8 +59,8 @@ class Config:
     def otlp_grpc(self) -> OtlpGrpcConfig:
         """The same settings as an otlp_grpc exporter config: what ``protocol: otlp`` runs, and the gRPC client
         settings ``protocol: grpc`` shares."""
-        return OtlpGrpcConfig(endpoint=self.target, tls=self.tls, headers=self.headers,
-                              compression=self.compression, timeout=self.timeout,
+        shared = {f.name: getattr(self, f.name) for f in fields(GRPCClientConfig)}
+        return OtlpGrpcConfig(**{**shared, "endpoint": self.target}, timeout=self.timeout,
                               sending_queue=self.sending_queue, retry_on_failure=self.retry_on_failure)
 
     def validate(self) -> None:

@@ -38,12 +38,8 @@ class JaegerGrpcExporter:
         self.settings = settings
         self.config = config
         self.target, self.secure = parse_endpoint(config.target, config.tls.insecure)
-        self._metadata = tuple(
-            (key.lower(), value.encode() if key.lower().endswith("-bin") else value)
-            for key, value in config.headers.items())
         # Jaeger's default receive limit is 4 MiB; the translator keeps requests under it.
-        self._channel = ExporterChannel(self.target, self.secure, config.tls, compression=config.compression,
-                                        close_grace=config.timeout,
+        self._channel = ExporterChannel(self.target, self.secure, config, close_grace=config.timeout,
                                         options=[("grpc.primary_user_agent", USER_AGENT)])
         self._call = self._channel.method(POST_SPANS, None, collector_pb2.PostSpansResponse.FromString)
         self.translator = Translator()
@@ -55,7 +51,7 @@ class JaegerGrpcExporter:
         self.consume_traces = self._helper.consume
 
     async def start(self, host: Any) -> None:
-        await self._channel.start()
+        await self._channel.start(host)
         await self._helper.start(host)
 
     async def shutdown(self) -> None:
@@ -70,6 +66,6 @@ class JaegerGrpcExporter:
 
     async def _post_spans(self, request: bytes) -> None:
         try:
-            await self._call(request, timeout=self.config.timeout, metadata=self._metadata)
+            await self._call(request, timeout=self.config.timeout)
         except grpc.aio.AioRpcError as exc:
             raise grpc_error(exc.code(), exc.details(), exc.trailing_metadata()) from None

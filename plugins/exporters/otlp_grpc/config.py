@@ -1,12 +1,16 @@
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from gateway import ConfigError, Duration, QueueConfig, RetryConfig, TLSClientConfig, split_host_port
+from gateway import (
+    ConfigError,
+    Duration,
+    GRPCClientConfig,
+    QueueConfig,
+    RetryConfig,
+    split_host_port,
+)
 
-# gRPC metadata keys are lower-case ASCII; we lower-case what the user writes, so only the characters matter.
-_METADATA_KEY = re.compile(r"^[0-9a-z_.-]+$")
 # Targets grpc resolves itself; passed through untouched.
 _GRPC_SCHEMES = ("dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:")
 
@@ -28,16 +32,13 @@ def parse_endpoint(endpoint: str, insecure: bool) -> tuple[str, bool]:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(GRPCClientConfig):
+    """The shared gRPC client block (``gateway.configgrpc``: endpoint, tls, headers, compression, keepalive,
+    balancer_name, wait_for_ready, auth...) with the exporter helper's timeout, queue and retry."""
+
     #: host:port of the OTLP/gRPC server, e.g. collector:4317 (required). An http:// or https:// prefix
     #: chooses plaintext or TLS and overrides tls::insecure; dns:///, unix: targets are passed to grpc as is.
     endpoint: str = ""
-    #: Client TLS; TLS is on unless tls::insecure is true (or the endpoint starts with http://).
-    tls: TLSClientConfig = field(default_factory=TLSClientConfig)
-    #: gRPC metadata sent with every request, e.g. {api-key: ${env:API_KEY}}. Keys are lower-cased.
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
-    #: gzip (default, as in the Collector) or none.
-    compression: str = "gzip"
     #: Deadline of one send attempt (default 5s).
     timeout: Duration = 5.0
     #: In-memory sending queue (default on: 10 consumers, 1000 requests).
@@ -58,11 +59,7 @@ class Config:
         if secure and self.tls.insecure_skip_verify:
             errors.append("tls::insecure_skip_verify: not supported by the gRPC client; set tls::ca_file to "
                           "the server's CA or self-signed certificate instead")
-        for key in self.headers:
-            if not _METADATA_KEY.fullmatch(key.lower()):  # match() lets a trailing newline through
-                errors.append(f"headers::{key}: not a valid gRPC metadata key (use letters, digits, -_.)")
-        if self.compression not in ("gzip", "none", ""):
-            errors.append(f"compression: must be gzip or none, got {self.compression!r}")
+        errors.extend(self.client_errors())
         if self.timeout <= 0:
             errors.append("timeout: must be > 0")
         if errors:

@@ -47,12 +47,8 @@ class OtlpGrpcExporter:
         self.config = config
         self.signal = settings.signal or Signal.TRACES
         self.target, self.secure = parse_endpoint(config.endpoint, config.tls.insecure)
-        self._metadata = tuple(
-            (key.lower(), value.encode() if key.lower().endswith("-bin") else value)
-            for key, value in config.headers.items())
         path, request_type, response_type, _ = _METHODS[self.signal]
-        self._channel = ExporterChannel(self.target, self.secure, config.tls, compression=config.compression,
-                                        close_grace=config.timeout,
+        self._channel = ExporterChannel(self.target, self.secure, config, close_grace=config.timeout,
                                         options=[("grpc.primary_user_agent", USER_AGENT)])
         self._call = self._channel.method(path, request_type.SerializeToString, response_type.FromString)
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
@@ -60,7 +56,7 @@ class OtlpGrpcExporter:
         setattr(self, f"consume_{self.signal.value}", self._helper.consume)
 
     async def start(self, host: Any) -> None:
-        await self._channel.start()
+        await self._channel.start(host)
         await self._helper.start(host)
 
     async def shutdown(self) -> None:
@@ -72,7 +68,7 @@ class OtlpGrpcExporter:
 
     async def _send(self, batch: Batch) -> PartialSuccess | None:
         try:
-            response = await self._call(batch, timeout=self.config.timeout, metadata=self._metadata)
+            response = await self._call(batch, timeout=self.config.timeout)
         except grpc.aio.AioRpcError as exc:
             raise grpc_error(exc.code(), exc.details(), exc.trailing_metadata()) from None
         partial = response.partial_success

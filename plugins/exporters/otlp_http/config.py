@@ -1,18 +1,25 @@
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from yarl import URL
 
-from gateway import ConfigError, Duration, QueueConfig, RetryConfig, Signal, TLSClientConfig
+from gateway import (
+    ConfigError,
+    HTTPClientConfig,
+    QueueConfig,
+    RetryConfig,
+    Signal,
+)
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _URL_KEYS = ("endpoint", "traces_endpoint", "metrics_endpoint", "logs_endpoint")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(HTTPClientConfig):
+    """The shared HTTP client block (``gateway.confighttp``: endpoint, tls, headers, compression, timeout, auth,
+    proxy_url, buffer sizes) with per-signal URLs, the encoding and the exporter helper's queue and retry."""
+
     #: Base URL of the OTLP/HTTP server, e.g. http://collector:4318; v1/traces, v1/metrics and v1/logs are
     #: appended. Required unless every exported signal has its own <signal>_endpoint.
     endpoint: str = ""
@@ -22,16 +29,8 @@ class Config:
     metrics_endpoint: str = ""
     #: Full URL for logs, used as is instead of endpoint + /v1/logs.
     logs_endpoint: str = ""
-    #: Client TLS for https:// URLs (the URL scheme decides whether TLS is used; tls::insecure is ignored).
-    tls: TLSClientConfig = field(default_factory=TLSClientConfig)
-    #: HTTP headers sent with every request, e.g. {Authorization: "Bearer ${env:TOKEN}"}.
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
-    #: gzip (default, as in the Collector) or none.
-    compression: str = "gzip"
     #: Body encoding: proto (application/x-protobuf, default) or json (OTLP/JSON).
     encoding: str = "proto"
-    #: Deadline of one send attempt, connecting included (default 5s).
-    timeout: Duration = 5.0
     #: In-memory sending queue (default on: 10 consumers, 1000 requests).
     sending_queue: QueueConfig = field(default_factory=QueueConfig)
     #: Retry with exponential backoff (default on: 5s initial, 30s max interval, give up after 300s).
@@ -53,17 +52,9 @@ class Config:
             value = getattr(self, key)
             if value and not _valid_url(value):
                 errors.append(f"{key}: must be an http:// or https:// URL with a host, got {value!r}")
-        for name, value in self.headers.items():
-            if not _HEADER_NAME.fullmatch(name):  # match() lets a trailing newline through
-                errors.append(f"headers::{name}: not a valid HTTP header name")
-            elif "\n" in value or "\r" in value:
-                errors.append(f"headers::{name}: value must not contain line breaks")
-        if self.compression not in ("gzip", "none", ""):
-            errors.append(f"compression: must be gzip or none, got {self.compression!r}")
+        errors.extend(self.client_errors())
         if self.encoding not in ("proto", "json"):
             errors.append(f"encoding: must be proto or json, got {self.encoding!r}")
-        if self.timeout <= 0:
-            errors.append("timeout: must be > 0")
         if errors:
             raise ConfigError(errors)
 

@@ -7,13 +7,9 @@ Answers follow docs/protocols.md §1.2: 2xx is success (maybe partial), 429/502/
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import gzip
 import json
 from typing import Any
 
-import aiohttp
 from google.protobuf.message import DecodeError, Message
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_pb
@@ -27,9 +23,9 @@ from gateway import (
     ComponentSettings,
     ConfigError,
     ExporterHelper,
+    HTTPClient,
     PartialSuccess,
     PermanentError,
-    ReloadingClientTLS,
     RetryableError,
     Signal,
     http_error,
@@ -46,44 +42,26 @@ _RESPONSES: dict[Signal, tuple[type[Message], str]] = {
 }
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
-# Go's gzip default, which the Collector uses; Python's default (9) costs much more CPU for a few % of size.
-_GZIP_LEVEL = 6
-# Above this size gzip runs in a thread: zlib releases the GIL, and the event loop (receivers share it) is not
-# blocked for the milliseconds a large body takes to compress.
-_GZIP_OFFLOAD_BYTES = 64 * 1024
-_compress = functools.partial(gzip.compress, compresslevel=_GZIP_LEVEL, mtime=0)
 
 
 class OtlpHttpExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
-        self._tls: ReloadingClientTLS | None = None
         self.signal = settings.signal or Signal.TRACES
         self.url = config.url(self.signal)
         if not self.url:
             raise ConfigError(f"exporters::{settings.id}::{self.signal.value}_endpoint: required to export "
                               f"{self.signal.value} when endpoint is not set")
         self._json = config.encoding == "json"
-        self._gzip = config.compression == "gzip"
-        content_type = _JSON if self._json else _PROTOBUF
-        self._headers = {"User-Agent": USER_AGENT, **config.headers, "Content-Type": content_type}
-        if self._gzip:
-            self._headers["Content-Encoding"] = "gzip"
-        self._request_options: dict[str, Any] = {}
-        if config.tls.server_name_override:
-            self._request_options["server_hostname"] = config.tls.server_name_override
-        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"Content-Type": _JSON if self._json else _PROTOBUF}
+        self._client: HTTPClient | None = None
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
                                       queue=config.sending_queue, retry=config.retry_on_failure)
         setattr(self, f"consume_{self.signal.value}", self._helper.consume)
 
     async def start(self, host: Any) -> None:
-        https = URL(self.url).scheme == "https"
-        self._tls = ReloadingClientTLS(self.config.tls) if https else None
-        connector = aiohttp.TCPConnector(ssl=self._tls.ssl_context if self._tls is not None else False)
-        self._session = aiohttp.ClientSession(connector=connector,
-                                              timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+        self._client = HTTPClient(self.config, host, https=URL(self.url).scheme == "https", user_agent=USER_AGENT)
         await self._helper.start(host)
 
     async def shutdown(self) -> None:
@@ -91,20 +69,15 @@ class OtlpHttpExporter:
         try:
             await self._helper.shutdown()
         finally:
-            if self._session is not None:
-                await self._session.close()
-                self._session = None
+            if self._client is not None:
+                await self._client.close()
+                self._client = None
 
     async def _send(self, batch: Batch) -> PartialSuccess | None:
-        if self._tls is not None:
-            self._tls.maybe_reload()  # a rotated client certificate or CA applies to new connections
-        if self._session is None:
+        if self._client is None:
             raise RetryableError("exporter is not started")
         body = otlpjson.encode(batch) if self._json else batch.SerializeToString()
-        if self._gzip:
-            body = await asyncio.to_thread(_compress, body) if len(body) > _GZIP_OFFLOAD_BYTES else _compress(body)
-        async with self._session.post(self.url, data=body, headers=self._headers,
-                                      **self._request_options) as response:
+        async with await self._client.post(self.url, body, self._headers) as response:
             payload = await response.read()
             if 200 <= response.status < 300:
                 return self._partial_success(payload, response.content_type)

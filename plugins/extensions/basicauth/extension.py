@@ -1,4 +1,5 @@
-"""The ``basicauth`` extension (server side): requests must carry HTTP Basic credentials from an htpasswd list.
+"""The ``basicauth`` extension: on a server, requests must carry HTTP Basic credentials from an htpasswd list;
+on a client (an exporter's ``auth``), ``client_auth`` credentials are sent with every request.
 
 Entries are ``user:password`` (plain) or ``user:{SHA}base64(sha1(password))``; bcrypt and MD5 entries are not
 supported and are rejected at start-up. Passwords are never logged.
@@ -26,13 +27,31 @@ class Htpasswd:
 
 
 @dataclass(frozen=True, repr=False)
+class ClientAuth:
+    #: User name sent by a client.
+    username: str = ""
+    #: Password sent by a client (write it as ${env:OTELGW_PASSWORD}).
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, repr=False)
 class Config:
-    #: Accepted users, as the Collector's basicauth ``htpasswd`` block (file and/or inline).
+    #: Accepted users, as the Collector's basicauth ``htpasswd`` block (file and/or inline): the server side.
     htpasswd: Htpasswd = field(default_factory=Htpasswd)
+    #: Credentials an exporter sends when its ``auth::authenticator`` names this extension: the client side.
+    client_auth: ClientAuth | None = None
 
     def validate(self) -> None:
+        if self.client_auth is not None:
+            if not self.client_auth.username:
+                raise ConfigError("client_auth::username: required")
+            if ":" in self.client_auth.username:
+                raise ConfigError("client_auth::username: must not contain ':' (Basic auth separates it from "
+                                  "the password with one)")
+            if not (self.htpasswd.file or self.htpasswd.inline):
+                return  # client side only
         if not (self.htpasswd.file or self.htpasswd.inline):
-            raise ConfigError("htpasswd: file or inline is required")
+            raise ConfigError("htpasswd: file or inline is required (or client_auth, to send credentials)")
         if self.htpasswd.file and not Path(self.htpasswd.file).is_file():
             raise ConfigError(f"htpasswd::file: file {self.htpasswd.file!r} does not exist")
         try:
@@ -41,7 +60,8 @@ class Config:
             raise ConfigError(f"htpasswd::inline: {exc}") from None
 
     def __repr__(self) -> str:
-        return f"Config(htpasswd=<file={self.htpasswd.file!r}, inline=<hidden>>)"
+        client = "" if self.client_auth is None else f", client_auth=<username={self.client_auth.username!r}>"
+        return f"Config(htpasswd=<file={self.htpasswd.file!r}, inline=<hidden>>{client})"
 
 
 def _parse(text: str) -> dict[str, str]:
@@ -70,15 +90,23 @@ class BasicAuth:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.config = config
         self._users: dict[str, str] = {}
+        self._client_header: dict[str, str] = {}
+        if config.client_auth is not None:
+            pair = f"{config.client_auth.username}:{config.client_auth.password}".encode()
+            self._client_header = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
     async def start(self, host: Any) -> None:
         text = self.config.htpasswd.inline
         if self.config.htpasswd.file:
             text += "\n" + Path(self.config.htpasswd.file).read_text()
-        self._users = _parse(text)
+        self._users = _parse(text) if text.strip() else {}
 
     async def shutdown(self) -> None:
         pass
+
+    def client_headers(self) -> dict[str, str]:
+        """The Authorization header a client sends (empty without client_auth)."""
+        return self._client_header
 
     def authenticate(self, headers: Mapping[str, str]) -> bool:
         scheme, _, encoded = headers.get("authorization", "").partition(" ")

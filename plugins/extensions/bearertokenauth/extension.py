@@ -1,7 +1,9 @@
-"""The ``bearertokenauth`` extension (server side): requests must carry ``Authorization: Bearer <token>``.
+"""The ``bearertokenauth`` extension: on a server, requests must carry ``Authorization: Bearer <token>``; on a
+client (an exporter's ``auth``), that header is sent with every request.
 
 Tokens come from ``token``, ``tokens`` and ``filename`` (one per line, re-read when the file changes, at most
-once a second). Comparison is constant-time; tokens are never logged or shown in the config's repr.
+once a second). Comparison is constant-time; tokens are never logged or shown in the config's repr. A client
+sends ``token``, or else the first line of ``filename`` (so a rotated token file applies without a restart).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gateway import ComponentSettings, ConfigError, Factory, Kind, Stability
 class Config:
     #: Header that carries the credential. Default Authorization.
     header: str = "Authorization"
-    #: Scheme before the token. Default Bearer.
+    #: Scheme before the token. Default Bearer; empty sends (and expects) the token alone.
     scheme: str = "Bearer"
     #: One accepted token (write it as ${env:OTELGW_TOKEN}).
     token: str = field(default="", repr=False)
@@ -72,12 +74,26 @@ class BearerTokenAuth:
         except OSError:
             pass  # keep the last tokens read; a rotation in progress must not lock everyone out
 
+    def client_headers(self) -> dict[str, str]:
+        """The header a client sends: ``token``, or the first token of ``filename``."""
+        self._refresh()
+        token = self.config.token or next(iter(self._from_file), "") or next(iter(self.config.tokens), "")
+        if not token:
+            return {}
+        return {self.config.header: f"{self.config.scheme} {token}" if self.config.scheme else token}
+
     def authenticate(self, headers: Mapping[str, str]) -> bool:
         """``headers`` with lower-case keys (gRPC metadata or HTTP headers)."""
         self._refresh()
-        scheme, _, credential = headers.get(self.header, "").partition(" ")
-        if scheme.lower() != self.config.scheme.lower() or not credential:
-            return False
+        value = headers.get(self.header, "")
+        if self.config.scheme:
+            scheme, _, credential = value.partition(" ")
+            if scheme.lower() != self.config.scheme.lower() or not credential:
+                return False
+        else:
+            credential = value
+            if not credential:
+                return False
         try:
             given = credential.strip().encode("ascii")
         except UnicodeEncodeError:  # garbage from the client: not a token of ours, and not an error of ours

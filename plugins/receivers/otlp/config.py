@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import ComponentID, ConfigError, Duration, TLSServerConfig, decode, split_host_port
-
-MIB = 1024 * 1024
-#: grpc takes the receive limit in bytes as a signed 32-bit int.
-_MAX_GRPC_MIB = (2**31 - 1) // MIB
+from gateway import (
+    ConfigError,
+    Duration,
+    GRPCServerConfig,
+    HTTPServerConfig,
+    decode,
+    split_host_port,
+)
 
 
 def _endpoint_error(endpoint: str) -> str | None:
@@ -22,46 +25,24 @@ def _endpoint_error(endpoint: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class GrpcConfig:
+class GrpcConfig(GRPCServerConfig):
+    """The OTLP/gRPC server: the shared gRPC server block (``gateway.configgrpc``) with the receiver's defaults."""
+
     #: host:port for OTLP/gRPC. Default localhost:4317 (as the Collector): write 0.0.0.0:4317 to accept other hosts.
+    #: With transport: unix, the path of the socket.
     endpoint: str = "localhost:4317"
     #: Largest request accepted, in MiB after decompression; larger ones get RESOURCE_EXHAUSTED. Default 64.
     max_recv_msg_size_mib: int = 64
-    #: HTTP/2 streams allowed at once per connection; 0 keeps grpc's default. Default 0.
-    max_concurrent_streams: int = 0
     #: otelgw: bytes of requests being decoded and delivered at once, in MiB; more get RESOURCE_EXHAUSTED with
     #: RetryInfo. 0 = no cap of its own (a memory_limiter still applies). Default 256.
     max_in_flight_size_mib: int = 256
-    #: Accepted for Collector compatibility; request metadata is not propagated yet. Default false.
-    include_metadata: bool = False
-    #: Serve TLS (mutual TLS with client_ca_file); certificates are reloaded when their files change.
-    tls: TLSServerConfig | None = None
-    #: Require credentials checked by an authenticator extension; failures get UNAUTHENTICATED.
-    auth: AuthConfig | None = None
 
     def validate(self) -> None:
-        errors = [e for e in (_endpoint_error(self.endpoint),) if e]
-        if not 1 <= self.max_recv_msg_size_mib <= _MAX_GRPC_MIB:
-            errors.append(f"max_recv_msg_size_mib: must be between 1 and {_MAX_GRPC_MIB}, "
-                          f"got {self.max_recv_msg_size_mib}")
-        if self.max_concurrent_streams < 0:
-            errors.append(f"max_concurrent_streams: must be >= 0, got {self.max_concurrent_streams}")
+        errors = self.server_errors()
         if self.max_in_flight_size_mib < 0:
             errors.append(f"max_in_flight_size_mib: must be >= 0 (0 = no cap), got {self.max_in_flight_size_mib}")
         if errors:
             raise ConfigError(errors)
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    #: Id of an authenticator extension (bearertokenauth, basicauth) listed in service::extensions.
-    authenticator: str = ""
-
-    def validate(self) -> None:
-        try:
-            ComponentID.parse(self.authenticator)
-        except ValueError as exc:
-            raise ConfigError(f"authenticator: {exc}") from None
 
 
 def _absolute(path: str) -> str:
@@ -70,20 +51,18 @@ def _absolute(path: str) -> str:
 
 
 @dataclass(frozen=True)
-class HttpConfig:
+class HttpConfig(HTTPServerConfig):
+    """The OTLP/HTTP server: the shared HTTP server block (``gateway.confighttp``) with the receiver's paths and
+    limits."""
+
     #: host:port for OTLP/HTTP. Default localhost:4318 (as the Collector): write 0.0.0.0:4318 to accept other hosts.
     endpoint: str = "localhost:4318"
-    #: Largest request body accepted, in bytes, both on the wire and after decompression; larger ones get 413.
-    #: Default 67108864 (64 MiB).
-    max_request_body_size: int = 64 * MIB
     #: Path that accepts traces; a missing leading "/" is added. Default /v1/traces.
     traces_url_path: str = "/v1/traces"
     #: Path that accepts metrics. Default /v1/metrics.
     metrics_url_path: str = "/v1/metrics"
     #: Path that accepts logs. Default /v1/logs.
     logs_url_path: str = "/v1/logs"
-    #: Accepted for Collector compatibility; request headers are not propagated yet. Default false.
-    include_metadata: bool = False
     #: otelgw: bytes of request bodies being read, decoded and delivered at once, in MiB (after decompression);
     #: more get 429 with Retry-After. 0 = no cap of its own (a memory_limiter still applies). Default 256.
     max_in_flight_size_mib: int = 256
@@ -99,19 +78,13 @@ class HttpConfig:
     #: otelgw: open connections at most; more are closed on accept, logged and counted. 0 = no bound.
     #: Default 1000.
     max_connections: int = 1000
-    #: Serve HTTPS (mutual TLS with client_ca_file); certificates are reloaded when their files change.
-    tls: TLSServerConfig | None = None
-    #: Require credentials checked by an authenticator extension; failures get 401.
-    auth: AuthConfig | None = None
 
     def __post_init__(self) -> None:
         for key in ("traces_url_path", "metrics_url_path", "logs_url_path"):
             object.__setattr__(self, key, _absolute(getattr(self, key)))
 
     def validate(self) -> None:
-        errors = [e for e in (_endpoint_error(self.endpoint),) if e]
-        if self.max_request_body_size <= 0:
-            errors.append(f"max_request_body_size: must be > 0, got {self.max_request_body_size}")
+        errors = [e for e in (_endpoint_error(self.endpoint),) if e] + self.server_errors()
         if self.max_in_flight_size_mib < 0:
             errors.append(f"max_in_flight_size_mib: must be >= 0 (0 = no cap), got {self.max_in_flight_size_mib}")
         if self.read_header_timeout <= 0:

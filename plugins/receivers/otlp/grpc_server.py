@@ -15,6 +15,7 @@ import grpc
 from grpc_status import rpc_status
 
 from gateway import (
+    MIB,
     Budget,
     OverloadedError,
     ReloadingServerTLS,
@@ -25,7 +26,7 @@ from gateway import (
     status_for,
 )
 
-from .config import MIB, GrpcConfig
+from .config import GrpcConfig
 from .responses import RESPONSE_TYPES, dialable, status_message
 from .tls_front import TlsFront, needs_front
 
@@ -165,13 +166,8 @@ class GrpcServer:
         return grpc.unary_unary_rpc_method_handler(export)
 
     async def start(self) -> str:
-        options: list[tuple[str, Any]] = [
-            ("grpc.max_receive_message_length", self.config.max_recv_msg_size_mib * MIB),
-            # Without this, a second gateway on the same port would silently share it instead of failing.
-            ("grpc.so_reuseport", 0),
-        ]
-        if self.config.max_concurrent_streams:
-            options.append(("grpc.max_concurrent_streams", self.config.max_concurrent_streams))
+        # Without so_reuseport 0, a second gateway on the same port would silently share it instead of failing.
+        options: list[tuple[str, Any]] = [*self.config.server_options(), ("grpc.so_reuseport", 0)]
         server = self._server = grpc.aio.server(options=options)
         handlers: tuple[grpc.GenericRpcHandler, ...] = (
             *(grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)})
@@ -187,10 +183,13 @@ class GrpcServer:
             elif self.tls is not None:
                 port = server.add_secure_port(self.config.endpoint, self.tls.grpc_credentials())
             else:
-                port = server.add_insecure_port(self.config.endpoint)
+                port = server.add_insecure_port(self.config.bind_target)
         except RuntimeError as exc:
             raise listen_error("otlp receiver (gRPC)", self.config.endpoint, exc) from None
         await server.start()
+        if self.config.transport == "unix":
+            self.listening = self.config.bind_target
+            return self.config.bind_target
         host, _ = split_host_port(self.config.endpoint)
         self.listening = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if front:

@@ -33,6 +33,7 @@ from gateway import (
     format_addresses,
     listen_error,
     otlpjson,
+    server_middleware,
     split_host_port,
     status_for,
 )
@@ -272,7 +273,9 @@ class HttpServer:
 
     async def start(self) -> str:
         # auto_decompress off: aiohttp would inflate without a size cap.
-        server = GuardedServer(self._handle, max_connections=self.config.max_connections,
+        # CORS and response_headers wrap the handler (gateway.confighttp).
+        server = GuardedServer(server_middleware(self.config, self._handle),
+                               max_connections=self.config.max_connections,
                                read_header_timeout=self.config.read_header_timeout,
                                idle_timeout=self.config.idle_timeout,
                                on_refused=lambda: self.bad_request("too_many_connections"),

@@ -20,9 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gateway import (
     Batch,
-    ComponentID,
     ComponentSettings,
-    ConfigError,
     ConsumeError,
     ReloadingServerTLS,
     Signal,
@@ -31,10 +29,11 @@ from gateway import (
     TLSServerConfig,
     attached,
     count_items,
+    server_auth,
     status_for,
 )
 
-from .config import AuthConfig, Config, Protocols
+from .config import Config, Protocols
 from .grpc_server import GrpcServer
 from .http_server import HttpServer
 from .ids import Rejection, drop_invalid_ids
@@ -153,29 +152,6 @@ class OtlpReceiver:
         telemetry = self.settings.telemetry
         return lambda reason: telemetry.bad_request(transport, reason)
 
-    def _authenticator(self, host: Any, auth: AuthConfig | None, transport: str) -> Authenticate | None:
-        if auth is None:
-            return None
-        extension = getattr(host, "extensions", {}).get(ComponentID.parse(auth.authenticator))
-        if extension is None or not hasattr(extension, "authenticate"):
-            raise ConfigError(f"protocols::{transport}::auth::authenticator: {auth.authenticator} is not an "
-                              f"authenticator extension listed in service::extensions")
-        check: Authenticate = extension.authenticate
-        logger = self.logger
-
-        def authenticate(headers: Any) -> bool:
-            # A malformed credential (non-ASCII bytes, garbage) is the client's problem: 401, never a traceback
-            # per request that an unauthenticated client could use to flood the log.
-            try:
-                return check(headers)
-            except Exception as exc:
-                if logger.isEnabledFor(logging.DEBUG):
-                    logger.debug("authenticator %s refused a malformed credential: %s", auth.authenticator,
-                                 type(exc).__name__)
-                return False
-
-        return authenticate
-
     def _server_tls(self, config: TLSServerConfig | None, transport: str) -> ReloadingServerTLS | None:
         if config is None:
             return None
@@ -199,13 +175,15 @@ class OtlpReceiver:
             if protocols.grpc is not None:
                 grpc_server = GrpcServer(protocols.grpc, self.routes("grpc"), self.bad_request("grpc"),
                                          self.logger, tls=self._server_tls(protocols.grpc.tls, "grpc"),
-                                         authenticate=self._authenticator(host, protocols.grpc.auth, "grpc"))
+                                         authenticate=server_auth(host, protocols.grpc.auth,
+                                                                  "protocols::grpc::auth", self.logger))
                 self._servers.append(grpc_server)
                 self.grpc_address = await grpc_server.start()
             if protocols.http is not None:
                 http_server = HttpServer(protocols.http, self.routes("http"), self.bad_request("http"),
                                          self.logger, tls=self._server_tls(protocols.http.tls, "http"),
-                                         authenticate=self._authenticator(host, protocols.http.auth, "http"))
+                                         authenticate=server_auth(host, protocols.http.auth,
+                                                                  "protocols::http::auth", self.logger))
                 self._servers.append(http_server)
                 self.http_address = await http_server.start()
         except BaseException:

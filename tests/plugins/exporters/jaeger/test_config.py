@@ -95,8 +95,9 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"endpoint": "jaeger", "collector_endpoint": "x"})
     assert info.value.messages == [
-        "collector_endpoint: unknown key; valid keys are: compression, endpoint, headers, protocol, "
-        "retry_on_failure, sending_queue, timeout, tls"]
+        "collector_endpoint: unknown key; valid keys are: auth, authority, balancer_name, compression, endpoint, "
+        "headers, keepalive, protocol, read_buffer_size, retry_on_failure, sending_queue, timeout, tls, "
+        "wait_for_ready, write_buffer_size"]
 
 
 def test_invalid_values_are_reported_together() -> None:
@@ -109,7 +110,8 @@ def test_invalid_values_are_reported_together() -> None:
         "protocol: must be grpc or otlp, got 'thrift'",
         "endpoint: ':14250' has no host; expected host:port, e.g. collector:4317",
         "headers::bad key: not a valid gRPC metadata key (use letters, digits, -_.)",
-        "compression: must be gzip or none, got 'zstd'",
+        "compression: zstd is not available over gRPC here (grpcio compresses with gzip and deflate "
+        "only); use gzip, deflate or none, or send zstd over OTLP/HTTP (the otlp_http exporter)",
         "timeout: must be > 0",
     ]
 

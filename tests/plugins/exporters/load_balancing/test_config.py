@@ -113,8 +113,9 @@ def test_typos_name_the_valid_keys() -> None:
     assert errors_of({"resolver": {"k8s": {"service": "lb-svc"}}}) == [
         "resolver::k8s: unknown key; valid keys are: dns, static"]
     assert errors_of({"resolver": STATIC, "protocol": {"otlp": {"tsl": {}}}}) == [
-        "protocol::otlp::tsl: unknown key; valid keys are: compression, endpoint, headers, retry_on_failure, "
-        "sending_queue, timeout, tls"]
+        "protocol::otlp::tsl: unknown key; valid keys are: auth, authority, balancer_name, compression, endpoint, "
+        "headers, keepalive, read_buffer_size, retry_on_failure, sending_queue, timeout, tls, wait_for_ready, "
+        "write_buffer_size"]
 
 
 def test_invalid_values_give_exact_messages() -> None:
@@ -124,7 +125,10 @@ def test_invalid_values_give_exact_messages() -> None:
         "resolver::static::hostnames::1: invalid endpoint 'nope': expected host:port, e.g. 0.0.0.0:4317",
         "protocol::otlp::endpoint: set by the resolver; remove it"]
     assert errors_of({"resolver": STATIC, "protocol": {"otlp": {"timeout": 0, "compression": "zstd"}}}) == [
-        "protocol::otlp::compression: must be gzip or none, got 'zstd'", "protocol::otlp::timeout: must be > 0"]
+        "protocol::otlp::compression: zstd is not available over gRPC here "
+        "(grpcio compresses with gzip and deflate only); use gzip, deflate or none, "
+        "or send zstd over OTLP/HTTP (the otlp_http exporter)",
+        "protocol::otlp::timeout: must be > 0"]
 
 
 def test_factory_shape() -> None:

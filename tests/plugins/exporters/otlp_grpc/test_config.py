@@ -59,8 +59,9 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"endpoint": "collector:4317", "endpont": "x"})
     assert info.value.messages == [
-        "endpont: unknown key; valid keys are: compression, endpoint, headers, retry_on_failure, "
-        "sending_queue, timeout, tls"
+        "endpont: unknown key; valid keys are: auth, authority, balancer_name, compression, endpoint, headers, "
+        "keepalive, read_buffer_size, retry_on_failure, sending_queue, timeout, tls, wait_for_ready, "
+        "write_buffer_size"
     ]
 
 
@@ -84,7 +85,8 @@ def test_invalid_values_are_reported_together(tmp_path: Path) -> None:
         "retry_on_failure::multiplier: must be >= 1, got 0.5",
         "endpoint: invalid endpoint 'collector': expected host:port, e.g. 0.0.0.0:4317",
         "headers::bad key: not a valid gRPC metadata key (use letters, digits, -_.)",
-        "compression: must be gzip or none, got 'zstd'",
+        "compression: zstd is not available over gRPC here (grpcio compresses with gzip and deflate "
+        "only); use gzip, deflate or none, or send zstd over OTLP/HTTP (the otlp_http exporter)",
         "timeout: must be > 0",
     ]
 

@@ -76,15 +76,16 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"endpoint": "http://c:4318", "protocol": "http/protobuf"})
     assert info.value.messages == [
-        "protocol: unknown key; valid keys are: compression, encoding, endpoint, headers, logs_endpoint, "
-        "metrics_endpoint, retry_on_failure, sending_queue, timeout, tls, traces_endpoint"
+        "protocol: unknown key; valid keys are: auth, compression, encoding, endpoint, headers, logs_endpoint, "
+        "metrics_endpoint, proxy_url, read_buffer_size, retry_on_failure, sending_queue, timeout, tls, "
+        "traces_endpoint, write_buffer_size"
     ]
 
 
 def test_invalid_values_are_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         load({
-            "endpoint": "collector:4318", "traces_endpoint": "ftp://x/v1/traces", "compression": "snappy",
+            "endpoint": "collector:4318", "traces_endpoint": "ftp://x/v1/traces", "compression": "lz4",
             "encoding": "protobuf", "timeout": 0, "headers": {"Bad Header": "x", "X-Ok": "a\nb"},
             "retry_on_failure": {"randomization_factor": 2},
         })
@@ -94,9 +95,9 @@ def test_invalid_values_are_reported_together() -> None:
         "traces_endpoint: must be an http:// or https:// URL with a host, got 'ftp://x/v1/traces'",
         "headers::Bad Header: not a valid HTTP header name",
         "headers::X-Ok: value must not contain line breaks",
-        "compression: must be gzip or none, got 'snappy'",
-        "encoding: must be proto or json, got 'protobuf'",
+        "compression: must be one of gzip, zstd, snappy, deflate or none, got 'lz4'",
         "timeout: must be > 0",
+        "encoding: must be proto or json, got 'protobuf'",
     ]
 
 

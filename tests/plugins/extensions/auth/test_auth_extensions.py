@@ -74,7 +74,10 @@ async def test_basic_plain_and_sha_entries():
 
 
 @pytest.mark.parametrize(("config", "message"), [
-    ({}, "htpasswd: file or inline is required"),
+    ({}, "htpasswd: file or inline is required (or client_auth, to send credentials)"),
+    ({"client_auth": {"password": "x"}}, "client_auth::username: required"),
+    ({"client_auth": {"username": "a:b", "password": "x"}},
+     "client_auth::username: must not contain ':' (Basic auth separates it from the password with one)"),
     ({"htpasswd": {"inline": "nocolon"}}, "htpasswd::inline: line 1: expected user:password"),
     ({"htpasswd": {"inline": "u:$apr1$abc"}}, "htpasswd::inline: line 1: only plain and {SHA} entries are supported"),
     ({"htpasswd": {"file": "/nonexistent/htpasswd"}}, "htpasswd::file: file '/nonexistent/htpasswd' does not exist"),
@@ -91,3 +94,20 @@ def test_bearer_config_errors_never_echo_a_secret(config):
         decode(bearer_factory.create_default_config(), config)
     assert "do-not-print-me" not in str(info.value)
     assert str(info.value).split(":")[0] in ("tokenz", "token", "tokens", "tokens::0")
+
+
+async def test_client_sides_give_the_header_their_server_sides_accept(tmp_path):
+    """basicauth client_auth and bearertokenauth's client header, checked by the same extensions' server side."""
+    auth, cfg = basic({"htpasswd": {"inline": "alice:wonder:land"},
+                       "client_auth": {"username": "alice", "password": "wonder:land"}})
+    await auth.start(None)
+    sent = auth.client_headers()
+    assert auth.authenticate({k.lower(): v for k, v in sent.items()})
+    assert "wonder" not in repr(cfg)
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\nsecond-token\n")
+    auth, cfg = bearer({"filename": str(token_file), "scheme": ""})
+    await auth.start(None)
+    assert auth.client_headers() == {"Authorization": "first-token"}
+    assert auth.authenticate({"authorization": "first-token"})
+    assert not auth.authenticate({"authorization": "Bearer first-token"})

@@ -60,7 +60,7 @@ def test_testdata_gives_the_exact_config(receiver, expected):
     ("otlp/bad_endpoint",
      ["protocols::grpc::endpoint: invalid endpoint 'localhost': expected host:port, e.g. 0.0.0.0:4317"]),
     ("otlp/grpc_limits", ["protocols::grpc::max_recv_msg_size_mib: must be between 1 and 2047, got 0",
-                          "protocols::grpc::max_concurrent_streams: must be >= 0, got -1"]),
+                          "protocols::grpc::max_concurrent_streams: must be >= 0 (0 = grpc's default), got -1"]),
     ("otlp/grpc_limit_too_big",
      ["protocols::grpc::max_recv_msg_size_mib: must be between 1 and 2047, got 4096"]),
     ("otlp/http_limits",
@@ -76,7 +76,8 @@ def test_invalid_values_give_the_exact_validate_messages(receiver, messages):
 
 @pytest.mark.parametrize(("receiver", "messages"), [
     ("otlp/typo_key", ["protocols::grpc::endpont: unknown key; valid keys are: auth, endpoint, include_metadata, "
-                       "max_concurrent_streams, max_in_flight_size_mib, max_recv_msg_size_mib, tls"]),
+                       "keepalive, max_concurrent_streams, max_in_flight_size_mib, max_recv_msg_size_mib, "
+                       "read_buffer_size, tls, transport, write_buffer_size"]),
     ("otlp/typo_protocol", ["protocols::grcp: unknown key; valid keys are: grpc, http"]),
     ("otlp/wrong_types", ["protocols::grpc::max_recv_msg_size_mib: expected int, got str 'big'",
                           "protocols::http: expected a mapping, got int 4318"]),
@@ -96,7 +97,8 @@ def test_the_gateway_loader_reports_receiver_errors_with_their_full_path():
         build_config(raw, load_registry())
     messages = caught.value.messages
     assert ("receivers::otlp/typo_key::protocols::grpc::endpont: unknown key; valid keys are: auth, endpoint, "
-            "include_metadata, max_concurrent_streams, max_in_flight_size_mib, max_recv_msg_size_mib, tls") in messages
+            "include_metadata, keepalive, max_concurrent_streams, max_in_flight_size_mib, max_recv_msg_size_mib, "
+            "read_buffer_size, tls, transport, write_buffer_size") in messages
     assert ("receivers::otlp/same_endpoint::protocols: grpc and http cannot both listen on 0.0.0.0:4317"
             in messages)
     assert len(messages) == 5 + 10  # every typo and every invalid value, none lost
