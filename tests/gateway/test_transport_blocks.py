@@ -25,6 +25,15 @@ from plugins.exporters.otlp_grpc.config import Config as GrpcExporterConfig
 
 TRACES_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 QUIET = "telemetry: {metrics: {address: \"\"}}"
+#: The rest of a config whose otlp receiver was written above it: traces to the debug exporter.
+TO_DEBUG = f"""
+        exporters:
+          debug:
+        service:
+          {QUIET}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [debug]}}
+"""
 
 
 @contextlib.asynccontextmanager
@@ -132,13 +141,7 @@ async def test_http_server_answers_cors_preflights_and_adds_response_headers(tmp
                 endpoint: "127.0.0.1:0"
                 cors: {{allowed_origins: ["https://*.example.com"], allowed_headers: [X-Tenant], max_age: 600}}
                 response_headers: {{Strict-Transport-Security: max-age=31536000}}
-        exporters:
-          debug:
-        service:
-          {QUIET}
-          pipelines:
-            traces: {{receivers: [otlp], exporters: [debug]}}
-    """
+    """ + TO_DEBUG
     async with gateway(tmp_path, config) as service:
         url = f"http://{http_address(service)}/v1/traces"
         preflight = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
@@ -175,13 +178,7 @@ async def test_grpc_server_listens_on_a_unix_socket(tmp_path: Path) -> None:
               grpc: {{transport: unix, endpoint: "{socket_path}",
                      keepalive: {{server_parameters: {{max_connection_idle: 1m}},
                                  enforcement_policy: {{min_time: 10s, permit_without_stream: true}}}}}}
-        exporters:
-          debug:
-        service:
-          {QUIET}
-          pipelines:
-            traces: {{receivers: [otlp], exporters: [debug]}}
-    """
+    """ + TO_DEBUG
     async with gateway(tmp_path, config) as service:
         assert socket_path.is_socket()
         async with grpc.aio.insecure_channel(f"unix:{socket_path}") as channel:
