@@ -2,7 +2,8 @@
 
 A server asks the extension whether a request's headers (gRPC metadata) carry valid credentials
 (``authenticate(headers) -> bool``); a client asks it for the headers to add to each request
-(``client_headers() -> dict[str, str]``, called per request so a rotated token file applies at once).
+(``client_headers() -> dict[str, str]``, called per request so a rotated token file applies at once), or, when
+the extension has ``apply_headers(existing) -> dict[str, str]`` (headers_setter), lets it edit the client's own.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from gateway.errors import ConfigError
 __all__ = ["AuthConfig", "ClientHeaders", "ServerCheck", "client_auth", "server_auth"]
 
 ServerCheck = Callable[[Mapping[str, str]], bool]
-ClientHeaders = Callable[[], dict[str, str]]
+#: Takes the client's own headers for one request and gives back the headers to send.
+ClientHeaders = Callable[[dict[str, str]], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -67,5 +69,12 @@ def client_auth(host: Any, auth: AuthConfig | None, key: str) -> ClientHeaders |
     if auth is None:
         return None
     extension = auth._extension(host, "client_headers", key, "client")
-    headers: ClientHeaders = extension.client_headers
-    return headers
+    edit = getattr(extension, "apply_headers", None)
+    if callable(edit):
+        apply: ClientHeaders = edit
+        return apply
+
+    def add(headers: dict[str, str]) -> dict[str, str]:
+        return {**headers, **extension.client_headers()}
+
+    return add

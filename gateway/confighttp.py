@@ -264,7 +264,7 @@ class HTTPClient:
             body = await compress(self._encoding, body)
         all_headers = {**self._headers, **headers}
         if self._credentials is not None:
-            all_headers.update(self._credentials())
+            all_headers = self._credentials(all_headers)
         return await self.session.post(url, data=body, headers=all_headers, **self._options)
 
     async def close(self) -> None:

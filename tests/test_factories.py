@@ -29,7 +29,8 @@ REQUIRED_KEYS = {"otlp_grpc": ["endpoint"], "otlp_http": ["endpoint"], "file": [
                  "prometheus_remote_write": ["endpoint"], "tail_sampling": ["policies"],
                  "jaeger": ["endpoint"], "loki": ["endpoint"], "load_balancing": ["resolver"],
                  "memory_limiter": ["check_interval", "limit_mib"], "file_storage": ["directory"],
-                 "bearertokenauth": ["token"], "basicauth": ["htpasswd"], "resource": ["attributes"],
+                 "bearertokenauth": ["token"], "basicauth": ["htpasswd"], "headers_setter": ["headers"],
+                 "resource": ["attributes"],
                  "filelog": ["include"],
                  "prometheus": ["config::scrape_configs"], "hostmetrics": ["scrapers"],
                  "resourcedetection": ["detectors"], "attributes": ["actions"]}
@@ -62,6 +63,7 @@ def runnable_overrides(type_name: str, tmp_path: Path, kind: Kind | None = None)
         "bearertokenauth": {"token": "t"},
         "resource": {"attributes": [{"key": "k", "value": "v", "action": "upsert"}]},
         "basicauth": {"htpasswd": {"inline": "user:pass"}},
+        "headers_setter": {"headers": [{"key": "X-Tenant", "value": "a"}]},
         "attributes": {"actions": [{"key": "k", "value": "v", "action": "upsert"}]},
         "load_balancing": {"resolver": {"static": {"hostnames": [UNREACHABLE]}},
                            "protocol": {"otlp": {"tls": {"insecure": True}, "timeout": "1s",

@@ -18,6 +18,7 @@ READMES = [
     "plugins/processors/resourcedetection/README.md",
     "plugins/extensions/basicauth/README.md",
     "plugins/extensions/bearertokenauth/README.md",
+    "plugins/extensions/headers_setter/README.md",
 ]
 _YAML = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
 

@@ -50,6 +50,8 @@ import grpc
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
+from gateway import client
+from gateway.client import ClientInfo
 from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
 from gateway.configtypes import Duration
 from gateway.errors import (
@@ -262,6 +264,10 @@ class ExporterHelper:
             root.exporter_queue_capacity.labels(name, data_type).set(queue.queue_size)
         self._id = name
         self._workers: list[asyncio.Task[None]] = []
+        #: id(batch) → (batch, its sender) for batches in the in-memory queue that came with client metadata
+        #: (``gateway.client``): a worker sends each with its sender current, for headers_setter and the like.
+        #: The persistent queue keeps bytes only, so its batches are sent without a sender.
+        self._senders: dict[int, tuple[Batch, ClientInfo]] = {}
         self._closing = asyncio.Event()
         self._deadline: float | None = None  # loop time at which shutdown stops waiting for sends
 
@@ -279,6 +285,9 @@ class ExporterHelper:
             raise RetryableError("exporter is not started: its persistent queue is not open yet")
         try:
             self._queue.put(batch)
+            sender = client.current()
+            if sender is not None and not self._queue.persistent:
+                self._senders[id(batch)] = (batch, sender)
         except QueueFull:
             self._enqueue_failed.inc(count_items(self.signal, batch))
             raise OverloadedError("sending queue is full", retry_after=1.0) from None
@@ -350,6 +359,7 @@ class ExporterHelper:
                                     "start.", extra={"requests": self._queue.unfinished})
             self._queue.close()
             return
+        self._senders.clear()
         dropped = sum(count_items(self.signal, batch) for batch in self._queue.take_remaining())
         if dropped:
             self._failed.inc(dropped)
@@ -380,8 +390,10 @@ class ExporterHelper:
         queue = self._queue
         while True:
             token, batch = await queue.get()
+            entry = self._senders.pop(id(batch), None)
             try:
-                await self._export(batch, inline=False)
+                with client.attached(entry[1] if entry is not None and entry[0] is batch else None):
+                    await self._export(batch, inline=False)
             except _LeaveQueued:
                 return  # shutting down; not acknowledged, so it is sent after the next start
             except asyncio.CancelledError:

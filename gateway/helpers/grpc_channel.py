@@ -56,9 +56,10 @@ class ExporterChannel:
             multicallable = self._calls.get(path)
             if multicallable is None:
                 raise RetryableError("exporter is not started")
-            metadata = self._metadata
+            metadata: Any = self._metadata
             if self._credentials is not None:  # asked per call: a rotated token applies at once
-                metadata = (*metadata, *((k.lower(), v) for k, v in self._credentials().items()))
+                own: dict[str, Any] = dict(self._metadata)
+                metadata = tuple((k.lower(), v) for k, v in self._credentials(own).items())
             return await multicallable(request, metadata=metadata, wait_for_ready=self.config.wait_for_ready or None,
                                        **kwargs)
 

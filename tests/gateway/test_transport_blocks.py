@@ -15,10 +15,10 @@ import grpc
 import pytest
 from aiohttp import web
 
+from gateway._host.service import Service
 from gateway.component import Kind, Signal
 from gateway.configgrpc import GRPCClientConfig, KeepaliveServerConfig, KeepaliveServerParameters
 from gateway.configtypes import decode, validate_tree
-from gateway._host.service import Service
 from gateway.testing import make_traces
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.exporters.otlp_grpc.config import Config as GrpcExporterConfig
@@ -133,14 +133,14 @@ async def test_http_client_goes_through_proxy_url(tmp_path: Path, sink: OtlpSink
 
 
 async def test_http_server_answers_cors_preflights_and_adds_response_headers(tmp_path: Path) -> None:
-    config = f"""
+    config = """
         receivers:
           otlp:
             protocols:
               http:
                 endpoint: "127.0.0.1:0"
-                cors: {{allowed_origins: ["https://*.example.com"], allowed_headers: [X-Tenant], max_age: 600}}
-                response_headers: {{Strict-Transport-Security: max-age=31536000}}
+                cors: {allowed_origins: ["https://*.example.com"], allowed_headers: [X-Tenant], max_age: 600}
+                response_headers: {Strict-Transport-Security: max-age=31536000}
     """ + TO_DEBUG
     async with gateway(tmp_path, config) as service:
         url = f"http://{http_address(service)}/v1/traces"
@@ -304,3 +304,47 @@ async def test_client_authenticators_send_credentials_a_gateway_accepts(tmp_path
     printed = capfd.readouterr()
     assert "s3cret-pass" not in printed.out + printed.err
     assert "t0ken-from-file" not in printed.out + printed.err
+
+
+# ---------------------------------------------------------------- include_metadata, end to end
+
+
+async def test_include_metadata_reaches_from_context_batch_metadata_keys_and_headers_setter(
+        tmp_path: Path, sink: OtlpSink) -> None:
+    """Tenants sent as a request header (HTTP for a, gRPC for b, none for the third request) come out as a span
+    attribute (attributes from_context), batched apart (batch metadata_keys) and as the exporter's
+    X-Scope-OrgID header (headers_setter) of exactly their own spans."""
+    config = f"""
+        extensions:
+          headers_setter:
+            headers: [{{key: X-Scope-OrgID, from_context: x-tenant, default_value: anonymous}}]
+        receivers:
+          otlp:
+            protocols:
+              http: {{endpoint: "127.0.0.1:0", include_metadata: true}}
+              grpc: {{endpoint: "127.0.0.1:0", include_metadata: true}}
+        processors:
+          attributes:
+            actions: [{{key: tenant, action: upsert, from_context: metadata.x-tenant}}]
+          batch: {{metadata_keys: [x-tenant], timeout: 50ms}}
+        exporters:
+          otlp_http: {{endpoint: "{sink.http_endpoint}", auth: {{authenticator: headers_setter}}}}
+        service:
+          {QUIET}
+          extensions: [headers_setter]
+          pipelines:
+            traces: {{receivers: [otlp], processors: [attributes, batch], exporters: [otlp_http]}}
+    """
+    async with gateway(tmp_path, config) as service:
+        receiver = service.graph.find(Kind.RECEIVER, "otlp")
+        assert await post_traces(receiver.http_address, spans=3, headers={"X-Tenant": "a"}) == 200
+        assert await post_traces(receiver.http_address, spans=1) == 200
+        async with grpc.aio.insecure_channel(receiver.grpc_address) as channel:
+            await channel.unary_unary(TRACES_EXPORT)(make_traces(2).SerializeToString(),
+                                                     metadata=(("x-tenant", "b"),), timeout=10)
+    by_header: dict[str, list[str]] = {}
+    for request in sink.received(Signal.TRACES):
+        tenants = [next((kv.value.string_value for kv in span.attributes if kv.key == "tenant"), "")
+                   for rs in request.batch.resource_spans for ss in rs.scope_spans for span in ss.spans]
+        by_header.setdefault(request.headers["x-scope-orgid"], []).extend(tenants)
+    assert by_header == {"a": ["a"] * 3, "b": ["b"] * 2, "anonymous": [""]}

@@ -22,9 +22,9 @@ class Action:
     value: Any = None
     #: Take the value from this attribute of the same item instead (insert, update, upsert).
     from_attribute: str = ""
-    #: Take the value from the request context (insert, update, upsert): ``metadata.<key>``, ``auth.<key>`` or
-    #: ``client.address``. otelgw's receivers do not hand request metadata to processors yet, so such an
-    #: action currently never finds a value and leaves the item unchanged.
+    #: Take the value from the request's client metadata (insert, update, upsert): ``metadata.<header>`` (or the
+    #: bare header name) or ``client.address``. The receiver needs ``include_metadata: true``, and no batch
+    #: processor without ``metadata_keys`` may come before (a merged batch has no single sender).
     from_context: str = ""
     #: delete and hash: a regular expression selecting keys (instead of ``key``); extract: a regular expression
     #: with named groups, matched against the value of ``key``; each group becomes an attribute.

@@ -21,7 +21,7 @@ from gateway.ottl import (
 )
 
 from .config import Config
-from .translate import CONTEXTS, hash_matching, match_condition, statements
+from .translate import CONTEXTS, from_context, hash_matching, match_condition, statements
 
 
 def build_statements(config: Config, signal: str) -> list[CompiledStatement]:
@@ -30,6 +30,9 @@ def build_statements(config: Config, signal: str) -> list[CompiledStatement]:
     for action in config.actions:
         for text in statements(action):
             compiled.append(compile_statement(text, context))
+        if action.from_context:
+            compiled.append(CompiledStatement(f"{action.action} {action.key!r} from_context {action.from_context!r}",
+                                              context, action.action, from_context(action), None, ITEM))
         if action.action == "hash" and action.pattern:
             compiled.append(CompiledStatement(f"hash keys matching {action.pattern!r}", context, "hash",
                                               hash_matching(action.pattern), None, ITEM))

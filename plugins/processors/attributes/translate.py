@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from gateway import client
 from gateway.ottl import Ctx, from_any
 
 from .config import Action, Match
 
-__all__ = ["CONTEXTS", "hash_matching", "literal", "match_condition", "statements"]
+__all__ = ["CONTEXTS", "from_context", "hash_matching", "literal", "match_condition", "statements"]
 
 #: The OTTL context whose attributes the processor changes, per signal.
 CONTEXTS = {"traces": "span", "logs": "log", "metrics": "datapoint"}
@@ -42,7 +43,7 @@ def statements(action: Action) -> list[str]:
     key = _attr(action.key) if action.key else ""
     if action.action in ("insert", "update", "upsert"):
         if action.from_context:
-            return []  # no request metadata reaches processors (see Action.from_context)
+            return []  # not OTTL: see from_context below
         source = literal(action.value) if action.value is not None else _attr(action.from_attribute)
         where = {"insert": f" where {key} == nil", "update": f" where {key} != nil", "upsert": ""}[action.action]
         return [f"set({key}, {source}){where}"]
@@ -59,6 +60,27 @@ def statements(action: Action) -> list[str]:
                 f"where IsString({key})"]
     converter = {"int": "Int", "double": "Double", "string": "String"}[action.converted_type]
     return [f"set({key}, {converter}({key})) where {key} != nil"]
+
+
+def from_context(action: Action) -> Callable[[Ctx], None]:
+    """insert / update / upsert of ``key`` with a value of the request's client metadata (``gateway.client``);
+    an item is left alone when the sender sent no such value."""
+    source, key, mode = action.from_context, action.key, action.action
+
+    def run(ctx: Ctx) -> None:
+        value = client.from_context(source)
+        if value is None:
+            return
+        attributes = ctx.item.attributes
+        for kv in attributes:
+            if kv.key == key:
+                if mode != "insert":
+                    kv.value.Clear()
+                    kv.value.string_value = value
+                return
+        if mode != "update":
+            attributes.add(key=key).value.string_value = value
+    return run
 
 
 def hash_matching(pattern: str) -> Callable[[Ctx], None]:

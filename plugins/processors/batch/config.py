@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway import ConfigError, Duration
 
@@ -15,6 +15,12 @@ class Config:
     send_batch_max_size: int = 0
     #: Send whatever is held this long after the first item of the batch arrived. 0 = no buffering at all.
     timeout: Duration = 0.2
+    #: Client metadata keys (request headers kept by a receiver's include_metadata) whose values batch apart:
+    #: each distinct combination gets its own batches, which leave with those keys as their sender.
+    metadata_keys: list[str] = field(default_factory=list)
+    #: Most distinct combinations of metadata_keys values; requests of a new one beyond it are refused
+    #: (retryable). Default 1000.
+    metadata_cardinality_limit: int = 1000
 
     def validate(self) -> None:
         errors = []
@@ -27,5 +33,7 @@ class Config:
                 f"send_batch_max_size: must be 0 (no limit) or >= send_batch_size ({self.send_batch_size}), "
                 f"got {self.send_batch_max_size}"
             )
+        if self.metadata_cardinality_limit < 1:
+            errors.append(f"metadata_cardinality_limit: must be >= 1, got {self.metadata_cardinality_limit}")
         if errors:
             raise ConfigError(errors)

@@ -5,6 +5,7 @@ from typing import Any
 from gateway import ComponentSettings, Factory, Kind, Stability
 
 from .config import Config
+from .metadata import MetadataBatcher, WithSender
 from .processor import BatchProcessor
 
 
@@ -12,8 +13,12 @@ def create_default_config() -> Config:
     return Config()
 
 
-def create_processor(settings: ComponentSettings, config: Config, next_consumer: Any) -> BatchProcessor:
-    return BatchProcessor(settings, config, next_consumer)
+def create_processor(settings: ComponentSettings, config: Config,
+                     next_consumer: Any) -> BatchProcessor | MetadataBatcher:
+    if config.metadata_keys:
+        return MetadataBatcher(settings, config, next_consumer)
+    assert settings.signal is not None
+    return BatchProcessor(settings, config, WithSender(next_consumer, settings.signal, None))
 
 
 factory = Factory(

@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 from gateway import (
     MIB,
     Budget,
+    ClientInfo,
     OverloadedError,
     ReloadingServerTLS,
     Signal,
@@ -51,6 +52,11 @@ async def abort(context: grpc.aio.ServicerContext, failure: StatusMapping) -> No
     rich = rpc_status.to_status(status)
     await context.abort(rich.code, rich.details, rich.trailing_metadata)
     raise AssertionError("unreachable: abort() raises")
+
+
+def _sender(context: grpc.aio.ServicerContext) -> ClientInfo:
+    peer = context.peer() or ""  # "ipv4:127.0.0.1:50512", "ipv6:[::1]:50512", "unix:/path"
+    return ClientInfo.of(context.invocation_metadata() or (), peer.partition(":")[2] if ":" in peer else peer)
 
 
 class _UnknownMethod(grpc.GenericRpcHandler):
@@ -142,6 +148,7 @@ class GrpcServer:
         success = RESPONSE_TYPES[signal]().SerializeToString()
         deliver, screen = route.deliver, route.screen
         budget = self.budget
+        include_metadata = self.config.include_metadata
 
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
             try:  # before parsing: what parsing and delivery will take must fit in the budgets
@@ -157,7 +164,8 @@ class GrpcServer:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                         f"malformed request ({len(request)} bytes): {exc}")
                 rejection = screen(batch, request)
-                failure = await deliver(batch, request if rejection is None else None)
+                sender = _sender(context) if include_metadata else None
+                failure = await deliver(batch, request if rejection is None else None, sender)
             if failure is not None and failure.grpc_code is not grpc.StatusCode.OK:
                 await abort(context, failure)
             return success if rejection is None else rejection.response(signal).SerializeToString()

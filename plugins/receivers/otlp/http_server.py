@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from gateway import (
     Batch,
     Budget,
+    ClientInfo,
     OverloadedError,
     PermanentError,
     ReloadingServerTLS,
@@ -216,7 +217,13 @@ class HttpServer:
             rejection = route.screen(batch, body if content_type == PROTOBUF else None)
             # Protobuf bodies go along as the batch's wire bytes (gateway.wirebytes); JSON has none, and neither
             # has a batch that screening changed.
-            failure = await route.deliver(batch, body if content_type == PROTOBUF and rejection is None else None)
+            sender = None
+            if self.config.include_metadata:
+                peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+                address = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else ""
+                sender = ClientInfo.of(request.headers.items(), address)
+            failure = await route.deliver(batch, body if content_type == PROTOBUF and rejection is None else None,
+                                          sender)
         if failure is None or failure.http_status == 200:
             reply = (self._success[(signal, content_type)] if rejection is None
                      else _ENCODERS[content_type](rejection.response(signal)))

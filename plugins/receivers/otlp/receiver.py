@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from gateway import (
     Batch,
+    ClientInfo,
     ComponentSettings,
     ConsumeError,
     ReloadingServerTLS,
@@ -28,6 +29,7 @@ from gateway import (
     StatusMapping,
     TLSServerConfig,
     attached,
+    client,
     count_items,
     server_auth,
     status_for,
@@ -90,21 +92,24 @@ class Route:
                                   extra={"signal": self.signal.value, "transport": self.transport})
         return rejection
 
-    async def deliver(self, batch: Batch, wire: bytes | None = None) -> StatusMapping | None:
+    async def deliver(self, batch: Batch, wire: bytes | None = None,
+                      sender: ClientInfo | None = None) -> StatusMapping | None:
         """Hand ``batch`` downstream. None means success; otherwise how to answer the sender.
 
         ``wire``: the protobuf bytes ``batch`` was parsed from, offered to byte-scanning processors while the
-        hand-over lasts (``gateway.wirebytes``).
+        hand-over lasts (``gateway.wirebytes``). ``sender``: the request's metadata (``include_metadata``),
+        current for the hand-over (``gateway.client``).
         """
         items = count_items(self.signal, batch)
         if items == 0:
             return None  # an empty request is answered with success and not forwarded (docs/protocols.md §1.1)
         try:
-            if wire is None:
-                await self.consume(batch)
-            else:
-                with attached(batch, wire):
+            with client.attached(sender):
+                if wire is None:
                     await self.consume(batch)
+                else:
+                    with attached(batch, wire):
+                        await self.consume(batch)
         except SkipBatchError:
             pass  # dropped on purpose downstream: success for the sender
         except Exception as exc:
