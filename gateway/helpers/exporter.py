@@ -63,6 +63,7 @@ from gateway.errors import (
     RetryableError,
     TooLargeError,
 )
+from gateway.helpers.batching import cut, join, measure
 from gateway.helpers.persistent_queue import (
     MemoryQueue,
     PersistentQueue,
@@ -100,6 +101,37 @@ USER_AGENT = f"otelgw/{_version()}"
 
 
 @dataclass(frozen=True)
+class QueueBatchConfig:
+    """``sending_queue::batch``: the queue's workers join queued requests into batches before sending (the
+    Collector's replacement for the batch processor). Batching happens after the queue, so what was
+    acknowledged is already queued (on disk, with ``storage``) before it waits for its batch."""
+
+    #: Send what was gathered this long after the first request of the batch was taken from the queue.
+    flush_timeout: Duration = 0.2
+    #: Send as soon as the batch holds this much (in ``sizer`` units).
+    min_size: int = 8192
+    #: Larger batches are cut into pieces of at most this much; 0 = no limit.
+    max_size: int = 0
+    #: What min_size and max_size count: items (spans, data points, log records) or bytes.
+    sizer: str = "items"
+
+    def validate(self) -> None:
+        errors = []
+        if self.flush_timeout <= 0:
+            errors.append("flush_timeout: must be > 0")
+        if self.min_size < 0:
+            errors.append(f"min_size: must be >= 0, got {self.min_size}")
+        if self.max_size < 0:
+            errors.append(f"max_size: must be >= 0 (0 = no limit), got {self.max_size}")
+        elif 0 < self.max_size < self.min_size:
+            errors.append(f"max_size: must be 0 (no limit) or >= min_size ({self.min_size}), got {self.max_size}")
+        if self.sizer not in ("items", "bytes"):
+            errors.append(f"sizer: must be items or bytes, got {self.sizer!r}")
+        if errors:
+            raise ConfigError(errors)
+
+
+@dataclass(frozen=True)
 class QueueConfig:
     """The Collector's ``sending_queue`` block: in memory, or on disk through a ``file_storage`` extension."""
 
@@ -109,11 +141,18 @@ class QueueConfig:
     num_consumers: int = 10
     #: Capacity, in the unit of ``sizer``; when full, new batches are refused with a retryable overload error.
     queue_size: int = 1000
-    #: What queue_size counts: ``requests`` (batches) or ``bytes`` (their serialized size, the cap on disk).
+    #: What queue_size counts: ``requests`` (batches), ``items`` (in memory only) or ``bytes`` (their
+    #: serialized size, the cap on disk).
     sizer: str = "requests"
     #: Id of a file_storage extension (``file_storage/queue``): the queue is then a write-ahead log on disk that
     #: survives restarts and crashes (at-least-once). Empty keeps the queue in memory.
     storage: str | None = None
+    #: When the queue is full, wait for room instead of refusing the request (the sender waits, as backpressure).
+    block_on_overflow: bool = False
+    #: Answer the sender only once its request was exported (or dropped, with the error), not once it was queued.
+    wait_for_result: bool = False
+    #: Join queued requests into batches before sending (see QueueBatchConfig); unset sends each as queued.
+    batch: QueueBatchConfig | None = None
 
     def validate(self) -> None:
         errors = []
@@ -124,8 +163,16 @@ class QueueConfig:
                 errors.append(f"storage: {exc}")
             if not self.enabled:
                 errors.append("storage: needs enabled: true (a persistent queue is a queue)")
-        if self.sizer not in ("requests", "bytes"):
-            errors.append(f"sizer: must be requests or bytes, got {self.sizer!r}")
+        if self.sizer not in ("requests", "items", "bytes"):
+            errors.append(f"sizer: must be requests, items or bytes, got {self.sizer!r}")
+        elif self.sizer == "items" and self.storage:
+            errors.append("sizer: items is not available with storage (the queue on disk counts requests or "
+                          "bytes); use requests or bytes")
+        if self.wait_for_result and self.storage:
+            errors.append("wait_for_result: not available with storage yet; a persistent queue answers once the "
+                          "request is on disk, where it survives a crash")
+        if self.batch is not None and not self.enabled:
+            errors.append("batch: needs enabled: true (batches are joined by the queue's workers)")
         if self.enabled and self.num_consumers < 1:
             errors.append(f"num_consumers: must be >= 1, got {self.num_consumers}")
         if self.enabled and self.queue_size < 1:
@@ -259,7 +306,7 @@ class ExporterHelper:
         self._queue: SendingQueue | None = None
         if queue.enabled:
             if not queue.storage:
-                self._queue = MemoryQueue(queue.queue_size, queue.sizer)
+                self._queue = MemoryQueue(queue.queue_size, queue.sizer, self.signal)
             root.exporter_queue_size.labels(name, data_type).set_function(lambda: self.queue_size)
             root.exporter_queue_capacity.labels(name, data_type).set(queue.queue_size)
         self._id = name
@@ -268,6 +315,10 @@ class ExporterHelper:
         #: (``gateway.client``): a worker sends each with its sender current, for headers_setter and the like.
         #: The persistent queue keeps bytes only, so its batches are sent without a sender.
         self._senders: dict[int, tuple[Batch, ClientInfo]] = {}
+        #: id(batch) → (batch, outcome) for senders waiting on their export (``wait_for_result``).
+        self._outcomes: dict[int, tuple[Batch, asyncio.Future[ConsumeError | None]]] = {}
+        #: Set when a worker finished a request (room in the queue) or at shutdown: ``block_on_overflow`` waits.
+        self._room = asyncio.Event()
         self._closing = asyncio.Event()
         self._deadline: float | None = None  # loop time at which shutdown stops waiting for sends
 
@@ -283,17 +334,28 @@ class ExporterHelper:
             return
         if self._queue is None:
             raise RetryableError("exporter is not started: its persistent queue is not open yet")
-        try:
-            self._queue.put(batch)
-            sender = client.current()
-            if sender is not None and not self._queue.persistent:
-                self._senders[id(batch)] = (batch, sender)
-        except QueueFull:
-            self._enqueue_failed.inc(count_items(self.signal, batch))
-            raise OverloadedError("sending queue is full", retry_after=1.0) from None
-        except StorageUnavailable:  # disk full or I/O error: retryable, and what is queued keeps draining
-            self._enqueue_failed.inc(count_items(self.signal, batch))
-            raise
+        while True:
+            try:
+                self._queue.put(batch)
+                break
+            except QueueFull:
+                if not self._queue_config.block_on_overflow or self._closing.is_set():
+                    self._enqueue_failed.inc(count_items(self.signal, batch))
+                    raise OverloadedError("sending queue is full", retry_after=1.0) from None
+                self._room.clear()
+                await self._room.wait()  # backpressure: the sender waits until a worker made room
+            except StorageUnavailable:  # disk full or I/O error: retryable, and what is queued keeps draining
+                self._enqueue_failed.inc(count_items(self.signal, batch))
+                raise
+        sender = client.current()
+        if sender is not None and not self._queue.persistent:
+            self._senders[id(batch)] = (batch, sender)
+        if self._queue_config.wait_for_result:
+            outcome: asyncio.Future[ConsumeError | None] = asyncio.get_running_loop().create_future()
+            self._outcomes[id(batch)] = (batch, outcome)
+            error = await asyncio.shield(outcome)  # a sender that hangs up does not cancel the export
+            if error is not None:
+                raise error
 
     async def start(self, host: Any) -> None:
         if self._queue_config.storage and self._queue is None:
@@ -330,6 +392,7 @@ class ExporterHelper:
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + self.drain_timeout
         self._closing.set()  # wakes retries that are sleeping, so they can check the deadline
+        self._room.set()  # and senders blocked on a full queue, which are now refused
         if self._queue is None:
             return
         try:
@@ -360,7 +423,10 @@ class ExporterHelper:
             self._queue.close()
             return
         self._senders.clear()
-        dropped = sum(count_items(self.signal, batch) for batch in self._queue.take_remaining())
+        remaining = self._queue.take_remaining()
+        for batch in remaining:
+            self._settle(batch, RetryableError("exporter shut down before the request was sent"))
+        dropped = sum(count_items(self.signal, batch) for batch in remaining)
         if dropped:
             self._failed.inc(dropped)
             self._dropped["shutdown"].inc(dropped)
@@ -389,32 +455,84 @@ class ExporterHelper:
         assert self._queue is not None
         queue = self._queue
         while True:
-            token, batch = await queue.get()
-            entry = self._senders.pop(id(batch), None)
+            entries = [await queue.get()]  # (token, batch): one request, or those joined into one batch
             try:
-                with client.attached(entry[1] if entry is not None and entry[0] is batch else None):
-                    await self._export(batch, inline=False)
+                if self._queue_config.batch is not None:
+                    await self._gather(entries)
+                error = await self._send_entries([batch for _, batch in entries])
             except _LeaveQueued:
                 return  # shutting down; not acknowledged, so it is sent after the next start
             except asyncio.CancelledError:
                 if queue.persistent:
                     raise  # not acknowledged: it stays on disk and is sent after the next start
-                items = count_items(self.signal, batch)
+                items = sum(count_items(self.signal, batch) for _, batch in entries)
                 self._failed.inc(items)
                 self._dropped["shutdown"].inc(items)
                 self.logger.error("Exporting failed. Shutdown deadline passed. Dropping data.",
                                   extra={"dropped_items": items})
-                queue.done(token)
+                self._finish(entries, RetryableError("exporter shut down before the request was sent"))
                 raise
             except Exception:  # a bug: the batch is dropped and counted, the supervisor logs and restarts us
-                items = count_items(self.signal, batch)
-                self._failed.inc(items)
-                queue.done(token)
+                self._failed.inc(sum(count_items(self.signal, batch) for _, batch in entries))
+                self._finish(entries, RetryableError("exporter failed unexpectedly"))
                 raise
-            queue.done(token)
+            self._finish(entries, error)
 
-    async def _export(self, batch: Batch, *, inline: bool, budget: _BisectBudget | None = None) -> None:
-        """Send with retries; count the outcome. Raises the final error only when ``inline``."""
+    async def _gather(self, entries: list[tuple[Any, Batch]]) -> None:
+        """Take more requests from the queue into ``entries`` until they reach ``batch::min_size`` or
+        ``flush_timeout`` passed since the first. What was taken is in ``entries`` even when cancelled."""
+        assert self._queue is not None and self._queue_config.batch is not None
+        config, queue, loop = self._queue_config.batch, self._queue, asyncio.get_running_loop()
+        size = measure(self.signal, entries[0][1], config.sizer)
+        deadline = loop.time() + config.flush_timeout
+        while size < config.min_size and not self._closing.is_set() and (remaining := deadline - loop.time()) > 0:
+            getter = asyncio.ensure_future(queue.get())
+            closing = asyncio.ensure_future(self._closing.wait())  # shutdown sends what was gathered at once
+            try:
+                await asyncio.wait({getter, closing}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closing.cancel()
+                if not getter.done():
+                    getter.cancel()
+                    await asyncio.wait({getter})
+                if not getter.cancelled():  # taken, maybe while being cancelled: it must not get lost
+                    entries.append(getter.result())
+            if getter.cancelled():
+                return
+            size += measure(self.signal, entries[-1][1], config.sizer)
+
+    async def _send_entries(self, batches: list[Batch]) -> ConsumeError | None:
+        """Send ``batches`` as one (cut to ``batch::max_size``), with their sender current when they share one."""
+        senders = [self._senders.pop(id(batch), (None, None)) for batch in batches]
+        known = [sender for (held, sender), batch in zip(senders, batches, strict=True) if held is batch]
+        common = known[0] if len(known) == len(batches) and all(s == known[0] for s in known) else None
+        joined = join(self.signal, batches)
+        config = self._queue_config.batch
+        pieces = cut(self.signal, joined, config.sizer, config.max_size) if config is not None else [joined]
+        error: ConsumeError | None = None
+        with client.attached(common):
+            for piece in pieces:
+                error = await self._export(piece, inline=False) or error
+        return error
+
+    def _finish(self, entries: list[tuple[Any, Batch]], error: ConsumeError | None) -> None:
+        assert self._queue is not None
+        for token, batch in entries:
+            self._settle(batch, error)
+            self._queue.done(token)
+        self._room.set()
+
+    def _settle(self, batch: Batch, error: ConsumeError | None) -> None:
+        """Answer a sender waiting on ``batch`` (``wait_for_result``)."""
+        self._senders.pop(id(batch), None)
+        entry = self._outcomes.pop(id(batch), None)
+        if entry is not None and entry[0] is batch and not entry[1].done():
+            entry[1].set_result(error)
+
+    async def _export(self, batch: Batch, *, inline: bool,
+                      budget: _BisectBudget | None = None) -> ConsumeError | None:
+        """Send with retries; count the outcome. Raises the final error when ``inline``; queued, returns the
+        error the batch was dropped with (None when it was sent, or bisected)."""
         items = count_items(self.signal, batch)
         budget = budget or _BisectBudget()
         backoff = Backoff(self._retry)
@@ -427,14 +545,14 @@ class ExporterHelper:
                 if not isinstance(error, RetryableError):
                     if items > 1 and isinstance(error, InvalidDataError | TooLargeError) and budget.take():
                         await self._bisect(batch, items, inline=inline, budget=budget)
-                        return
+                        return None
                     self._failed.inc(items)
                     self._dropped["rejected"].inc(items)
                     self.logger.error("Exporting failed. The error is not retryable. Dropping data.",
                                       extra={"error": str(error), "dropped_items": items})
                     if inline:
                         raise
-                    return
+                    return error
                 delay = self._retry_delay(backoff, error, first_attempt)
                 if delay is not None:
                     self.logger.info("Exporting failed. Will retry the request after interval.",
@@ -453,7 +571,7 @@ class ExporterHelper:
                         raise
                     if inline:
                         raise error from exc
-                    return
+                    return error
                 self._retries.inc()
                 continue
             rejected = min(result.rejected, items) if result is not None else 0
@@ -464,7 +582,7 @@ class ExporterHelper:
             if rejected:
                 self._failed.inc(rejected)
                 self._dropped["rejected"].inc(rejected)
-            return
+            return None
 
     async def _bisect(self, batch: Batch, items: int, *, inline: bool, budget: _BisectBudget) -> None:
         """Send the two halves of a permanently refused batch on their own (recursively, through ``_export``).

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.component import Batch
+from gateway.component import Batch, Signal
+from gateway.helpers.batching import measure
 from gateway.helpers.walog import HEADER_BYTES, SegmentLog, StorageUnavailable
 from gateway.wirebytes import wire_bytes
 
@@ -86,19 +87,22 @@ class SendingQueue(Protocol):
 
 
 class MemoryQueue:
-    """Bounded FIFO in memory; ``sizer="bytes"`` bounds the serialized size instead of the request count."""
+    """Bounded FIFO in memory; ``sizer`` ``bytes`` (serialized size) or ``items`` (spans, data points, log
+    records of ``signal``) bound the queue instead of the request count. One request larger than the whole
+    capacity is still taken into an empty queue, so it cannot block forever."""
 
     persistent = False
 
-    def __init__(self, capacity: int, sizer: str = "requests") -> None:
+    def __init__(self, capacity: int, sizer: str = "requests", signal: Signal = Signal.TRACES) -> None:
         self._queue: asyncio.Queue[tuple[int, Batch]] = asyncio.Queue()
         self._capacity = capacity
-        self._by_bytes = sizer == "bytes"
+        self._sizer = sizer
+        self._signal = signal
         self._used = 0
 
     def put(self, batch: Batch) -> None:
-        size = batch.ByteSize() if self._by_bytes else 1
-        if self._used + size > self._capacity and (self._used or not self._by_bytes):
+        size = measure(self._signal, batch, self._sizer)
+        if self._used + size > self._capacity and (self._used or self._sizer == "requests"):
             raise QueueFull
         self._used += size
         self._queue.put_nowait((size, batch))

@@ -416,7 +416,8 @@ def test_config_blocks_validate_with_exact_messages() -> None:
     assert validate_tree(RetryConfig(enabled=False, initial_interval=0)) == []
     assert validate_tree(QueueConfig(num_consumers=0, queue_size=0, storage="file_storage/", sizer="items")) == [
         "storage: invalid component id 'file_storage/': expected 'type' or 'type/name'",
-        "sizer: must be requests or bytes, got 'items'",
+        "sizer: items is not available with storage (the queue on disk counts requests or bytes); use requests "
+        "or bytes",
         "num_consumers: must be >= 1, got 0",
         "queue_size: must be >= 1, got 0",
     ]
