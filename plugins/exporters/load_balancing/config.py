@@ -8,8 +8,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import ConfigError, Duration, decode, split_host_port, validate_tree
+from gateway import (
+    ConfigError,
+    Duration,
+    Signal,
+    decode,
+    split_host_port,
+    validate_tree,
+)
 from plugins.exporters.otlp_grpc.config import Config as OtlpConfig
+
+from .routing import ROUTING_KEYS
 
 __all__ = ["Config", "DnsResolverConfig", "ProtocolConfig", "ResolverConfig", "StaticResolverConfig"]
 
@@ -18,9 +27,25 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za
                        r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
 
 
+#: The port of a backend written without one, as in the Collector.
+DEFAULT_PORT = 4317
+
+
+def with_port(hostname: str) -> str:
+    """``sampler-0`` → ``sampler-0:4317``; a hostname with a port is kept."""
+    text = hostname.strip()
+    try:
+        split_host_port(text)
+    except ValueError:
+        bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+        if bare and (_HOSTNAME.match(bare) or _is_ip(bare)):
+            return f"[{bare}]:{DEFAULT_PORT}" if ":" in bare else f"{bare}:{DEFAULT_PORT}"
+    return text
+
+
 @dataclass(frozen=True)
 class StaticResolverConfig:
-    #: Backends as host:port (required), e.g. [sampler-0:4317, sampler-1:4317].
+    #: Backends as host:port (required), e.g. [sampler-0:4317, sampler-1:4317]; without a port, 4317.
     hostnames: list[str] = field(default_factory=list)
 
 
@@ -84,8 +109,11 @@ class ProtocolConfig:
 
 @dataclass(frozen=True)
 class Config:
-    #: What decides the backend: traceID, so every span of a trace reaches the same backend.
-    routing_key: str = "traceID"
+    #: What decides the backend. Traces: traceID (default), service, resource, attributes. Metrics: service
+    #: (default), resource, metric, streamID. Logs: traceID (default), service, resource. See routing.py.
+    routing_key: str = ""
+    #: With routing_key: attributes, the span (or resource) attributes whose values choose the backend.
+    routing_attributes: list[str] = field(default_factory=list)
     #: How to talk to the backends.
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     #: Where the backends are: static or dns.
@@ -102,12 +130,26 @@ class Config:
     @property
     def endpoints(self) -> list[str]:
         """The static backends (none with the dns resolver: those are known only once resolved)."""
-        return list(dict.fromkeys(self.resolver.static.hostnames)) if self.resolver.static else []
+        return list(dict.fromkeys(with_port(h) for h in self.resolver.static.hostnames)) if self.resolver.static \
+            else []
+
+    def key_for(self, signal: Signal) -> str:
+        """The routing key used for ``signal``; ConfigError when the signal cannot be routed by it."""
+        keys = ROUTING_KEYS[signal]
+        if not self.routing_key:
+            return keys[0]
+        if self.routing_key not in keys:
+            raise ConfigError(f"routing_key: {self.routing_key} cannot route {signal.value}; use one of "
+                              f"{', '.join(keys)}")
+        return self.routing_key
 
     def validate(self) -> None:
         errors = []
-        if self.routing_key != "traceID":
-            errors.append(f"routing_key: must be traceID (only trace routing is supported), got {self.routing_key!r}")
+        every = sorted({key for keys in ROUTING_KEYS.values() for key in keys})
+        if self.routing_key and self.routing_key not in every:
+            errors.append(f"routing_key: must be one of {', '.join(every)}, got {self.routing_key!r}")
+        if self.routing_key == "attributes" and not self.routing_attributes:
+            errors.append("routing_attributes: required with routing_key: attributes")
         static, dns = self.resolver.static, self.resolver.dns
         if static is not None and dns is not None:
             errors.append("resolver: set exactly one of static or dns, not both")
@@ -117,7 +159,7 @@ class Config:
             errors.append("resolver::static::hostnames: at least one backend host:port is required")
         for index, hostname in enumerate(static.hostnames if static else []):
             try:
-                split_host_port(hostname)
+                split_host_port(with_port(hostname))
             except ValueError as exc:
                 errors.append(f"resolver::static::hostnames::{index}: {exc}")
         if "endpoint" in self.protocol.otlp:

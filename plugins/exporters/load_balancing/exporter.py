@@ -1,6 +1,8 @@
-"""Routes each trace to one backend by consistent hashing of its trace id; one otlp_grpc exporter per backend.
+"""Routes each part of a request to one backend by consistent hashing of its routing key; one otlp_grpc exporter
+per backend. Traces by trace id (the default) are split on the wire; other keys and signals go through
+``routing.route``.
 
-A request is split by trace id without decoding it: it is serialized once and cut into per-trace runs of span
+A traces request is split by trace id without decoding it: it is serialized once and cut into per-trace runs of span
 bytes by the tail_sampling processor's wire walker, then the runs for each backend are assembled into one request
 (resource and scope kept) and handed to that backend's exporter, which queues and retries on its own.
 
@@ -13,11 +15,13 @@ their queues drain while resolution goes on.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway import (
+    Batch,
     ComponentID,
     ComponentSettings,
     Envelope,
@@ -26,6 +30,7 @@ from gateway import (
     RetryableError,
     Signal,
     assemble,
+    consume,
     split_request,
 )
 from plugins.exporters.otlp_grpc.exporter import OtlpGrpcExporter
@@ -34,6 +39,7 @@ from .config import Config
 from .metrics import loadbalancer_metrics
 from .resolver import DnsResolver, ResolveFn, getaddrinfo_ips
 from .ring import HashRing
+from .routing import route
 
 __all__ = ["LoadBalancingExporter"]
 
@@ -44,6 +50,7 @@ class LoadBalancingExporter:
         self.config = config
         self.logger = settings.telemetry.logger
         self.signal = settings.signal or Signal.TRACES
+        self.routing_key = config.key_for(self.signal)
         #: What the dns resolver calls to turn the name into IPs; replaceable before start (tests feed IP lists).
         self.resolve: ResolveFn = resolve or getaddrinfo_ips
         #: The ring and the backends it names; replaced together (never mutated) when the backends change.
@@ -162,25 +169,39 @@ class LoadBalancingExporter:
         if errors:
             raise errors[0]
 
-    async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
+    async def _consume(self, batch: Batch) -> None:
         ring, backends = self.ring, self.backends  # one consistent pair, whatever a refresh does meanwhile
         if ring is None:
             hostname = self._dns.hostname if self._dns is not None else "the static resolver"
             raise RetryableError(f"no backend resolved for {hostname}")
         if len(backends) == 1:
-            await next(iter(backends.values())).consume_traces(batch)
+            await consume(next(iter(backends.values())), self.signal, batch)
             return
+        if self.signal is Signal.TRACES and self.routing_key == "traceID":
+            await self._route_trace_ids(batch, ring, backends)  # type: ignore[arg-type]
+            return
+        routed = route(self.signal, batch, self.routing_key, ring.endpoint_for, self.config.routing_attributes)
+        await _all(consume(backends[endpoint], self.signal, part) for endpoint, part in routed.items())
+
+    consume_traces = consume_metrics = consume_logs = _consume
+
+    async def _route_trace_ids(self, batch: ExportTraceServiceRequest, ring: HashRing,
+                               backends: dict[str, Any]) -> None:
         routed: dict[str, list[tuple[Envelope, bytes]]] = {}
         endpoint_for = ring.endpoint_for
         for resource_header, scope_header, runs in split_request(batch.SerializeToString(), batch):
             envelope = self._envelopes.get(resource_header, scope_header)
             for run in runs:
                 routed.setdefault(endpoint_for(run[0]), []).append((envelope, run[1]))
-        results = await asyncio.gather(*(
-            backends[endpoint].consume_traces(ExportTraceServiceRequest.FromString(assemble(items)))
-            for endpoint, items in routed.items()), return_exceptions=True)
-        # The first failure goes back to the sender, as the Collector does: a retry may resend to the backends that
-        # accepted their part (duplicates, never losses). A backend removed meanwhile refuses as retryable.
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        await _all(backends[endpoint].consume_traces(ExportTraceServiceRequest.FromString(assemble(items)))
+                   for endpoint, items in routed.items())
+
+
+async def _all(sends: Iterable[Awaitable[None]]) -> None:
+    """Await every send. The first failure goes back to the sender, as the Collector does: a retry may resend to
+    the backends that accepted their part (duplicates, never losses). A backend removed meanwhile refuses as
+    retryable."""
+    results = await asyncio.gather(*sends, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

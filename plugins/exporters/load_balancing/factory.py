@@ -19,6 +19,8 @@ factory = Factory(
     kind=Kind.EXPORTER,
     create_default_config=create_default_config,
     create_traces=create_exporter,
+    create_metrics=create_exporter,
+    create_logs=create_exporter,
     stability=Stability.ALPHA,
     aliases=("loadbalancing",),  # the Collector's name
 )

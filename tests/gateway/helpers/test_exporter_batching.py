@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gateway.telemetry import Telemetry
 
 from gateway.component import ComponentID, Kind, Signal, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import OverloadedError, PermanentError, RetryableError
 from gateway.helpers.exporter import ExporterHelper, PartialSuccess, QueueConfig, RetryConfig
 from gateway.host import Host
-from gateway.telemetry import Telemetry
 from gateway.testing import make_traces, settings_for
 from plugins.extensions.file_storage.config import Config as StorageConfig
 from plugins.extensions.file_storage.extension import FileStorage

@@ -119,11 +119,13 @@ def test_typos_name_the_valid_keys() -> None:
 
 
 def test_invalid_values_give_exact_messages() -> None:
-    assert errors_of({"routing_key": "service", "resolver": {"static": {"hostnames": ["a:4317", "nope"]}},
+    assert errors_of({"routing_key": "span", "resolver": {"static": {"hostnames": ["a:4317", "no pe"]}},
                       "protocol": {"otlp": {"timeout": 0, "endpoint": "x:1"}}}) == [
-        "routing_key: must be traceID (only trace routing is supported), got 'service'",
-        "resolver::static::hostnames::1: invalid endpoint 'nope': expected host:port, e.g. 0.0.0.0:4317",
+        "routing_key: must be one of attributes, metric, resource, service, streamID, traceID, got 'span'",
+        "resolver::static::hostnames::1: invalid endpoint 'no pe': expected host:port, e.g. 0.0.0.0:4317",
         "protocol::otlp::endpoint: set by the resolver; remove it"]
+    assert errors_of({"routing_key": "attributes", "resolver": STATIC}) == [
+        "routing_attributes: required with routing_key: attributes"]
     assert errors_of({"resolver": STATIC, "protocol": {"otlp": {"timeout": 0, "compression": "zstd"}}}) == [
         "protocol::otlp::compression: zstd is not available over gRPC here "
         "(grpcio compresses with gzip and deflate only); use gzip, deflate or none, "
@@ -133,4 +135,4 @@ def test_invalid_values_give_exact_messages() -> None:
 
 def test_factory_shape() -> None:
     assert factory.type == "load_balancing" and factory.aliases == ("loadbalancing",)
-    assert factory.signals == ["traces"]
+    assert factory.signals == ["traces", "metrics", "logs"]
