@@ -26,6 +26,7 @@ from gateway.component import (
     consume,
     count_items,
 )
+from gateway.client import ClientInfo
 from gateway.configauth import AuthConfig, client_auth, server_auth
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configgrpc import MIB, GRPCClientConfig, GRPCServerConfig
@@ -80,6 +81,7 @@ __all__ = [
     "Batch",
     "Budget",
     "CORSConfig",
+    "ClientInfo",
     "ComponentID",
     "ComponentSettings",
     "ConfigError",

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import aiohttp
 
+from gateway._host.config import build_config
+from gateway._host.confmap import load_files
+from gateway._host.registry import load_registry
+from gateway._host.service import Service
 from gateway.component import Kind, Signal
-from gateway.config import build_config
-from gateway.confmap import load_files
-from gateway.registry import load_registry
-from gateway.service import Service
 from gateway.testing import make_traces
 from gateway.testing.otlp_sink import OtlpSink
 

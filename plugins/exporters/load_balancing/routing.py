@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.component import Batch, Signal
+from gateway import Batch, Signal
 
 __all__ = ["ROUTING_KEYS", "route"]
 

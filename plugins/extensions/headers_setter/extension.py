@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import client
-from gateway.component import ComponentSettings, Factory, Kind, Stability
-from gateway.errors import ConfigError
+from gateway import ComponentSettings, ConfigError, Factory, Kind, Stability, client
 
 _ACTIONS = ("insert", "update", "upsert", "delete")
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway import client
-from gateway.client import ClientInfo
-from gateway.component import Batch, ComponentSettings, Signal
-from gateway.errors import RetryableError
+from gateway import Batch, ClientInfo, ComponentSettings, RetryableError, Signal, client
 
 from .config import Config
 from .processor import BatchProcessor

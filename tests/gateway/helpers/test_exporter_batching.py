@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway.telemetry import Telemetry
 
+from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import OverloadedError, PermanentError, RetryableError

@@ -40,14 +40,16 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"send_batch_sise": 10})
     assert info.value.messages == [
-        "send_batch_sise: unknown key; valid keys are: send_batch_max_size, send_batch_size, timeout"
+        "send_batch_sise: unknown key; valid keys are: metadata_cardinality_limit, metadata_keys, "
+        "send_batch_max_size, send_batch_size, timeout"
     ]
 
 
-def test_metadata_keys_are_not_supported_yet() -> None:
+def test_metadata_keys_are_accepted_and_the_cardinality_limit_checked() -> None:
+    assert load({"metadata_keys": ["tenant"]}).metadata_keys == ["tenant"]
     with pytest.raises(ConfigError) as info:
-        load({"metadata_keys": ["tenant"]})
-    assert info.value.messages[0].startswith("metadata_keys: unknown key")
+        load({"metadata_keys": ["tenant"], "metadata_cardinality_limit": 0})
+    assert info.value.messages == ["metadata_cardinality_limit: must be >= 1, got 0"]
 
 
 def test_max_size_below_size_is_rejected() -> None:
