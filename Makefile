@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run demo test faults bench protos rules lint clean
+.PHONY: install run demo test faults bench protos rules compat lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ RULE_SOURCES := configs/kpi/gateway.yaml configs/kpi/callcenter.yaml configs/kpi
 rules: $(STAMP)
 	$(BIN)/otelgw rules export --format prometheus $(addprefix --config ,$(RULE_SOURCES)) \
 		--include configs/prometheus/extra.yml --output configs/prometheus/rules.yml
+
+## Regenerate docs/collector-compatibility.md, the option coverage table (a test fails when it drifts).
+compat: $(STAMP)
+	$(BIN)/python -m bench.compat --write
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway plugins tests bench

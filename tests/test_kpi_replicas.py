@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import textwrap
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+from inprocess import running
 
 from gateway._host.config import build_config
 from gateway._host.confmap import load_files
@@ -22,17 +21,6 @@ from gateway.testing.otlp_sink import OtlpSink
 
 SERVICES = [f"checkout-{i}" for i in range(8)]
 QUIET = 'telemetry: {metrics: {address: ""}}'
-
-
-@contextlib.asynccontextmanager
-async def running(path: Path, text: str) -> AsyncIterator[Service]:
-    path.write_text(textwrap.dedent(text))
-    service = Service.from_files([str(path)])
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.shutdown()
 
 
 def replica(index: int, sink: OtlpSink) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import aiohttp
 import grpc
 import pytest
 from aiohttp import web
+from inprocess import running
 
 from gateway._host.service import Service
 from gateway.component import Kind, Signal
@@ -36,16 +36,8 @@ TO_DEBUG = f"""
 """
 
 
-@contextlib.asynccontextmanager
-async def gateway(tmp_path: Path, yaml: str, name: str = "gateway.yaml") -> AsyncIterator[Service]:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(yaml))
-    service = Service.from_files([str(path)])
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.shutdown()
+def gateway(tmp_path: Path, yaml: str, name: str = "gateway.yaml") -> contextlib.AbstractAsyncContextManager[Service]:
+    return running(tmp_path / name, yaml)
 
 
 @pytest.fixture

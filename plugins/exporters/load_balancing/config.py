@@ -110,7 +110,8 @@ class ProtocolConfig:
 @dataclass(frozen=True)
 class Config:
     #: What decides the backend. Traces: traceID (default), service, resource, attributes. Metrics: service
-    #: (default), resource, metric, streamID. Logs: traceID (default), service, resource. See routing.py.
+    #: (default), resource, metric, streamID, attributes. Logs: service (default), traceID, resource, attributes.
+    #: See routing.py.
     routing_key: str = ""
     #: With routing_key: attributes, the span (or resource) attributes whose values choose the backend.
     routing_attributes: list[str] = field(default_factory=list)

@@ -10,8 +10,8 @@ The key decides how much of a request moves as one piece, and so how much Python
   one series always reaches the same backend: what a stateful consumer of a series (a KPI, a cumulative-to-delta
   conversion) needs, spreading the series of one metric over every backend.
 - ``traceID`` for logs: each log record by its trace id (records without one are spread by their resource).
-- ``attributes`` for traces: each span by the values of ``routing_attributes`` (looked up on the span, then its
-  resource); spans with none of them fall back to their trace id.
+- ``attributes``: spans and log records by the values of ``routing_attributes`` (looked up on the item, then its
+  resource; items with none of them fall back to their trace id); metrics by those of the resource, whole.
 
 Items are copied into per-backend requests with their resource and scope headers; a request whose items all go to
 one backend is passed on as it is.
@@ -29,8 +29,8 @@ __all__ = ["ROUTING_KEYS", "route"]
 #: The routing keys each signal supports (the first is the default).
 ROUTING_KEYS: dict[Signal, tuple[str, ...]] = {
     Signal.TRACES: ("traceID", "service", "resource", "attributes"),
-    Signal.METRICS: ("service", "resource", "metric", "streamID"),
-    Signal.LOGS: ("traceID", "service", "resource"),
+    Signal.METRICS: ("service", "resource", "metric", "streamID", "attributes"),
+    Signal.LOGS: ("service", "traceID", "resource", "attributes"),
 }
 
 _FIELDS = {Signal.TRACES: ("resource_spans", "scope_spans", "spans"),
@@ -87,8 +87,14 @@ def route(signal: Signal, batch: Batch, key: str, endpoint_for: EndpointFor,
     out = _Out(signal)
     attributes = tuple(routing_attributes)
     for resource in getattr(batch, resource_field):
-        if key in ("service", "resource"):
-            header = _service(resource.resource) if key == "service" else resource.resource.SerializeToString()
+        if key in ("service", "resource") or (key == "attributes" and signal is Signal.METRICS):
+            if key == "service":
+                header = _service(resource.resource)
+            elif key == "resource":
+                header = resource.resource.SerializeToString()
+            else:
+                header = b"\x00".join(kv.value.SerializeToString() for kv in resource.resource.attributes
+                                       if kv.key in attributes)
             out.resource(endpoint_for(header), resource)
             continue
         resource_bytes = resource.resource.SerializeToString()

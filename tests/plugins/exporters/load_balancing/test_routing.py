@@ -85,12 +85,14 @@ async def test_metrics_by_stream_id_keep_each_series_on_one_backend_and_spread_t
     (Signal.LOGS, "resource", lambda i: make_logs(4, service=f"svc-{i}")),
     (Signal.TRACES, "service", lambda i: make_traces(6, service=f"svc-{i}")),
     (Signal.TRACES, "attributes", lambda i: make_traces(6, attributes={"tenant": f"t-{i}"})),
+    (Signal.LOGS, "attributes", lambda i: make_logs(3, attributes={"tenant": f"t-{i}"})),
+    (Signal.METRICS, "attributes", lambda i: make_metrics(4, service=f"svc-{i}")),
 ])
 async def test_each_key_keeps_its_unit_on_one_backend(sinks: list[OtlpSink], signal: Signal, key: str,
                                                       make: Any) -> None:
     batches = [make(i) for i in range(12)]
     total = sum(count_items(signal, b) for b in batches)
-    extra = {"routing_attributes": ["tenant"]} if key == "attributes" else {}
+    extra = {"routing_attributes": ["tenant", "service.name"]} if key == "attributes" else {}
     exporter = exporter_for(sinks, signal, key, **extra)
     await send(exporter, signal, *batches)
     await wait_for(lambda: sum(s.item_count(signal) for s in sinks) == total)
@@ -105,7 +107,7 @@ async def test_logs_by_trace_id_go_with_their_trace(sinks: list[OtlpSink]) -> No
     batch = make_logs(30)
     for index, record in enumerate(batch.resource_logs[0].scope_logs[0].log_records):
         record.trace_id = bytes([index % 6 + 1]) * 16
-    exporter = exporter_for(sinks, Signal.LOGS)
+    exporter = exporter_for(sinks, Signal.LOGS, "traceID")
     await send(exporter, Signal.LOGS, batch)
     where: dict[bytes, set[int]] = defaultdict(set)
     for index, sink in enumerate(sinks):
