@@ -196,10 +196,15 @@ class HTTPClientConfig:
     #: Send through this HTTP proxy, e.g. http://proxy:3128 (an https:// endpoint is tunnelled with CONNECT).
     proxy_url: str = ""
 
-    def client_errors(self) -> list[str]:
-        """The shared checks (endpoint excepted: its rules differ per exporter), for the exporter's ``validate``."""
+    def client_errors(self, body_encoding: str = "") -> list[str]:
+        """The shared checks (endpoint excepted: its rules differ per exporter), for the exporter's ``validate``.
+        ``body_encoding``: set by exporters whose protocol compresses the body itself (Loki, remote write), which
+        then refuse another compression."""
         errors = header_errors(self.headers)
-        if self.compression not in (*COMPRESSIONS, "none", ""):
+        if body_encoding and self.compression not in ("none", ""):
+            errors.append(f"compression: the body is already {body_encoding}-compressed by the protocol; "
+                          f"leave compression out (or none)")
+        elif self.compression not in (*COMPRESSIONS, "none", ""):
             errors.append(f"compression: must be one of {', '.join(COMPRESSIONS)} or none, "
                           f"got {self.compression!r}")
         if self.timeout <= 0:

@@ -19,7 +19,7 @@ from gateway._host.service import Service
 from gateway.component import Kind, Signal
 from gateway.configgrpc import GRPCClientConfig, KeepaliveServerConfig, KeepaliveServerParameters
 from gateway.configtypes import decode, validate_tree
-from gateway.testing import make_traces
+from gateway.testing import make_logs, make_metrics, make_traces
 from gateway.testing.otlp_sink import OtlpSink
 from plugins.exporters.otlp_grpc.config import Config as GrpcExporterConfig
 
@@ -340,3 +340,53 @@ async def test_include_metadata_reaches_from_context_batch_metadata_keys_and_hea
                    for rs in request.batch.resource_spans for ss in rs.scope_spans for span in ss.spans]
         by_header.setdefault(request.headers["x-scope-orgid"], []).extend(tenants)
     assert by_header == {"a": ["a"] * 3, "b": ["b"] * 2, "anonymous": [""]}
+
+
+@pytest.mark.parametrize(("exporter", "pipeline", "send"), [
+    ("loki", "logs", make_logs), ("prometheus_remote_write", "metrics", make_metrics)])
+async def test_loki_and_remote_write_use_the_shared_client_auth_and_proxy(
+        tmp_path: Path, exporter: str, pipeline: str, send: Any) -> None:
+    """Their bodies are compressed by their protocols; the rest (auth, proxy_url, headers) is the shared client."""
+    seen: list[tuple[str, str]] = []
+
+    async def backend(request: web.Request) -> web.Response:  # reached through the proxy below
+        seen.append((str(request.url), request.headers.get("Authorization", "")))
+        await request.read()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", backend)
+    runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        config = f"""
+            extensions:
+              bearertokenauth: {{token: "push-t0ken"}}
+            receivers:
+              otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:0"}}}}}}
+            exporters:
+              {exporter}:
+                endpoint: "http://backend.invalid:9/push"
+                proxy_url: "http://127.0.0.1:{port}"
+                auth: {{authenticator: bearertokenauth}}
+            service:
+              {QUIET}
+              extensions: [bearertokenauth]
+              pipelines:
+                {pipeline}: {{receivers: [otlp], exporters: [{exporter}]}}
+        """
+        async with gateway(tmp_path, config) as service:
+            receiver = service.graph.find(Kind.RECEIVER, "otlp")
+            async with aiohttp.ClientSession() as session, session.post(
+                    f"http://{receiver.http_address}/v1/{pipeline}", data=send(3).SerializeToString(),
+                    headers={"Content-Type": "application/x-protobuf"}) as answer:
+                assert answer.status == 200
+            for _ in range(500):  # sent from the exporter's queue
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await runner.cleanup()
+    assert seen[0] == ("http://backend.invalid:9/push", "Bearer push-t0ken")

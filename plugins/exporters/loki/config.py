@@ -5,11 +5,10 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
-from gateway import ConfigError, Duration, QueueConfig, RetryConfig, TLSClientConfig
+from gateway import ConfigError, HTTPClientConfig, QueueConfig, RetryConfig
 
 DEFAULT_LABELS = ("exporter", "job", "instance", "level")
 FORMATS = ("json", "logfmt", "raw")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Loki's own limit on tenant ids (multi-tenancy.md): at most 150 bytes of these characters.
 TENANT = re.compile(r"^[A-Za-z0-9!\-_.*'()]{1,150}$")
 
@@ -39,9 +38,14 @@ class LabelsConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(HTTPClientConfig):
+    """The shared HTTP client block (``gateway.confighttp``: endpoint, tls, headers, timeout, auth, proxy_url,
+    buffer sizes) with Loki's labels, format and the exporter helper's queue and retry."""
+
     #: Loki's push URL, e.g. http://loki:3100/loki/api/v1/push (required).
     endpoint: str = ""
+    #: none: the push body is compressed by its encoding already (snappy for protobuf, gzip for json).
+    compression: str = "none"
     #: protobuf (snappy-compressed logproto.PushRequest, default) or json (gzip-compressed).
     encoding: str = "protobuf"
     #: The log line: json (body, ids, severity, attributes, resources, scope as one JSON object; default),
@@ -62,12 +66,6 @@ class Config:
     #: Send trace_id and span_id (and overflowing labels) as structured metadata, which Loki accepts by
     #: default since 3.0. false puts nothing there, for older Loki.
     structured_metadata: bool = True
-    #: Client TLS for https:// URLs.
-    tls: TLSClientConfig = field(default_factory=TLSClientConfig)
-    #: HTTP headers sent with every push, e.g. {Authorization: "Basic ${env:LOKI_AUTH}"}.
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
-    #: Deadline of one push, connecting included (default 5s).
-    timeout: Duration = 5.0
     #: In-memory sending queue (default on: 10 consumers, 1000 requests).
     sending_queue: QueueConfig = field(default_factory=QueueConfig)
     #: Retry of 429 and 5xx with exponential backoff, at least the server's Retry-After (default on).
@@ -95,13 +93,7 @@ class Config:
             errors.append(f"max_labels: must be >= 1, got {self.max_labels}")
         if self.label_overflow not in ("structured_metadata", "line"):
             errors.append(f"label_overflow: must be structured_metadata or line, got {self.label_overflow!r}")
-        for name, value in self.headers.items():
-            if not _HEADER_NAME.match(name):
-                errors.append(f"headers::{name}: not a valid HTTP header name")
-            elif "\n" in value or "\r" in value:
-                errors.append(f"headers::{name}: value must not contain line breaks")
-        if self.timeout <= 0:
-            errors.append("timeout: must be > 0")
+        errors.extend(self.client_errors("snappy" if self.encoding == "protobuf" else "gzip"))
         if errors:
             raise ConfigError(errors)
 

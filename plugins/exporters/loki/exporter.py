@@ -12,7 +12,6 @@ import gzip
 import json
 from typing import Any
 
-import aiohttp
 import cramjam
 from yarl import URL
 
@@ -21,10 +20,10 @@ from gateway import (
     Batch,
     ComponentSettings,
     ExporterHelper,
+    HTTPClient,
     Part,
     PartialSuccess,
     PartSender,
-    ReloadingClientTLS,
     RetryableError,
     Split,
     field,
@@ -103,18 +102,13 @@ class LokiExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
-        self._tls: ReloadingClientTLS | None = None
         self.translator = Translator(config)
         self._json = config.encoding == "json"
         self._encode = encode_json if self._json else encode_protobuf
-        self._headers = {"User-Agent": USER_AGENT, **config.headers,
-                         "Content-Type": "application/json" if self._json else "application/x-protobuf"}
+        self._headers = {"Content-Type": "application/json" if self._json else "application/x-protobuf"}
         if self._json:
             self._headers["Content-Encoding"] = "gzip"
-        self._request_options: dict[str, Any] = {}
-        if config.tls.server_name_override:
-            self._request_options["server_hostname"] = config.tls.server_name_override
-        self._session: aiohttp.ClientSession | None = None
+        self._client: HTTPClient | None = None
         queue = config.sending_queue
         self._parts: PartSender[tuple[str, bytes]] = PartSender(
             offloaded(self._split), self._push, capacity=2 * queue.num_consumers + 16 if queue.enabled else 64)
@@ -123,11 +117,8 @@ class LokiExporter:
         self.consume_logs = self._helper.consume
 
     async def start(self, host: Any) -> None:
-        https = URL(self.config.endpoint).scheme == "https"
-        self._tls = ReloadingClientTLS(self.config.tls) if https else None
-        connector = aiohttp.TCPConnector(ssl=self._tls.ssl_context if self._tls is not None else False)
-        self._session = aiohttp.ClientSession(connector=connector,
-                                              timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+        self._client = HTTPClient(self.config, host, https=URL(self.config.endpoint).scheme == "https",
+                                  user_agent=USER_AGENT)
         await self._helper.start(host)
 
     async def shutdown(self) -> None:
@@ -135,9 +126,9 @@ class LokiExporter:
         try:
             await self._helper.shutdown()
         finally:
-            if self._session is not None:
-                await self._session.close()
-                self._session = None
+            if self._client is not None:
+                await self._client.close()
+                self._client = None
 
     def _split(self, batch: Batch) -> Split[tuple[str, bytes]]:
         tenants, rejected, reason = self.translator.translate(batch)  # type: ignore[arg-type]
@@ -146,19 +137,16 @@ class LokiExporter:
         return Split(parts, rejected, reason)
 
     async def _send(self, batch: Batch) -> PartialSuccess | None:
-        if self._tls is not None:
-            self._tls.maybe_reload()  # a rotated client certificate or CA applies to new connections
-        if self._session is None:
+        if self._client is None:
             raise RetryableError("exporter is not started")
         return await self._parts.send(batch)
 
     async def _push(self, payload: tuple[str, bytes]) -> None:
-        if self._session is None:
+        if self._client is None:
             raise RetryableError("exporter is not started")
         tenant, body = payload
         headers = {**self._headers, "X-Scope-OrgID": tenant} if tenant else self._headers
-        async with self._session.post(self.config.endpoint, data=body, headers=headers,
-                                      **self._request_options) as response:
+        async with await self._client.post(self.config.endpoint, body, headers) as response:
             status = response.status
             if status in (200, 204):
                 return

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from yarl import URL
 
-from gateway import ConfigError, Duration, RetryConfig, TLSClientConfig
+from gateway import ConfigError, HTTPClientConfig, RetryConfig
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAMESPACE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -40,15 +40,15 @@ def _default_retry() -> RetryConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(HTTPClientConfig):
+    """The shared HTTP client block (``gateway.confighttp``: endpoint, tls, headers, timeout, auth, proxy_url,
+    buffer sizes) with remote write's own settings. Extra headers (e.g. X-Scope-OrgID) may not override the
+    four the spec reserves."""
+
     #: Remote-write URL, e.g. http://prometheus:9090/api/v1/write. Required.
     endpoint: str = ""
-    #: Client TLS for https:// URLs.
-    tls: TLSClientConfig = field(default_factory=TLSClientConfig)
-    #: Extra HTTP headers (e.g. X-Scope-OrgID); the four the spec reserves cannot be overridden.
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # often carries credentials
-    #: Deadline of one write request.
-    timeout: Duration = 5.0
+    #: none: a remote-write body is snappy-compressed by the protocol.
+    compression: str = "none"
     #: Prefix of every metric name (joined with _).
     namespace: str = ""
     #: Labels added to every series that does not already have them.
@@ -81,11 +81,9 @@ class Config:
                 valid = False
             if not valid:
                 errors.append(f"endpoint: must be an http:// or https:// URL with a host, got {self.endpoint!r}")
-        for name, value in self.headers.items():
-            if name.lower() in RESERVED_HEADERS:
-                errors.append(f"headers::{name}: reserved by the remote-write protocol; it cannot be set")
-            elif "\n" in value or "\r" in value:
-                errors.append(f"headers::{name}: value must not contain line breaks")
+        errors.extend(f"headers::{name}: reserved by the remote-write protocol; it cannot be set"
+                      for name in self.headers if name.lower() in RESERVED_HEADERS)
+        errors.extend(self.client_errors("snappy"))
         for name, value in self.external_labels.items():
             if not _LABEL.match(name) or name.startswith("__"):
                 errors.append(f"external_labels::{name}: not a valid Prometheus label name")
@@ -93,8 +91,6 @@ class Config:
                 errors.append(f"external_labels::{name}: must not be empty (remote write forbids empty values)")
         if self.namespace and not _NAMESPACE.match(self.namespace):
             errors.append(f"namespace: not a valid Prometheus metric name prefix: {self.namespace!r}")
-        if self.timeout <= 0:
-            errors.append("timeout: must be > 0")
         if self.remote_write_queue.queue_size < 1:
             errors.append("remote_write_queue::queue_size: must be >= 1")
         if self.remote_write_queue.num_consumers < 1:

@@ -13,7 +13,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from yarl import URL
 
@@ -23,9 +22,9 @@ from gateway import (
     ComponentSettings,
     ConsumeError,
     ExporterHelper,
+    HTTPClient,
     PermanentError,
     QueueConfig,
-    ReloadingClientTLS,
     RetryableError,
     parse_retry_after,
     permanent_http_error,
@@ -61,7 +60,6 @@ class RemoteWriteExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
-        self._tls: ReloadingClientTLS | None = None
         self.logger = settings.telemetry.logger
         options = TranslateOptions(
             namespace=config.namespace, add_metric_suffixes=config.add_metric_suffixes,
@@ -70,9 +68,9 @@ class RemoteWriteExporter:
         self.translator = Translator(options, CumulativeState())
         self.encoder = Encoder(shards=config.remote_write_queue.num_consumers,
                                max_request_bytes=config.max_batch_size_bytes, send_metadata=config.send_metadata)
-        self._headers = {**config.headers, "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
-                         "User-Agent": USER_AGENT, "X-Prometheus-Remote-Write-Version": "0.1.0"}
-        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+                         "X-Prometheus-Remote-Write-Version": "0.1.0"}
+        self._client: HTTPClient | None = None
         self._prepared: dict[int, _Prepared] = {}
         self._send_lock = asyncio.Lock()
         queue = config.remote_write_queue
@@ -84,20 +82,17 @@ class RemoteWriteExporter:
         self.consume_metrics = self._helper.consume
 
     async def start(self, host: Any) -> None:
-        https = URL(self.config.endpoint).scheme == "https"
-        self._tls = ReloadingClientTLS(self.config.tls) if https else None
-        connector = aiohttp.TCPConnector(ssl=self._tls.ssl_context if self._tls is not None else False)
-        self._session = aiohttp.ClientSession(connector=connector,
-                                              timeout=aiohttp.ClientTimeout(total=self.config.timeout))
+        self._client = HTTPClient(self.config, host, https=URL(self.config.endpoint).scheme == "https",
+                                  user_agent=USER_AGENT)
         await self._helper.start(host)
 
     async def shutdown(self) -> None:
         try:
             await self._helper.shutdown()
         finally:
-            if self._session is not None:
-                await self._session.close()
-                self._session = None
+            if self._client is not None:
+                await self._client.close()
+                self._client = None
 
     def _prepare(self, batch: Batch) -> _Prepared:
         prepared = self._prepared.get(id(batch))
@@ -116,8 +111,6 @@ class RemoteWriteExporter:
         return prepared
 
     async def _send(self, batch: Batch) -> None:
-        if self._tls is not None:
-            self._tls.maybe_reload()  # a rotated client certificate or CA applies to new connections
         async with self._send_lock:  # with the queue disabled, concurrent callers still write one at a time
             prepared = self._prepare(batch)
             results = await asyncio.gather(*(self._send_shard(shard) for shard in prepared.shards),
@@ -139,9 +132,9 @@ class RemoteWriteExporter:
             shard.bodies.pop(0)
 
     async def _post(self, body: bytes) -> None:
-        if self._session is None:
+        if self._client is None:
             raise RetryableError("exporter is not started")
-        async with self._session.post(self.config.endpoint, data=body, headers=self._headers) as response:
+        async with await self._client.post(self.config.endpoint, body, self._headers) as response:
             payload = await response.read()
             if 200 <= response.status < 300:
                 return

@@ -65,9 +65,9 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"endpoint": "http://loki:3100/loki/api/v1/push", "tenant": "a"})
     assert info.value.messages == [
-        "tenant: unknown key; valid keys are: default_labels_enabled, encoding, endpoint, format, headers, "
-        "label_overflow, labels, max_labels, retry_on_failure, sending_queue, structured_metadata, tenant_id, "
-        "timeout, tls"]
+        "tenant: unknown key; valid keys are: auth, compression, default_labels_enabled, encoding, endpoint, "
+        "format, headers, label_overflow, labels, max_labels, proxy_url, read_buffer_size, retry_on_failure, "
+        "sending_queue, structured_metadata, tenant_id, timeout, tls, write_buffer_size"]
 
 
 def test_invalid_values_are_reported_together() -> None:

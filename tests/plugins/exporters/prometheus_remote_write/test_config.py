@@ -51,25 +51,28 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"endpoint": "http://p/api/v1/write", "wal": {"directory": "/tmp"}})
     assert info.value.messages == [
-        "wal: unknown key; valid keys are: add_metric_suffixes, endpoint, external_labels, headers, "
-        "max_batch_size_bytes, namespace, remote_write_queue, resource_to_telemetry_conversion, "
-        "retry_on_failure, send_metadata, target_info, timeout, tls"]
+        "wal: unknown key; valid keys are: add_metric_suffixes, auth, compression, endpoint, external_labels, "
+        "headers, max_batch_size_bytes, namespace, proxy_url, read_buffer_size, remote_write_queue, "
+        "resource_to_telemetry_conversion, retry_on_failure, send_metadata, target_info, timeout, tls, "
+        "write_buffer_size"]
 
 
 def test_invalid_values_are_reported_together() -> None:
     with pytest.raises(ConfigError) as info:
         load({"endpoint": "prometheus:9090", "headers": {"Content-Encoding": "gzip", "X-A": "a\nb"},
               "external_labels": {"bad-name": "x", "empty": ""}, "namespace": "9x", "timeout": 0,
+              "compression": "gzip",
               "remote_write_queue": {"queue_size": 0, "num_consumers": 0},
               "retry_on_failure": {"max_elapsed_time": 0}, "max_batch_size_bytes": 10})
     assert info.value.messages == [
         "endpoint: must be an http:// or https:// URL with a host, got 'prometheus:9090'",
         "headers::Content-Encoding: reserved by the remote-write protocol; it cannot be set",
         "headers::X-A: value must not contain line breaks",
+        "compression: the body is already snappy-compressed by the protocol; leave compression out (or none)",
+        "timeout: must be > 0",
         "external_labels::bad-name: not a valid Prometheus label name",
         "external_labels::empty: must not be empty (remote write forbids empty values)",
         "namespace: not a valid Prometheus metric name prefix: '9x'",
-        "timeout: must be > 0",
         "remote_write_queue::queue_size: must be >= 1",
         "remote_write_queue::num_consumers: must be >= 1",
         "retry_on_failure::max_elapsed_time: must be > 0 (retries need a cap)",
