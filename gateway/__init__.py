@@ -15,6 +15,7 @@ from gateway._host.admission import Gate as AdmissionGate
 from gateway._host.admission import register as register_admission_gate
 from gateway._host.admission import unregister as unregister_admission_gate
 from gateway._host.debugserver import DebugServer
+from gateway.client import ClientInfo
 from gateway.component import (
     Batch,
     ComponentID,
@@ -26,7 +27,6 @@ from gateway.component import (
     consume,
     count_items,
 )
-from gateway.client import ClientInfo
 from gateway.configauth import AuthConfig, client_auth, server_auth
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configgrpc import MIB, GRPCClientConfig, GRPCServerConfig
