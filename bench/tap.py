@@ -1,18 +1,19 @@
 """Benchmark: what a tap costs when no one is watching (the goal: at most 2%), and while one is attached.
 
-One run of a gateway is too noisy to show 2%: on a shared machine two runs of the same gateway differ by more.
-So two identical gateways (OTLP/gRPC in -> memory_limiter -> batch -> OTLP/gRPC out, both pinned to core 0) are
-measured in interleaved rounds, in spans per gateway CPU-second (the CPU the gateway process used, so the load
-generator and the sink on core 1 do not count), next to the parse + serialize ceiling measured in the same run:
+One run of a gateway is too noisy to show 2%: on a shared machine two runs of the same gateway differ by more,
+and two gateway processes differ from each other. So two identical gateways (OTLP/gRPC in -> memory_limiter ->
+batch -> OTLP/gRPC out, both pinned to core 0) are measured in spans per gateway CPU-second (the CPU the gateway
+process used, so the load generator and the sink on core 1 do not count), next to the parse + serialize ceiling
+measured in the same run, in rounds of back-to-back pairs in ABBA order (A B, B A, ...: a drift of the machine
+falls on both alike):
 
-- A is never tapped;
-- B has a tap attached (``GET /api/tap?component=batch``, 100 items/s sampled, read and thrown away) for one
-  round, which is measured too, and then detached (checked: ``taps_attached`` is 0 in ``/api/stats``).
+- N rounds before anything is tapped: B's throughput over A's, per round (the two processes' own difference);
+- one run of B with a tap attached (``GET /api/tap?component=batch``, 100 items/s sampled, read and thrown away);
+  then the tap is detached (checked: ``taps_attached`` is 0 in ``/api/stats``);
+- N rounds again: B over A once more.
 
-Then the rounds alternate A B B A A B ... (an ABBA order, so a drift of the machine during the run falls on both
-alike). The figures are the median of each gateway's rounds with their spread (lowest to highest), and the cost
-of a detached tap as B's median against A's. A's own spread is the noise floor: a difference within it is no
-measurable cost.
+The cost of a detached tap is the median B/A ratio after against the median before (a difference of
+differences: the machine's drift and the processes' own difference cancel out).
 
     python -m bench.tap [--requests 1000] [--concurrency 64] [--rounds 6]
 """
@@ -98,17 +99,34 @@ class _Gateway:
         self.process.wait(30)
 
 
-async def run(requests: int, concurrency: int, spans: int, rounds: int) -> dict[str, list[float]]:
+async def _rounds(sink: CountingSink, a: _Gateway, b: _Gateway, rounds: int, requests: int, concurrency: int,
+                  spans: int, figures: dict[str, list[float]], b_name: str) -> list[float]:
+    """``rounds`` back-to-back pairs in ABBA order; returns each pair's B/A ratio."""
+    ratios = []
+    for i in range(rounds):
+        pair = {}
+        for gateway, name in ((a, "A"), (b, "B")) if i % 2 == 0 else ((b, "B"), (a, "A")):
+            pair[name] = await gateway.measure(sink, requests, concurrency, spans)
+        figures["A never tapped"].append(pair["A"])
+        figures[b_name].append(pair["B"])
+        ratios.append(pair["B"] / pair["A"])
+    return ratios
+
+
+async def run(requests: int, concurrency: int, spans: int, rounds: int
+              ) -> tuple[dict[str, list[float]], list[float], list[float]]:
+    """Figures per gateway, and the rounds' B/A ratios before the tap and after it was detached."""
     sink = CountingSink()
     await sink.server.start()
     workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-tap-"))
     a = _Gateway(sink.port, workdir, "never-tapped")
     b = _Gateway(sink.port, workdir, "tapped")
-    figures: dict[str, list[float]] = {"A never tapped": [], "B tap attached (100 items/s)": [],
-                                       "B tap detached": []}
+    figures: dict[str, list[float]] = {"A never tapped": [], "B before its tap": [],
+                                       "B tap attached (100 items/s)": [], "B tap detached": []}
     try:
         await a.ready(spans)
         await b.ready(spans)
+        before = await _rounds(sink, a, b, rounds, requests, concurrency, spans, figures, "B before its tap")
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{b.admin_port}/api/tap?component=batch&rate=100",
                                    headers={"Authorization": f"Bearer {TOKEN}"}) as stream:
@@ -127,25 +145,21 @@ async def run(requests: int, concurrency: int, spans: int, rounds: int) -> dict[
                 await asyncio.sleep(0.1)
             else:
                 raise RuntimeError("the tap is still attached after its client left")
-        order = [(a, "A never tapped"), (b, "B tap detached")]
-        for i in range(rounds):
-            for gateway, name in (order if i % 2 == 0 else order[::-1]):  # A B, B A, A B, ...
-                figures[name].append(await gateway.measure(sink, requests, concurrency, spans))
+        after = await _rounds(sink, a, b, rounds, requests, concurrency, spans, figures, "B tap detached")
     finally:
         a.stop()
         b.stop()
         await sink.server.stop(None)
-    return figures
+    return figures, before, after
 
 
 def main() -> None:
     args, _payloads, ceiling = prepare(__doc__, requests=1000, options=lambda parser: parser.add_argument(
-        "--rounds", type=int, default=6, help="rounds per gateway (default 6)"))
-    rounds = args.rounds
-    figures = asyncio.run(run(args.requests, args.concurrency, args.spans, rounds))
+        "--rounds", type=int, default=6, help="rounds before the tap and after it (default 6 each)"))
+    figures, before, after = asyncio.run(run(args.requests, args.concurrency, args.spans, args.rounds))
     print(heading("tap"))
-    print(f"  workload: {rounds} interleaved rounds per gateway of {args.requests} requests x {args.spans} spans, "
-          f"concurrency {args.concurrency}; OTLP/gRPC -> memory_limiter -> batch -> OTLP/gRPC")
+    print(f"  workload: {args.rounds} + {args.rounds} interleaved rounds of {args.requests} requests x {args.spans} "
+          f"spans per gateway, concurrency {args.concurrency}; OTLP/gRPC -> memory_limiter -> batch -> OTLP/gRPC")
     print(f"  ceiling (parse + serialize, 1 core):     {ceiling:>10,.0f} spans/s")
     base = statistics.median(figures["A never tapped"])
     for name, values in figures.items():
@@ -153,9 +167,12 @@ def main() -> None:
         print(f"  per gateway CPU-second, {name + ':':<30}{median:>10,.0f} spans/s median of {len(values)} "
               f"({min(values):,.0f} to {max(values):,.0f}; {median / ceiling:.0%} of ceiling, "
               f"{median / base - 1:+.1%} vs A)")
-    noise = (max(figures["A never tapped"]) - min(figures["A never tapped"])) / base
-    cost = 1 - statistics.median(figures["B tap detached"]) / base
-    print(f"  detached tap costs {cost:+.1%} of A's throughput; A's own spread (the noise floor) is {noise:.1%}")
+    cost = statistics.median(after) / statistics.median(before) - 1
+    spread = [r / statistics.median(before) - 1 for r in after]
+    print(f"  B/A per round, median: {statistics.median(before):.3f} before the tap, {statistics.median(after):.3f} "
+          f"after it was detached")
+    print(f"  detached tap: {cost:+.1%} (a negative figure is a cost; the rounds after it range "
+          f"{min(spread):+.1%} to {max(spread):+.1%} against the ratio before)")
 
 
 if __name__ == "__main__":
