@@ -130,14 +130,26 @@ class _PairCache(dict):  # type: ignore[type-arg]
 
     Only string values are stored: ``(k, True)``, ``(k, 1)`` and ``(k, 1.0)`` are equal as dict keys but encode
     differently, and a string never equals a non-string. Misses (values seen once: ids, timestamps, numbers)
-    are encoded inline here, the common types without further calls.
+    are encoded inline here, the common types without further calls. A key that has had ``_DISTINCT_PER_KEY``
+    values stored (a timestamp, a request id) stores no more: its values would only push the repeating ones out.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: key → how many of its values are stored.
+        self.stored: dict[Any, int] = {}
 
     def __missing__(self, item: tuple[Any, Any]) -> bytes:
         key, value = item
         key_part = _KEY_PARTS.get(key) or _key_part(key)  # key field + the value's tag (KeyValue.value)
         kind = type(value)
-        if kind is str:
+        if kind is int and 0 <= value < 0x20_0000:  # ids, counts, status codes: up to three varint bytes
+            number = _VARINT[value] if value < 0x4000 else \
+                bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
+            kv_len = len(key_part) + len(number) + 2
+            if kv_len < 0x80:
+                return _TAG6[kv_len] + key_part + _ONE[len(number) + 1] + b"\x18" + number
+        elif kind is str:
             try:
                 raw = value.encode()
             except UnicodeEncodeError:  # lone surrogates
@@ -149,15 +161,15 @@ class _PairCache(dict):  # type: ignore[type-arg]
             else:
                 encoded = _string_pair(str(key), value)
             if n <= _CACHEABLE_LEN:
-                if len(self) >= _MAX_PAIRS:
-                    self.clear()
-                self[item] = encoded
+                stored = self.stored.get(key, 0)
+                if stored < _DISTINCT_PER_KEY:
+                    if len(self) >= _MAX_PAIRS:
+                        self.clear()
+                        self.stored.clear()
+                        stored = 0
+                    self.stored[key] = stored + 1
+                    self[item] = encoded
             return encoded
-        if kind is int and 0 <= value < 0x8000_0000:
-            number = _VARINT[value] if value < 0x4000 else varint(value)
-            kv_len = len(key_part) + len(number) + 2
-            if kv_len < 0x80:
-                return _TAG6[kv_len] + key_part + _ONE[len(number) + 1] + b"\x18" + number
         return _pair(key, value)
 
 
@@ -177,6 +189,7 @@ def _key_part(key: Any) -> bytes:
 
 
 _MAX_PAIRS = 65536
+_DISTINCT_PER_KEY = 4096
 _CACHEABLE_LEN = 48
 _PAIRS = _PairCache()
 _lookup_pair = _PAIRS.__getitem__
@@ -192,6 +205,17 @@ def _record_attributes(attributes: Mapping[str, Any]) -> bytes:
 
 class _Fallback(Exception):
     pass
+
+
+def _severity_fields(lane: Any, value: Any) -> bytes:
+    """LogRecord.severity_number and severity_text of a level value, remembered for string levels."""
+    number = lane.severity_number(value)
+    text = lane.severity_text(value, number)
+    encoded = (_SEVERITY[number] if number else b"") + (
+        (_SEVERITY_TEXT.get(text) or _severity_text(text)) if text else b"")
+    if type(value) is str and len(lane.severities) < 1024:
+        lane.severities[value] = encoded
+    return encoded
 
 
 class RecordBuffer:
@@ -237,49 +261,49 @@ class RecordBuffer:
         entry the general path builds; ``fallback(body)`` runs a line through that path instead."""
         pack = _FIXED64.pack
         group = self._group(resource)
+        append = group.append
+        # What every record of the batch ends with: the file's attributes, then (after the line's) the time seen.
         observed_field = b"\x59" + pack(observed)
         loads = orjson.loads
+        lookup = _lookup_pair
         time_key, parse_time = lane.time_key, lane.parse_time
-        severity_key, severity_number, severity_text = lane.severity_key, lane.severity_number, lane.severity_text
+        severity_key = lane.severity_key
+        severities = lane.severities
         count = size = 0
+        time_field = severity = b""
         for body in bodies:
             try:
                 parsed = loads(body)
                 if type(parsed) is not dict or not file_keys.isdisjoint(parsed):
                     raise _Fallback
-                parts: list[bytes] = []
                 if time_key is not None:
                     value = parsed.get(time_key)
                     if value is None:
                         raise _Fallback
-                    parts.append(b"\x09" + pack(parse_time(value) & _INT64_MASK))
+                    time_field = b"\x09" + pack(parse_time(value) & _INT64_MASK)
                 if severity_key is not None:
                     value = parsed.get(severity_key)
                     if value is None:
                         raise _Fallback
-                    number = severity_number(value)
-                    if number:
-                        parts.append(_SEVERITY[number])
-                    text = severity_text(value, number)
-                    if text:
-                        parts.append(_SEVERITY_TEXT.get(text) or _severity_text(text))
+                    # Levels repeat: their number and text fields are encoded once per level string.
+                    severity = severities.get(value) if type(value) is str else None
+                    if severity is None:
+                        severity = _severity_fields(lane, value)
                 raw = body.encode()
                 n = len(raw)
                 if n < 0x3FF0:
                     length = _VARINT[n]
-                    parts.append(b"\x2a" + _VARINT[n + len(length) + 1] + b"\x0a" + length + raw)
+                    body_field = b"\x2a" + _VARINT[n + len(length) + 1] + b"\x0a" + length + raw
                 else:
                     length = varint(n)
-                    parts.append(b"\x2a" + varint(n + len(length) + 1) + b"\x0a" + length + raw)
-                parts.append(file_attributes)
-                parts.append(b"".join(map(_lookup_pair, parsed.items())))
-                parts.append(observed_field)
-                record = b"".join(parts)
+                    body_field = b"\x2a" + varint(n + len(length) + 1) + b"\x0a" + length + raw
+                record = b"".join((time_field, severity, body_field, file_attributes,
+                                   b"".join(map(lookup, parsed.items())), observed_field))
             except Exception:
                 self.add_entries(fallback(body))
                 continue
             n = len(record)
-            group.append(b"\x12" + (_VARINT[n] if n < 0x4000 else varint(n)) + record)
+            append(b"\x12" + (_VARINT[n] if n < 0x4000 else varint(n)) + record)
             count += 1
             size += n
         self.count += count

@@ -10,7 +10,7 @@ general path instead, which also counts and logs the error.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .operators.entry import Field
@@ -29,6 +29,8 @@ class JsonLane:
     severity_key: str | None
     severity_number: Callable[[Any], int] | None
     severity_text: Callable[[Any, int], str] | None
+    #: Level string → its encoded severity fields (filled by ``RecordBuffer.add_json_lines``).
+    severities: dict[str, bytes] = field(default_factory=dict, compare=False)
 
 
 def _top_level_attribute(field: Field) -> str | None:
