@@ -15,6 +15,7 @@ order, whatever their signal and transport.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import socket
 import ssl
@@ -95,6 +96,9 @@ class OtlpSink:
         self.requests: list[Received] = []
         self.grpc_port = 0
         self.http_port = 0
+        #: Seconds every export waits before it is taken and answered: a slow backend, whose capacity is then
+        #: known (the exporter's consumers x items per request / delay). May be changed while serving.
+        self.delay = 0.0
         self._script: deque[_Failure | _Partial] = deque()
         self._refuse: Callable[[Batch], str | None] | None = None
         self._grpc_server: grpc.aio.Server | None = None
@@ -206,6 +210,8 @@ class OtlpSink:
 
     def _grpc_handler(self, signal: Signal) -> Any:
         async def export(request: Batch, context: grpc.aio.ServicerContext) -> Message:
+            if self.delay:
+                await asyncio.sleep(self.delay)
             headers = {m.key: m.value for m in context.invocation_metadata() or ()}
             outcome = self._record(signal, "grpc", request, headers, "application/grpc")
             if isinstance(outcome, _Failure):
@@ -222,6 +228,8 @@ class OtlpSink:
         request_type = _SERVICES[signal][1]
 
         async def export(request: web.Request) -> web.Response:
+            if self.delay:
+                await asyncio.sleep(self.delay)
             try:  # decoded here, not by aiohttp: it knows neither snappy nor (without extras) zstd
                 body = _DECODE[request.headers.get("Content-Encoding", "identity").lower()](await request.read())
             except (KeyError, OSError, EOFError, cramjam.DecompressionError, zlib.error) as exc:
