@@ -32,7 +32,7 @@ test: $(STAMP)
 faults: $(STAMP)
 	bash tests/install-test-servers.sh
 	OTELGW_FAULT_RUNS=$${OTELGW_FAULT_RUNS:-20} $(BIN)/python -m pytest -q -s tests/faults
-	OTELGW_FAULT_SERIES=1000000 $(BIN)/python -m pytest -q tests/test_large_registry.py
+	OTELGW_FAULT_SERIES=1000000 $(BIN)/python -m pytest -q -s tests/test_large_registry.py
 
 ## Print throughput figures next to the ceiling measured in the same run.
 bench: $(STAMP)

@@ -1,7 +1,9 @@
 """A gateway holding a very large number of series keeps answering: health probes and ingestion stay within a
-second while the prometheus exporter renders ``/metrics``, the self-metrics are scraped and span_metrics flushes.
+second while span_metrics flushes, the prometheus exporter expires and renders ``/metrics`` and the self-metrics
+are scraped.
 
-``make test`` runs it with 150,000 series per source; ``make faults`` with a million (OTELGW_FAULT_SERIES).
+``make test`` runs it with 150,000 series per source; ``make faults`` with a million (OTELGW_FAULT_SERIES), and
+prints the slowest probe and the gateway's peak RSS.
 """
 
 from __future__ import annotations
@@ -62,11 +64,13 @@ def test_health_and_ingestion_answer_within_a_second_while_huge_registries_are_r
           otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:{ports['http']}"}}}}}}
         connectors:
           span_metrics:
-            aggregation_cardinality_limit: 0     # no limit: the worst case an operator can configure
+            aggregation_cardinality_limit: {2 * SERIES}   # raised from the default to hold every series
             histogram: {{disable: true}}
             metrics_flush_interval: {FLUSH_INTERVAL_S}s
         exporters:
-          prometheus: {{endpoint: "127.0.0.1:{ports['prometheus']}", max_series: 0}}
+          # The gauges are sent once; a million of them and their spans take longer than the default 5 minutes of
+          # metric_expiration to arrive on a busy machine, so they would expire before the test looks at them.
+          prometheus: {{endpoint: "127.0.0.1:{ports['prometheus']}", max_series: 0, metric_expiration: 1h}}
         service:
           extensions: [health_check]
           telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
@@ -83,10 +87,23 @@ def test_health_and_ingestion_answer_within_a_second_while_huge_registries_are_r
             assert status == 200, body
             status, body = http_post(f"{base}/v1/traces", distinct_spans(start, PER_REQUEST), PROTOBUF, timeout=120)
             assert status == 200, body
-        # Wait until span_metrics has flushed every series into the exporter.
+        slowest = {"health while flushing": 0.0, "ingest while flushing": 0.0, "health while scraping": 0.0,
+                   "ingest while scraping": 0.0}
+        small = make_traces(5).SerializeToString()
+
+        def probe(phase: str) -> None:
+            started = time.monotonic()
+            assert http_get(f"http://127.0.0.1:{ports['health']}/health/ready", timeout=30)[0] == 200
+            slowest[f"health {phase}"] = max(slowest[f"health {phase}"], time.monotonic() - started)
+            started = time.monotonic()
+            assert http_post(f"{base}/v1/traces", small, PROTOBUF, timeout=30)[0] == 200
+            slowest[f"ingest {phase}"] = max(slowest[f"ingest {phase}"], time.monotonic() - started)
+
+        # Wait until span_metrics has flushed every series into the exporter, probing while it flushes.
         deadline = time.monotonic() + 300 + SERIES // 2000
         while series(ports["metrics"]) < 2 * SERIES:
             assert time.monotonic() < deadline, gateway.log()
+            probe("while flushing")
             time.sleep(0.5)
 
         scraped: list[int] = []
@@ -104,24 +121,19 @@ def test_health_and_ingestion_answer_within_a_second_while_huge_registries_are_r
 
         scraper = threading.Thread(target=scrape)
         scraper.start()
-        slowest = {"health": 0.0, "ingest": 0.0}
         probes = 0
-        small = make_traces(5).SerializeToString()
         while scraper.is_alive() or probes < 10:
-            started = time.monotonic()
-            assert http_get(f"http://127.0.0.1:{ports['health']}/health/ready", timeout=30)[0] == 200
-            slowest["health"] = max(slowest["health"], time.monotonic() - started)
-            started = time.monotonic()
-            assert http_post(f"{base}/v1/traces", small, PROTOBUF, timeout=30)[0] == 200
-            slowest["ingest"] = max(slowest["ingest"], time.monotonic() - started)
+            probe("while scraping")
             probes += 1
             time.sleep(0.05)
         scraper.join()
         assert not errors, errors
         assert scraped == [SERIES, SERIES]
+        print(f"\n{SERIES:,} series per source: slowest probes (s) {slowest}, "
+              f"gateway peak RSS {gateway.status_kb('VmHWM') / 1024:,.0f} MiB")
         # Generous (about 0.3 s health, 0.5 s ingestion on an idle 2-core machine; the goal is under 1 s): a
         # blocked event loop shows up as several seconds (rendering, a collector pause, a whole flush).
-        assert slowest["health"] < 2.0 and slowest["ingest"] < 2.0, (slowest, probes)
+        assert max(slowest.values()) < 2.0, (slowest, probes)
         assert gateway.stop() == 0
     finally:
         gateway.kill()

@@ -5,6 +5,9 @@ attributes). A point that lines up with the last one (its start equals the strea
 that starts before the stream did is dropped; any other gap or overlap is a restart, and the stream begins again
 from that point. Streams not updated for ``expiration`` seconds are forgotten, and at most ``max_streams`` are
 held: past that, new delta streams are dropped (and counted) rather than growing without bound.
+
+Streams are kept in the order they were last updated (an updated stream moves to the end of the dict), so the
+expired ones are at the front and forgetting them costs what is forgotten, not what is held.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class CumulativeState:
             self.dropped += 1
             return None, False
         stream.touched = now
+        del self._streams[key]  # to the end: the dict stays ordered by last update
+        self._streams[key] = stream
         if start_ns != stream.last_ns:  # a gap or an overlap: the writer restarted
             stream.start_ns = start_ns
             stream.last_ns = time_ns
@@ -89,12 +94,17 @@ class CumulativeState:
             stream.sum = None if total is None or stream.sum is None else stream.sum + total
         return stream.start_ns, list(stream.counts), stream.count, stream.sum
 
-    def expire(self, now: float | None = None) -> int:
-        """Forget streams not updated for ``expiration`` seconds; returns how many were forgotten."""
+    def expire(self, now: float | None = None, limit: int = 0) -> int:
+        """Forget streams not updated for ``expiration`` seconds, at most ``limit`` of them (0: all); returns how
+        many were forgotten. A caller on the event loop passes a limit and calls again while it returns ``limit``."""
         if self.expiration <= 0:
             return 0
         cutoff = (time.monotonic() if now is None else now) - self.expiration
-        stale = [key for key, stream in self._streams.items() if stream.touched < cutoff]
+        stale = []
+        for key, stream in self._streams.items():
+            if stream.touched >= cutoff or (limit and len(stale) >= limit):
+                break  # ordered by last update: every later stream is younger
+            stale.append(key)
         for key in stale:
             del self._streams[key]
         return len(stale)

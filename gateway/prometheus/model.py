@@ -76,6 +76,9 @@ class Point:
     time_ns: int = 0
     #: Identity of the series, computed once: (name, labels).
     key: tuple[str, Labels] = field(init=False)
+    #: When a series store last took this point (monotonic seconds): kept on the point rather than beside it, so
+    #: a stored series is one object for the cycle collector to visit, not two.
+    updated: float = field(default=0.0, compare=False)
 
     def __post_init__(self) -> None:
         self.key = (self.name, self.labels)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ __all__ = ["PrometheusExporter"]
 METRICS_PATH = "/metrics"
 # Above this many series the exposition is rendered in a worker thread, so the event loop keeps serving.
 _THREAD_SERIES = 2000
+# Expired series are dropped this many at a time (a few milliseconds), the event loop running in between.
+_EXPIRE_SLICE = 10_000
 
 
 @dataclass(frozen=True)
@@ -149,15 +152,23 @@ class PrometheusExporter:
         interval = min(max(self.config.metric_expiration / 10, 0.05), 15.0)
         while True:
             await asyncio.sleep(interval)
-            self.store.expire()
-            self.translator.cumulative.expire()
+            await self._expire()
+
+    async def _expire(self) -> None:
+        """Drop expired series and delta streams in slices, so a million expiring at once never blocks the loop
+        (each slice costs what it drops: both are ordered by last update)."""
+        now = time.monotonic()
+        while self.store.expire(now, _EXPIRE_SLICE) == _EXPIRE_SLICE:
+            await asyncio.sleep(0)
+        while self.translator.cumulative.expire(now, _EXPIRE_SLICE) == _EXPIRE_SLICE:
+            await asyncio.sleep(0)
 
     async def _scrape(self, request: web.Request) -> web.Response:
         if self.config.enable_open_metrics:
             encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         else:
             encoder, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
-        self.store.expire()
+        await self._expire()
         points = self.store.snapshot()  # consume may change the store while the exposition is rendered
         render = functools.partial(self._render, encoder, points)
         if len(points) <= _THREAD_SERIES:

@@ -3,6 +3,9 @@
 A cumulative point replaces the one it follows (an older point is ignored); a NO_RECORDED_VALUE point removes
 its series. Series not updated for ``metric_expiration`` are dropped by ``expire``. New series beyond
 ``max_series`` are refused and counted, so a cardinality explosion upstream cannot exhaust memory here.
+
+The series dict is kept in the order of last update (an updated series moves to the end), so the expired series
+are always at its front: ``expire`` stops at the first live one, and costs what it removes, not what is stored.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ class SeriesStore(Collector):
         self.expiration = expiration
         self.max_series = max_series
         self.send_timestamps = send_timestamps
-        self._series: dict[tuple[str, Labels], tuple[Point, float]] = {}
+        self._series: dict[tuple[str, Labels], Point] = {}
         #: Family name → type of the first series seen; a later metric of another type under the name is refused.
         self._types: dict[str, MetricType] = {}
+        #: Family name → how many series it has, so the last one leaving forgets the name's type.
+        self._names: dict[str, int] = {}
         self.refused_over_limit = 0
         self.refused_type_conflict = 0
 
@@ -44,7 +49,8 @@ class SeriesStore(Collector):
         for point in points:
             key = point.key
             if point.stale:
-                series.pop(key, None)
+                if series.pop(key, None) is not None:
+                    self._forget(point.name)
                 continue
             known = self._types.get(point.name)
             if known is not None and known is not point.type:
@@ -56,27 +62,46 @@ class SeriesStore(Collector):
                     self.refused_over_limit += 1
                     continue
                 self._types[point.name] = point.type
-            elif point.time_ns < old[0].time_ns:
+                self._names[point.name] = self._names.get(point.name, 0) + 1
+            elif point.time_ns < old.time_ns:
                 continue  # an older point of the series arrived late
-            series[key] = (point, now)
+            else:
+                del series[key]  # re-inserted below, at the end: the dict stays ordered by last update
+                # The stored series' labels, not the equal ones just translated: those die young, and the
+                # cycle collector is not given a new set of label tuples to visit with every update.
+                point.key, point.labels = old.key, old.labels
+            point.updated = now
+            series[key] = point
             accepted += 1
         return accepted
 
-    def expire(self, now: float | None = None) -> int:
+    def _forget(self, name: str) -> None:
+        left = self._names[name] - 1
+        if left:
+            self._names[name] = left
+        else:
+            del self._names[name]
+            self._types.pop(name, None)
+
+    def expire(self, now: float | None = None, limit: int = 0) -> int:
+        """Drop series not updated for ``expiration`` seconds, at most ``limit`` of them (0: all); returns how
+        many were dropped. A caller on the event loop passes a limit and calls again while it returns ``limit``."""
         cutoff = (time.monotonic() if now is None else now) - self.expiration
-        stale = [key for key, (_, updated) in self._series.items() if updated < cutoff]
+        stale = []
+        for key, point in self._series.items():
+            if point.updated >= cutoff or (limit and len(stale) >= limit):
+                break  # ordered by last update: every later series is younger
+            stale.append(key)
         for key in stale:
             del self._series[key]
-        if stale:
-            names = {name for name, _ in self._series}
-            self._types = {name: t for name, t in self._types.items() if name in names}
+            self._forget(key[0])
         return len(stale)
 
     def snapshot(self) -> list[Point]:
         """The current points, taken at once (a C-level copy of the dict's values): what :meth:`families` of
         another thread may render while the event loop goes on updating the store. Points are never changed
         once stored, only replaced."""
-        return [point for point, _ in list(self._series.values())]
+        return list(self._series.values())
 
     def collect(self) -> Iterator[Metric]:
         """One family per name, its samples grouped together (the exposition formats require it)."""
