@@ -18,10 +18,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/otelgw run --config configs/default.yaml
 
-## The gateway with the KPI, alert and redaction packs, and demo traffic whose incidents trip every alert pack.
+## The gateway with the KPI, alert, redaction and tail-sampling packs, demo traffic whose incidents trip every
+## alert pack, and otelgw top in the terminal (q quits both).
 ## The packs' windows and for: durations run OTELGW_DEMO_SPEED (default 10) times faster; Ctrl-C stops it.
 demo: $(STAMP)
-	$(BIN)/otelgw demo all --speed $${OTELGW_DEMO_SPEED:-10}
+	$(BIN)/otelgw demo all --speed $${OTELGW_DEMO_SPEED:-10} --top
 
 ## Run the whole test suite (installs Debian's prometheus and alertmanager for the real-server tests when root).
 test: $(STAMP)

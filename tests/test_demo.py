@@ -42,6 +42,13 @@ def started_gateway(output: list[str]) -> int | None:
     return None
 
 
+def kept_failed(line: str) -> int:
+    """From the demo's "tail sampling kept N traces (M with an error, ...)" line, M (0 for other lines)."""
+    if "tail sampling kept " not in line:
+        return 0
+    return int(line.split("(", 1)[1].split(" with an error", 1)[0])
+
+
 def firing_by_pack(alerts: list[dict]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for alert in alerts:
@@ -93,6 +100,12 @@ def test_demo_trips_an_alert_of_every_pack_and_stops_on_ctrl_c(tmp_path: Path) -
                                                              "crm.workflow.runs"}
         # the admin token is a secret: the demo names its file, never its text
         assert (tmp_path / f"admin-{ports['admin']}.token").read_text().strip() not in text
+
+        # what tail sampling kept reached the demo's backend: the incident's failed traces among them
+        deadline = time.monotonic() + 60
+        while not any(kept_failed(line) for line in list(output)):
+            assert time.monotonic() < deadline, "".join(output)
+            time.sleep(1.0)
 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(60) == 0, "".join(output)
@@ -166,7 +179,7 @@ def test_make_demo_is_the_demo_of_every_pack_sped_up_ten_times() -> None:
         pytest.skip("make is not installed")
     done = subprocess.run([make, "-n", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].endswith("/otelgw demo all --speed ${OTELGW_DEMO_SPEED:-10}")
+    assert done.stdout.splitlines()[-1].endswith("/otelgw demo all --speed ${OTELGW_DEMO_SPEED:-10} --top")
     assert "make demo" in (ROOT / "README.md").read_text().split("\n## ", 1)[0]
 
 
@@ -185,3 +198,54 @@ def test_a_port_in_use_is_a_clear_error_before_any_gateway_starts(tmp_path: Path
     assert done.returncode == 1
     assert f"{taken} already in use" in done.stderr and "OTELGW_GRPC_ENDPOINT" in done.stderr
     assert "starting the gateway" not in done.stdout
+
+
+def test_top_takes_the_terminal_while_the_demo_plays_and_q_quits_both(tmp_path: Path) -> None:
+    """``make demo`` runs ``otelgw demo --top``: in a terminal (a pty here) otelgw top shows the demo's gateway,
+    and its q ends the traffic and the gateway too."""
+    import pty
+    import select
+
+    ports = {name: free_port() for name in ("grpc", "http", "prometheus", "metrics", "health", "admin")}
+    env = {**os.environ, "OTELGW_STATE_DIR": str(tmp_path), "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
+    for name in ("grpc", "http", "prometheus", "health", "admin"):
+        env[f"OTELGW_{name.upper()}_ENDPOINT"] = f"127.0.0.1:{ports[name]}"
+    env["OTELGW_METRICS_ADDRESS"] = f"127.0.0.1:{ports['metrics']}"
+    leader, follower = pty.openpty()
+    demo = subprocess.Popen([sys.executable, "-m", "gateway", "demo", "all", "--speed", "60", "--top"],
+                            stdin=follower, stdout=follower, stderr=follower, env=env, start_new_session=True)
+    os.close(follower)
+    screen = b""
+
+    def read_until(marker: bytes, limit: float) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + limit
+        while marker not in screen:
+            assert time.monotonic() < deadline, screen.decode(errors="replace")[-3000:]
+            ready, _, _ = select.select([leader], [], [], 0.5)
+            if ready:
+                try:
+                    screen += os.read(leader, 65536)
+                except OSError:  # the pty closed: every process holding it exited
+                    break
+
+    gateway_pid = None
+    try:
+        read_until(b"otelgw top takes the terminal", 120)
+        gateway_pid = started_gateway(screen.decode(errors="replace").splitlines())
+        read_until(b"business KPIs", 60)  # top has the terminal (cbreak mode, so it sees the q) and shows KPIs
+        os.write(leader, b"q")
+        read_until(b"otelgw demo stopped", 60)  # reading on: a full pty would block top's output, and top
+        assert demo.wait(60) == 0, screen.decode(errors="replace")[-3000:]
+        assert gateway_pid is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(gateway_pid, 0)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        gateway_pid = gateway_pid or started_gateway(screen.decode(errors="replace").splitlines())
+        if gateway_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(gateway_pid, signal.SIGKILL)
+        os.close(leader)

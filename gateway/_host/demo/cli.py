@@ -1,9 +1,12 @@
 """``otelgw demo``: a gateway with the shipped packs, realistic traffic, and incidents that trip their alerts.
 
-Without ``--endpoint`` the demo starts ``otelgw run`` on the KPI packs, the alert packs and the redaction pack
-(from the ``configs/`` directory of a source checkout), with the admin endpoint on, waits until it listens,
-then sends traffic (``traffic``) once a second. The timeline, in demo time (wall time x
-``--speed``): two quiet minutes, then a 30-minute incident that trips at least one alert of every pack, then ten
+Without ``--endpoint`` the demo starts ``otelgw run`` on the KPI packs, the alert packs, the redaction pack and
+the tail-sampling pack (from the ``configs/`` directory of a source checkout), with the admin endpoint on and the
+sampled traces sent to a backend of the demo's own (``backend``) that counts what tail sampling kept, waits until
+the gateway listens, then sends traffic (``traffic``) once a second. With ``--top`` it then runs ``otelgw top``
+in the terminal while the traffic plays, and its own messages go to a log file instead.
+
+The timeline, in demo time (wall time x ``--speed``): two quiet minutes, then a 30-minute incident that trips at least one alert of every pack, then ten
 quiet minutes in which the alerts resolve, and again. ``--speed N`` runs the packs' windows and ``for:``
 durations N times faster (``speed``), so ``--speed 10`` shows every pack's alert within a few
 minutes, and a test's ``--speed 60`` within seconds.
@@ -29,24 +32,29 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 from gateway._host.admin import default_token_file
 from gateway._host.cli_admin import AdminClient, add_admin_options
 
+from . import SCENARIOS
+from .backend import TraceBackend
 from .speed import scaled_copy
-from .traffic import SCENARIOS, Traffic
 
 __all__ = ["add_parser", "run"]
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 #: The packs the demo's gateway runs, merged in this order.
 PACKS = ("kpi/gateway.yaml", "kpi/callcenter.yaml", "kpi/llm_agent.yaml", "kpi/crm.yaml", "alerts/api.yaml",
-         "alerts/callcenter.yaml", "alerts/llm_agent.yaml", "alerts/crm.yaml", "redaction.yaml")
+         "alerts/callcenter.yaml", "alerts/llm_agent.yaml", "alerts/crm.yaml", "redaction.yaml",
+         "tail_sampling.yaml")
 #: The demo's own fragment: the admin endpoint, for otelgw top, otelgw alerts and the status page.
 FRAGMENT = 'service:\n  admin: {endpoint: "${env:OTELGW_ADMIN_ENDPOINT:-127.0.0.1:13134}"}\n'
 #: Timeline in demo seconds: quiet, incident, quiet again (then it repeats).
 QUIET_FIRST, INCIDENT, QUIET = 120.0, 1800.0, 600.0
+#: How often (demo seconds, so wall seconds x --speed; at least every 5 wall seconds) the demo says what tail
+#: sampling kept.
+SAMPLING_REPORT = 60.0
 
 
 def add_parser(commands: Any) -> None:
@@ -67,6 +75,9 @@ def add_parser(commands: Any) -> None:
     demo.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
                       help="stop after SECONDS (default: run until Ctrl-C)")
     demo.add_argument("--seed", type=int, help="random seed, for the same traffic every run")
+    demo.add_argument("--top", action="store_true",
+                      help="show otelgw top while the demo plays (q or Ctrl-C quits both); the demo's own "
+                           "messages then go to a log file it names")
     add_admin_options(demo)
 
 
@@ -92,7 +103,7 @@ def _listening(endpoint: str) -> bool:
 class _Gateway:
     """The ``otelgw run`` child: its configs (scaled copies when ``speed`` != 1) and its log in ``workdir``."""
 
-    def __init__(self, workdir: Path, speed: float) -> None:
+    def __init__(self, workdir: Path, speed: float, backend: str) -> None:
         if not (CONFIGS / PACKS[0]).is_file():
             raise SystemExit(f"otelgw demo: the packs are not in {CONFIGS}; run it from a source checkout "
                              "(make demo), or pass --endpoint to send to a running gateway")
@@ -104,6 +115,7 @@ class _Gateway:
         env = dict(os.environ)
         # The redaction pack hashes personal data with a key; the demo's lives as long as its gateway.
         env.setdefault("REDACTION_KEY", secrets.token_hex(32))
+        env["OTELGW_BACKEND"] = backend  # where the tail-sampling pack sends the traces it keeps
         command = [sys.executable, "-m", "gateway", "run"]
         for path in self.configs:
             command += ["--config", str(path)]
@@ -163,8 +175,12 @@ class _AlertWatch:
         self.firing = now
 
 
+#: Where the demo's messages go: the terminal, or a log file while ``otelgw top`` holds the terminal.
+_out: list[TextIO] = [sys.stdout]
+
+
 def _say(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=_out[0], flush=True)
 
 
 def _otelgw() -> str:
@@ -197,6 +213,11 @@ def _welcome(admin: str, grpc: str, gateway: _Gateway | None, speed: float) -> N
 def run(args: argparse.Namespace) -> int:
     if args.speed <= 0 or args.rate <= 0:
         raise SystemExit("otelgw demo: --speed and --rate must be > 0")
+    try:
+        from . import traffic  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit(f"otelgw demo sends its traffic with the OpenTelemetry SDK, which is not installed "
+                         f"({exc}): pip install 'otelgw[demo]'") from None
     scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
     stop = threading.Event()
 
@@ -206,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     workdir = Path(tempfile.mkdtemp(prefix="otelgw-demo-"))
     gateway: _Gateway | None = None
+    backend: TraceBackend | None = None
     try:
         if args.endpoint:
             grpc = args.endpoint
@@ -219,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
                       "stop it, or move the demo with OTELGW_GRPC_ENDPOINT, OTELGW_ADMIN_ENDPOINT and the other "
                       "OTELGW_*_ENDPOINT variables, or send to it with --endpoint", file=sys.stderr)
                 return 1
-            gateway = _Gateway(workdir, args.speed)
+            backend = TraceBackend()
+            backend.start()
+            gateway = _Gateway(workdir, args.speed, backend.endpoint)
             _say(f"starting the gateway (pid {gateway.process.pid}) with {', '.join(PACKS)}")
             if not gateway.wait_listening([grpc, admin_endpoint], stop):
                 if stop.is_set():
@@ -228,22 +252,63 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 1
         _welcome(args.admin.rstrip("/"), grpc, gateway, args.speed)
-        return _play(args, scenarios, grpc, gateway, stop)
+        if args.top and not sys.stdout.isatty():
+            _say("--top needs a terminal: playing without otelgw top")
+        elif args.top:
+            return _play_under_top(args, scenarios, grpc, gateway, backend, stop)
+        return _play(args, scenarios, grpc, gateway, backend, stop)
     finally:
         # Our handlers stay until the gateway has drained: a second Ctrl-C must not leave it running alone.
         if gateway is not None:
             code = gateway.stop()
             _say(f"gateway stopped (exit code {code})")
+        if backend is not None:
+            backend.stop()
+        if _out[0] is not sys.stdout:
+            _out[0].close()
+            _out[0] = sys.stdout
         shutil.rmtree(workdir, ignore_errors=True)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
+def _play_under_top(args: argparse.Namespace, scenarios: tuple[str, ...], grpc: str, gateway: _Gateway | None,
+                    backend: TraceBackend | None, stop: threading.Event) -> int:
+    """The traffic in a thread, ``otelgw top`` in the terminal; whichever ends first ends the other."""
+    log = Path(tempfile.gettempdir()) / f"otelgw-demo-{os.getpid()}.log"
+    print(f"otelgw top takes the terminal now (q quits the demo); the demo's messages go to {log}", flush=True)
+    _out[0] = log.open("w", encoding="utf-8")
+    result: list[int] = []
+    player = threading.Thread(target=lambda: result.append(_play(args, scenarios, grpc, gateway, backend, stop)),
+                              name="demo-traffic", daemon=True)
+    player.start()
+    command = [sys.executable, "-m", "gateway", "top", "--admin", args.admin]
+    if args.token_file:
+        command += ["--token-file", args.token_file]
+    env = dict(os.environ)
+    if args.token:  # through the environment, not the command line that ps shows
+        env["OTELGW_ADMIN_TOKEN"] = args.token
+    top = subprocess.Popen(command, env=env)  # same session and terminal: Ctrl-C reaches it as it reaches the demo
+    while top.poll() is None and player.is_alive():
+        stop.wait(0.2)
+    stop.set()
+    if top.poll() is None:
+        top.terminate()
+    top.wait()
+    player.join()
+    print(f"otelgw demo stopped; its messages are in {log}", flush=True)
+    return result[0] if result else 0
+
+
 def _play(args: argparse.Namespace, scenarios: tuple[str, ...], grpc: str, gateway: _Gateway | None,
-          stop: threading.Event) -> int:
+          backend: TraceBackend | None, stop: threading.Event) -> int:
+    from .traffic import Traffic  # the OpenTelemetry SDK: checked before anything started, in run()
+
     traffic = Traffic(grpc, scenarios, args.rate, args.seed)
     watch = _AlertWatch(args)
     started = time.monotonic()
+    report_every = max(5.0, SAMPLING_REPORT / args.speed)
+    next_report = started + report_every
     incident = False
     try:
         next_tick = started
@@ -262,6 +327,11 @@ def _play(args: argparse.Namespace, scenarios: tuple[str, ...], grpc: str, gatew
                      "customers-api fail" if incident else "incident over: traffic is back to normal")
             traffic.tick(incident)
             watch.poll()
+            if backend is not None and time.monotonic() >= next_report:
+                next_report += report_every
+                spans, traces, failed = backend.take()
+                _say(f"tail sampling kept {traces} traces ({failed} with an error, {spans} spans) in the last "
+                     f"{report_every:.0f} s: every failed or slow trace, whole, and 10% of the rest")
             next_tick += 1.0
             stop.wait(max(0.0, next_tick - time.monotonic()))
     finally:

@@ -35,9 +35,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
-__all__ = ["SCENARIOS", "Traffic"]
+__all__ = ["Traffic"]
 
-SCENARIOS = ("callcenter", "llm-agent", "crm")
 _NS = 1_000_000_000
 _QUEUES = ("billing", "sales", "support")
 _MODELS = (("gpt-4o", "openai", 0.0025), ("claude-3-5-sonnet", "anthropic", 0.003))
