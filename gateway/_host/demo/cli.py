@@ -6,10 +6,10 @@ sampled traces sent to a backend of the demo's own (``backend``) that counts wha
 the gateway listens, then sends traffic (``traffic``) once a second. With ``--top`` it then runs ``otelgw top``
 in the terminal while the traffic plays, and its own messages go to a log file instead.
 
-The timeline, in demo time (wall time x ``--speed``): two quiet minutes, then a 30-minute incident that trips at least one alert of every pack, then ten
-quiet minutes in which the alerts resolve, and again. ``--speed N`` runs the packs' windows and ``for:``
-durations N times faster (``speed``), so ``--speed 10`` shows every pack's alert within a few
-minutes, and a test's ``--speed 60`` within seconds.
+The timeline, in demo time (wall time x ``--speed``): two quiet minutes, then a 30-minute incident that trips
+at least one alert of every pack, then ten quiet minutes in which the alerts resolve, and again. ``--speed N``
+runs the packs' windows and ``for:`` durations N times faster (``speed``), so ``--speed 10`` shows every pack's
+alert within a few minutes, and a test's ``--speed 60`` within seconds.
 
 The ports are those of the packs, changed by the same environment variables (``OTELGW_GRPC_ENDPOINT``,
 ``OTELGW_HTTP_ENDPOINT``, ``OTELGW_PROMETHEUS_ENDPOINT``, ``OTELGW_METRICS_ADDRESS``, ``OTELGW_HEALTH_ENDPOINT``)
