@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.filelog
 	$(BIN)/python -m bench.scrape
 	$(BIN)/python -m bench.ottl
+	$(BIN)/python -m bench.workers
 
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -23,26 +24,32 @@ EXPORT_LOGS = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
 async def replay(target: str, payloads: list[bytes] | Callable[[int], bytes], requests: int, concurrency: int,
-                 spans: int, method: str = EXPORT, timeout: float = 30, ca_file: str | None = None) -> dict:
+                 spans: int, method: str = EXPORT, timeout: float = 30, ca_file: str | None = None,
+                 connections: int = 1) -> dict:
     """Send ``requests`` requests (``payloads`` cycled, or built by ``payloads(i)``) from ``concurrency`` workers.
 
     ``spans`` is the number of items per request (spans, or log records with ``method=EXPORT_LOGS``).
-    ``ca_file``: connect with TLS, trusting this CA (else plaintext).
+    ``ca_file``: connect with TLS, trusting this CA (else plaintext). ``connections``: TCP connections the senders
+    take turns on (each channel gets its own, so a kernel spreading connections over workers sees several).
     """
     request_for = payloads if callable(payloads) else (lambda i: payloads[i % len(payloads)])
-    options = [("grpc.max_send_message_length", 64 << 20)]
-    if ca_file:
-        with open(ca_file, "rb") as file:
-            credentials = grpc.ssl_channel_credentials(file.read())
-        channel = aio.secure_channel(target, credentials, options=options)
-    else:
-        channel = aio.insecure_channel(target, options=options)
-    export = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
-    await channel.channel_ready()
+    # A local subchannel pool: without it, channels to one target share one connection.
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.use_local_subchannel_pool", 1)]
+    channels = []
+    for _ in range(connections):
+        if ca_file:
+            with open(ca_file, "rb") as file:
+                credentials = grpc.ssl_channel_credentials(file.read())
+            channels.append(aio.secure_channel(target, credentials, options=options))
+        else:
+            channels.append(aio.insecure_channel(target, options=options))
+    exports = [c.unary_unary(method, request_serializer=None, response_deserializer=None) for c in channels]
+    for channel in channels:
+        await channel.channel_ready()
     next_index = 0
     failures: dict[str, int] = {}
 
-    async def worker() -> None:
+    async def worker(export: Callable[..., Any]) -> None:
         nonlocal next_index
         while next_index < requests:
             index = next_index
@@ -54,9 +61,10 @@ async def replay(target: str, payloads: list[bytes] | Callable[[int], bytes], re
                 failures[code] = failures.get(code, 0) + 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(exports[i % connections]) for i in range(concurrency)))
     elapsed = time.perf_counter() - start
-    await channel.close()
+    for channel in channels:
+        await channel.close()
     failed = sum(failures.values())
     return {"requests": requests, "items": (requests - failed) * spans, "failures": failures,
             "elapsed_s": round(elapsed, 3)}

@@ -53,8 +53,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--spans", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=1, help="TCP connections to spread the requests over")
     args = parser.parse_args()
-    result = asyncio.run(replay(args.target, UniqueTraces(args.spans), args.requests, args.concurrency, args.spans))
+    result = asyncio.run(replay(args.target, UniqueTraces(args.spans), args.requests, args.concurrency, args.spans,
+                                connections=args.connections))
     print(json.dumps(result), flush=True)
 
 

@@ -15,6 +15,7 @@ from gateway._host.admission import Gate as AdmissionGate
 from gateway._host.admission import register as register_admission_gate
 from gateway._host.admission import unregister as unregister_admission_gate
 from gateway._host.debugserver import DebugServer
+from gateway._host.workers.context import shared_ports
 from gateway.client import ClientInfo
 from gateway.component import (
     Batch,
@@ -149,6 +150,7 @@ __all__ = [
     "register_admission_gate",
     "server_auth",
     "server_middleware",
+    "shared_ports",
     "split",
     "split_host_port",
     "split_request",

@@ -10,12 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway._host import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy, scaffold
+from gateway._host.config import GatewayConfig
 from gateway._host.demo import cli as cli_demo
 from gateway._host.printconfig import print_config
 from gateway._host.redact import redact
 from gateway._host.registry import load_registry
 from gateway._host.service import Service, load_config
 from gateway._host.telemetry import configure_logging
+from gateway._host.workers.context import available_cpus, reuse_port_error, tag_logs
+from gateway._host.workers.supervisor import Supervisor, worker_config_errors
 from gateway.component import Kind
 from gateway.errors import ConfigError, PluginError
 
@@ -38,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--watch-config", type=float, nargs="?", const=2.0, default=0.0, metavar="SECONDS",
                      help="reload (as on SIGHUP) when a config file's content changes, checking every SECONDS "
                           "(default 2 when given; off when absent). For ConfigMaps mounted as a directory")
+    run.add_argument("--workers", type=_workers, default=1, metavar="N|auto",
+                     help="worker processes sharing the receiver ports (SO_REUSEPORT); auto: one per CPU available "
+                          "to the process (affinity and cgroup quota). Default 1: one process, as always")
     validate = commands.add_parser("validate", help="check a configuration and print every error")
     _add_config(validate)
     print_config = commands.add_parser("print-config", help="print the merged configuration, secrets redacted")
@@ -55,6 +61,18 @@ def _parser() -> argparse.ArgumentParser:
     cli_ottl.add_parser(commands)
     cli_demo.add_parser(commands)
     return parser
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        return available_cpus()
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of workers (1 or more) or auto, got {text!r}")
+    return count
 
 
 def _print_errors(errors: Sequence[str]) -> None:
@@ -88,11 +106,14 @@ def _new_plugin(name: str, kind: Kind, directory: Path | None) -> int:
     return 0
 
 
-def _run(config_paths: Sequence[str], grace_period: float, watch_interval: float = 0.0) -> int:
+def _run(config_paths: Sequence[str], grace_period: float, watch_interval: float = 0.0, workers: int = 1) -> int:
     registry = load_registry()
     config = load_config(config_paths, registry)
     # Before the graph is built: components log while they are created (e.g. redaction's engine).
     configure_logging(config.telemetry.logs.level, config.telemetry.logs.encoding)
+    tag_logs()
+    if workers > 1:
+        return _supervise(config, config_paths, grace_period, watch_interval, workers)
     gcpolicy.install()
     service = Service(config, registry, config_paths)
     service.watch_interval = watch_interval
@@ -101,6 +122,20 @@ def _run(config_paths: Sequence[str], grace_period: float, watch_interval: float
     except ImportError:  # uvloop has no Windows build; asyncio's own loop works, only slower
         return asyncio.run(service.run(grace_period))
     return uvloop.run(service.run(grace_period))
+
+
+def _supervise(config: GatewayConfig, config_paths: Sequence[str], grace_period: float, watch_interval: float,
+               workers: int) -> int:
+    """``--workers N`` with N > 1: this process supervises N gateway processes (gateway._host.workers)."""
+    unsupported = reuse_port_error()
+    if unsupported is not None:
+        print(f"otelgw: --workers {workers} needs the workers to share the receiver ports, but {unsupported}; "
+              f"run with --workers 1 (one process), or one gateway per port behind a load balancer", file=sys.stderr)
+        return 2
+    errors = worker_config_errors(config, workers)
+    if errors:
+        raise ConfigError(errors)
+    return asyncio.run(Supervisor(config, config_paths, workers, grace_period, watch_interval).run())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_config(args.config, load_registry())
             print("configuration is valid")
             return 0
-        return _run(args.config, args.grace_period, args.watch_config)
+        return _run(args.config, args.grace_period, args.watch_config, args.workers)
     except ConfigError as exc:
         _print_errors(exc.messages)
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway._host.workers import routing
 from gateway.component import Batch, Signal, consume
 from gateway.errors import RetryableError
 
@@ -52,13 +53,18 @@ class FanOut:
 
 
 class Inlet(FanOut):
-    """A receiver's fan-out, which a reload can hold shut for a moment and point at new pipelines."""
+    """A receiver's fan-out, which a reload can hold shut for a moment and point at new pipelines.
+
+    In a worker of ``otelgw run --workers N``, what the receiver hands in first goes through the worker router
+    (``gateway._host.workers.routing``), which gives each part to the worker owning it; this worker's part, and
+    what other workers route to this receiver here, enter through ``consume_here``."""
 
     #: How long a request waits at a held inlet before it is refused as retryable.
     HOLD_TIMEOUT_S = 10.0
 
-    def __init__(self, signal: Signal, consumers: list[tuple[Any, bool]]) -> None:
+    def __init__(self, signal: Signal, consumers: list[tuple[Any, bool]], receiver: str = "") -> None:
         super().__init__(signal, consumers)
+        self.receiver = receiver
         self._open = asyncio.Event()
         self._open.set()
 
@@ -74,6 +80,13 @@ class Inlet(FanOut):
         self._open.set()
 
     async def _consume(self, batch: Batch) -> None:
+        router = routing.active()
+        if router is not None and router.routed(self.signal):
+            await router.route(self.receiver, self.signal, batch, self.consume_here)
+        else:
+            await self.consume_here(batch)
+
+    async def consume_here(self, batch: Batch) -> None:
         if not self._open.is_set():
             try:
                 await asyncio.wait_for(self._open.wait(), self.HOLD_TIMEOUT_S)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +134,7 @@ class Graph:
                 inlet = previous._inlets[key]
                 self._retargets.append((inlet, consumers))
             else:
-                inlet = Inlet(key.signal, consumers)
+                inlet = Inlet(key.signal, consumers, str(key.id))
                 create = cc.factory.create_fn(key.signal)
                 assert create is not None
                 component = create(self._settings(kind, key.id, key.signal), cc.config, inlet)
@@ -190,6 +190,10 @@ class Graph:
         for inlet, _ in self._retargets:
             inlet.release()
 
+    def inlet(self, receiver: str, signal: Signal) -> Inlet | None:
+        """The fan-out of receiver ``receiver`` for ``signal``; None when no pipeline of the signal lists it."""
+        return self._inlets.get(NodeKey(Kind.RECEIVER, ComponentID.parse(receiver), signal))
+
     def find(self, kind: Kind, component_id: str, signal: Signal | None = None) -> Any:
         """The component object for ``kind`` and id (unwrapping shared ones); for tests and tools."""
         cid = ComponentID.parse(component_id)
@@ -217,15 +221,20 @@ class Graph:
             self.running.add(id(node.component))
             host.report_status(node.kind, node.id, Status.OK, pipeline=node.pipeline)
 
-    async def shutdown(self, host: Host, keep: set[int] | None = None) -> list[BaseException]:
+    async def shutdown(self, host: Host, keep: set[int] | None = None,
+                       receivers_stopped: Callable[[], Awaitable[None]] | None = None) -> list[BaseException]:
         """Stop every node upstream-first, including ones never started; collect every error. Nodes whose
-        component is in ``keep`` (taken over by a reloaded graph) stay running."""
+        component is in ``keep`` (taken over by a reloaded graph) stay running. ``receivers_stopped`` is awaited
+        once the receivers have stopped, before any processor does (a worker stops taking routed items then)."""
         errors: list[BaseException] = []
         keep = keep or set()
         for node in reversed(self.nodes):
             if id(node.component) not in keep and isinstance(node.component, Draining):
                 node.component.begin_shutdown()
-        for node in reversed(self.nodes):
+        for node in reversed(self.nodes):  # receivers come last in nodes, so first here
+            if receivers_stopped is not None and node.kind is not Kind.RECEIVER:
+                await receivers_stopped()
+                receivers_stopped = None
             if id(node.component) in keep:
                 continue
             host.report_status(node.kind, node.id, Status.STOPPING, pipeline=node.pipeline)
@@ -236,4 +245,6 @@ class Graph:
                 errors.append(exc)
             self.running.discard(id(node.component))
             host.report_status(node.kind, node.id, Status.STOPPED, pipeline=node.pipeline)
+        if receivers_stopped is not None:
+            await receivers_stopped()
         return errors

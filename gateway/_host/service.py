@@ -23,6 +23,8 @@ from gateway._host.stats import Stats
 from gateway._host.statuspage import add_status_page
 from gateway._host.tap import TapHub
 from gateway._host.telemetry import CONTENT_TYPE_LATEST, Telemetry
+from gateway._host.workers import context as workers
+from gateway._host.workers.worker import WorkerRole
 from gateway.component import ComponentSettings, Kind
 from gateway.errors import ConfigError
 from gateway.host import Host, Status
@@ -39,7 +41,7 @@ def load_config(paths: Sequence[str], registry: Registry) -> GatewayConfig:
     The secrets of the files are registered with ``gateway._host.redact`` before anything is checked, and the error
     messages come back redacted, so no caller (``validate``, reload, logs) can print a secret value.
     """
-    raw = load_files(paths)
+    raw = workers.adjust_config(load_files(paths))  # unchanged unless this process is one of several workers
     redact.register_config(raw)
     try:
         registry.plugin_manager.hook.otelgw_config_loaded(config=raw)
@@ -77,6 +79,9 @@ class Service:
         self.stats = Stats(self.telemetry, self.host, lambda: self.graph, lambda: self.config.raw,
                            lambda: self.generation, lambda: self.taps.attached)
         self.host.stats = self.stats
+        context = workers.current()
+        #: This process's part in ``otelgw run --workers N`` (routing, reports); None for a gateway on its own.
+        self.worker = WorkerRole(context, self) if context is not None and context.count > 1 else None
 
     @classmethod
     def from_files(cls, paths: Sequence[str], extra_plugins: Iterable[Any] = ()) -> Service:
@@ -94,14 +99,20 @@ class Service:
             await self._start_metrics_endpoint()
             await self.admin.start()
             await self.start_extensions(self.config, self.config.extensions)
+            if self.worker is not None:
+                await self.worker.start()
             await self.graph.start(self.host)
         except Exception:
+            if self.worker is not None:
+                await self.worker.stop()
             await self.stop_extensions()
             await self.admin.stop()
             await self._stop_metrics_endpoint()
             await self.stats.stop()
             raise
         self.host.ready = True
+        if self.worker is not None:
+            self.worker.write_report()
         self.registry.plugin_manager.hook.otelgw_service_started(host=self.host)
         log.info("gateway started", extra={"pipelines": ", ".join(str(p) for p in sorted(self.config.pipelines))})
 
@@ -111,7 +122,12 @@ class Service:
         self.registry.plugin_manager.hook.otelgw_service_stopping(host=self.host)
         dropped_before = self.telemetry.dropped_items()
         self.taps.end_all()
-        errors = await self.graph.shutdown(self.host)
+        if self.worker is not None:
+            # Items routed here by other workers keep entering until this worker's receivers have stopped.
+            errors = await self.graph.shutdown(self.host, receivers_stopped=self.worker.router.close_inbound)
+            await self.worker.stop()
+        else:
+            errors = await self.graph.shutdown(self.host)
         errors.extend(await self.stop_extensions())
         await self.admin.stop()
         await self._stop_metrics_endpoint()
@@ -146,6 +162,8 @@ class Service:
             result = await reload_service(self, list(paths) if paths is not None else self.config_paths)
             if result.ok:
                 self.generation += 1
+                if self.worker is not None:
+                    self.worker.write_report()
             return result
 
     async def _reload_route(self, request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from gateway import (
     Signal,
     StatusMapping,
     listen_error,
+    shared_ports,
     split_host_port,
     status_for,
 )
@@ -174,8 +175,10 @@ class GrpcServer:
         return grpc.unary_unary_rpc_method_handler(export)
 
     async def start(self) -> str:
-        # Without so_reuseport 0, a second gateway on the same port would silently share it instead of failing.
-        options: list[tuple[str, Any]] = [*self.config.server_options(), ("grpc.so_reuseport", 0)]
+        # Only the workers of one gateway (otelgw run --workers N) share a port; otherwise a second gateway on the
+        # same port would silently share it instead of failing.
+        options: list[tuple[str, Any]] = [*self.config.server_options(),
+                                          ("grpc.so_reuseport", 1 if shared_ports() else 0)]
         server = self._server = grpc.aio.server(options=options)
         handlers: tuple[grpc.GenericRpcHandler, ...] = (
             *(grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)})

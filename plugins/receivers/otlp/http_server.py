@@ -35,6 +35,7 @@ from gateway import (
     listen_error,
     otlpjson,
     server_middleware,
+    shared_ports,
     split_host_port,
     status_for,
 )
@@ -294,7 +295,7 @@ class HttpServer:
         host, port = split_host_port(self.config.endpoint)
         try:
             ssl_context = self.tls.ssl_context if self.tls is not None else None
-            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
+            await web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_port=shared_ports() or None).start()
         except OSError as exc:
             await runner.cleanup()
             raise listen_error("otlp receiver (HTTP)", self.config.endpoint, exc) from None

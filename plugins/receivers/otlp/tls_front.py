@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from gateway import ReloadingServerTLS, format_addresses, listen_error, split_host_port
+from gateway import ReloadingServerTLS, format_addresses, listen_error, shared_ports, split_host_port
 
 __all__ = ["TlsFront", "needs_front"]
 
@@ -52,7 +52,7 @@ class TlsFront:
         host, port = split_host_port(self.endpoint)
         try:
             self._server = await asyncio.start_server(self._accept, host, port, ssl=self.tls.ssl_context,
-                                                      ssl_handshake_timeout=10.0)
+                                                      ssl_handshake_timeout=10.0, reuse_port=shared_ports() or None)
         except OSError as exc:
             raise listen_error("otlp receiver (gRPC)", self.endpoint, exc) from None
         addresses = [s.getsockname() for s in self._server.sockets]
