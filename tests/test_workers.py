@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
 from gateway._host import cli
-from gateway._host.workers.routing import split
+from gateway._host.workers.routing import split, split_trace_bytes
 from gateway._host.workers.view import merge_expositions
 from gateway.component import Signal
 from gateway.testing import make_traces
@@ -139,6 +139,23 @@ def test_split_of_one_owner_is_the_batch_itself() -> None:
     owner = int.from_bytes(batch.resource_spans[0].scope_spans[0].spans[0].trace_id[-8:]) % 2
     assert split(Signal.TRACES, batch, 2, 1 - owner) == {owner: batch}
     assert split(Signal.TRACES, ExportTraceServiceRequest(), 2, 1) == {1: ExportTraceServiceRequest()}
+
+
+def test_split_of_received_bytes_gives_each_owner_what_the_message_split_does() -> None:
+    batch = make_traces(300, spans_per_trace=3)
+    extra = make_traces(90, spans_per_trace=9, service="other")
+    batch.resource_spans.extend(extra.resource_spans)
+    data = batch.SerializeToString()
+    by_message = split(Signal.TRACES, batch, 3, 2)
+    by_bytes = split_trace_bytes(data, 3, 2)
+    assert set(by_bytes) == set(by_message) == {0, 1, 2}
+    for owner, (piece, spans) in by_bytes.items():
+        parsed = ExportTraceServiceRequest.FromString(piece)
+        assert parsed == by_message[owner]
+        assert spans == sum(len(ss.spans) for rs in parsed.resource_spans for ss in rs.scope_spans)
+    one = make_traces(5, spans_per_trace=5)
+    owner = int.from_bytes(one.resource_spans[0].scope_spans[0].spans[0].trace_id[-8:]) % 2
+    assert split_trace_bytes(one.SerializeToString(), 2, 0) == {owner: (one.SerializeToString(), 5)}
 
 
 def test_split_of_metrics_keeps_each_metric_of_a_resource_together() -> None:

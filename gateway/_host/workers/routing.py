@@ -7,6 +7,8 @@ Contract:
   record without a trace id stays where it arrived). The part this worker owns enters its own pipelines; each
   other part travels as serialized OTLP bytes over the owner's unix socket and enters the owner's pipelines at
   the same receiver. A batch that is wholly one worker's is not copied: its own bytes travel, or it stays.
+  Traces that came with their received bytes (``gateway.wirebytes``) are split as bytes: runs of spans of one
+  trace are sliced out and joined under their envelopes, so the sender neither copies spans nor serializes.
 - ``route`` returns only when every part was accepted by its owner's pipelines, and raises the first refusal
   otherwise (a worker that cannot be reached is a retryable refusal). So the sender is answered OK only once
   every owner holds its items, exactly as if one process had taken the whole request.
@@ -31,11 +33,12 @@ from typing import Any
 
 from gateway.component import Batch, Signal, count_items
 from gateway.errors import OverloadedError, PermanentError, RetryableError
+from gateway.helpers.trace_runs import Envelope, assemble, split_request
 from gateway.wirebytes import attached, wire_bytes
 
 from .context import WorkerContext
 
-__all__ = ["STATEFUL_TYPES", "Router", "active", "split"]
+__all__ = ["STATEFUL_TYPES", "Router", "active", "split", "split_trace_bytes"]
 
 log = logging.getLogger("otelgw.workers")
 
@@ -112,6 +115,24 @@ def split(signal: Signal, batch: Batch, count: int, here: int) -> dict[int, Batc
     return parts
 
 
+def split_trace_bytes(data: bytes, count: int, here: int) -> dict[int, tuple[bytes, int]]:
+    """The serialized traces request ``data`` by owning worker, as ``(request bytes, spans)``, without parsing it:
+    runs of adjacent spans of one trace are sliced out of ``data`` and joined under their resource and scope
+    headers (``gateway.helpers.trace_runs``). One owner: ``{owner: (data, spans)}``, the bytes themselves."""
+    by_owner: dict[int, list[tuple[Envelope, bytes]]] = {}
+    spans: dict[int, int] = {}
+    for resource_header, scope_header, runs in split_request(data, None):
+        envelope = Envelope(resource_header, scope_header)
+        for trace_id, run, run_spans, *_ in runs:
+            owner = _trace_owner(trace_id, count, here)
+            by_owner.setdefault(owner, []).append((envelope, run))
+            spans[owner] = spans.get(owner, 0) + run_spans
+    if len(by_owner) <= 1:
+        owner = next(iter(by_owner), here)
+        return {owner: (data, spans.get(owner, 0))}
+    return {owner: (assemble(items), spans[owner]) for owner, items in by_owner.items()}
+
+
 def _answer_for(exc: BaseException) -> tuple[int, float, str]:
     if isinstance(exc, OverloadedError):
         return _OVERLOADED, exc.retry_after if exc.retry_after is not None else -1.0, str(exc)
@@ -155,23 +176,39 @@ class Router:
 
     async def route(self, receiver: str, signal: Signal, batch: Batch, local: Local) -> None:
         """Hand ``batch`` to its owners; returns when every part is accepted, raises the first refusal."""
-        context = self.context
-        parts = split(signal, batch, context.count, context.index)
-        if len(parts) == 1:
-            owner, part = next(iter(parts.items()))
-            if owner == context.index:
-                await local(part)
-            else:
-                await self._send(owner, receiver, signal, part, wire_bytes(part) or part.SerializeToString())
+        context, here = self.context, self.context.index
+        data = wire_bytes(batch) if signal is Signal.TRACES else None
+        sends: list[Awaitable[None]] = []
+        if data is not None:  # the received bytes: sliced by trace, never parsed nor serialized again here
+            pieces = split_trace_bytes(data, context.count, here)
+            if len(pieces) == 1 and here in pieces:
+                await local(batch)
+                return
+            for owner, (piece, spans) in pieces.items():
+                sends.append(self._send(owner, receiver, signal, piece, spans) if owner != here
+                             else self._local_piece(local, signal, piece))
+        else:
+            parts = split(signal, batch, context.count, here)
+            if len(parts) == 1 and here in parts:
+                await local(batch)
+                return
+            sends = [self._send(owner, receiver, signal, part.SerializeToString(), count_items(signal, part))
+                     if owner != here else local(part) for owner, part in parts.items()]
+        if len(sends) == 1:
+            await sends[0]
             return
-        sends = [self._send(owner, receiver, signal, part, part.SerializeToString())
-                 if owner != context.index else local(part) for owner, part in parts.items()]
         results = await asyncio.gather(*sends, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _send(self, owner: int, receiver: str, signal: Signal, part: Batch, payload: bytes) -> None:
+    @staticmethod
+    async def _local_piece(local: Local, signal: Signal, piece: bytes) -> None:
+        part = signal.request_type.FromString(piece)
+        with attached(part, piece):  # exactly its bytes: byte scanners further on may use them
+            await local(part)
+
+    async def _send(self, owner: int, receiver: str, signal: Signal, payload: bytes, items: int) -> None:
         name = receiver.encode()
         frame = _REQUEST.pack(len(payload), _SIGNALS.index(signal), len(name)) + name
         writer: asyncio.StreamWriter | None = None
@@ -196,7 +233,7 @@ class Router:
             writer.close()
         if outcome != _OK:
             _raise_answer(outcome, retry_after, message)
-        self._counted("sent", signal, count_items(signal, part))
+        self._counted("sent", signal, items)
 
     async def _connection(self, owner: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         idle = self._idle.get(owner)
