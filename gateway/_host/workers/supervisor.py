@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -66,6 +67,12 @@ def worker_config_errors(config: GatewayConfig, count: int) -> list[str]:
     return errors
 
 
+def _die_with_parent() -> None:
+    """In the worker, before it runs: SIGTERM (a drain) when the supervisor dies, even by SIGKILL, so no worker
+    is left holding the ports (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signals.SIGTERM)
+
+
 class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
@@ -109,7 +116,8 @@ class Supervisor:
             args += ["--watch-config", str(self.watch_interval)]
         env = {**os.environ, WORKER_ENV: f"{worker.index}/{self.count}", WORKER_DIR_ENV: str(self.directory),
                WORKER_TOKEN_ENV: self.token}
-        worker.process = await asyncio.create_subprocess_exec(*args, env=env)
+        worker.process = await asyncio.create_subprocess_exec(
+            *args, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         worker.started = time.monotonic()
         log.info("worker started", extra={"worker": worker.index, "pid": worker.process.pid})
 
