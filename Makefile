@@ -64,10 +64,18 @@ rules: $(STAMP)
 ## Regenerate docs/collector-compatibility.md, the option coverage table (a test fails when it drifts).
 compat: $(STAMP)
 	$(BIN)/python -m bench.compat --write
+# The plugin SDK's modules, and the forward connector as an example plugin, type-check under --strict
+# (tests/gateway/test_public_api.py runs the same check).
+STRICT_TYPED := gateway/__init__.py gateway/component.py gateway/host.py gateway/hookspecs.py gateway/commands.py \
+	gateway/errors.py gateway/configtypes.py gateway/netaddr.py gateway/wirebytes.py gateway/helpers/processor.py \
+	gateway/helpers/attributes.py gateway/helpers/otlp_grpc.py gateway/helpers/shared.py \
+	plugins/connectors/forward/__init__.py plugins/connectors/forward/config.py \
+	plugins/connectors/forward/connector.py plugins/connectors/forward/factory.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway plugins tests bench
 	$(BIN)/mypy gateway plugins
+	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_TYPED)
 
 clean:
 	rm -rf $(VENV) *.egg-info

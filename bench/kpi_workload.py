@@ -18,6 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
+from gateway import key_value
+
 __all__ = ["Expectation", "Workload", "pack_workload"]
 
 S = 1_000_000_000  # ns per second
@@ -47,21 +49,8 @@ class Workload:
         self.expected.append(Expectation(name, dict(labels), value))
 
 
-def _kv(key: str, value: Any) -> KeyValue:
-    kv = KeyValue(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    elif isinstance(value, float):
-        kv.value.double_value = value
-    else:
-        kv.value.string_value = str(value)
-    return kv
-
-
 def _attrs(values: dict[str, Any]) -> Iterable[KeyValue]:
-    return [_kv(k, v) for k, v in values.items() if v is not None]
+    return [key_value(k, v) for k, v in values.items() if v is not None]
 
 
 class _Spans:

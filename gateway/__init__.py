@@ -1,10 +1,42 @@
-"""otelgw: a telemetry gateway in the spirit of the OpenTelemetry Collector.
+"""otelgw: a telemetry gateway in the spirit of the OpenTelemetry Collector. This module is the plugin SDK.
 
-The public surface for plugin authors is what ``__all__`` lists, plus the packages ``gateway.testing`` (test
-helpers), ``gateway.protos`` (generated messages), ``gateway.ottl`` (the OTTL compiler), ``gateway.prometheus``
-(OTLP → Prometheus translation), ``gateway.otlpjson`` (OTLP/JSON) and ``gateway.client`` (who sent a batch: the
-client metadata of ``include_metadata``). The host's internals live in
-``gateway._host`` and may change without notice: a plugin never imports them.
+A plugin imports what ``__all__`` lists here, and these packages: ``gateway.testing`` (test helpers: batches,
+sinks, settings), ``gateway.protos`` (generated messages: Jaeger, Loki, Prometheus), ``gateway.ottl`` (the OTTL
+compiler), ``gateway.prometheus`` (OTLP to Prometheus translation), ``gateway.otlpjson`` (OTLP/JSON) and
+``gateway.client`` (who sent a batch: the client metadata of ``include_metadata``). The host's internals live
+in ``gateway._host`` and may change without notice; a plugin never imports them (a test checks).
+
+- The contract (``gateway.component``, ``gateway.hookspecs``): ``hookimpl``, ``Factory``, ``Kind``, ``Signal``,
+  ``Stability``, ``ComponentID``, ``ComponentSettings``, the create signatures ``CreateReceiver``,
+  ``CreateProcessor``, ``CreateConnector``, ``CreateExporter``, ``CreateExtension``; ``Component``, the consumers
+  ``TracesConsumer``, ``MetricsConsumer``, ``LogsConsumer`` (``Consumer``: any of them), ``BatchConsumer``,
+  ``Batch``, ``consume``, ``count_items``; ``CliCommand`` for ``otelgw_cli_commands``.
+- The host a component sees in ``start(host)``: ``Host`` (``host.extension(id, Protocol, setting)``),
+  ``Status``; extension protocols ``Authenticator``, ``ClientAuthenticator``, ``Storage``; ``AdminServer``,
+  ``json_response`` (routes on the admin endpoint); ``DebugServer`` (the pprof and zpages listeners).
+- Errors (``gateway.errors``: the tree is in its docstring): ``OtelgwError``, ``ConfigError``, ``PluginError``,
+  ``ConsumeError``, ``RetryableError``, ``PermanentError``, ``OverloadedError``, ``TooLargeError``,
+  ``SkipBatchError``, ``StatusMapping``, ``status_for``.
+- Config: ``decode``, ``validate_tree``, ``Duration``, ``parse_duration``; shared blocks ``TLSClientConfig``,
+  ``TLSServerConfig``, ``ReloadingClientTLS``, ``ReloadingServerTLS``, ``QueueConfig``, ``RetryConfig``;
+  addresses ``split_host_port``, ``format_addresses``, ``listen_error``; the Collector's server and client
+  blocks ``GRPCServerConfig``, ``GRPCClientConfig``, ``HTTPServerConfig``, ``HTTPClientConfig``, ``CORSConfig``,
+  ``MIB``, and ``HTTPClient``; authentication ``AuthConfig``, ``server_auth``, ``client_auth``,
+  ``server_middleware``; ``ClientInfo`` (who sent a batch); ``shared_ports`` (listeners shared by workers).
+- Processors and connectors: ``Processor`` (override ``process_traces`` ...), ``FlushingConnector``,
+  ``SharedComponents``/``SharedComponent`` (one instance per id across signals); attribute values
+  ``hashable_value``, ``key_value``, ``OVERFLOW_ATTRIBUTE``; receiver bytes ``attached``, ``unchanged``,
+  ``wire_bytes``; admission control ``Budget``, ``Reservation``, ``AdmissionGate``,
+  ``register_admission_gate``, ``unregister_admission_gate``.
+- Exporters: ``ExporterHelper`` (queue, retry, timeout), ``Backoff`` (the one retry policy),
+  ``PartialSuccess``, ``grpc_error``, ``http_error``, ``permanent_http_error``, ``parse_retry_after``,
+  ``USER_AGENT``, ``ExporterChannel``; the OTLP/gRPC client ``OtlpGrpcExporter``, ``OtlpGrpcConfig``,
+  ``parse_grpc_endpoint``; request building ``Part``, ``PartSender``, ``Split``, ``offloaded``, ``split``;
+  protobuf wire pieces ``varint``, ``field``, ``timestamp``, ``any_value_to_python``; trace runs ``Envelope``,
+  ``EnvelopeTable``, ``assemble``, ``split_request``, ``stamp``; write-ahead log ``SegmentLog``,
+  ``StorageUnavailable``.
+- Commands that talk to a running gateway: ``AdminClient``, ``add_admin_options``, ``admin_token``,
+  ``alerts_summary``; config files ``load_config_files``, ``safe_yaml_load``.
 """
 
 from __future__ import annotations
@@ -14,17 +46,35 @@ from gateway._host.admission import Budget, Reservation
 from gateway._host.admission import Gate as AdmissionGate
 from gateway._host.admission import register as register_admission_gate
 from gateway._host.admission import unregister as unregister_admission_gate
+from gateway._host.cli_admin import AdminClient, add_admin_options, admin_token, alerts_summary
+from gateway._host.confmap import load_files as load_config_files
+from gateway._host.confmap import safe_load as safe_yaml_load
 from gateway._host.debugserver import DebugServer
 from gateway._host.workers.context import shared_ports
 from gateway.client import ClientInfo
+from gateway.commands import CliCommand
 from gateway.component import (
+    Authenticator,
     Batch,
+    BatchConsumer,
+    ClientAuthenticator,
+    Component,
     ComponentID,
     ComponentSettings,
+    Consumer,
+    CreateConnector,
+    CreateExporter,
+    CreateExtension,
+    CreateProcessor,
+    CreateReceiver,
     Factory,
     Kind,
+    LogsConsumer,
+    MetricsConsumer,
     Signal,
     Stability,
+    Storage,
+    TracesConsumer,
     consume,
     count_items,
 )
@@ -46,6 +96,7 @@ from gateway.errors import (
     TooLargeError,
     status_for,
 )
+from gateway.helpers.attributes import OVERFLOW_ATTRIBUTE, hashable_value, key_value
 from gateway.helpers.exporter import (
     USER_AGENT,
     Backoff,
@@ -60,6 +111,7 @@ from gateway.helpers.exporter import (
 )
 from gateway.helpers.flushing_connector import FlushingConnector
 from gateway.helpers.grpc_channel import ExporterChannel
+from gateway.helpers.otlp_grpc import OtlpGrpcConfig, OtlpGrpcExporter, parse_grpc_endpoint
 from gateway.helpers.parts import Part, PartSender, Split, offloaded
 from gateway.helpers.processor import Processor
 from gateway.helpers.protowire import any_value_to_python, field, timestamp, varint
@@ -74,19 +126,32 @@ from gateway.wirebytes import attached, unchanged, wire_bytes
 
 __all__ = [
     "MIB",
+    "OVERFLOW_ATTRIBUTE",
     "USER_AGENT",
+    "AdminClient",
     "AdminServer",
     "AdmissionGate",
     "AuthConfig",
+    "Authenticator",
     "Backoff",
     "Batch",
+    "BatchConsumer",
     "Budget",
     "CORSConfig",
+    "CliCommand",
+    "ClientAuthenticator",
     "ClientInfo",
+    "Component",
     "ComponentID",
     "ComponentSettings",
     "ConfigError",
     "ConsumeError",
+    "Consumer",
+    "CreateConnector",
+    "CreateExporter",
+    "CreateExtension",
+    "CreateProcessor",
+    "CreateReceiver",
     "DebugServer",
     "Duration",
     "Envelope",
@@ -102,7 +167,11 @@ __all__ = [
     "HTTPServerConfig",
     "Host",
     "Kind",
+    "LogsConsumer",
+    "MetricsConsumer",
     "OtelgwError",
+    "OtlpGrpcConfig",
+    "OtlpGrpcExporter",
     "OverloadedError",
     "Part",
     "PartSender",
@@ -125,10 +194,15 @@ __all__ = [
     "Stability",
     "Status",
     "StatusMapping",
+    "Storage",
     "StorageUnavailable",
     "TLSClientConfig",
     "TLSServerConfig",
     "TooLargeError",
+    "TracesConsumer",
+    "add_admin_options",
+    "admin_token",
+    "alerts_summary",
     "any_value_to_python",
     "assemble",
     "attached",
@@ -139,15 +213,20 @@ __all__ = [
     "field",
     "format_addresses",
     "grpc_error",
+    "hashable_value",
     "hookimpl",
     "http_error",
     "json_response",
+    "key_value",
     "listen_error",
+    "load_config_files",
     "offloaded",
     "parse_duration",
+    "parse_grpc_endpoint",
     "parse_retry_after",
     "permanent_http_error",
     "register_admission_gate",
+    "safe_yaml_load",
     "server_auth",
     "server_middleware",
     "shared_ports",

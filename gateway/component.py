@@ -2,6 +2,18 @@
 
 Data flows as OTLP protobuf request messages (``ExportTraceServiceRequest`` and its siblings) through plain
 ``await next.consume_traces(batch)`` calls. Once ``consume_*`` returns, the caller no longer touches the batch.
+
+A factory's create functions, per kind (``settings`` from the host, ``config`` the decoded config dataclass):
+
+- receiver, processor, connector: ``create(settings, config, next_consumer) -> Component`` (``CreateReceiver``,
+  ``CreateProcessor``, ``CreateConnector``), where ``next_consumer`` has the ``consume_<signal>`` method of the
+  signal it is created for (``TracesConsumer``, ``MetricsConsumer``, ``LogsConsumer``; for a connector, its
+  output signal);
+- exporter, extension: ``create(settings, config) -> Component`` (``CreateExporter``, ``CreateExtension``).
+
+Extensions offer services to other components, found with ``host.extension(id, Protocol)``: ``Authenticator``
+(receivers check requests), ``ClientAuthenticator`` (exporters sign requests), ``Storage`` (directories for
+write-ahead logs and checkpoints).
 """
 
 from __future__ import annotations
@@ -9,7 +21,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -20,11 +33,19 @@ if TYPE_CHECKING:
     from gateway.host import Host
 
 __all__ = [
+    "Authenticator",
     "Batch",
+    "BatchConsumer",
+    "ClientAuthenticator",
     "Component",
     "ComponentID",
     "ComponentSettings",
     "Consumer",
+    "CreateConnector",
+    "CreateExporter",
+    "CreateExtension",
+    "CreateProcessor",
+    "CreateReceiver",
     "Draining",
     "Factory",
     "Kind",
@@ -32,6 +53,7 @@ __all__ = [
     "MetricsConsumer",
     "Signal",
     "Stability",
+    "Storage",
     "TracesConsumer",
     "consume",
     "count_items",
@@ -123,19 +145,90 @@ class Draining(Protocol):
     def begin_shutdown(self) -> None: ...
 
 
+@runtime_checkable
 class TracesConsumer(Protocol):
+    """What a traces pipeline hands batches to. Returning means accepted (the batch is no longer the caller's);
+    raising ``RetryableError``/``PermanentError``/``OverloadedError`` refuses it."""
+
     async def consume_traces(self, batch: ExportTraceServiceRequest) -> None: ...
 
 
+@runtime_checkable
 class MetricsConsumer(Protocol):
+    """What a metrics pipeline hands batches to (as ``TracesConsumer``)."""
+
     async def consume_metrics(self, batch: ExportMetricsServiceRequest) -> None: ...
 
 
+@runtime_checkable
 class LogsConsumer(Protocol):
+    """What a logs pipeline hands batches to (as ``TracesConsumer``)."""
+
     async def consume_logs(self, batch: ExportLogsServiceRequest) -> None: ...
 
 
+class BatchConsumer:
+    """A base for components that treat every signal alike but are created for one (``signal``):
+    ``consume_traces``, ``consume_metrics`` and ``consume_logs`` hand the batch to ``consume_batch``, and a batch
+    of another signal than ``signal`` is a wiring bug, refused with ``TypeError``. Real methods rather than
+    attributes set per instance, so readers and type checkers see what a component consumes."""
+
+    #: The signal this component was created for (``settings.signal``); subclasses set it in ``__init__``.
+    signal: Signal
+
+    async def consume_batch(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    def _wrong_signal(self, signal: Signal) -> TypeError:
+        return TypeError(f"{type(self).__name__} was created for {self.signal.value}, not {signal.value}")
+
+    async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
+        if self.signal is not Signal.TRACES:
+            raise self._wrong_signal(Signal.TRACES)
+        await self.consume_batch(batch)
+
+    async def consume_metrics(self, batch: ExportMetricsServiceRequest) -> None:
+        if self.signal is not Signal.METRICS:
+            raise self._wrong_signal(Signal.METRICS)
+        await self.consume_batch(batch)
+
+    async def consume_logs(self, batch: ExportLogsServiceRequest) -> None:
+        if self.signal is not Signal.LOGS:
+            raise self._wrong_signal(Signal.LOGS)
+        await self.consume_batch(batch)
+
+
+#: The next stage of a pipeline, for code that serves every signal (it has the method of the signal it was
+#: created for; ``consume(next_consumer, signal, batch)`` calls it).
 Consumer: TypeAlias = TracesConsumer | MetricsConsumer | LogsConsumer
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """A server authenticator extension (``basicauth``, ``bearertokenauth``): receivers ask it about every
+    request before reading its body. ``headers`` are the request's headers or gRPC metadata, keys lower-case."""
+
+    def authenticate(self, headers: Mapping[str, str]) -> bool: ...
+
+
+@runtime_checkable
+class ClientAuthenticator(Protocol):
+    """A client authenticator extension (``bearertokenauth``, ``basicauth``, ``headers_setter``): clients add its
+    headers (e.g. ``Authorization``) to every request; asked per request, so a rotated token applies at once."""
+
+    def client_headers(self) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """A storage extension (``file_storage``): one directory per owner for write-ahead logs and checkpoints.
+
+    ``queue_directory(owner)`` creates (if needed) and returns the owner's directory and whether writes there
+    must be fsync'd before they are acknowledged. ``owner`` is unique per component and signal, e.g.
+    ``exporter_otlp_traces``.
+    """
+
+    def queue_directory(self, owner: str) -> tuple[Path, bool]: ...
 
 
 def consume(consumer: Any, signal: Signal, batch: Batch) -> Any:
@@ -146,11 +239,11 @@ def consume(consumer: Any, signal: Signal, batch: Batch) -> Any:
 def count_items(signal: Signal, batch: Batch) -> int:
     """Spans, metric data points or log records in a batch. Loops over envelopes only, never over items."""
     if signal is Signal.TRACES:
-        return sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)  # type: ignore[union-attr]
+        return sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)
     if signal is Signal.LOGS:
-        return sum(len(sl.log_records) for rl in batch.resource_logs for sl in rl.scope_logs)  # type: ignore[union-attr]
+        return sum(len(sl.log_records) for rl in batch.resource_logs for sl in rl.scope_logs)
     total = 0
-    for rm in batch.resource_metrics:  # type: ignore[union-attr]
+    for rm in batch.resource_metrics:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 data = metric.WhichOneof("data")
@@ -169,18 +262,31 @@ class ComponentSettings:
     signal: Signal | None = None  # None for extensions; the input signal for connectors
 
 
-CreateFn: TypeAlias = Callable[..., Any]
+_Next = TypeVar("_Next")
+#: ``create(settings, config, next_consumer)``; ``CreateReceiver[MetricsConsumer]`` for a metrics receiver.
+CreateReceiver: TypeAlias = Callable[[ComponentSettings, Any, _Next], Component]
+#: ``create(settings, config, next_consumer)``, as a receiver's.
+CreateProcessor: TypeAlias = Callable[[ComponentSettings, Any, _Next], Component]
+#: ``create(settings, config, next_consumer)``; ``next_consumer`` consumes the connector's output signal.
+CreateConnector: TypeAlias = Callable[[ComponentSettings, Any, _Next], Component]
+#: ``create(settings, config)``.
+CreateExporter: TypeAlias = Callable[[ComponentSettings, Any], Component]
+#: ``create(settings, config)``.
+CreateExtension: TypeAlias = Callable[[ComponentSettings, Any], Component]
+#: What ``Factory.create_traces`` (and ``_metrics``, ``_logs``) holds: the kind decides which.
+CreateFn: TypeAlias = CreateReceiver[Any] | CreateExporter
 
 
 @dataclass(frozen=True)
 class Factory:
     """Plain data describing one component type; returned by a plugin's ``otelgw_component_factories`` hook.
 
-    Receivers: ``create_<signal>(settings, config, next_consumer)``.
-    Processors: ``create_<signal>(settings, config, next_consumer)``.
-    Exporters: ``create_<signal>(settings, config)``.
-    Connectors: ``connectors[(in_signal, out_signal)](settings, config, next_consumer)``.
-    Extensions: ``create_extension(settings, config)``.
+    Receivers: ``create_<signal>(settings, config, next_consumer)`` (``CreateReceiver``).
+    Processors: ``create_<signal>(settings, config, next_consumer)`` (``CreateProcessor``).
+    Exporters: ``create_<signal>(settings, config)`` (``CreateExporter``).
+    Connectors: ``connectors[(in_signal, out_signal)](settings, config, next_consumer)`` (``CreateConnector``).
+    Extensions: ``create_extension(settings, config)`` (``CreateExtension``).
+    ``create_default_config`` returns the config dataclass with its defaults; the YAML is decoded onto it.
     """
 
     type: str
@@ -189,20 +295,22 @@ class Factory:
     create_traces: CreateFn | None = None
     create_metrics: CreateFn | None = None
     create_logs: CreateFn | None = None
-    connectors: Mapping[tuple[Signal, Signal], CreateFn] = field(default_factory=dict)
-    create_extension: CreateFn | None = None
+    connectors: Mapping[tuple[Signal, Signal], CreateConnector[Any]] = field(default_factory=dict)
+    create_extension: CreateExtension | None = None
     stability: Stability = Stability.DEVELOPMENT
     #: Other type names that select this factory, e.g. ``otlp`` for ``otlp_grpc``.
     aliases: tuple[str, ...] = ()
     #: True when the component changes batches in place; a fan-out then hands it a copy.
     mutates_data: bool = False
 
-    def create_fn(self, signal: Signal) -> CreateFn | None:
-        return {
+    def create_fn(self, signal: Signal) -> Callable[..., Component] | None:
+        """The create function of ``signal``; its arguments depend on the kind (see above)."""
+        functions: dict[Signal, CreateFn | None] = {
             Signal.TRACES: self.create_traces,
             Signal.METRICS: self.create_metrics,
             Signal.LOGS: self.create_logs,
-        }[signal]
+        }
+        return functions[signal]
 
     @property
     def signals(self) -> list[str]:

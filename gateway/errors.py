@@ -4,7 +4,7 @@ The tree::
 
     OtelgwError
     ├── ConfigError            the configuration is wrong; carries every message, each with its key path
-    ├── PluginError            plugins clash (two plugins register one type name) or fail to load
+    ├── PluginError            a plugin fails to load, implements an unknown hook, or clashes with another
     └── ConsumeError           a batch could not be taken by the next stage
         ├── RetryableError     transient: try again later (gRPC UNAVAILABLE, HTTP 503)
         │   └── OverloadedError  the gateway sheds load (gRPC RESOURCE_EXHAUSTED + RetryInfo, HTTP 429 + Retry-After)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway._host.admin import AdminConfig, AdminServer
 from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind
+from gateway.errors import ConfigError
 
 __all__ = ["ComponentStatus", "Host", "Status"]
+
+_P = TypeVar("_P")
 
 
 class Status(enum.StrEnum):
@@ -38,6 +41,8 @@ class ComponentStatus:
 
 
 class Host:
+    """What ``start(host)`` gives a component: extensions, the admin endpoint, status reporting."""
+
     def __init__(self, telemetry: Telemetry, admin: AdminServer | None = None) -> None:
         self.telemetry = telemetry
         #: The admin endpoint; components add routes with ``host.admin.add_route(method, path, handler)``.
@@ -48,6 +53,23 @@ class Host:
         self.ready = False
         #: The running gateway's ``Stats`` (``gateway._host.stats``: component counters, graph), for zpages.
         self.stats: Any = None
+
+    def extension(self, component_id: ComponentID | str, protocol: type[_P], setting: str) -> _P:
+        """The extension ``component_id`` as a ``protocol`` (``Storage``, ``Authenticator``, ...).
+
+        Raises ``ConfigError`` under the config key ``setting`` (e.g. ``sending_queue::storage``) when no such
+        extension is listed in ``service::extensions``, or when it lacks what ``protocol`` needs.
+        """
+        cid = ComponentID.parse(component_id) if isinstance(component_id, str) else component_id
+        extension = self.extensions.get(cid)
+        if extension is None:
+            raise ConfigError(f"{setting}: {cid} is not an extension listed in service::extensions (a "
+                              f"{protocol.__name__} extension is needed)")
+        if not isinstance(extension, protocol):
+            lacks = [name for name in vars(protocol) if not name.startswith("_") and not hasattr(extension, name)]
+            raise ConfigError(f"{setting}: extension {cid} is not a {protocol.__name__} extension: "
+                              f"{type(extension).__name__} lacks {', '.join(lacks)}")
+        return extension
 
     def report_status(self, kind: Kind, cid: ComponentID, status: Status, error: str | None = None,
                       pipeline: str | None = None) -> None:

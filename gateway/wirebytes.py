@@ -28,7 +28,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from gateway.component import Batch
+from gateway.component import Batch, Consumer
 
 __all__ = ["ForgetWireBytes", "attached", "forget", "unchanged", "wire_bytes"]
 
@@ -103,8 +103,8 @@ class ForgetWireBytes:
 
     __slots__ = ("next",)
 
-    def __init__(self, next_consumer: Any) -> None:
-        self.next = next_consumer
+    def __init__(self, next_consumer: Consumer) -> None:
+        self.next: Any = next_consumer  # has the method of the one signal it is created for
 
     async def consume_traces(self, batch: Any) -> None:
         _forget_unless_unchanged(batch)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from gateway._host.cli import main
-from gateway._host.cli_rules import export
 from gateway._host.confmap import load_files
 from gateway._host.packs import ordered_union
 from gateway._host.registry import load_registry
 from gateway._host.service import load_config
 from gateway.errors import ConfigError
+from plugins.processors.alerts.cli_rules import export
 
 ROOT = Path(__file__).resolve().parent.parent
 KPI = [f"configs/kpi/{name}.yaml" for name in ("gateway", "callcenter", "llm_agent", "crm")]

@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
 from gateway._host import cli
+from gateway._host.registry import load_registry
 from gateway._host.workers.routing import split, split_trace_bytes
 from gateway._host.workers.view import merge_expositions
 from gateway.component import Signal
@@ -242,11 +243,11 @@ def test_workers_need_so_reuseport(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_workers_argument() -> None:
-    assert cli._parser().parse_args(["run", "--config", "x"]).workers == 1
-    assert 1 <= cli._parser().parse_args(["run", "--config", "x", "--workers", "auto"]).workers <= len(
+    assert cli._parser(load_registry()).parse_args(["run", "--config", "x"]).workers == 1
+    assert 1 <= cli._parser(load_registry()).parse_args(["run", "--config", "x", "--workers", "auto"]).workers <= len(
         os.sched_getaffinity(0))  # fewer under a cgroup CPU quota
     with pytest.raises(SystemExit):
-        cli._parser().parse_args(["run", "--config", "x", "--workers", "0"])
+        cli._parser(load_registry()).parse_args(["run", "--config", "x", "--workers", "0"])
 
 
 # ---------------------------------------------------------------------------------------------- real processes

@@ -1,5 +1,6 @@
-"""The ``otelgw`` command: run, validate, print-config, components, new-plugin, rules, ottl, demo, and alerts,
-top and tap over the admin endpoint."""
+"""The ``otelgw`` command: run, validate, print-config, components, new-plugin, ottl, demo, top and tap over
+the admin endpoint, and what plugins add through the ``otelgw_cli_commands`` hook (the alerts processor's
+``alerts`` and ``rules``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway._host import cli_alerts, cli_ottl, cli_rules, cli_tap, cli_top, gcpolicy, scaffold
+from gateway._host import cli_ottl, cli_tap, cli_top, gcpolicy, scaffold
 from gateway._host.config import GatewayConfig
 from gateway._host.demo import cli as cli_demo
 from gateway._host.printconfig import print_config
 from gateway._host.redact import redact
-from gateway._host.registry import load_registry
+from gateway._host.registry import Registry, load_registry
 from gateway._host.service import Service, load_config
 from gateway._host.telemetry import configure_logging
 from gateway._host.workers.context import available_cpus, reuse_port_error, tag_logs
@@ -31,7 +32,7 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
                              "component lists add up)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(registry: Registry) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otelgw", description="OpenTelemetry gateway: OTLP in, pipelines, out.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway until SIGTERM or SIGINT")
@@ -54,12 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     new_plugin.add_argument("--kind", required=True, choices=[k.value for k in scaffold.KINDS])
     new_plugin.add_argument("--dir", type=Path, default=None, metavar="DIR",
                             help="where to write the package (default ./otelgw-NAME); must be empty or absent")
-    cli_rules.add_parser(commands)
-    cli_alerts.add_parser(commands)
     cli_top.add_parser(commands)
     cli_tap.add_parser(commands)
     cli_ottl.add_parser(commands)
     cli_demo.add_parser(commands)
+    for name, command in registry.commands.items():
+        if name in commands.choices:
+            raise PluginError(f"command {name!r} of a plugin clashes with the built-in otelgw {name}")
+        sub = commands.add_parser(name, help=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(plugin_command=command.run)
     return parser
 
 
@@ -81,8 +86,7 @@ def _print_errors(errors: Sequence[str]) -> None:
         print(f"  {redact(message)}", file=sys.stderr)
 
 
-def _components() -> int:
-    registry = load_registry()
+def _components(registry: Registry) -> int:
     rows = [(f.kind.value, f.type, f.stability.value, ",".join(f.signals) or "-",
              ",".join(f.aliases) or "-", plugin) for f, plugin in registry.unique_factories()]
     header = ("KIND", "TYPE", "STABILITY", "SIGNALS", "ALIASES", "PLUGIN")
@@ -106,8 +110,8 @@ def _new_plugin(name: str, kind: Kind, directory: Path | None) -> int:
     return 0
 
 
-def _run(config_paths: Sequence[str], grace_period: float, watch_interval: float = 0.0, workers: int = 1) -> int:
-    registry = load_registry()
+def _run(registry: Registry, config_paths: Sequence[str], grace_period: float, watch_interval: float = 0.0,
+         workers: int = 1) -> int:
     config = load_config(config_paths, registry)
     # Before the graph is built: components log while they are created (e.g. redaction's engine).
     configure_logging(config.telemetry.logs.level, config.telemetry.logs.encoding)
@@ -139,10 +143,16 @@ def _supervise(config: GatewayConfig, config_paths: Sequence[str], grace_period:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
-        if args.command == "alerts":
-            return cli_alerts.run(args)
+        registry = load_registry()
+        parser = _parser(registry)
+    except PluginError as exc:  # before parsing: plugins add commands
+        print(f"plugin error: {redact(str(exc))}", file=sys.stderr)
+        return 3
+    args = parser.parse_args(argv)
+    try:
+        if hasattr(args, "plugin_command"):
+            return int(args.plugin_command(args))
         if args.command == "top":
             return cli_top.run(args)
         if args.command == "tap":
@@ -152,18 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return cli_demo.run(args)
         if args.command == "components":
-            return _components()
+            return _components(registry)
         if args.command == "new-plugin":
             return _new_plugin(args.name, Kind(args.kind), args.dir)
         if args.command == "print-config":
             return print_config(args.config, _print_errors)
-        if args.command == "rules":
-            return cli_rules.run(args)
         if args.command == "validate":
-            load_config(args.config, load_registry())
+            load_config(args.config, registry)
             print("configuration is valid")
             return 0
-        return _run(args.config, args.grace_period, args.watch_config, args.workers)
+        return _run(registry, args.config, args.grace_period, args.watch_config, args.workers)
     except ConfigError as exc:
         _print_errors(exc.messages)
         return 2

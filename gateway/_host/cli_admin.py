@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import urllib.error
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 from gateway._host.admin import default_token_file
 
-__all__ = ["AdminClient", "add_admin_options", "admin_token"]
+__all__ = ["AdminClient", "add_admin_options", "admin_token", "alerts_summary"]
 
 DEFAULT_ADMIN = "http://127.0.0.1:13134"
 
@@ -97,3 +98,18 @@ class AdminClient:
             for line in response:
                 if line.strip():
                     yield json.loads(line)
+
+
+def alerts_summary(alerts: list[dict[str, Any]]) -> str:
+    """``3 alerts: 2 firing (critical 1, high 1), 1 pending (warning 1)``; ``otelgw top`` and ``otelgw alerts``."""
+    by_state: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for a in alerts:
+        by_state[a["state"]][a["severity"]] += 1
+    parts = []
+    for state in ("firing", "pending", "resolved"):
+        if by_state.get(state):
+            counts = ", ".join(f"{s} {n}" for s, n in sorted(by_state[state].items()))
+            parts.append(f"{sum(by_state[state].values())} {state} ({counts})")
+    silenced = sum(1 for a in alerts if a.get("silenced"))
+    text = f"{len(alerts)} alerts" + (": " + ", ".join(parts) if parts else "")
+    return text + (f"; {silenced} silenced" if silenced else "")

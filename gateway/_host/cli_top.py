@@ -25,8 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from gateway._host.cli_admin import AdminClient, add_admin_options
-from gateway._host.cli_alerts import alerts_summary
+from gateway._host.cli_admin import AdminClient, add_admin_options, alerts_summary
 
 __all__ = ["add_parser", "render", "run", "sparkline"]
 

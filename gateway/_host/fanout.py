@@ -12,26 +12,25 @@ import asyncio
 from typing import Any
 
 from gateway._host.workers import routing
-from gateway.component import Batch, Signal, consume
+from gateway.component import Batch, BatchConsumer, Signal, consume
 from gateway.errors import RetryableError
 
 __all__ = ["FanOut", "Inlet"]
 
 
-class FanOut:
+class FanOut(BatchConsumer):
     """Hands one batch to several consumers. Read-only consumers share it; each mutating one gets its own copy."""
 
     def __init__(self, signal: Signal, consumers: list[tuple[Any, bool]]) -> None:
         self.signal = signal
         self.readonly = [c for c, mutates in consumers if not mutates]
         self.mutating = [c for c, mutates in consumers if mutates]
-        setattr(self, f"consume_{signal.value}", self._consume)
 
     @property
     def mutates_data(self) -> bool:
         return False  # copies are made here, so upstream may share its batch with us
 
-    async def _consume(self, batch: Batch) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
         if len(self.readonly) + len(self.mutating) == 1:
             await consume((self.readonly or self.mutating)[0], self.signal, batch)
             return
@@ -79,7 +78,7 @@ class Inlet(FanOut):
     def release(self) -> None:
         self._open.set()
 
-    async def _consume(self, batch: Batch) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
         router = routing.active()
         if router is not None and router.routed(self.signal):
             await router.route(self.receiver, self.signal, batch, self.consume_here)
@@ -92,4 +91,4 @@ class Inlet(FanOut):
                 await asyncio.wait_for(self._open.wait(), self.HOLD_TIMEOUT_S)
             except TimeoutError:
                 raise RetryableError("the gateway is reloading its configuration", retry_after=1.0) from None
-        await super()._consume(batch)
+        await super().consume_batch(batch)

@@ -144,7 +144,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway import (
     Batch,
@@ -153,6 +152,7 @@ from gateway import (
     Duration,
     ExporterHelper,
     Factory,
+    Host,
     Kind,
     QueueConfig,
     RetryConfig,
@@ -181,7 +181,7 @@ class {cls}:
         self.helper = ExporterHelper(settings, self.send, timeout=config.timeout, queue=config.sending_queue,
                                      retry=config.retry_on_failure)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         await self.helper.start(host)
 
     async def shutdown(self) -> None:
@@ -255,11 +255,20 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from gateway import ComponentSettings, ConfigError, ConsumeError, Duration, Factory, Kind, Stability
+from gateway import (
+    ComponentSettings,
+    ConfigError,
+    ConsumeError,
+    Duration,
+    Factory,
+    Host,
+    Kind,
+    LogsConsumer,
+    Stability,
+)
 
 
 @dataclass(frozen=True)
@@ -275,13 +284,13 @@ class Config:
 
 
 class {cls}:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: LogsConsumer) -> None:
         self.config = config
         self.next = next_consumer
         self.logger = settings.telemetry.logger
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def shutdown(self) -> None:
@@ -354,13 +363,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_DELTA
 
-from gateway import ComponentSettings, Factory, Kind, Signal, Stability
+from gateway import ComponentSettings, Factory, Host, Kind, MetricsConsumer, Signal, Stability
 
 
 @dataclass(frozen=True)
@@ -373,11 +381,11 @@ class Config:
 
 
 class {cls}:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer) -> None:
         self.config = config
         self.next = next_consumer
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         return None
 
     async def shutdown(self) -> None:

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway import otlpjson
 from gateway.component import Batch, ComponentID, Kind, Signal, count_items
@@ -60,17 +63,19 @@ class Tap:
         self.skipped = 0
         self._tokens = rate
         self._refilled = time.monotonic()
-        for signal in signals:
-            setattr(self, f"consume_{signal.value}", self._consumer(signal))
 
     @property
     def mutates_data(self) -> bool:
         return False
 
-    def _consumer(self, signal: Signal) -> Callable[[Batch], Any]:
-        async def consume(batch: Batch) -> None:
-            self.sample(signal, batch)
-        return consume
+    async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
+        self.sample(Signal.TRACES, batch)
+
+    async def consume_metrics(self, batch: ExportMetricsServiceRequest) -> None:
+        self.sample(Signal.METRICS, batch)
+
+    async def consume_logs(self, batch: ExportLogsServiceRequest) -> None:
+        self.sample(Signal.LOGS, batch)
 
     def sample(self, signal: Signal, batch: Batch) -> None:
         """Keep ``batch``'s bytes when the rate and the queue allow; never raises, never waits."""

@@ -5,11 +5,13 @@ server's ``retry_after`` when it gave one) or ``PermanentError``. Anything else 
 (``aiohttp.ClientError``, ``OSError``, a timeout) counts as retryable. It composes an ``ExporterHelper`` and
 delegates to it::
 
-    class MyExporter:
+    class MyExporter(BatchConsumer):     # consume_traces/metrics/logs call consume_batch
         def __init__(self, settings, config):
             self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
                                           queue=config.sending_queue, retry=config.retry_on_failure)
-            setattr(self, f"consume_{settings.signal.value}", self._helper.consume)
+
+        async def consume_batch(self, batch):
+            await self._helper.consume(batch)
 
         async def start(self, host):     # open connections, then
             await self._helper.start(host)
@@ -44,7 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -52,7 +54,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from gateway import client
 from gateway.client import ClientInfo
-from gateway.component import Batch, ComponentID, ComponentSettings, Signal, count_items
+from gateway.component import Batch, ComponentID, ComponentSettings, Signal, Storage, count_items
 from gateway.configtypes import Duration
 from gateway.errors import (
     ConfigError,
@@ -72,6 +74,9 @@ from gateway.helpers.persistent_queue import (
     StorageUnavailable,
 )
 from gateway.helpers.split import split
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = [
     "USER_AGENT",
@@ -357,19 +362,15 @@ class ExporterHelper:
             if error is not None:
                 raise error
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if self._queue_config.storage and self._queue is None:
             self._queue = self._open_persistent_queue(host)
         if self._queue is not None and not self._workers and not self._closing.is_set():
             self._workers = [asyncio.create_task(self._supervise(), name=f"{self._task_name} {i}")
                              for i in range(self._num_consumers)]
 
-    def _open_persistent_queue(self, host: Any) -> PersistentQueue:
-        storage_id = ComponentID.parse(self._queue_config.storage or "")
-        extension = getattr(host, "extensions", {}).get(storage_id)
-        if extension is None or not hasattr(extension, "queue_directory"):
-            raise ConfigError(f"sending_queue::storage: {storage_id} is not a file_storage extension listed in "
-                              f"service::extensions")
+    def _open_persistent_queue(self, host: Host) -> PersistentQueue:
+        extension = host.extension(self._queue_config.storage or "", Storage, "sending_queue::storage")
         directory, fsync = extension.queue_directory(f"exporter_{self._id}_{self.signal.value}")
         queue = PersistentQueue(directory, self.signal.request_type.FromString, capacity=self._queue_config.queue_size,
                                 sizer=self._queue_config.sizer, fsync=fsync, logger=self.logger)

@@ -10,13 +10,16 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from gateway._host.stats import kpi_board
-from gateway.component import ComponentSettings, Signal, count_items
+from gateway.component import ComponentSettings, MetricsConsumer, Signal, count_items
 from gateway.helpers.connector_metrics import connector_metrics
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = ["Aggregator", "FlushingConnector"]
 
@@ -32,7 +35,7 @@ class Aggregator(Protocol):
 
 class FlushingConnector:
     def __init__(self, settings: ComponentSettings, aggregator: Aggregator, interval: float,
-                 next_consumer: Any) -> None:
+                 next_consumer: MetricsConsumer) -> None:
         self.settings = settings
         self.aggregator = aggregator
         self.interval = interval
@@ -54,7 +57,7 @@ class FlushingConnector:
     def mutates_data(self) -> bool:
         return False
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name=f"connector {self.settings.id} flush")
 

@@ -13,26 +13,30 @@ A plugin author writes only the transform::
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.component import Batch, ComponentSettings, Signal, count_items
+from gateway.component import Batch, ComponentSettings, Consumer, Signal, count_items
 from gateway.errors import SkipBatchError
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = ["Processor"]
 
 
 class Processor:
-    def __init__(self, settings: ComponentSettings, config: Any, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Any, next_consumer: Consumer) -> None:
         self.settings = settings
         self.config = config
-        self.next = next_consumer
+        #: Has the ``consume_<signal>`` method of the signal this processor was created for.
+        self.next: Any = next_consumer
         self.logger = settings.telemetry.logger
         root, name = settings.telemetry.root, str(settings.id)
         signal = (settings.signal or Signal.TRACES).value
         self._incoming = root.processor_incoming.labels(name, signal)
         self._outgoing = root.processor_outgoing.labels(name, signal)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         """Override for set-up that needs the host (extensions) or starts background tasks."""
 
     async def shutdown(self) -> None:

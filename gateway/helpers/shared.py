@@ -9,7 +9,10 @@ first handle started starts it, and it is shut down when the last handle is, so 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = ["SharedComponent", "SharedComponents"]
 
@@ -36,7 +39,7 @@ class SharedComponent(Generic[T]):
     def component(self) -> T:
         return self._entry.component
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if not self._entry.started:
             self._entry.started = True
             await self._entry.component.start(host)  # type: ignore[attr-defined]

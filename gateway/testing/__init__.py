@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -21,6 +21,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, ComponentID, ComponentSettings, Kind, Signal, count_items
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = ["Sink", "any_value", "make_logs", "make_metrics", "make_traces", "settings_for"]
 
@@ -140,7 +143,7 @@ class Sink:
         self.started = False
         self.stopped = False
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         self.started = True
 
     async def shutdown(self) -> None:

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import ComponentSettings, Signal, consume
+from gateway import BatchConsumer, ComponentSettings, Consumer, Host, Signal, consume
 
 from .config import Config
 
 __all__ = ["ForwardConnector"]
 
 
-class ForwardConnector:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any, signal: Signal) -> None:
+class ForwardConnector(BatchConsumer):
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer, signal: Signal) -> None:
         self.settings = settings
         self.next = next_consumer
         self.signal = signal
-        setattr(self, f"consume_{signal.value}", self._forward)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         return None
 
     async def shutdown(self) -> None:
         return None
 
-    async def _forward(self, batch: Any) -> None:
+    async def consume_batch(self, batch: Any) -> None:
         await consume(self.next, self.signal, batch)

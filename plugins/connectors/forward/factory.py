@@ -3,14 +3,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway import ComponentSettings, Factory, Kind, Signal, Stability
+from gateway import ComponentSettings, Consumer, Factory, Kind, Signal, Stability
 
 from .config import Config
 from .connector import ForwardConnector
 
 
 def _create(signal: Signal) -> Callable[[ComponentSettings, Config, Any], ForwardConnector]:
-    def create(settings: ComponentSettings, config: Config, next_consumer: Any) -> ForwardConnector:
+    def create(settings: ComponentSettings, config: Config, next_consumer: Consumer) -> ForwardConnector:
         return ForwardConnector(settings, config, next_consumer, signal)
     return create
 

@@ -7,12 +7,19 @@ that reads spans and logs has one state, one flush timer and one set of series, 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway import ComponentID, ComponentSettings, ConfigError, FlushingConnector, SharedComponent, SharedComponents
+from gateway import (
+    ComponentSettings,
+    FlushingConnector,
+    Host,
+    MetricsConsumer,
+    SharedComponent,
+    SharedComponents,
+    Storage,
+)
 
 from .config import Config
 from .engine import KpiEngine
@@ -26,19 +33,15 @@ _runners: SharedComponents[KpiRunner] = SharedComponents()
 class KpiRunner(FlushingConnector):
     """The engine and its flush timer; one per configured ``kpi`` connector."""
 
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer) -> None:
         self.config = config
         self.engine = KpiEngine(config, scope_name=str(settings.id))
         self.state: StateFile | None = None
         super().__init__(settings, self.engine, config.metrics_flush_interval, next_consumer)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if self.config.storage and self.state is None:
-            storage_id = ComponentID.parse(self.config.storage)
-            extension = getattr(host, "extensions", {}).get(storage_id)
-            if extension is None or not hasattr(extension, "queue_directory"):
-                raise ConfigError(f"storage: {storage_id} is not a file_storage extension listed in "
-                                  "service::extensions")
+            extension = host.extension(self.config.storage, Storage, "storage")
             directory, fsync = extension.queue_directory(f"connector_kpi_{self.settings.id}")
             self.state = StateFile(Path(directory), fsync)
             try:
@@ -79,7 +82,7 @@ class KpiConnector:
     def mutates_data(self) -> bool:
         return False
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         await self._shared.start(host)
 
     async def shutdown(self) -> None:
@@ -92,7 +95,7 @@ class KpiConnector:
         self.component.add_logs(batch)
 
 
-def create(settings: ComponentSettings, config: Config, next_consumer: Any) -> KpiConnector:
+def create(settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer) -> KpiConnector:
     # Keyed by the config object too: two gateways in one process (tests) never share an engine.
     shared = _runners.get_or_create((settings.id, id(config)), lambda: KpiRunner(settings, config, next_consumer))
     return KpiConnector(shared)

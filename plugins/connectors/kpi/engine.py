@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 
-from plugins.connectors.span_metrics.aggregator import OVERFLOW_ATTRIBUTE, hashable_value, key_value
+from gateway import OVERFLOW_ATTRIBUTE, hashable_value, key_value
 
 from .config import SPAN_KINDS, STATUS_CODES, Config
 from .match import MISSING

@@ -16,52 +16,26 @@ from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+
+from gateway import OVERFLOW_ATTRIBUTE, hashable_value, key_value
 
 from .config import Config, Dimension
 from .histograms import ExponentialHistogram
 
-__all__ = ["OVERFLOW_ATTRIBUTE", "SpanAggregator", "hashable_value", "key_value"]
+__all__ = ["SpanAggregator"]
 
 SPAN_KINDS = ("SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
               "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER")
 STATUS_CODES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
-OVERFLOW_ATTRIBUTE = "otel.metric.overflow"
 SCOPE_NAME = "spanmetricsconnector"
 _OVERFLOW_KEY = ("\x00overflow",)
 #: Series per request a flush sends: a few milliseconds of work each, so the event loop runs in between.
 BATCH_SERIES = 500
 _CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
 _DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
-
-
-def hashable_value(value: AnyValue) -> Any:
-    """An attribute value as a hashable Python value; arrays and maps as their text."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind in ("bool_value", "int_value", "double_value", "bytes_value"):
-        return getattr(value, kind)
-    if kind is None:
-        return ""
-    return str(value).replace("\n", " ").strip()
-
-
-def key_value(key: str, value: Any) -> KeyValue:
-    kv = KeyValue(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    elif isinstance(value, float):
-        kv.value.double_value = value
-    elif isinstance(value, bytes):
-        kv.value.bytes_value = value
-    else:
-        kv.value.string_value = str(value)
-    return kv
 
 
 class _Series:

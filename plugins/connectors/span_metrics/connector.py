@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway import ComponentSettings, FlushingConnector
+from gateway import ComponentSettings, FlushingConnector, MetricsConsumer
 
 from .aggregator import SpanAggregator
 from .config import Config
@@ -15,7 +13,7 @@ __all__ = ["SpanMetricsConnector"]
 
 
 class SpanMetricsConnector(FlushingConnector):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer) -> None:
         self.config = config
         self.spans = SpanAggregator(config)
         super().__init__(settings, self.spans, config.metrics_flush_interval, next_consumer)

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from gateway import ComponentSettings, Factory, Kind, Signal, Stability
+from gateway import ComponentSettings, Factory, Kind, MetricsConsumer, Signal, Stability
 
 from .config import Config
 from .connector import SpanMetricsConnector
@@ -12,7 +10,8 @@ def create_default_config() -> Config:
     return Config()
 
 
-def create_connector(settings: ComponentSettings, config: Config, next_consumer: Any) -> SpanMetricsConnector:
+def create_connector(settings: ComponentSettings, config: Config,
+                     next_consumer: MetricsConsumer) -> SpanMetricsConnector:
     return SpanMetricsConnector(settings, config, next_consumer)
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from gateway import Batch, ComponentSettings, Signal, count_items, otlpjson
+from gateway import Batch, BatchConsumer, ComponentSettings, Host, Signal, count_items, otlpjson
 
 from .config import Config
 
@@ -39,7 +39,7 @@ def _lines(signal: Signal, batch: Any) -> list[str]:
     return lines
 
 
-class DebugExporter:
+class DebugExporter(BatchConsumer):
     def __init__(self, settings: ComponentSettings, config: Config, stream: TextIO | None = None) -> None:
         self.settings = settings
         self.config = config
@@ -50,9 +50,8 @@ class DebugExporter:
         self._in_window = 0
         sent = settings.telemetry.root.exporter_sent[self.signal.item_name]
         self._sent = sent.labels(str(settings.id))
-        setattr(self, f"consume_{self.signal.value}", self._consume)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         pass
 
     async def shutdown(self) -> None:
@@ -67,7 +66,7 @@ class DebugExporter:
             return True
         return (self._in_window - self.config.sampling_initial) % self.config.sampling_thereafter == 0
 
-    async def _consume(self, batch: Batch) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
         items = count_items(self.signal, batch)
         self._sent.inc(items)
         if not self._sampled():

@@ -13,7 +13,7 @@ import os
 import struct
 from typing import Any
 
-from gateway import Batch, ComponentSettings, RetryableError, Signal, count_items, otlpjson
+from gateway import Batch, BatchConsumer, ComponentSettings, Host, RetryableError, Signal, count_items, otlpjson
 
 from .config import Config
 from .writer import FileWriter
@@ -82,7 +82,7 @@ def _encode_proto(batch: Batch) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
-class FileExporter:
+class FileExporter(BatchConsumer):
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         if settings.signal is None:
             raise ValueError("the file exporter is created per signal; settings.signal is required")
@@ -95,13 +95,12 @@ class FileExporter:
         self._sent = root.exporter_sent[item].labels(name)
         self._failed = root.exporter_send_failed[item].labels(name)
         self._shared: _SharedWriter | None = None
-        setattr(self, f"consume_{self.signal.value}", self._consume)
 
     @property
     def path(self) -> str:
         return self.config.path
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if self._shared is None:
             # Acquired here, not at create: a component that is created but never started holds nothing.
             self._shared = _acquire(self.settings, self.config)
@@ -112,7 +111,7 @@ class FileExporter:
         if shared is not None:
             await shared.release()
 
-    async def _consume(self, batch: Batch) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
         items = count_items(self.signal, batch)
         if self._shared is None or not self._shared.writer.is_open:
             self._failed.inc(items)

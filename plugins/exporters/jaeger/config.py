@@ -6,11 +6,11 @@ from gateway import (
     ConfigError,
     Duration,
     GRPCClientConfig,
+    OtlpGrpcConfig,
     QueueConfig,
     RetryConfig,
     split_host_port,
 )
-from plugins.exporters.otlp_grpc.config import Config as OtlpGrpcConfig
 
 #: Jaeger's collector ports: api_v2 gRPC, and its native OTLP/gRPC receiver.
 DEFAULT_PORTS = {"grpc": 14250, "otlp": 4317}

@@ -11,19 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway import (
     USER_AGENT,
     ComponentSettings,
     ExporterChannel,
     ExporterHelper,
+    Host,
     PartialSuccess,
     PartSender,
     grpc_error,
     offloaded,
+    parse_grpc_endpoint,
 )
 from gateway.protos.jaeger.api_v2 import collector_pb2
-from plugins.exporters.otlp_grpc.config import parse_endpoint
 
 from .config import Config
 from .translate import Translator
@@ -37,7 +39,7 @@ class JaegerGrpcExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
-        self.target, self.secure = parse_endpoint(config.target, config.tls.insecure)
+        self.target, self.secure = parse_grpc_endpoint(config.target, config.tls.insecure)
         # Jaeger's default receive limit is 4 MiB; the translator keeps requests under it.
         self._channel = ExporterChannel(self.target, self.secure, config, close_grace=config.timeout,
                                         options=[("grpc.primary_user_agent", USER_AGENT)])
@@ -48,9 +50,11 @@ class JaegerGrpcExporter:
                                  capacity=2 * queue.num_consumers + 16 if queue.enabled else 64)
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
                                       queue=config.sending_queue, retry=config.retry_on_failure)
-        self.consume_traces = self._helper.consume
 
-    async def start(self, host: Any) -> None:
+    async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
+        await self._helper.consume(batch)
+
+    async def start(self, host: Host) -> None:
         await self._channel.start(host)
         await self._helper.start(host)
 

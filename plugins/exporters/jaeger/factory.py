@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import ComponentSettings, Factory, Kind, Stability
-from plugins.exporters.otlp_grpc.exporter import OtlpGrpcExporter
+from gateway import ComponentSettings, Factory, Kind, OtlpGrpcExporter, Stability
 
 from .config import Config
 from .exporter import JaegerGrpcExporter

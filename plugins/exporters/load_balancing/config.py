@@ -11,12 +11,12 @@ from typing import Any
 from gateway import (
     ConfigError,
     Duration,
+    OtlpGrpcConfig,
     Signal,
     decode,
     split_host_port,
     validate_tree,
 )
-from plugins.exporters.otlp_grpc.config import Config as OtlpConfig
 
 from .routing import ROUTING_KEYS
 
@@ -120,9 +120,9 @@ class Config:
     #: Where the backends are: static or dns.
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
 
-    def backend(self, endpoint: str) -> OtlpConfig:
+    def backend(self, endpoint: str) -> OtlpGrpcConfig:
         """The otlp_grpc config of one backend; raises ConfigError (paths under protocol::otlp)."""
-        config = decode(OtlpConfig(), {**self.protocol.otlp, "endpoint": endpoint})
+        config = decode(OtlpGrpcConfig(), {**self.protocol.otlp, "endpoint": endpoint})
         errors = validate_tree(config)
         if errors:
             raise ConfigError(errors)

@@ -26,14 +26,15 @@ from gateway import (
     ComponentSettings,
     Envelope,
     EnvelopeTable,
+    Host,
     Kind,
+    OtlpGrpcExporter,
     RetryableError,
     Signal,
     assemble,
     consume,
     split_request,
 )
-from plugins.exporters.otlp_grpc.exporter import OtlpGrpcExporter
 
 from .config import Config
 from .metrics import loadbalancer_metrics
@@ -81,7 +82,7 @@ class LoadBalancingExporter:
             Kind.EXPORTER, cid, self.signal), self.signal)
         return OtlpGrpcExporter(sub, self.config.backend(endpoint))
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         self._host = host
         if self._dns is None:
             for backend in self.backends.values():

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import gzip
 import json
-from typing import Any
 
 import cramjam
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from yarl import URL
 
 from gateway import (
@@ -20,6 +20,7 @@ from gateway import (
     Batch,
     ComponentSettings,
     ExporterHelper,
+    Host,
     HTTPClient,
     Part,
     PartialSuccess,
@@ -114,9 +115,11 @@ class LokiExporter:
             offloaded(self._split), self._push, capacity=2 * queue.num_consumers + 16 if queue.enabled else 64)
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
                                       queue=config.sending_queue, retry=config.retry_on_failure)
-        self.consume_logs = self._helper.consume
 
-    async def start(self, host: Any) -> None:
+    async def consume_logs(self, batch: ExportLogsServiceRequest) -> None:
+        await self._helper.consume(batch)
+
+    async def start(self, host: Host) -> None:
         self._client = HTTPClient(self.config, host, https=URL(self.config.endpoint).scheme == "https",
                                   user_agent=USER_AGENT)
         await self._helper.start(host)

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from gateway import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Factory, Kind, OtlpGrpcExporter, Stability
 
 from .config import Config
-from .exporter import OtlpGrpcExporter
 
 
 def create_default_config() -> Config:

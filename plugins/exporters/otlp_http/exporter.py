@@ -20,9 +20,11 @@ from yarl import URL
 from gateway import (
     USER_AGENT,
     Batch,
+    BatchConsumer,
     ComponentSettings,
     ConfigError,
     ExporterHelper,
+    Host,
     HTTPClient,
     PartialSuccess,
     PermanentError,
@@ -44,7 +46,7 @@ _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
 
 
-class OtlpHttpExporter:
+class OtlpHttpExporter(BatchConsumer):
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
         self.config = config
@@ -58,9 +60,11 @@ class OtlpHttpExporter:
         self._client: HTTPClient | None = None
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
                                       queue=config.sending_queue, retry=config.retry_on_failure)
-        setattr(self, f"consume_{self.signal.value}", self._helper.consume)
 
-    async def start(self, host: Any) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
+        await self._helper.consume(batch)
+
+    async def start(self, host: Host) -> None:
         self._client = HTTPClient(self.config, host, https=URL(self.url).scheme == "https", user_agent=USER_AGENT)
         await self._helper.start(host)
 

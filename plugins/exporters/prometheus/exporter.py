@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
-from gateway import ComponentSettings, Signal, count_items, listen_error, split_host_port
+from gateway import ComponentSettings, Host, Signal, count_items, listen_error, split_host_port
 from gateway.prometheus import CumulativeState, TranslateOptions, Translator
 
 from .config import Config
@@ -97,7 +97,7 @@ class PrometheusExporter:
                          for reason in ("max_series", "type_conflict", "untranslatable")}
         self._seen = {"max_series": 0, "type_conflict": 0, "untranslatable": 0}
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         app = web.Application()
         app.router.add_get(METRICS_PATH, self._scrape)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

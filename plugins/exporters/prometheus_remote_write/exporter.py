@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from yarl import URL
@@ -22,6 +21,7 @@ from gateway import (
     ComponentSettings,
     ConsumeError,
     ExporterHelper,
+    Host,
     HTTPClient,
     PermanentError,
     QueueConfig,
@@ -79,9 +79,11 @@ class RemoteWriteExporter:
             settings, self._send, timeout=config.timeout * 4,
             queue=QueueConfig(enabled=queue.enabled, num_consumers=1, queue_size=queue.queue_size),
             retry=config.retry_on_failure)
-        self.consume_metrics = self._helper.consume
 
-    async def start(self, host: Any) -> None:
+    async def consume_metrics(self, batch: ExportMetricsServiceRequest) -> None:
+        await self._helper.consume(batch)
+
+    async def start(self, host: Host) -> None:
         self._client = HTTPClient(self.config, host, https=URL(self.config.endpoint).scheme == "https",
                                   user_agent=USER_AGENT)
         await self._helper.start(host)

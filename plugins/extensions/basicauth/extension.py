@@ -13,9 +13,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from gateway import ComponentSettings, ConfigError, Factory, Kind, Stability
+from gateway import ComponentSettings, ConfigError, Factory, Host, Kind, Stability
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ class BasicAuth:
             pair = f"{config.client_auth.username}:{config.client_auth.password}".encode()
             self._client_header = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         text = self.config.htpasswd.inline
         if self.config.htpasswd.file:
             text += "\n" + Path(self.config.htpasswd.file).read_text()

@@ -14,9 +14,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from gateway import ComponentSettings, ConfigError, Factory, Kind, Stability
+from gateway import ComponentSettings, ConfigError, Factory, Host, Kind, Stability
 
 
 @dataclass(frozen=True, repr=False)
@@ -52,7 +51,7 @@ class BearerTokenAuth:
         self._file_stamp: float | None = None
         self._checked = 0.0
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         self._refresh(force=True)
 
     async def shutdown(self) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-from gateway import ComponentSettings
+from gateway import ComponentSettings, Host
 
 from .config import Config
 
@@ -21,7 +20,7 @@ class FileStorage:
         self.config = config
         self.directory = Path(config.directory)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if self.config.create_directory:
             self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
         if not self.directory.is_dir():

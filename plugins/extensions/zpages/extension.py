@@ -6,9 +6,9 @@
 - ``/debug/extensionz``: every extension and its status;
 - ``/debug/featurez``: feature gates (otelgw has none; the page says so).
 
-It reads ``host.stats`` (``gateway._host.stats``), the snapshot ``otelgw top`` and the admin status page show. It has
-no token, as in the Collector, so it binds localhost by default; the effective configuration is not shown here
-(it is on the admin endpoint's status page, behind the token).
+It reads ``host.stats`` (the host's component counters and graph), the snapshot ``otelgw top`` and the admin
+status page show. It has no token, as in the Collector, so it binds localhost by default; the effective
+configuration is not shown here (it is on the admin endpoint's status page, behind the token).
 """
 
 from __future__ import annotations

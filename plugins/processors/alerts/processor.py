@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway import ComponentSettings, Signal, count_items
+from gateway import ComponentSettings, Host, MetricsConsumer, Signal, count_items
 
 from . import adminapi
 from .config import Config
@@ -43,7 +43,7 @@ class _NotifierStats:
 
 
 class AlertsProcessor:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any,
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.config = config
@@ -166,7 +166,7 @@ class AlertsProcessor:
                 self.logger.exception("alerts: evaluation round failed")
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         for notifier in self.notifiers.values():
             notifier.start()
         admin = getattr(host, "admin", None)

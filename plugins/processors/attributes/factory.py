@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from gateway import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Consumer, Factory, Kind, Stability
 
 from .config import Config
 from .processor import AttributesProcessor
@@ -12,7 +10,7 @@ def create_default_config() -> Config:
     return Config()
 
 
-def create_processor(settings: ComponentSettings, config: Config, next_consumer: Any) -> AttributesProcessor:
+def create_processor(settings: ComponentSettings, config: Config, next_consumer: Consumer) -> AttributesProcessor:
     return AttributesProcessor(settings, config, next_consumer)
 
 

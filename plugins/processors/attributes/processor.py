@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import ComponentSettings, Processor, Signal, unchanged
+from gateway import ComponentSettings, Consumer, Processor, Signal, unchanged
 from gateway.ottl import (
     ITEM,
     CompiledStatement,
@@ -49,7 +49,7 @@ def build_guard(config: Config, signal: str) -> str | None:
 
 
 class AttributesProcessor(Processor):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         super().__init__(settings, config, next_consumer)
         signal = (settings.signal or Signal.TRACES).value
         errors = ottl_metrics(settings.telemetry.registry).errors

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from gateway import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Consumer, Factory, Kind, Stability
 
 from .config import Config
 from .metadata import MetadataBatcher, WithSender
@@ -14,7 +12,7 @@ def create_default_config() -> Config:
 
 
 def create_processor(settings: ComponentSettings, config: Config,
-                     next_consumer: Any) -> BatchProcessor | MetadataBatcher:
+                     next_consumer: Consumer) -> BatchProcessor | MetadataBatcher:
     if config.metadata_keys:
         return MetadataBatcher(settings, config, next_consumer)
     assert settings.signal is not None

@@ -12,29 +12,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway import Batch, ClientInfo, ComponentSettings, RetryableError, Signal, client
+from gateway import Batch, BatchConsumer, ClientInfo, ComponentSettings, Consumer, RetryableError, Signal, client
 
 from .config import Config
 from .processor import BatchProcessor
 
 
-class WithSender:
+class WithSender(BatchConsumer):
     """The next consumer, called with ``sender`` as the current client (None: no sender)."""
 
-    def __init__(self, next_consumer: Any, signal: Signal, sender: ClientInfo | None) -> None:
+    def __init__(self, next_consumer: Consumer, signal: Signal, sender: ClientInfo | None) -> None:
+        self.signal = signal
         self._forward = getattr(next_consumer, f"consume_{signal.value}")
         self._sender = sender
-        setattr(self, f"consume_{signal.value}", self._consume)
 
-    async def _consume(self, batch: Batch) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
         with client.attached(self._sender):
             await self._forward(batch)
 
 
-class MetadataBatcher:
+class MetadataBatcher(BatchConsumer):
     """One batch processor per combination of the ``metadata_keys`` values of the requests' senders."""
 
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         assert settings.signal is not None
         self.settings = settings
         self.config = config
@@ -43,13 +43,12 @@ class MetadataBatcher:
         self._keys = tuple(key.lower() for key in config.metadata_keys)
         self._batchers: dict[tuple[tuple[str, ...], ...], BatchProcessor] = {}
         self._stopping = False
-        setattr(self, f"consume_{self.signal.value}", self._consume)
 
     @property
     def pending_items(self) -> int:
         return sum(batcher.pending_items for batcher in self._batchers.values())
 
-    async def _consume(self, batch: Batch) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
         sender = client.current()
         values = tuple(sender.get(key) if sender is not None else () for key in self._keys)
         batcher = self._batchers.get(values)

@@ -24,7 +24,19 @@ import copy
 from collections.abc import Coroutine
 from typing import Any
 
-from gateway import Batch, ComponentSettings, ConsumeError, RetryableError, Signal, SkipBatchError, count_items, split
+from gateway import (
+    Batch,
+    BatchConsumer,
+    ComponentSettings,
+    ConsumeError,
+    Consumer,
+    Host,
+    RetryableError,
+    Signal,
+    SkipBatchError,
+    count_items,
+    split,
+)
 
 from .config import Config
 from .metrics import batch_metrics
@@ -50,8 +62,8 @@ class _Held:
         self.outcome: asyncio.Future[ConsumeError | None] = asyncio.get_running_loop().create_future()
 
 
-class BatchProcessor:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+class BatchProcessor(BatchConsumer):
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         if settings.signal is None:
             raise ValueError("the batch processor is created per signal; settings.signal is required")
         self.settings = settings
@@ -76,14 +88,13 @@ class BatchProcessor:
         self._timer_send: asyncio.Task[Any] | None = None
         self._sends: set[asyncio.Task[Any]] = set()
         self._stopped = False
-        setattr(self, f"consume_{signal_name}", self._consume)
 
     @property
     def pending_items(self) -> int:
         """Items held, waiting for the size or timeout trigger."""
         return self._held.items if self._held is not None else 0
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         pass
 
     def begin_shutdown(self) -> None:
@@ -104,7 +115,7 @@ class BatchProcessor:
         if self._sends:
             await asyncio.gather(*self._sends)
 
-    async def _consume(self, batch: Batch) -> None:
+    async def consume_batch(self, batch: Batch) -> None:
         items = count_items(self.signal, batch)
         if items == 0:
             return  # empty envelopes carry nothing; the OTLP specification lets a receiver drop them

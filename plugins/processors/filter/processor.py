@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import ComponentSettings, Processor, RetryableError, Signal, unchanged
+from gateway import ComponentSettings, Consumer, Processor, RetryableError, Signal, unchanged
 from gateway.ottl import ConditionSet, ErrorReporter, OttlRunError, ottl_metrics
 
 from .config import Config
@@ -20,7 +20,7 @@ _RESOURCES = {"traces": "resource_spans", "metrics": "resource_metrics", "logs":
 
 
 class FilterProcessor(Processor):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         super().__init__(settings, config, next_consumer)
         self.signal = signal = (settings.signal or Signal.TRACES).value
         metrics = ottl_metrics(settings.telemetry.registry)

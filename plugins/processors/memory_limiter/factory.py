@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from gateway import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Consumer, Factory, Kind, Stability
 
 from .config import Config
 from .processor import MemoryLimiterProcessor
@@ -12,7 +10,7 @@ def create_default_config() -> Config:
     return Config()
 
 
-def create_processor(settings: ComponentSettings, config: Config, next_consumer: Any) -> MemoryLimiterProcessor:
+def create_processor(settings: ComponentSettings, config: Config, next_consumer: Consumer) -> MemoryLimiterProcessor:
     return MemoryLimiterProcessor(settings, config, next_consumer)
 
 

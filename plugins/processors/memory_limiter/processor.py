@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway import (
     ComponentSettings,
+    Consumer,
+    Host,
     OverloadedError,
     Processor,
     SharedComponent,
@@ -73,7 +75,8 @@ class MemoryGuard:
                                     config.spike_limit_percentage)
         self.refusing = False
         self.resident = 0
-        #: Decoded bytes of requests that receivers admitted and have not answered yet (``gateway._host.admission``).
+        #: Decoded bytes of requests that receivers admitted and have not answered yet (admission control:
+        #: ``gateway.register_admission_gate``).
         self.in_flight = 0
         #: Bytes admitted since the last measurement, answered or not: an answered request's data may still be
         #: held (a queue, a batch) and only the next measurement sees it.
@@ -103,7 +106,7 @@ class MemoryGuard:
         self._resident_gauge.set(resident)
 
     def try_admit(self, size: int) -> OverloadedError | None:
-        """Admission control (``gateway._host.admission``): let a request of ``size`` decoded bytes in only while
+        """Admission control (``gateway.AdmissionGate``): let a request of ``size`` decoded bytes in only while
         memory stays under the hard limit with it and everything else in flight, so the limit holds between two
         checks however many requests arrive."""
         if self.refusing:
@@ -126,7 +129,7 @@ class MemoryGuard:
             await asyncio.sleep(self.config.check_interval)
             self.check()
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         self.check()
         self._task = asyncio.create_task(self._loop(), name="memory_limiter check")
         register_admission_gate(self)
@@ -145,7 +148,7 @@ _guards: SharedComponents[MemoryGuard] = SharedComponents()
 
 
 class MemoryLimiterProcessor(Processor):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         super().__init__(settings, config, next_consumer)
         self._handle: SharedComponent[MemoryGuard] = _guards.get_or_create(
             (settings.id, id(config)), lambda: MemoryGuard(settings, config))
@@ -154,7 +157,7 @@ class MemoryLimiterProcessor(Processor):
         self._refused = _metrics(settings.telemetry.registry).refused[item].labels(str(settings.id))
         self._signal = settings.signal or Signal.TRACES
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         await self._handle.start(host)
 
     async def shutdown(self) -> None:

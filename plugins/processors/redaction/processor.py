@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from gateway import ComponentSettings, Processor, Signal, wire_bytes
+from gateway import ComponentSettings, Consumer, Processor, Signal, wire_bytes
 
 from . import hyperscan_scanner
 from .actions import Action
@@ -68,7 +68,7 @@ def _indexed(batch: Any, names: tuple[str, str, str]) -> Iterator[tuple[tuple[in
 
 
 class RedactionProcessor(Processor):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         super().__init__(settings, config, next_consumer)
         self.rules = RuleSet(config)
         self._summary = config.summary if config.summary != "silent" else ""

@@ -10,7 +10,7 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from gateway import ComponentSettings, Processor, Signal, client
+from gateway import ComponentSettings, Consumer, Processor, Signal, client
 from gateway.ottl import from_any, set_any
 
 from .config import Action, Config
@@ -121,7 +121,7 @@ _EDITS: dict[str, Callable[[Action], Edit]] = {"insert": _setter, "update": _set
 
 
 class ResourceProcessor(Processor):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         super().__init__(settings, config, next_consumer)
         self._envelope = _ENVELOPES[settings.signal or Signal.TRACES]
         self._edits = [_EDITS[action.action](action) for action in config.attributes]

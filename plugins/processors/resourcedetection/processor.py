@@ -9,7 +9,7 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from gateway import ComponentSettings, Processor, Signal
+from gateway import ComponentSettings, Consumer, Host, Processor, Signal
 
 from .config import Config
 from .detectors import Skip, detect_docker, detect_env, detect_k8snode, detect_system
@@ -20,7 +20,7 @@ _ENVELOPES = {Signal.TRACES: "resource_spans", Signal.METRICS: "resource_metrics
 
 
 class ResourceDetectionProcessor(Processor):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         super().__init__(settings, config, next_consumer)
         self._envelope = _ENVELOPES[settings.signal or Signal.TRACES]
         #: What detection found, in detector order (with override false, the first detector wins).
@@ -37,7 +37,7 @@ class ResourceDetectionProcessor(Processor):
             return await detect_docker(config.docker)
         return detect_k8snode(config.k8snode)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         config: Config = self.config
         results = await asyncio.gather(*(asyncio.wait_for(self._run_detector(d), config.timeout)
                                          for d in config.detectors), return_exceptions=True)

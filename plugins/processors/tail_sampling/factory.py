@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from gateway import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Factory, Kind, Stability, TracesConsumer
 
 from .config import Config
 from .processor import TailSamplingProcessor
@@ -12,7 +10,8 @@ def create_default_config() -> Config:
     return Config()
 
 
-def create_processor(settings: ComponentSettings, config: Config, next_consumer: Any) -> TailSamplingProcessor:
+def create_processor(settings: ComponentSettings, config: Config,
+                     next_consumer: TracesConsumer) -> TailSamplingProcessor:
     return TailSamplingProcessor(settings, config, next_consumer)
 
 

@@ -32,16 +32,17 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gateway import (
-    ComponentID,
     ComponentSettings,
-    ConfigError,
     Envelope,
     EnvelopeTable,
+    Host,
     OverloadedError,
     RetryableError,
     Signal,
     SkipBatchError,
+    Storage,
     StorageUnavailable,
+    TracesConsumer,
     assemble,
     count_items,
     split_request,
@@ -74,7 +75,7 @@ Release = tuple[Envelope, bytes, Any]
 
 
 class TailSamplingProcessor:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any,
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: TracesConsumer,
                  clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.config = config
@@ -139,17 +140,14 @@ class TailSamplingProcessor:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if self.config.storage and self._storage is None:
             self._storage = self._open_storage(host)
             await self._recover()
         self._timer = asyncio.get_running_loop().create_task(self._run_timer())
 
-    def _open_storage(self, host: Any) -> TraceStorage:
-        storage_id = ComponentID.parse(self.config.storage or "")
-        extension = getattr(host, "extensions", {}).get(storage_id)
-        if extension is None or not hasattr(extension, "queue_directory"):
-            raise ConfigError(f"storage: {storage_id} is not a file_storage extension listed in service::extensions")
+    def _open_storage(self, host: Host) -> TraceStorage:
+        extension = host.extension(self.config.storage or "", Storage, "storage")
         directory, fsync = extension.queue_directory(f"processor_{self.settings.id}")
         return TraceStorage(directory, fsync=fsync, max_bytes=self.config.storage_max_bytes, logger=self.logger)
 

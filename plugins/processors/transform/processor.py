@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import ComponentSettings, Processor, RetryableError, Signal, unchanged
+from gateway import ComponentSettings, Consumer, Processor, RetryableError, Signal, unchanged
 from gateway.ottl import ErrorReporter, OttlRunError, StatementGroup, ottl_metrics
 
 from .config import Config
 
 
 class TransformProcessor(Processor):
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Consumer) -> None:
         super().__init__(settings, config, next_consumer)
         signal = (settings.signal or Signal.TRACES).value
         errors = ottl_metrics(settings.telemetry.registry).errors

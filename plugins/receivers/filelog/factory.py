@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from gateway import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Factory, Kind, LogsConsumer, Stability
 
 from .config import Config
 from .receiver import FilelogReceiver
@@ -12,7 +10,7 @@ def create_default_config() -> Config:
     return Config()
 
 
-def create_logs(settings: ComponentSettings, config: Config, next_consumer: Any) -> FilelogReceiver:
+def create_logs(settings: ComponentSettings, config: Config, next_consumer: LogsConsumer) -> FilelogReceiver:
     return FilelogReceiver(settings, config, next_consumer)
 
 

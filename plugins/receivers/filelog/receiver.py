@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway import ComponentID, ComponentSettings, ConfigError, Signal, SkipBatchError, attached
+from gateway import ComponentSettings, Host, LogsConsumer, Signal, SkipBatchError, Storage, attached
 
 from .checkpoint import Checkpoint
 from .config import Config
@@ -47,7 +47,7 @@ class _DeliveryFailed(Exception):
 
 
 class FilelogReceiver:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: LogsConsumer) -> None:
         self.settings = settings
         self.config = config
         self.logger = settings.telemetry.logger
@@ -92,13 +92,9 @@ class FilelogReceiver:
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         if self.config.storage:
-            storage_id = ComponentID.parse(self.config.storage)
-            extension = getattr(host, "extensions", {}).get(storage_id)
-            if extension is None or not hasattr(extension, "queue_directory"):
-                raise ConfigError(f"storage: {storage_id} is not a file_storage extension listed in "
-                                  f"service::extensions")
+            extension = host.extension(self.config.storage, Storage, "storage")
             directory, fsync = extension.queue_directory(f"receiver_filelog_{self.settings.id}")
             self.checkpoint = Checkpoint(Path(directory), fsync)
             restored = self.checkpoint.load()

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
-from gateway import ComponentSettings, Factory, Kind, Stability
+from gateway import ComponentSettings, Factory, Kind, MetricsConsumer, Stability
 
 from .config import Config
 from .receiver import HostMetricsReceiver
@@ -12,7 +10,7 @@ def create_default_config() -> Config:
     return Config()
 
 
-def create_metrics(settings: ComponentSettings, config: Config, next_consumer: Any) -> HostMetricsReceiver:
+def create_metrics(settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer) -> HostMetricsReceiver:
     return HostMetricsReceiver(settings, config, next_consumer)
 
 

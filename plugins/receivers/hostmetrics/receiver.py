@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 import psutil
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from gateway import ComponentSettings, Signal, count_items
+from gateway import ComponentSettings, Host, MetricsConsumer, Signal, count_items
 
 from .builder import Metrics
 from .config import Config, ScraperConfig
@@ -48,7 +47,7 @@ def set_root_path(root_path: str) -> None:
 
 
 class HostMetricsReceiver:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer) -> None:
         self.settings = settings
         self.config = config
         self.next = next_consumer
@@ -90,7 +89,7 @@ class HostMetricsReceiver:
                 self._error(name, f"{name} scraper failed: {exc}")
         return request
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         self._task = asyncio.create_task(self._run(), name=f"hostmetrics {self.settings.id}")
         self.logger.info("hostmetrics receiver collecting", extra={
             "scrapers": ", ".join(self.config.scrapers), "root_path": self.config.root_path or "/",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateway import ComponentSettings, Factory, Kind, SharedComponent, SharedComponents, Signal, Stability
+from gateway import ComponentSettings, Consumer, Factory, Kind, SharedComponent, SharedComponents, Signal, Stability
 
 from .config import Config
 from .receiver import OtlpReceiver
@@ -21,7 +21,7 @@ def create_default_config() -> Config:
 def _creator(signal: Signal) -> Callable[[ComponentSettings, Config, Any], Shared]:
     """create_<signal>: every signal of one receiver id gets the same object, which records its consumer."""
 
-    def create(settings: ComponentSettings, config: Config, next_consumer: Any) -> Shared:
+    def create(settings: ComponentSettings, config: Config, next_consumer: Consumer) -> Shared:
         shared = _receivers.get_or_create((settings.id, id(config)), lambda: OtlpReceiver(settings, config))
         shared.component.set_consumer(signal, next_consumer)
         return shared

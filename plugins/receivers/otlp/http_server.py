@@ -184,8 +184,8 @@ class HttpServer:
         if encoding not in _WBITS and encoding not in ("", "identity"):
             return self._reject(reply_type, 415, "unsupported_encoding",
                                 f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none")
-        # Every byte read, inflated, decoded and delivered is reserved first (gateway._host.admission), and given back
-        # when the answer is ready.
+        # Every byte read, inflated, decoded and delivered is reserved first (gateway.Budget, gateway.Reservation),
+        # and given back when the answer is ready.
         with Reservation(self.budget) as reservation:
             try:
                 body = await self._read_body(request, reservation)

@@ -23,6 +23,8 @@ from gateway import (
     ClientInfo,
     ComponentSettings,
     ConsumeError,
+    Consumer,
+    Host,
     ReloadingServerTLS,
     Signal,
     SkipBatchError,
@@ -145,7 +147,7 @@ class OtlpReceiver:
         self.grpc_address: str | None = None
         self.http_address: str | None = None
 
-    def set_consumer(self, signal: Signal, next_consumer: Any) -> None:
+    def set_consumer(self, signal: Signal, next_consumer: Consumer) -> None:
         self._consumers[signal] = getattr(next_consumer, f"consume_{signal.value}")
 
     def routes(self, transport: str) -> dict[Signal, Route | None]:
@@ -174,7 +176,7 @@ class OtlpReceiver:
                 if tls.maybe_reload():
                     self.logger.info("reloaded TLS certificates", extra={"cert_file": tls.config.cert_file})
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         protocols: Protocols = self.config.protocols
         try:
             if protocols.grpc is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from gateway import ComponentSettings, Signal, count_items
+from gateway import ComponentSettings, Host, MetricsConsumer, Signal, count_items
 
 from .config import Config, GlobalConfig, ScrapeConfig
 from .report import ScrapeReport, add_report, metrics_for
@@ -122,7 +122,7 @@ class _TargetLoop:
 
 
 class PrometheusReceiver:
-    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: Any) -> None:
+    def __init__(self, settings: ComponentSettings, config: Config, next_consumer: MetricsConsumer) -> None:
         self.settings = settings
         self.config = config
         self.next = next_consumer
@@ -147,7 +147,7 @@ class PrometheusReceiver:
             return
         self.accepted.inc(points)
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         defaults: GlobalConfig = self.config.config.global_
         for scrape in self.config.config.scrape_configs:
             fetcher = Fetcher(scrape, USER_AGENT)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway import Factory, Kind, hookimpl
+from gateway import CliCommand, Factory, Kind, hookimpl
 from gateway._host.registry import load_registry
 from gateway.errors import PluginError
 
@@ -116,3 +116,128 @@ async def test_third_party_plugin_runs_in_a_pipeline(installed_plugin, write_yam
         assert [s.name for s in exported.spans()] == ["operation-0-seen", "operation-1-seen"]
     finally:
         assert await service.shutdown() == []
+
+
+# --------------------------------------------------------------------------- plugins that cannot work fail loudly
+
+def _install(tmp_path: Path, monkeypatch, module: str, source: str) -> None:
+    """A distribution ``otelgw-broken 2.0`` on sys.path whose entry point ``broken`` is ``module``."""
+    (tmp_path / f"{module}.py").write_text(source)
+    dist = tmp_path / "otelgw_broken-2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: otelgw-broken\nVersion: 2.0\n")
+    (dist / "entry_points.txt").write_text(f"[otelgw.plugins]\nbroken = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_a_misspelled_hook_of_an_installed_plugin_is_a_start_up_error(tmp_path, monkeypatch):
+    _install(tmp_path, monkeypatch, "otelgw_misspelled", PLUGIN_SOURCE.replace(
+        "def otelgw_component_factories():", "def otelgw_component_factory():"))
+    with pytest.raises(PluginError) as info:
+        load_registry()
+    message = str(info.value)
+    assert "plugin 'broken' (module otelgw_misspelled, distribution otelgw-broken 2.0)" in message
+    assert "unknown hook 'otelgw_component_factory'" in message
+    assert "did you mean 'otelgw_component_factories'?" in message
+
+
+def test_a_misspelled_hook_fails_the_command_line_with_the_plugin_named(tmp_path, monkeypatch):
+    _install(tmp_path, monkeypatch, "otelgw_misspelled", PLUGIN_SOURCE.replace(
+        "def otelgw_component_factories():", "def otelgw_component_factory():"))
+    result = subprocess.run([sys.executable, "-m", "gateway", "components"], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": ""}, timeout=60)
+    assert result.returncode == 3
+    assert "plugin error: plugin 'broken' (module otelgw_misspelled" in result.stderr
+    assert "otelgw_component_factory" in result.stderr
+
+
+def test_an_unknown_hook_registered_directly_is_an_error_too():
+    @hookimpl
+    def otelgw_service_startd(host):
+        pass
+
+    with pytest.raises(PluginError, match=r"unknown hook 'otelgw_service_startd': did you mean "
+                                          r"'otelgw_service_started'\?"):
+        load_registry([SimpleNamespace(otelgw_service_startd=otelgw_service_startd)], entry_points=False)
+
+
+def test_a_hook_not_marked_hookimpl_is_an_error():
+    def otelgw_component_factories():
+        return [Factory("x", Kind.PROCESSOR, dict)]
+
+    with pytest.raises(PluginError, match="otelgw_component_factories is not marked @hookimpl"):
+        load_registry([SimpleNamespace(otelgw_component_factories=otelgw_component_factories)],
+                      entry_points=False)
+
+
+def test_a_hook_with_arguments_the_spec_lacks_names_the_plugin():
+    @hookimpl
+    def otelgw_service_started(host, extra):
+        pass
+
+    with pytest.raises(PluginError, match="otelgw_service_started") as info:
+        load_registry([SimpleNamespace(otelgw_service_started=otelgw_service_started)], entry_points=False)
+    assert "extra" in str(info.value)
+
+
+def test_an_entry_point_that_fails_to_import_names_the_entry_point_and_the_distribution(tmp_path, monkeypatch):
+    _install(tmp_path, monkeypatch, "otelgw_needs_more", "import my_plugin_dependency\n")
+    with pytest.raises(PluginError) as info:
+        load_registry()
+    message = str(info.value)
+    assert "plugin entry point broken = 'otelgw_needs_more' (distribution otelgw-broken 2.0)" in message
+    assert "No module named 'my_plugin_dependency'" in message
+
+
+# --------------------------------------------------------------------------- plugins add otelgw subcommands
+
+COMMAND_PLUGIN = '''
+from gateway import CliCommand, hookimpl
+
+
+def add_arguments(parser):
+    parser.add_argument("--name", required=True)
+
+
+def run(args):
+    print(f"hello {args.name}")
+    return 7
+
+
+@hookimpl
+def otelgw_cli_commands():
+    return [CliCommand("NAME", "say hello", add_arguments, run)]
+'''
+
+
+def _otelgw(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(tmp_path), "PATH": ""}, timeout=60)
+
+
+def test_a_plugin_adds_a_command_to_otelgw(tmp_path, monkeypatch):
+    _install(tmp_path, monkeypatch, "otelgw_hello", COMMAND_PLUGIN.replace("NAME", "hello"))
+    assert "say hello" in _otelgw(tmp_path, "--help").stdout
+    result = _otelgw(tmp_path, "hello", "--name", "ann")
+    assert (result.returncode, result.stdout) == (7, "hello ann\n")
+    assert load_registry().commands["hello"].help == "say hello"
+
+
+def test_a_plugin_command_named_like_a_built_in_one_is_an_error(tmp_path, monkeypatch):
+    _install(tmp_path, monkeypatch, "otelgw_hello", COMMAND_PLUGIN.replace("NAME", "validate"))
+    result = _otelgw(tmp_path, "components")
+    assert result.returncode == 3
+    assert "command 'validate' of a plugin clashes with the built-in otelgw validate" in result.stderr
+
+
+def test_two_plugins_adding_one_command_name_both_named():
+    command = CliCommand("same", "x", lambda parser: None, lambda args: 0)
+    plugins = [SimpleNamespace(otelgw_cli_commands=hookimpl(lambda: [command])) for _ in range(2)]
+    with pytest.raises(PluginError, match="command 'same' is added twice: by plugin"):
+        load_registry(plugins, entry_points=False)
+
+
+def test_the_alerts_commands_come_from_the_alerts_plugin():
+    registry = load_registry()
+    assert {"alerts", "rules"} <= set(registry.commands)
+    assert registry.commands["alerts"].run.__module__ == "plugins.processors.alerts.cli"

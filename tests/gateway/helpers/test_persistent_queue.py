@@ -180,7 +180,7 @@ async def test_exporter_helper_refuses_when_the_persistent_queue_is_full(tmp_pat
 async def test_storage_must_be_a_configured_file_storage_extension(tmp_path: Path) -> None:
     helper = ExporterHelper(settings_for(Kind.EXPORTER, "otlp", Signal.TRACES), Backend().send, timeout=1,
                             queue=QueueConfig(storage="file_storage/missing"), retry=RetryConfig())
-    with pytest.raises(ConfigError, match="file_storage/missing is not a file_storage extension"):
+    with pytest.raises(ConfigError, match="sending_queue::storage: file_storage/missing is not an extension listed"):
         await helper.start(Host(Telemetry()))
     assert OverloadedError  # imported for the API surface this module exercises
 

@@ -9,6 +9,7 @@ import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway import hashable_value
 from gateway._host.config import build_config
 from gateway._host.graph import Graph
 from gateway._host.registry import load_registry
@@ -20,7 +21,6 @@ from gateway.testing import any_value
 from plugins.connectors.kpi import engine as engine_module
 from plugins.connectors.kpi.engine import KpiEngine
 from plugins.connectors.kpi.factory import factory
-from plugins.connectors.span_metrics.aggregator import hashable_value
 
 S = 1_000_000_000
 

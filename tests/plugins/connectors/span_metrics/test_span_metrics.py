@@ -12,6 +12,7 @@ import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway import hashable_value
 from gateway._host.config import build_config
 from gateway._host.graph import Graph
 from gateway._host.registry import load_registry
@@ -20,7 +21,7 @@ from gateway.component import Kind, Signal
 from gateway.configtypes import decode
 from gateway.host import Host
 from gateway.testing import Sink, any_value, make_traces, settings_for
-from plugins.connectors.span_metrics.aggregator import SpanAggregator, hashable_value
+from plugins.connectors.span_metrics.aggregator import SpanAggregator
 from plugins.connectors.span_metrics.factory import factory
 
 MS = 1_000_000

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway import OtlpGrpcConfig, OtlpGrpcExporter
 from gateway._host.registry import load_registry
 from gateway.component import Kind, Signal
 from gateway.configblocks import TLSClientConfig
@@ -16,8 +17,6 @@ from plugins.exporters import jaeger
 from plugins.exporters.jaeger.config import Config, with_default_port
 from plugins.exporters.jaeger.exporter import JaegerGrpcExporter
 from plugins.exporters.jaeger.factory import factory
-from plugins.exporters.otlp_grpc.config import Config as OtlpGrpcConfig
-from plugins.exporters.otlp_grpc.exporter import OtlpGrpcExporter
 
 TESTDATA = Path(__file__).parent / "testdata"
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway import parse_grpc_endpoint as parse_endpoint
 from gateway._host.registry import load_registry
 from gateway.component import Kind
 from gateway.configblocks import TLSClientConfig
@@ -12,7 +13,7 @@ from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
 from gateway.helpers.exporter import QueueConfig, RetryConfig
 from plugins.exporters import otlp_grpc
-from plugins.exporters.otlp_grpc.config import Config, parse_endpoint
+from plugins.exporters.otlp_grpc.config import Config
 from plugins.exporters.otlp_grpc.factory import factory
 
 TESTDATA = Path(__file__).parent / "testdata"

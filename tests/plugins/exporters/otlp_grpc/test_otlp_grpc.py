@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from gateway._host.telemetry import Telemetry
-from gateway.component import Kind, Signal, consume
+from gateway.component import Kind, LogsConsumer, Signal, consume
 from gateway.configblocks import TLSClientConfig
 from gateway.configtypes import validate_tree
 from gateway.errors import PermanentError, RetryableError
@@ -199,5 +199,6 @@ async def test_create_then_shutdown_without_start(telemetry: Telemetry) -> None:
 
 async def test_only_the_created_signal_is_consumed(sink: OtlpSink) -> None:
     exporter = exporter_for(sink.grpc_endpoint, Signal.LOGS)
-    assert hasattr(exporter, "consume_logs")
-    assert not hasattr(exporter, "consume_traces")
+    assert isinstance(exporter, LogsConsumer)
+    with pytest.raises(TypeError, match="OtlpGrpcExporter was created for logs, not traces"):
+        await exporter.consume_traces(make_traces(1))

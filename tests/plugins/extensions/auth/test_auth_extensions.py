@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from gateway import Authenticator, ClientAuthenticator, ComponentID, ConfigError, Host, Storage
+from gateway._host.telemetry import Telemetry
 from gateway.component import Kind
 from gateway.configtypes import decode, validate_tree
-from gateway.errors import ConfigError
 from gateway.testing import settings_for
 from plugins.extensions.basicauth.extension import factory as basic_factory
 from plugins.extensions.bearertokenauth.extension import factory as bearer_factory
@@ -111,3 +112,23 @@ async def test_client_sides_give_the_header_their_server_sides_accept(tmp_path):
     assert auth.client_headers() == {"Authorization": "first-token"}
     assert auth.authenticate({"authorization": "first-token"})
     assert not auth.authenticate({"authorization": "Bearer first-token"})
+async def test_bearer_is_found_as_a_server_and_as_a_client_authenticator(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    auth, _ = bearer({"filename": str(token_file)})
+    host = Host(Telemetry())
+    host.extensions[ComponentID("bearertokenauth")] = auth
+    await auth.start(host)
+    client = host.extension("bearertokenauth", ClientAuthenticator, "auth::authenticator")
+    server = host.extension("bearertokenauth", Authenticator, "auth::authenticator")
+    assert server.authenticate({key.lower(): value for key, value in client.client_headers().items()})
+    assert client.client_headers() == {"Authorization": "Bearer from-file"}
+
+
+async def test_basicauth_is_no_storage_and_the_error_says_why():
+    auth, _ = basic({"htpasswd": {"inline": "ann:pw"}})
+    host = Host(Telemetry())
+    host.extensions[ComponentID("basicauth")] = auth
+    with pytest.raises(ConfigError, match="extension basicauth is not a Storage extension: BasicAuth "
+                                          "lacks queue_directory"):
+        host.extension("basicauth", Storage, "storage")

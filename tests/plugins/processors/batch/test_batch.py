@@ -373,4 +373,5 @@ async def test_processors_sharing_a_registry_register_their_metrics_once() -> No
 
 async def test_processor_exposes_only_its_signal() -> None:
     p = make(Config(), Sink(), Signal.METRICS)
-    assert hasattr(p, "consume_metrics") and not hasattr(p, "consume_traces")
+    with pytest.raises(TypeError, match="BatchProcessor was created for metrics, not traces"):
+        await p.consume_traces(make_traces(1))

@@ -162,7 +162,7 @@ async def test_storage_must_name_a_file_storage_extension(tmp_path: Path) -> Non
     config = decode(factory.create_default_config(), {"policies": KEEP_ERRORS, "storage": "file_storage/nope"})
     processor = TailSamplingProcessor(settings_for(Kind.PROCESSOR, "tail_sampling", Signal.TRACES), config,
                                       Downstream())
-    with pytest.raises(ConfigError, match="storage: file_storage/nope is not a file_storage extension"):
+    with pytest.raises(ConfigError, match="storage: file_storage/nope is not an extension listed"):
         await processor.start(Host(Telemetry()))
     bad = decode(factory.create_default_config(), {"policies": KEEP_ERRORS, "storage_max_bytes": 0})
     assert validate_tree(bad) == ["storage_max_bytes: must be > 0"]

@@ -121,5 +121,5 @@ def test_storage_must_be_a_file_storage_extension(tmp_path):
 
     config = decode(create_default_config(), {"include": [str(tmp_path / "*.log")], "storage": "file_storage/x"})
     receiver = create_logs(settings_for(Kind.RECEIVER, "filelog", Signal.LOGS, Telemetry()), config, Sink())
-    with pytest.raises(ConfigError, match="storage: file_storage/x is not a file_storage extension listed in"):
+    with pytest.raises(ConfigError, match="storage: file_storage/x is not an extension listed in service::extensions"):
         asyncio.run(receiver.start(Host(Telemetry())))

@@ -7,14 +7,13 @@ listing takes ``--output table|json|summary``.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import sys
 from typing import Any
 
-from gateway._host.cli_admin import AdminClient, add_admin_options, admin_token
+from gateway import AdminClient, CliCommand, add_admin_options, alerts_summary
 
-__all__ = ["add_parser", "admin_token", "run"]
+__all__ = ["COMMAND", "add_arguments", "run"]
 
 OUTPUTS = ("table", "json", "summary")
 
@@ -24,8 +23,7 @@ def _output(parser: argparse.ArgumentParser) -> None:
                         help="table (default), json (the API's answer) or summary (one line of counts)")
 
 
-def add_parser(commands: Any) -> None:
-    alerts = commands.add_parser("alerts", help="list, resolve and silence alerts of a running gateway")
+def add_arguments(alerts: argparse.ArgumentParser) -> None:
     add_admin_options(alerts)
     alerts.add_argument("--output", "-o", choices=OUTPUTS, default="table",
                         help="table (default), json (the API's answer) or summary (one line of counts)")
@@ -65,21 +63,6 @@ def _table(rows: list[list[str]]) -> None:
 
 def _value(value: Any) -> str:
     return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def alerts_summary(alerts: list[dict[str, Any]]) -> str:
-    """``3 alerts: 2 firing (critical 1, high 1), 1 pending (warning 1)``; also used by ``otelgw top``."""
-    by_state: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for a in alerts:
-        by_state[a["state"]][a["severity"]] += 1
-    parts = []
-    for state in ("firing", "pending", "resolved"):
-        if by_state.get(state):
-            counts = ", ".join(f"{s} {n}" for s, n in sorted(by_state[state].items()))
-            parts.append(f"{sum(by_state[state].values())} {state} ({counts})")
-    silenced = sum(1 for a in alerts if a.get("silenced"))
-    text = f"{len(alerts)} alerts" + (": " + ", ".join(parts) if parts else "")
-    return text + (f"; {silenced} silenced" if silenced else "")
 
 
 def _print(args: argparse.Namespace, answer: Any, rows: list[list[str]], summary: str) -> None:
@@ -170,3 +153,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"silence {answer['silence']['id']} until {answer['silence']['until']}")
     return 0
+
+
+COMMAND = CliCommand("alerts", "list, resolve and silence alerts of a running gateway", add_arguments, run)
