@@ -11,11 +11,14 @@ carrying the attribute the plugin sets.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -121,3 +124,15 @@ async def test_the_readme_plugin_installs_registers_passes_its_test_and_runs_in_
     finally:
         gateway.kill()
         await sink.stop()
+
+
+def test_the_readme_plugin_type_checks_strictly(tmp_path: Path) -> None:
+    """``mypy --strict`` on the example as written: a plugin author who copies it starts from exact types."""
+    pytest.importorskip("mypy")
+    source = tmp_path / "my_plugin.py"
+    source.write_text(example_files()["my-plugin/src/my_plugin/__init__.py"])
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+                             "--cache-dir", str(tmp_path / "cache"), str(source)],
+                            cwd=ROOT, env={**os.environ, "MYPYPATH": str(ROOT)}, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
