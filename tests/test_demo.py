@@ -241,8 +241,9 @@ def test_top_takes_the_terminal_while_the_demo_plays_and_q_quits_both(tmp_path: 
         with pytest.raises(ProcessLookupError):
             os.kill(gateway_pid, 0)
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # the demo leads its own process group, otelgw top included
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
         gateway_pid = gateway_pid or started_gateway(screen.decode(errors="replace").splitlines())
         if gateway_pid is not None:

@@ -183,7 +183,13 @@ def _keys() -> Iterator[Any]:
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             return ""
-        key = os.read(fd, 8).decode(errors="replace")
+        try:
+            data = os.read(fd, 8)
+        except OSError:  # the terminal went away (EIO)
+            data = b""
+        if not data:  # end of input: nobody is left to press q, so act as if they had (never spin on EOF)
+            return "q"
+        key = data.decode(errors="replace")
         return {"\x1b[A": "up", "\x1b[B": "down", "k": "up", "j": "down"}.get(key, key)
 
     try:

@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from gateway._host.admin import default_token_file
+from gateway._host.children import die_with_parent
 from gateway._host.cli_admin import AdminClient, add_admin_options
 
 from . import SCENARIOS
@@ -122,7 +123,7 @@ class _Gateway:
         with self.log_path.open("wb") as log:
             # Its own session: a Ctrl-C in the terminal reaches the demo, which stops the traffic first.
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=die_with_parent)
 
     def wait_listening(self, endpoints: list[str], stop: threading.Event, limit: float = 120.0) -> bool:
         deadline = time.monotonic() + limit
@@ -288,7 +289,8 @@ def _play_under_top(args: argparse.Namespace, scenarios: tuple[str, ...], grpc: 
     env = dict(os.environ)
     if args.token:  # through the environment, not the command line that ps shows
         env["OTELGW_ADMIN_TOKEN"] = args.token
-    top = subprocess.Popen(command, env=env)  # same session and terminal: Ctrl-C reaches it as it reaches the demo
+    # Same session and terminal: Ctrl-C reaches it as it reaches the demo; and it ends if the demo is killed.
+    top = subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
     while top.poll() is None and player.is_alive():
         stop.wait(0.2)
     stop.set()

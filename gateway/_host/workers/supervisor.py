@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway._host.children import die_with_parent
 from gateway._host.config import GatewayConfig
 from gateway._host.redact import register
 from gateway.component import Kind
@@ -65,12 +65,6 @@ def worker_config_errors(config: GatewayConfig, count: int) -> list[str]:
                 errors.append(f"receivers::{cid}::protocols::{name}::endpoint: port 0 would give every worker "
                               f"a port of its own; --workers {count} needs a fixed port")
     return errors
-
-
-def _die_with_parent() -> None:
-    """In the worker, before it runs: SIGTERM (a drain) when the supervisor dies, even by SIGKILL, so no worker
-    is left holding the ports (Linux prctl PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signals.SIGTERM)
 
 
 class _Worker:
@@ -117,7 +111,7 @@ class Supervisor:
         env = {**os.environ, WORKER_ENV: f"{worker.index}/{self.count}", WORKER_DIR_ENV: str(self.directory),
                WORKER_TOKEN_ENV: self.token}
         worker.process = await asyncio.create_subprocess_exec(
-            *args, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+            *args, env=env, preexec_fn=die_with_parent)
         worker.started = time.monotonic()
         log.info("worker started", extra={"worker": worker.index, "pid": worker.process.pid})
 
