@@ -82,7 +82,7 @@ from gateway.configauth import AuthConfig, client_auth, server_auth
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configgrpc import MIB, GRPCClientConfig, GRPCServerConfig
 from gateway.confighttp import CORSConfig, HTTPClient, HTTPClientConfig, HTTPServerConfig, server_middleware
-from gateway.configtypes import Duration, decode, parse_duration, validate_tree
+from gateway.configtypes import Duration, FilePath, decode, parse_duration, validate_tree
 from gateway.errors import (
     ConfigError,
     ConsumeError,
@@ -159,6 +159,7 @@ __all__ = [
     "ExporterChannel",
     "ExporterHelper",
     "Factory",
+    "FilePath",
     "FlushingConnector",
     "GRPCClientConfig",
     "GRPCServerConfig",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from gateway.configtypes import Duration
+from gateway.configtypes import Duration, FilePath
 from gateway.errors import ConfigError
 
 __all__ = ["ReloadingClientTLS", "ReloadingServerTLS", "TLSClientConfig", "TLSServerConfig"]
@@ -38,11 +38,11 @@ class TLSClientConfig:
     #: Use TLS but accept any server certificate and host name. For tests only: it defeats TLS.
     insecure_skip_verify: bool = False
     #: PEM file with the CA certificates that sign the server's certificate; empty uses the system roots.
-    ca_file: str = ""
+    ca_file: FilePath = ""
     #: PEM client certificate, for servers that require mutual TLS; needs key_file.
-    cert_file: str = ""
+    cert_file: FilePath = ""
     #: PEM private key of cert_file.
-    key_file: str = ""
+    key_file: FilePath = ""
     #: Host name to verify the server's certificate against, instead of the endpoint's host.
     server_name_override: str = ""
     #: Lowest TLS version accepted: 1.2 or 1.3. Empty means 1.2 (HTTP clients; grpc picks its own).
@@ -57,10 +57,6 @@ class TLSClientConfig:
         if bool(self.cert_file) != bool(self.key_file):
             missing, given = ("key_file", "cert_file") if self.cert_file else ("cert_file", "key_file")
             errors.append(f"{missing}: must be set together with {given}")
-        for key in ("ca_file", "cert_file", "key_file"):
-            path = getattr(self, key)
-            if path and not Path(path).is_file():
-                errors.append(f"{key}: file {path!r} does not exist")
         if errors:
             raise ConfigError(errors)
 
@@ -132,14 +128,14 @@ class TLSServerConfig:
     """The Collector's ``configtls.ServerConfig``: the certificate a server presents, and mutual TLS."""
 
     #: PEM certificate the server presents (required with TLS); reloaded when the file changes.
-    cert_file: str = ""
+    cert_file: FilePath = ""
     #: PEM private key of cert_file (required with TLS).
-    key_file: str = ""
+    key_file: FilePath = ""
     #: PEM CA certificates that sign client certificates. Setting it requires every client to present a
     #: certificate signed by one of them (mutual TLS). ca_file is accepted as the same thing.
-    client_ca_file: str = ""
+    client_ca_file: FilePath = ""
     #: Same as client_ca_file (the Collector accepts both on a server).
-    ca_file: str = ""
+    ca_file: FilePath = ""
     #: Lowest TLS version accepted: 1.2 (default) or 1.3.
     min_version: str = ""
     #: Highest TLS version accepted: 1.2 or 1.3 (default: the highest the TLS library has).
@@ -157,10 +153,6 @@ class TLSServerConfig:
             errors.append(f"max_version: {self.max_version} is below min_version {self.min_version}")
         if not self.cert_file or not self.key_file:
             errors.append("cert_file: cert_file and key_file are required for a TLS server")
-        for key in ("cert_file", "key_file", "client_ca_file", "ca_file"):
-            path = getattr(self, key)
-            if path and not Path(path).is_file():
-                errors.append(f"{key}: file {path!r} does not exist")
         if self.reload_interval < 0:
             errors.append("reload_interval: must not be negative")
         if errors:

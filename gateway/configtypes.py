@@ -2,7 +2,8 @@
 
 A component's ``Config`` is a frozen dataclass whose field names are the YAML keys. Decoding overlays the YAML onto
 the factory's default config, so omitted keys keep their defaults; unknown keys are rejected with the valid ones
-listed. Durations are written as the Collector writes them (``5s``, ``200ms``, ``1m30s``) and held as float seconds.
+listed. Durations are written as the Collector writes them (``5s``, ``200ms``, ``1m30s``) and held as float seconds;
+a bare number in YAML is read as the Collector reads it, in nanoseconds, with a warning naming the key.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal, Union
 
 from gateway._host.confmap import EnvString
 from gateway._host.redact import is_secret_key
 from gateway.errors import ConfigError
 
-__all__ = ["Duration", "decode", "parse_duration", "validate_tree"]
+__all__ = ["Duration", "FilePath", "decode", "decode_and_validate", "parse_duration", "validate_tree"]
 
 
 class _DurationMarker:
@@ -29,9 +31,22 @@ class _DurationMarker:
         return "duration"
 
 
+class _FileMarker:
+    def __repr__(self) -> str:
+        return "file path"
+
+
+#: A field naming a file the component reads at run time (a certificate, a token, an htpasswd list). ``validate``
+#: never opens it, so a CI job validates configs whose secrets are mounted only at run time; ``otelgw run``
+#: checks every one at start and names the component, key and path.
+FilePath = Annotated[str, _FileMarker()]
+
 #: A field holding a duration in seconds, written in YAML as ``30s``, ``200ms``, ``1h``, ``30d`` (a day is 24 h, a
 #: superset of Go's units so SLO periods read naturally), or a number of seconds.
 Duration = Annotated[float, _DurationMarker()]
+
+#: Warnings of the decode in progress (:func:`decode`'s ``warnings``); None when nobody listens.
+_WARNINGS: ContextVar[list[str] | None] = ContextVar("config_warnings", default=None)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -107,6 +122,14 @@ def _decode_value(tp: Any, value: Any, default: Any, path: str, errors: list[str
     if origin is Annotated:
         if isinstance(args[1], _DurationMarker):
             try:
+                if isinstance(value, int | float) and not isinstance(value, bool) and value != 0:
+                    # Go's time.Duration decodes a number as nanoseconds; so does otelgw, and says so.
+                    seconds = parse_duration(value) / 1e9
+                    warnings = _WARNINGS.get()
+                    if warnings is not None:
+                        warnings.append(f"{path}: the bare number {value!r} is read as the Collector reads it, "
+                                        f"in nanoseconds; write it with a unit ('{value}ns', '{value}s')")
+                    return seconds
                 return parse_duration(value)
             except ValueError as exc:
                 errors.append(f"{path}: {exc}")
@@ -211,13 +234,13 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
         if len(errors) > before and (not fields[key].repr or is_secret_key((*path.split("::"), key))):
             # a secret (declared with field(repr=False)) is never echoed, not even in an error message
             errors[before:] = [_hide(message, raw) for message in errors[before:]]
-    if base is not None:
-        return dataclasses.replace(base, **values)
     try:
-        return cls(**values)
-    except TypeError as exc:
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)
+    except ConfigError as exc:  # a config whose own construction checks what it was given
+        errors.extend(exc.prefixed(path).messages)
+    except (TypeError, ValueError) as exc:
         errors.append(f"{path or '<root>'}: {exc}")
-        return None
+    return base
 
 
 def _hide(message: str, raw: Any) -> str:
@@ -243,19 +266,43 @@ def _field_default(field: dataclasses.Field[Any]) -> Any:
     return None
 
 
-def decode(default: Any, data: Mapping[str, Any] | None) -> Any:
+def decode(default: Any, data: Mapping[str, Any] | None, warnings: list[str] | None = None) -> Any:
     """Overlay ``data`` onto the ``default`` config dataclass; raise ``ConfigError`` with every problem found.
 
     Paths in messages are relative to the component (``timeout: expected ...``); the caller prefixes its own.
+    What is accepted with a caveat (a duration without a unit) is appended to ``warnings`` when it is given.
     A default that is not a dataclass (a component with free-form config) gets ``data`` as it is.
     """
-    if not dataclasses.is_dataclass(default):
-        return data if data is not None else default
-    errors: list[str] = []
-    result = _decode_dataclass(type(default), default, data if data is not None else {}, "", errors)
+    config, errors = decode_and_validate(default, data, warnings, validate=False)
     if errors:
         raise ConfigError(errors)
-    return result
+    return config
+
+
+def decode_and_validate(default: Any, data: Any, warnings: list[str] | None = None, *,
+                        validate: bool = True) -> tuple[Any, list[str]]:
+    """Decode as :func:`decode` does, then run every ``validate()`` even where some fields had the wrong type
+    (those keep their defaults, and their checks are not repeated): every error comes back at once, and
+    nothing is raised. Returns the config (partly defaults when there are errors) and the messages."""
+    if not dataclasses.is_dataclass(default):
+        return (data if data is not None else default), []
+    errors: list[str] = []
+    token = _WARNINGS.set(warnings)
+    try:
+        result = _decode_dataclass(type(default), default, data if data is not None else {}, "", errors)
+    finally:
+        _WARNINGS.reset(token)
+    if result is None:
+        return default, errors
+    if validate:
+        failed = {message.partition(": ")[0] for message in errors}
+
+        def repeats(message: str) -> bool:
+            key = message.partition(": ")[0]
+            return any(key == path or key.startswith(f"{path}::") for path in failed)
+
+        errors.extend(message for message in validate_tree(result) if not repeats(message))
+    return result, errors
 
 
 def validate_tree(config: Any, path: str = "") -> list[str]:
@@ -270,6 +317,8 @@ def validate_tree(config: Any, path: str = "") -> list[str]:
                 validate()
             except ConfigError as exc:
                 errors.extend(exc.prefixed(path).messages)
+            except Exception as exc:  # a check that trips over a malformed value: still an error, not a crash
+                errors.append(f"{path or '<root>'}: invalid value ({type(exc).__name__}: {exc})")
     elif isinstance(config, list | tuple):
         for i, item in enumerate(config):
             errors.extend(validate_tree(item, _join(path, i)))

@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway._host import cli_ottl, cli_tap, cli_top, gcpolicy, scaffold
 from gateway._host.config import GatewayConfig
+from gateway._host.confmap import set_option_source
 from gateway._host.demo import cli as cli_demo
+from gateway._host.files import check_files
 from gateway._host.printconfig import print_config
 from gateway._host.redact import redact
 from gateway._host.registry import Registry, load_registry
-from gateway._host.service import Service, load_config
+from gateway._host.service import Service, gateway_version, load_config
 from gateway._host.telemetry import configure_logging
 from gateway._host.workers.context import available_cpus, reuse_port_error, tag_logs
 from gateway._host.workers.supervisor import Supervisor, worker_config_errors
@@ -26,14 +31,44 @@ from gateway.errors import ConfigError, PluginError
 __all__ = ["main"]
 
 
+#: Feature gates otelgw knows, with what it does about them: their behaviour is always on.
+KNOWN_FEATURE_GATES = {
+    "confmap.enableMergeAppendOption": "always on: pipelines' component lists add up across --config files",
+}
+
+
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", action="append", required=True, metavar="FILE",
-                        help="configuration file; repeat to merge several (later files win; pipelines' "
+    parser.add_argument("--config", action="append", required=True, metavar="URI",
+                        help="configuration file path, or file:PATH, env:VAR (the variable holds YAML) or "
+                             "yaml:KEY::PATH: VALUE; repeat to merge several (later ones win; pipelines' "
                              "component lists add up)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_options",
+                        help="set one value after every --config, the key a path separated by '::' "
+                             "(processors::batch::timeout=2s)")
+    parser.add_argument("--feature-gates", action="append", default=[], metavar="GATES",
+                        help="the Collector's feature gates, comma-separated (+gate, -gate); accepted, and "
+                             "unknown ones are named in a warning")
+
+
+def _sources(args: argparse.Namespace) -> list[str]:
+    """``--config`` sources, then one ``yaml:`` source per ``--set``, as the Collector orders them."""
+    return [*args.config, *(set_option_source(option) for option in args.set_options)]
+
+
+def _feature_gate_warnings(args: argparse.Namespace) -> list[str]:
+    warnings = []
+    for value in getattr(args, "feature_gates", []):
+        for gate in filter(None, (g.strip() for g in value.split(","))):
+            name = gate.lstrip("+-")
+            if name not in KNOWN_FEATURE_GATES:
+                warnings.append(f"--feature-gates: {name!r} is unknown to otelgw and ignored")
+    return warnings
 
 
 def _parser(registry: Registry) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otelgw", description="OpenTelemetry gateway: OTLP in, pipelines, out.")
+    parser = argparse.ArgumentParser(prog="otelgw", description="OpenTelemetry gateway: OTLP in, pipelines, out. "
+                                     "Without a command, as the Collector: otelgw --config FILE runs.")
+    parser.add_argument("--version", action="version", version=f"otelgw version {gateway_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the gateway until SIGTERM or SIGINT")
     _add_config(run)
@@ -49,7 +84,8 @@ def _parser(registry: Registry) -> argparse.ArgumentParser:
     _add_config(validate)
     print_config = commands.add_parser("print-config", help="print the merged configuration, secrets redacted")
     _add_config(print_config)
-    commands.add_parser("components", help="list every registered component type")
+    components = commands.add_parser("components", help="list every registered component type")
+    components.add_argument("--json", action="store_true", help="print JSON: build info and every component")
     new_plugin = commands.add_parser("new-plugin", help="write a plugin package: a component, its tests, packaging")
     new_plugin.add_argument("name", help="the component's type name, e.g. my_filter")
     new_plugin.add_argument("--kind", required=True, choices=[k.value for k in scaffold.KINDS])
@@ -86,7 +122,16 @@ def _print_errors(errors: Sequence[str]) -> None:
         print(f"  {redact(message)}", file=sys.stderr)
 
 
-def _components(registry: Registry) -> int:
+def _components(registry: Registry, as_json: bool = False) -> int:
+    if as_json:
+        listing: dict[str, Any] = {"buildinfo": {"command": "otelgw", "version": gateway_version(),
+                                                 "description": "OpenTelemetry gateway"}}
+        for factory, plugin in registry.unique_factories():
+            listing.setdefault(factory.kind.section, []).append({
+                "name": factory.type, "stability": factory.stability.value, "signals": factory.signals,
+                "aliases": list(factory.aliases), "plugin": plugin})
+        print(json.dumps(listing, indent=2))
+        return 0
     rows = [(f.kind.value, f.type, f.stability.value, ",".join(f.signals) or "-",
              ",".join(f.aliases) or "-", plugin) for f, plugin in registry.unique_factories()]
     header = ("KIND", "TYPE", "STABILITY", "SIGNALS", "ALIASES", "PLUGIN")
@@ -111,11 +156,16 @@ def _new_plugin(name: str, kind: Kind, directory: Path | None) -> int:
 
 
 def _run(registry: Registry, config_paths: Sequence[str], grace_period: float, watch_interval: float = 0.0,
-         workers: int = 1) -> int:
+         workers: int = 1, warnings: Sequence[str] = ()) -> int:
     config = load_config(config_paths, registry)
+    check_files(config)
     # Before the graph is built: components log while they are created (e.g. redaction's engine).
-    configure_logging(config.telemetry.logs.level, config.telemetry.logs.encoding)
+    logs = config.telemetry.logs
+    configure_logging(logs.level, logs.encoding, output_paths=logs.output_paths, sampling=logs.sampling,
+                      initial_fields=logs.initial_fields)
     tag_logs()
+    for warning in [*warnings, *config.warnings]:
+        logging.getLogger("otelgw.config").warning("configuration: %s", warning)
     if workers > 1:
         return _supervise(config, config_paths, grace_period, watch_interval, workers)
     gcpolicy.install()
@@ -142,14 +192,22 @@ def _supervise(config: GatewayConfig, config_paths: Sequence[str], grace_period:
     return asyncio.run(Supervisor(config, config_paths, workers, grace_period, watch_interval).run())
 
 
+def _print_warnings(warnings: Sequence[str]) -> None:
+    for message in warnings:
+        print(f"warning: {redact(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0].startswith(("--config", "--set", "--feature-gates")):
+        arguments.insert(0, "run")  # the Collector's root command runs the gateway
     try:
         registry = load_registry()
         parser = _parser(registry)
     except PluginError as exc:  # before parsing: plugins add commands
         print(f"plugin error: {redact(str(exc))}", file=sys.stderr)
         return 3
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         if hasattr(args, "plugin_command"):
             return int(args.plugin_command(args))
@@ -162,16 +220,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return cli_demo.run(args)
         if args.command == "components":
-            return _components(registry)
+            return _components(registry, args.json)
         if args.command == "new-plugin":
             return _new_plugin(args.name, Kind(args.kind), args.dir)
         if args.command == "print-config":
-            return print_config(args.config, _print_errors)
+            _print_warnings(_feature_gate_warnings(args))
+            return print_config(_sources(args), _print_errors)
         if args.command == "validate":
-            load_config(args.config, registry)
+            # A dry run of the configuration: certificate, token and password files are checked by run.
+            config = load_config(_sources(args), registry)
+            _print_warnings([*_feature_gate_warnings(args), *config.warnings])
             print("configuration is valid")
             return 0
-        return _run(registry, args.config, args.grace_period, args.watch_config, args.workers)
+        return _run(registry, _sources(args), args.grace_period, args.watch_config, args.workers,
+                    _feature_gate_warnings(args))
     except ConfigError as exc:
         _print_errors(exc.messages)
         return 2

@@ -13,8 +13,9 @@ from typing import Any
 
 from gateway._host.admin import AdminConfig
 from gateway._host.registry import Registry
+from gateway._host.telemetryconfig import TelemetryConfig
 from gateway.component import ComponentID, Factory, Kind, Signal
-from gateway.configtypes import decode, validate_tree
+from gateway.configtypes import decode_and_validate
 from gateway.errors import ConfigError
 
 __all__ = ["ComponentConfig", "GatewayConfig", "PipelineConfig", "PipelineID", "TelemetryConfig", "build_config"]
@@ -52,42 +53,6 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
-class MetricsTelemetryConfig:
-    #: host:port of the Prometheus endpoint for the gateway's own metrics; empty disables it. Default
-    #: localhost:8888, as the Collector: a scraper on another host needs 0.0.0.0:8888 written out.
-    address: str = "localhost:8888"
-    #: none | basic | normal | detailed, as in the Collector. ``none`` disables self-metrics.
-    level: str = "basic"
-
-    def validate(self) -> None:
-        if self.level not in ("none", "basic", "normal", "detailed"):
-            raise ConfigError(f"level: must be one of none, basic, normal, detailed, got {self.level!r}")
-
-
-@dataclass(frozen=True)
-class LogsTelemetryConfig:
-    #: debug | info | warn | error.
-    level: str = "info"
-    #: json | console.
-    encoding: str = "json"
-
-    def validate(self) -> None:
-        errors = []
-        if self.level.lower() not in ("debug", "info", "warn", "warning", "error"):
-            errors.append(f"level: must be one of debug, info, warn, error, got {self.level!r}")
-        if self.encoding not in ("json", "console"):
-            errors.append(f"encoding: must be json or console, got {self.encoding!r}")
-        if errors:
-            raise ConfigError(errors)
-
-
-@dataclass(frozen=True)
-class TelemetryConfig:
-    metrics: MetricsTelemetryConfig = field(default_factory=MetricsTelemetryConfig)
-    logs: LogsTelemetryConfig = field(default_factory=LogsTelemetryConfig)
-
-
-@dataclass(frozen=True)
 class GatewayConfig:
     components: dict[tuple[Kind, ComponentID], ComponentConfig]
     pipelines: dict[PipelineID, PipelineConfig]
@@ -95,12 +60,33 @@ class GatewayConfig:
     telemetry: TelemetryConfig
     raw: Mapping[str, Any]
     admin: AdminConfig = field(default_factory=AdminConfig)
+    #: What loads but deserves a word (a deprecated name, a unit the Collector assumes), with key paths.
+    warnings: tuple[str, ...] = ()
 
     def get(self, kind: Kind, cid: ComponentID) -> ComponentConfig:
         return self.components[(kind, cid)]
 
 
-def _build_components(raw: Mapping[str, Any], registry: Registry, errors: list[str]) -> dict:
+#: Component types the Collector removed that otelgw still reads as their replacement, with a warning:
+#: (kind, old type) -> (new type, how the old keys map onto the new config).
+_DEPRECATED_TYPES: dict[tuple[Kind, str], tuple[str, Any]] = {}
+
+
+def _logging_as_debug(value: Any) -> Any:
+    """The logging exporter's ``loglevel`` becomes the debug exporter's ``verbosity``."""
+    if not isinstance(value, Mapping) or "loglevel" not in value:
+        return value
+    rest = {k: v for k, v in value.items() if k != "loglevel"}
+    level = str(value["loglevel"]).lower()
+    rest.setdefault("verbosity", {"debug": "detailed", "info": "normal"}.get(level, "basic"))
+    return rest
+
+
+_DEPRECATED_TYPES[(Kind.EXPORTER, "logging")] = ("debug", _logging_as_debug)
+
+
+def _build_components(raw: Mapping[str, Any], registry: Registry, errors: list[str],
+                      warnings: list[str]) -> dict:
     components: dict[tuple[Kind, ComponentID], ComponentConfig] = {}
     for kind in (Kind.RECEIVER, Kind.PROCESSOR, Kind.EXPORTER, Kind.CONNECTOR, Kind.EXTENSION):
         section = raw.get(kind.section) or {}
@@ -115,16 +101,24 @@ def _build_components(raw: Mapping[str, Any], registry: Registry, errors: list[s
                 errors.append(f"{path}: {exc}")
                 continue
             factory = registry.get(kind, cid.type)
+            replacement = _DEPRECATED_TYPES.get((kind, cid.type))
+            if factory is None and replacement is not None and registry.get(kind, replacement[0]) is not None:
+                factory = registry.get(kind, replacement[0])
+                value = replacement[1](value)
+                warnings.append(f"{path}: the {cid.type} {kind.value} was removed from the Collector; otelgw runs it "
+                                f"as the {replacement[0]} {kind.value} (rename it to {replacement[0]})")
             if factory is None:
                 valid = ", ".join(registry.types(kind)) or "(none registered)"
                 errors.append(f"{path}: unknown {kind.value} type {cid.type!r}; valid types are: {valid}")
                 continue
-            try:
-                config = decode(factory.create_default_config(), value)
-            except ConfigError as exc:
-                errors.extend(exc.prefixed(path).messages)
+            if value is not None and not isinstance(value, Mapping):
+                errors.append(f"{path}: expected a mapping of settings, got {type(value).__name__} {value!r}")
                 continue
-            errors.extend(validate_tree(config, path))
+            found: list[str] = []
+            config, problems = decode_and_validate(factory.create_default_config(), value, found)
+            warnings.extend(f"{path}::{message}" for message in found)
+            errors.extend(f"{path}::{message}" for message in problems)
+            # Kept even with errors (its bad fields hold defaults), so the pipeline checks can still use it.
             components[(kind, cid)] = ComponentConfig(cid, kind, factory, config)
     return components
 
@@ -171,9 +165,11 @@ def _build_pipelines(service: Mapping[str, Any], components: dict, raw: Mapping[
     return pipelines
 
 
-def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any], errors: list[str]) -> None:
+def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any], errors: list[str],
+                      warnings: list[str]) -> None:
     def declared(kind: Kind, cid: ComponentID) -> bool:
-        return str(cid) in (raw.get(kind.section) or {})
+        section = raw.get(kind.section)
+        return isinstance(section, Mapping) and str(cid) in section
 
     connector_uses: dict[ComponentID, dict[str, set[Signal]]] = {}
     for pid, pipeline in pipelines.items():
@@ -193,7 +189,8 @@ def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any],
                     use[role].add(pid.signal)
                     continue
                 if not declared(kind, cid):
-                    configured = sorted(str(c) for c in (raw.get(kind.section) or {}))
+                    section = raw.get(kind.section)
+                    configured = sorted(str(c) for c in section) if isinstance(section, Mapping) else []
                     hint = f"; configured {kind.section}: {', '.join(configured)}" if configured else ""
                     errors.append(
                         f"{path}::{role}: references {kind.value} {str(cid)!r}, which is not configured{hint}")
@@ -207,8 +204,11 @@ def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any],
     for (kind, cid), component in components.items():
         if kind is not Kind.CONNECTOR:
             continue
-        use = connector_uses.get(cid, {"receivers": set(), "exporters": set()})
         path = f"connectors::{cid}"
+        if cid not in connector_uses:  # the Collector builds only what pipelines use
+            warnings.append(f"{path}: not used in any pipeline, so it is not started")
+            continue
+        use = connector_uses[cid]
         if not use["receivers"] or not use["exporters"]:
             errors.append(f"{path}: a connector must be used as an exporter in one pipeline and a receiver in another")
             continue
@@ -218,38 +218,43 @@ def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any],
             errors.append(f"{path}: no supported signal pair in its use; it supports: {supports}")
 
 
+def _section(service: Mapping[str, Any], key: str, default: Any, errors: list[str], warnings: list[str]) -> Any:
+    path = f"service::{key}"
+    found: list[str] = []
+    value, problems = decode_and_validate(default, service.get(key), found)
+    warnings.extend(f"{path}::{message}" for message in found)
+    errors.extend(f"{path}::{message}" for message in problems)
+    return value if not problems else default
+
+
 def build_config(raw: Mapping[str, Any], registry: Registry) -> GatewayConfig:
     """Turn a merged, env-expanded mapping into a ``GatewayConfig``, or raise ``ConfigError`` with every error."""
     errors: list[str] = []
+    warnings: list[str] = []
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"<root>: expected a mapping of sections, got {type(raw).__name__}")
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             errors.append(f"{key}: unknown top-level key; valid keys are: {', '.join(TOP_LEVEL_KEYS)}")
-    components = _build_components(raw, registry, errors)
+    components = _build_components(raw, registry, errors, warnings)
     service = raw.get("service") or {}
     if not isinstance(service, Mapping):
-        errors.append("service: expected a mapping")
+        errors.append(f"service: expected a mapping, got {type(service).__name__}")
         service = {}
     for key in service:
         if key not in SERVICE_KEYS:
             errors.append(f"service::{key}: unknown key; valid keys are: {', '.join(SERVICE_KEYS)}")
     pipelines = _build_pipelines(service, components, raw, errors)
-    _check_references(pipelines, components, raw, errors)
+    _check_references(pipelines, components, raw, errors, warnings)
     extensions = _parse_ids(service.get("extensions"), "service::extensions", errors)
+    section = raw.get("extensions")
+    declared_extensions: Mapping[str, Any] = section if isinstance(section, Mapping) else {}
     for i, cid in enumerate(extensions):
-        if str(cid) not in (raw.get("extensions") or {}):
+        if str(cid) not in declared_extensions:
             errors.append(f"service::extensions::{i}: references extension {str(cid)!r}, which is not configured")
-    telemetry = TelemetryConfig()
-    try:
-        telemetry = decode(TelemetryConfig(), service.get("telemetry"))
-        errors.extend(validate_tree(telemetry, "service::telemetry"))
-    except ConfigError as exc:
-        errors.extend(exc.prefixed("service::telemetry").messages)
-    admin = AdminConfig()
-    try:
-        admin = decode(AdminConfig(), service.get("admin"))
-        errors.extend(validate_tree(admin, "service::admin"))
-    except ConfigError as exc:
-        errors.extend(exc.prefixed("service::admin").messages)
+    telemetry = _section(service, "telemetry", TelemetryConfig(), errors, warnings)
+    warnings.extend(telemetry.warnings())
+    admin = _section(service, "admin", AdminConfig(), errors, warnings)
     if errors:
         raise ConfigError(errors)
-    return GatewayConfig(components, pipelines, extensions, telemetry, raw, admin)
+    return GatewayConfig(components, pipelines, extensions, telemetry, raw, admin, tuple(warnings))

@@ -1,4 +1,10 @@
-"""Raw configuration: read YAML files, merge them (later wins) and expand ``${env:VAR}`` references.
+"""Raw configuration: read config sources, merge them (later wins) and expand ``${...}`` references.
+
+A source (``--config``) is a file path or a URI as the Collector takes them: ``file:path``, ``env:VAR`` (the
+variable holds YAML) or ``yaml:a::b: value`` (inline YAML whose ``::`` keys are paths; ``--set a::b=value``
+becomes one). Inside values, ``${env:VAR}``, ``${env:VAR:-default}``, bare ``${VAR}``, ``${file:path}`` and
+``${yaml:text}`` are replaced, and ``$$`` is a literal ``$``. A mapping that repeats a key is an error with its
+line, as in the Collector (PyYAML would keep the last one silently).
 
 The result is plain mappings; turning them into typed component configs is ``gateway._host.config``'s job.
 
@@ -15,16 +21,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from gateway.errors import ConfigError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "EnvString", "expand_env", "load_files", "merge", "safe_load", "yaml_error"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "EnvString", "Expansion", "expand_env", "load_files", "load_sources", "merge",
+           "safe_load", "set_option_source", "source_file", "yaml_error"]
 
 #: Most nodes a YAML document may have once its aliases are expanded. The largest shipped config has about 400.
 MAX_NODES = 100_000
@@ -48,6 +57,21 @@ class _LimitedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)  # type: ignore[no-any-return]
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Before merge keys (<<) are flattened: a key given twice by hand is an error, one that overrides a
+        # merged-in key is not.
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise ConstructorError(None, None, f"key {key!r} is repeated in this mapping (first on line "
+                                       f"{seen[key].line + 1}); the Collector refuses duplicated keys",
+                                       key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
 
 
 def _expanded_size(root: Node) -> int:
@@ -104,10 +128,6 @@ def safe_load(text: str) -> Any:
     finally:
         loader.dispose()
 
-# ${env:NAME}, ${env:NAME:-default} and the older ${NAME}; "$$" is a literal "$".
-_ENV_REF = re.compile(r"\$\$|\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
 def merge(base: Any, override: Any, path: tuple[str, ...] = (), errors: list[str] | None = None) -> Any:
     """Deep-merge mappings: keys merge recursively, and a later value replaces an earlier one, except the lists
     that name a pipeline's components (:func:`gateway._host.packs.merge_component_list`): config fragments (KPI packs,
@@ -145,29 +165,117 @@ class EnvString(str):
         return self
 
 
-def _expand_string(text: str, environ: Mapping[str, str]) -> Any:
-    whole = _ENV_REF.fullmatch(text)
-    if whole and whole.group(0) != "$$":
-        return EnvString(environ.get(whole.group(1), whole.group(2) if whole.group(2) is not None else ""))
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        default = match.group(2) if match.group(2) is not None else ""
-        return environ.get(match.group(1), default)
-
-    return _ENV_REF.sub(replace, text)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+#: Config sources otelgw reads, in ``${scheme:...}`` references and in ``--config`` URIs.
+SCHEMES = ("env", "file", "yaml")
 
 
-def expand_env(node: Any, environ: Mapping[str, str] | None = None) -> Any:
-    """Expand environment references in every string scalar of ``node`` (keys stay as written)."""
+@dataclass
+class Expansion:
+    """What expanding references found besides the values: the key paths that an unset variable without a default
+    left empty (so a later error on such a key can name the variable), warnings, and errors."""
+
+    unset: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _references(text: str) -> list[tuple[int, int, str | None]]:
+    """``(start, end, inner)`` of every ``$$`` (inner None) and ``${...}`` (braces balanced) in ``text``."""
+    found: list[tuple[int, int, str | None]] = []
+    i = text.find("$")
+    while i != -1:
+        if text.startswith("$$", i):
+            found.append((i, i + 2, None))
+            i = text.find("$", i + 2)
+            continue
+        if text.startswith("${", i):
+            depth, j = 0, i + 1
+            while j < len(text):
+                depth += {"{": 1, "}": -1}.get(text[j], 0)
+                if depth == 0:
+                    found.append((i, j + 1, text[i + 2:j]))
+                    break
+                j += 1
+            else:
+                break
+            i = text.find("$", j + 1)
+            continue
+        i = text.find("$", i + 1)
+    return found
+
+
+def _resolve(inner: str, environ: Mapping[str, str], path: str, expansion: Expansion) -> str | None:
+    """The text a reference stands for; None when ``inner`` is not a reference (``${{ $value }}`` in a
+    template stays as written)."""
+    scheme, sep, rest = inner.partition(":")
+    if not sep or not _SCHEME.fullmatch(scheme):
+        if not _NAME.fullmatch(inner):
+            return None
+        scheme, rest = "env", inner
+    if scheme == "env":
+        name, has_default, default = rest.partition(":-")
+        if not _NAME.fullmatch(name):
+            expansion.errors.append(f"{path}: ${{env:{name}}}: {name!r} is not an environment variable name")
+            return ""
+        if name in environ:
+            return environ[name]
+        if has_default:
+            return default
+        # The Collector reads an unset variable as empty; so does otelgw, and says so.
+        expansion.unset[path] = name
+        expansion.warnings.append(f"{path}: environment variable {name} is not set, so the value is empty "
+                                  f"(write ${{env:{name}:-default}} to give a default)")
+        return ""
+    if scheme == "file":
+        try:
+            # One trailing newline is the end of the file, not part of a token or password.
+            return Path(rest).read_text(encoding="utf-8").removesuffix("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            expansion.errors.append(f"{path}: ${{file:{rest}}}: cannot read the file: {reason}")
+            return ""
+    if scheme == "yaml":
+        return rest
+    expansion.errors.append(f"{path}: ${{{scheme}:...}}: unknown config source {scheme!r}; otelgw reads "
+                            f"{', '.join(SCHEMES)}")
+    return ""
+
+
+def _expand_string(text: str, environ: Mapping[str, str], path: str, expansion: Expansion) -> Any:
+    refs = _references(text)
+    if len(refs) == 1 and refs[0][2] is not None and refs[0][:2] == (0, len(text)):
+        value = _resolve(refs[0][2], environ, path, expansion)
+        if value is None:
+            return text
+        whole = EnvString(value)
+        if isinstance(whole.typed, Mapping | list):  # ${file:receivers.yaml} standing for a whole section
+            return expand_env(whole.typed, environ, expansion, path)
+        return whole
+    out, pos = [], 0
+    for start, end, inner in refs:
+        value = "$" if inner is None else _resolve(inner, environ, path, expansion)
+        out.append(text[pos:start])
+        out.append(text[start:end] if value is None else value)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def expand_env(node: Any, environ: Mapping[str, str] | None = None, expansion: Expansion | None = None,
+               path: str = "") -> Any:
+    """Expand ``${...}`` references in every string scalar of ``node`` (keys stay as written). Unset variables,
+    warnings and errors go to ``expansion`` when it is given."""
     env = os.environ if environ is None else environ
+    found = expansion if expansion is not None else Expansion()
     if isinstance(node, Mapping):
-        return {key: expand_env(value, env) for key, value in node.items()}
+        return {key: expand_env(value, env, found, f"{path}::{key}" if path else str(key))
+                for key, value in node.items()}
     if isinstance(node, list):
-        return [expand_env(value, env) for value in node]
+        return [expand_env(value, env, found, f"{path}::{i}" if path else str(i)) for i, value in enumerate(node)]
     if isinstance(node, str):
-        return _expand_string(node, env)
+        return _expand_string(node, env, path, found)
     return node
 
 
@@ -181,26 +289,90 @@ def yaml_error(exc: yaml.YAMLError) -> str:
     return f"{where}{context}{exc.problem or 'syntax error'}"
 
 
-def load_files(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Read, merge (later files win) and env-expand configuration files."""
+def set_option_source(option: str) -> str:
+    """``--set a::b=value`` as the Collector reads it: the ``yaml:a::b: value`` source."""
+    key, sep, value = option.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {option!r}: expected KEY=VALUE, the key a path separated by '::' "
+                          f"(processors::batch::timeout=2s)")
+    return f"yaml:{key.strip()}: {value}"
+
+
+def source_file(source: str | os.PathLike[str]) -> Path | None:
+    """The file a ``--config`` source reads, if it is a file (a path or ``file:path``)."""
+    text = str(source)
+    scheme, sep, rest = text.partition(":")
+    if sep and scheme in ("env", "yaml"):
+        return None
+    return Path(rest if sep and scheme == "file" else text)
+
+
+def _split_paths(node: Any) -> Any:
+    """``{"a::b": 1}`` → ``{"a": {"b": 1}}``: inline YAML sources name nested keys by their ``::`` path."""
+    if not isinstance(node, Mapping):
+        return node
+    out: dict[Any, Any] = {}
+    for key, value in node.items():
+        parts = str(key).split("::") if isinstance(key, str) else [key]
+        nested: Any = _split_paths(value)
+        for part in reversed(parts[1:]):
+            nested = {part: nested}
+        out = merge(out, {parts[0]: nested})
+    return out
+
+
+def _read_source(source: str | os.PathLike[str], environ: Mapping[str, str], errors: list[str]) -> Any:
+    """One ``--config`` source parsed, or None after appending its error. Inline sources are not echoed in
+    errors (``--set`` may carry a token)."""
+    text = str(source)
+    scheme, sep, rest = text.partition(":")
+    inline = bool(sep) and scheme in ("env", "yaml")
+    label = f"config file {str(source_file(source))!r}" if not inline else f"config source {scheme}:"
+    if scheme == "env" and sep:
+        label = f"config source env:{rest}"
+        if rest not in environ:
+            errors.append(f"{label}: the environment variable is not set")
+            return None
+        body = environ[rest]
+    elif scheme == "yaml" and sep:
+        body = rest
+    else:
+        try:
+            body = Path(str(source_file(source))).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"cannot read {label}: {getattr(exc, 'strerror', None) or exc}")
+            return None
+    try:
+        data = safe_load(body)
+    except yaml.YAMLError as exc:
+        errors.append(f"{label} is not valid YAML: {yaml_error(exc)}")
+        return None
+    if data is not None and not isinstance(data, Mapping):
+        errors.append(f"{label}: the top level must be a mapping, got {type(data).__name__}")
+        return None
+    return _split_paths(data) if inline else data
+
+
+def load_sources(sources: Iterable[str | os.PathLike[str]], environ: Mapping[str, str] | None = None,
+                 ) -> tuple[dict[str, Any], Expansion]:
+    """Read and merge config sources (later wins), then expand references; raises ``ConfigError`` listing every
+    unreadable source, merge conflict and failed reference. Returns the config and what expansion found."""
+    env = os.environ if environ is None else environ
     merged: Any = {}
     errors: list[str] = []
-    for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-            data = safe_load(text)
-        except OSError as exc:
-            errors.append(f"cannot read config file {str(path)!r}: {exc.strerror or exc}")
-            continue
-        except yaml.YAMLError as exc:
-            errors.append(f"config file {str(path)!r} is not valid YAML: {yaml_error(exc)}")
-            continue
-        if data is None:
-            continue
-        if not isinstance(data, Mapping):
-            errors.append(f"config file {str(path)!r}: the top level must be a mapping, got {type(data).__name__}")
-            continue
-        merged = merge(merged, data, errors=errors)
+    for source in sources:
+        data = _read_source(source, env, errors)
+        if data is not None:
+            merged = merge(merged, data, errors=errors)
     if errors:
         raise ConfigError(errors)
-    return expand_env(merged, environ)
+    expansion = Expansion()
+    expanded = expand_env(merged, env, expansion)
+    if expansion.errors:
+        raise ConfigError(expansion.errors)
+    return expanded, expansion
+
+
+def load_files(paths: Iterable[str | os.PathLike[str]], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read, merge (later files win) and expand configuration sources (paths or URIs)."""
+    return load_sources(paths, environ)[0]

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gateway._host.files import check_files
 from gateway._host.graph import Graph
 from gateway._host.redact import redact
 from gateway.component import ComponentID, Kind
@@ -62,6 +63,7 @@ async def reload_service(service: Service, paths: list[str]) -> ReloadResult:
         return ReloadResult(False, ["no configuration files to reload: the gateway was not started from files"])
     try:
         new_config = load_config(paths, service.registry)
+        check_files(new_config)
     except ConfigError as exc:
         # Every error, in one line each (redacted by load_config and again by the log filter).
         log.error("reload rejected: invalid configuration (%d error(s)); the running pipelines are unchanged:\n%s",
@@ -71,7 +73,9 @@ async def reload_service(service: Service, paths: list[str]) -> ReloadResult:
         log.error("reload rejected: %s; the running pipelines are unchanged", exc)
         return ReloadResult(False, [redact(str(exc))])
     old_config = service.config
-    result = ReloadResult(True)
+    result = ReloadResult(True, warnings=list(new_config.warnings))
+    for warning in new_config.warnings:
+        log.warning("configuration: %s", warning)
     if new_config.admin != old_config.admin or new_config.telemetry != old_config.telemetry:
         result.warnings.append("service::admin and service::telemetry changes take effect after a restart")
     old_ext, new_ext = _extensions(old_config), _extensions(new_config)

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import importlib.metadata
 import logging
 import signal as signals
+import uuid
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Info
 
 from gateway._host import redact
 from gateway._host.admin import AdminServer, json_response
 from gateway._host.config import GatewayConfig, build_config
-from gateway._host.confmap import load_files
+from gateway._host.confmap import load_sources, source_file
 from gateway._host.graph import Graph
 from gateway._host.registry import Registry, load_registry
 from gateway._host.reload import ReloadResult, reload_service
+from gateway._host.selfexport import PeriodicPush
 from gateway._host.stats import Stats
 from gateway._host.statuspage import add_status_page
 from gateway._host.tap import TapHub
@@ -30,7 +34,7 @@ from gateway.errors import ConfigError
 from gateway.host import Host, Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
 
-__all__ = ["Service", "load_config"]
+__all__ = ["Service", "gateway_version", "load_config", "resource_attributes"]
 
 log = logging.getLogger("otelgw.service")
 
@@ -41,13 +45,47 @@ def load_config(paths: Sequence[str], registry: Registry) -> GatewayConfig:
     The secrets of the files are registered with ``gateway._host.redact`` before anything is checked, and the error
     messages come back redacted, so no caller (``validate``, reload, logs) can print a secret value.
     """
-    raw = workers.adjust_config(load_files(paths))  # unchanged unless this process is one of several workers
+    raw, expansion = load_sources(paths)
+    raw = workers.adjust_config(raw)  # unchanged unless this process is one of several workers
     redact.register_config(raw)
     try:
         registry.plugin_manager.hook.otelgw_config_loaded(config=raw)
-        return build_config(raw, registry)
+        config = build_config(raw, registry)
     except ConfigError as exc:
-        raise ConfigError([redact.redact(m) for m in exc.messages]) from None
+        raise ConfigError([redact.redact(_name_unset(m, expansion.unset)) for m in exc.messages]) from None
+    warnings = [*expansion.warnings, *config.warnings]
+    return dataclasses.replace(config, warnings=tuple(redact.redact(w) for w in warnings))
+
+
+def _name_unset(message: str, unset: dict[str, str]) -> str:
+    """An error on a key an unset variable left empty says which variable that was."""
+    key = message.partition(": ")[0]
+    for path, name in unset.items():
+        if key == path or key.startswith(f"{path}::") or path.startswith(f"{key}::"):
+            return f"{message} (the value came from ${{env:{name}}}, and {name} is not set)"
+    return message
+
+
+def resource_attributes(config: GatewayConfig) -> dict[str, str]:
+    """The resource of the gateway's own telemetry: service name, version and instance, then the config's
+    ``service::telemetry::resource`` (a null value removes an attribute)."""
+    attributes = {"service.name": "otelgw", "service.version": gateway_version(), "service.instance.id": _INSTANCE}
+    for key, value in config.telemetry.resource.items():
+        if value is None:
+            attributes.pop(key, None)
+        else:
+            attributes[key] = value
+    return attributes
+
+
+def gateway_version() -> str:
+    try:
+        return importlib.metadata.version("otelgw")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_INSTANCE = str(uuid.uuid4())
 
 
 class Service:
@@ -60,13 +98,19 @@ class Service:
         self.config_paths = list(config_paths)
         self.registry = registry or load_registry()
         self.telemetry = Telemetry()
+        # The resource of the gateway's own metrics, as Prometheus shows a resource: labels of target_info.
+        Info("target", "Attributes of the gateway's own telemetry (service::telemetry::resource).",
+             registry=self.telemetry.registry).info(
+                 {k.replace(".", "_"): v for k, v in resource_attributes(config).items()})
         #: Items the last shutdown had to drop (counted by the components, with their reasons).
         self.lost_at_shutdown = 0
         self.admin = AdminServer(config.admin)
         self.host = Host(self.telemetry, self.admin)
         self.graph = Graph(config, self.telemetry)
         self._extensions: list[tuple[Kind, Any, Any]] = []
-        self._metrics_runner: web.AppRunner | None = None
+        self._metrics_runners: list[web.AppRunner] = []
+        self._pushes: list[PeriodicPush] = []
+        #: Port of the first pull reader (the gateway's own /metrics), once started.
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -185,9 +229,12 @@ class Service:
         """A digest of every config file's bytes (unreadable ones count as empty). Content, not mtime: kubelet
         updates a ConfigMap volume by swapping a symlink, which a changed inode or mtime would only sometimes show."""
         digest = hashlib.sha256()
-        for path in self.config_paths:
+        for source in self.config_paths:
+            path = source_file(source)
+            if path is None:  # env: and yaml: sources change only with a restart
+                continue
             try:
-                digest.update(Path(path).read_bytes())
+                digest.update(path.read_bytes())
             except OSError:
                 digest.update(b"\0unreadable")
             digest.update(b"\0")
@@ -246,31 +293,43 @@ class Service:
         return errors
 
     async def _start_metrics_endpoint(self) -> None:
+        """Every pull reader serves /metrics at its address; every periodic reader pushes over OTLP."""
         settings = self.config.telemetry.metrics
-        if settings.level == "none" or not settings.address:
-            return
+        resource = resource_attributes(self.config)
 
         async def metrics(_: web.Request) -> web.Response:
             # prometheus-client is thread-safe; a worker thread keeps a large registry off the event loop.
             body = await asyncio.to_thread(self.telemetry.exposition)
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        host, port = split_host_port(settings.address)
-        site = web.TCPSite(runner, host, port)
         try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise listen_error("service::telemetry::metrics", settings.address, exc) from None
-        self._metrics_runner = runner
-        self.metrics_port = runner.addresses[0][1]
-        log.info("serving the gateway's own metrics", extra={"address": format_addresses(runner.addresses)})
+            for address in settings.pull_addresses:
+                app = web.Application()
+                app.router.add_get("/metrics", metrics)
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                host, port = split_host_port(address)
+                try:
+                    await web.TCPSite(runner, host, port).start()
+                except OSError as exc:
+                    await runner.cleanup()
+                    raise listen_error("service::telemetry::metrics", address, exc) from None
+                self._metrics_runners.append(runner)
+                if self.metrics_port is None:
+                    self.metrics_port = runner.addresses[0][1]
+                log.info("serving the gateway's own metrics", extra={"address": format_addresses(runner.addresses)})
+            for reader in settings.periodic:
+                push = PeriodicPush(reader, self.telemetry.registry, resource)
+                await push.start()
+                self._pushes.append(push)
+        except Exception:
+            await self._stop_metrics_endpoint()
+            raise
 
     async def _stop_metrics_endpoint(self) -> None:
-        if self._metrics_runner is not None:
-            await self._metrics_runner.cleanup()
-            self._metrics_runner = None
+        for push in self._pushes:
+            await push.shutdown()
+        self._pushes.clear()
+        for runner in self._metrics_runners:
+            await runner.cleanup()
+        self._metrics_runners.clear()

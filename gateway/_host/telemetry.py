@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,18 +51,78 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "info", encoding: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if encoding == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    # On the handler, not the logger: a logger's filters do not see records propagated from its children.
-    handler.addFilter(RedactingFilter())
+class _Sampler(logging.Filter):
+    """The Collector's log sampling: per ``tick`` and per level and message, the first ``initial`` records pass,
+    then every ``thereafter``-th (0: none)."""
+
+    def __init__(self, tick: float, initial: int, thereafter: int) -> None:
+        super().__init__()
+        self.tick, self.initial, self.thereafter = tick, initial, thereafter
+        self._window = 0
+        self._counts: dict[tuple[int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        window = int(record.created // self.tick)
+        if window != self._window:
+            self._window, self._counts = window, {}
+        key = (record.levelno, str(record.msg))
+        seen = self._counts[key] = self._counts.get(key, 0) + 1
+        if seen <= self.initial:
+            return True
+        return self.thereafter > 0 and (seen - self.initial) % self.thereafter == 0
+
+
+class _Fields(logging.Filter):
+    """``initial_fields``: the same fields on every record."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__()
+        self.fields = fields
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.fields.items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def _stream(path: str) -> Any:
+    if path == "stderr":
+        return sys.stderr
+    if path == "stdout":
+        return sys.stdout
+    return open(path, "a", encoding="utf-8", buffering=1)
+
+
+def configure_logging(level: str = "info", encoding: str = "json", *, output_paths: Sequence[str] = ("stderr",),
+                      sampling: Any = None, initial_fields: dict[str, Any] | None = None) -> None:
+    """Log lines of the ``otelgw`` logger go to every one of ``output_paths`` (stderr, stdout or files), JSON or
+    console-formatted, redacted, and sampled when ``sampling`` (``LogSamplingConfig``) is enabled. Raises
+    OSError naming a file that cannot be opened."""
+    formatter = JsonFormatter() if encoding == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s")
+    handlers = []
+    for path in output_paths:
+        try:
+            handler = logging.StreamHandler(_stream(path))
+        except OSError as exc:
+            raise OSError(f"service::telemetry::logs::output_paths: cannot open {path!r}: "
+                          f"{exc.strerror or exc}") from None
+        handler.setFormatter(formatter)
+        # On the handler, not the logger: a logger's filters do not see records propagated from its children.
+        handler.addFilter(RedactingFilter())
+        handlers.append(handler)
     root = logging.getLogger("otelgw")
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
+    for handler in handlers:
+        if initial_fields:
+            handler.addFilter(_Fields(dict(initial_fields)))
+        if sampling is not None and sampling.enabled:  # one per handler: each sees every record once
+            handler.filters.insert(0, _Sampler(sampling.tick, sampling.initial, sampling.thereafter))
     root.propagate = False
-    root.setLevel({"warn": "WARNING"}.get(level.lower(), level.upper()))
+    level = level.lower()
+    root.setLevel({"warn": "WARNING", "dpanic": "ERROR", "panic": "CRITICAL", "fatal": "CRITICAL"}.get(
+        level, level.upper()))
 
 
 class _ComponentLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -3,9 +3,8 @@ from __future__ import annotations
 import re
 import ssl
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from gateway import ConfigError, Duration, split_host_port
+from gateway import ConfigError, Duration, FilePath, split_host_port
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAMESPACE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -20,20 +19,16 @@ class ResourceToTelemetry:
 @dataclass(frozen=True)
 class ServerTLS:
     #: PEM certificate served to scrapers; with key_file, the endpoint speaks HTTPS.
-    cert_file: str = ""
+    cert_file: FilePath = ""
     #: PEM private key of cert_file.
-    key_file: str = ""
+    key_file: FilePath = ""
     #: PEM CA bundle; when set, scrapers must present a client certificate it signs.
-    client_ca_file: str = ""
+    client_ca_file: FilePath = ""
 
     def validate(self) -> None:
         errors = []
         if bool(self.cert_file) != bool(self.key_file):
             errors.append("cert_file: cert_file and key_file must be set together")
-        for key in ("cert_file", "key_file", "client_ca_file"):
-            path = getattr(self, key)
-            if path and not Path(path).is_file():
-                errors.append(f"{key}: file {path!r} does not exist")
         if self.client_ca_file and not self.cert_file:
             errors.append("client_ca_file: needs cert_file and key_file")
         if errors:

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway import ComponentSettings, ConfigError, Factory, Host, Kind, Stability
+from gateway import ComponentSettings, ConfigError, Factory, FilePath, Host, Kind, Stability
 
 
 @dataclass(frozen=True)
 class Htpasswd:
     #: htpasswd file path.
-    file: str = ""
+    file: FilePath = ""
     #: htpasswd entries written in the config, one per line.
     inline: str = ""
 
@@ -51,8 +51,6 @@ class Config:
                 return  # client side only
         if not (self.htpasswd.file or self.htpasswd.inline):
             raise ConfigError("htpasswd: file or inline is required (or client_auth, to send credentials)")
-        if self.htpasswd.file and not Path(self.htpasswd.file).is_file():
-            raise ConfigError(f"htpasswd::file: file {self.htpasswd.file!r} does not exist")
         try:
             _parse(self.htpasswd.inline)
         except ValueError as exc:

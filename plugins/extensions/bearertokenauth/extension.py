@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway import ComponentSettings, ConfigError, Factory, Host, Kind, Stability
+from gateway import ComponentSettings, ConfigError, Factory, FilePath, Host, Kind, Stability
 
 
 @dataclass(frozen=True, repr=False)
@@ -29,13 +29,11 @@ class Config:
     #: More accepted tokens.
     tokens: list[str] = field(default_factory=list, repr=False)
     #: File with one accepted token per line; re-read when it changes, so tokens rotate without a restart.
-    filename: str = ""
+    filename: FilePath = ""
 
     def validate(self) -> None:
         if not (self.token or self.tokens or self.filename):
             raise ConfigError("token: one of token, tokens or filename is required")
-        if self.filename and not Path(self.filename).is_file():
-            raise ConfigError(f"filename: file {self.filename!r} does not exist")
 
     def __repr__(self) -> str:
         count = len(self.tokens) + bool(self.token)
