@@ -82,7 +82,7 @@ from gateway.configauth import AuthConfig, client_auth, server_auth
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configgrpc import MIB, GRPCClientConfig, GRPCServerConfig
 from gateway.confighttp import CORSConfig, HTTPClient, HTTPClientConfig, HTTPServerConfig, server_middleware
-from gateway.configtypes import Duration, FilePath, decode, parse_duration, validate_tree
+from gateway.configtypes import Duration, FilePath, decode, parse_duration, raise_if, tagged_block, validate_tree
 from gateway.errors import (
     ConfigError,
     ConsumeError,
@@ -226,6 +226,7 @@ __all__ = [
     "parse_grpc_endpoint",
     "parse_retry_after",
     "permanent_http_error",
+    "raise_if",
     "register_admission_gate",
     "safe_yaml_load",
     "server_auth",
@@ -236,6 +237,7 @@ __all__ = [
     "split_request",
     "stamp",
     "status_for",
+    "tagged_block",
     "timestamp",
     "unchanged",
     "unregister_admission_gate",

@@ -15,15 +15,17 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 from gateway._host.confmap import EnvString
 from gateway._host.redact import is_secret_key
 from gateway.errors import ConfigError
 
-__all__ = ["Duration", "FilePath", "decode", "decode_and_validate", "parse_duration", "validate_tree"]
+__all__ = ["Duration", "FilePath", "TaggedBlock", "decode", "decode_and_validate", "parse_duration", "raise_if",
+           "tagged_block", "validate_tree"]
 
 
 class _DurationMarker:
@@ -44,6 +46,30 @@ FilePath = Annotated[str, _FileMarker()]
 #: A field holding a duration in seconds, written in YAML as ``30s``, ``200ms``, ``1h``, ``30d`` (a day is 24 h, a
 #: superset of Go's units so SLO periods read naturally), or a number of seconds.
 Duration = Annotated[float, _DurationMarker()]
+
+@dataclass(frozen=True)
+class TaggedBlock:
+    """A tagged union as the Collector writes one: the value of the ``tag`` field picks the config type, and the
+    settings sit under a key named after that value (``{name: slow, type: latency, latency: {threshold_ms: 500}}``).
+    Put on the field that holds the decoded settings with :func:`tagged_block`. Since the keys are values, a
+    Python keyword (``and``) needs no renaming."""
+
+    tag: str
+    #: type name -> config dataclass; a function, so the types may be defined after the union (recursion).
+    variants: Callable[[], Mapping[str, type]]
+
+
+def tagged_block(tag: str, variants: Callable[[], Mapping[str, type]]) -> dict[str, Any]:
+    """Field metadata for a :class:`TaggedBlock`: ``settings: Any = field(default=None, metadata=tagged_block(
+    "type", lambda: {"latency": LatencyConfig, ...}))``."""
+    return {"tagged_block": TaggedBlock(tag, variants)}
+
+
+def raise_if(errors: list[str]) -> None:
+    """``validate()``'s last line: raise every message at once, or nothing when there is none."""
+    if errors:
+        raise ConfigError(errors)
+
 
 #: Warnings of the decode in progress (:func:`decode`'s ``warnings``); None when nobody listens.
 _WARNINGS: ContextVar[list[str] | None] = ContextVar("config_warnings", default=None)
@@ -217,14 +243,18 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
         return base if base is not None else cls()
     hints = typing.get_type_hints(cls, include_extras=True)
     # A YAML key that is a Python keyword (Prometheus' ``global``) is held by a field with a trailing underscore.
-    fields = {_yaml_key(f.name): f for f in dataclasses.fields(cls) if f.init}
+    fields = {_yaml_key(f.name): f for f in dataclasses.fields(cls) if f.init and "tagged_block" not in f.metadata}
     by_name = {f.name: f for f in fields.values()}  # ``global_`` is accepted too, for callers that rename keys
     values: dict[str, Any] = {}
+    variants: Mapping[str, type] = {}
+    for union in (f for f in dataclasses.fields(cls) if "tagged_block" in f.metadata):
+        variants = union.metadata["tagged_block"].variants()
+        data = _decode_tagged_block(union, data, base, path, errors, values)
     for key, raw in data.items():
         if key not in fields and key in by_name:
             key = _yaml_key(key)
         if key not in fields:
-            valid = ", ".join(sorted(fields)) or "(none)"
+            valid = ", ".join([*sorted(fields), *sorted(variants)]) or "(none)"
             errors.append(f"{_join(path, key)}: unknown key; valid keys are: {valid}")
             continue
         name = fields[key].name
@@ -241,6 +271,29 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
     except (TypeError, ValueError) as exc:
         errors.append(f"{path or '<root>'}: {exc}")
     return base
+
+
+def _decode_tagged_block(union: dataclasses.Field[Any], data: Mapping[str, Any], base: Any, path: str,
+                         errors: list[str], values: dict[str, Any]) -> dict[str, Any]:
+    """Decode the block the tag picks into ``values[union.name]``; return the keys left for the other fields."""
+    spec: TaggedBlock = union.metadata["tagged_block"]
+    variants = spec.variants()
+    chosen = data.get(spec.tag)
+    chosen = str(chosen) if isinstance(chosen, EnvString) else chosen
+    if chosen is not None and not isinstance(chosen, str):
+        chosen = repr(chosen)  # a list or mapping as the tag: reported, and never used as a key
+    if chosen not in variants:
+        got = "missing" if chosen is None else f"got {chosen!r}"
+        errors.append(f"{_join(path, spec.tag)}: must be one of {', '.join(sorted(variants))}; {got}")
+    else:
+        current = getattr(base, union.name, None)
+        default = current if type(current) is variants[chosen] else None
+        values[union.name] = _decode_value(variants[chosen], data.get(chosen), default, _join(path, chosen), errors)
+    for key in data:
+        if key in variants and key != chosen and chosen in variants:
+            errors.append(f"{_join(path, key)}: not used when {spec.tag} is {chosen!r}")
+    # the block of a type that is not allowed here was reported with the tag already
+    return {key: value for key, value in data.items() if key not in variants and key != chosen}
 
 
 def _hide(message: str, raw: Any) -> str:
@@ -310,7 +363,10 @@ def validate_tree(config: Any, path: str = "") -> list[str]:
     errors: list[str] = []
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         for field in dataclasses.fields(config):
-            errors.extend(validate_tree(getattr(config, field.name), _join(path, _yaml_key(field.name))))
+            union = field.metadata.get("tagged_block")
+            # a tagged block's settings sit under the key its tag names (``latency``), not the field's name
+            key = getattr(config, union.tag) if union is not None else _yaml_key(field.name)
+            errors.extend(validate_tree(getattr(config, field.name), _join(path, key)))
         validate = getattr(config, "validate", None)
         if callable(validate):
             try:

@@ -20,12 +20,23 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from gateway._host.telemetry import Telemetry
-from gateway.component import Batch, ComponentID, ComponentSettings, Kind, Signal, count_items
+from gateway.component import Batch, ComponentID, ComponentSettings, Factory, Kind, Signal, count_items
+from gateway.configtypes import decode_and_validate
+from gateway.errors import ConfigError
 
 if TYPE_CHECKING:
     from gateway.host import Host
 
-__all__ = ["Sink", "any_value", "make_logs", "make_metrics", "make_traces", "settings_for"]
+__all__ = ["Sink", "any_value", "load_config", "make_logs", "make_metrics", "make_traces", "settings_for"]
+
+
+def load_config(factory: Factory, mapping: Mapping[str, Any] | None = None) -> Any:
+    """``mapping`` (a component's YAML block) decoded onto ``factory``'s default config and validated, as
+    ``otelgw run`` does; raises ``ConfigError`` with every message, each with its key path inside the block."""
+    config, errors = decode_and_validate(factory.create_default_config(), mapping)
+    if errors:
+        raise ConfigError(errors)
+    return config
 
 
 def any_value(value: Any) -> AnyValue:

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
-from gateway.configtypes import Duration, decode, parse_duration, validate_tree
+from gateway.configtypes import (
+    Duration,
+    decode,
+    decode_and_validate,
+    parse_duration,
+    raise_if,
+    tagged_block,
+    validate_tree,
+)
 from gateway.errors import ConfigError
 
 
@@ -139,3 +148,75 @@ def test_env_values_are_strings_for_string_fields_and_typed_for_others():
     raw = expand_env({"name": "${env:S}", "maybe": "${env:H}", "count": "${env:N}", "ratio": "${env:R}",
                       "wait": "${env:W}"}, env)
     assert decode(_Typed(), raw) == _Typed(name="s3cr3t #x", maybe="0x1F2E", count=7982, ratio=2.5, wait=5.0)
+
+
+# --- tagged unions, as the Collector writes them: {name, type: T, T: {...}} --------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Latency:
+    threshold_ms: int = 0
+
+    def validate(self) -> None:
+        raise_if([] if self.threshold_ms >= 0 else ["threshold_ms: must be >= 0"])
+
+
+@dataclasses.dataclass(frozen=True)
+class _And:
+    #: a Python keyword as the tag's value and block key, and a union nested in a union
+    and_sub_policy: list[_Entry] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    name: str = ""
+    type: str = ""
+    settings: Any = dataclasses.field(default=None, metadata=tagged_block(
+        "type", lambda: {"latency": _Latency, "and": _And}))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Policies:
+    policies: list[_Entry] = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"name": "slow", "type": "latency", "latency": {"threshold_ms": 5}}, []),
+        ({"name": "both", "type": "and", "and": {"and_sub_policy": [{"name": "x", "type": "latency"}]}}, []),
+        ({"name": "x", "type": "latency", "latency": {"threshold_ms": -1}},
+         ["policies::0::latency::threshold_ms: must be >= 0"]),
+        ({"name": "x", "type": "latncy"}, ["policies::0::type: must be one of and, latency; got 'latncy'"]),
+        ({"name": "x"}, ["policies::0::type: must be one of and, latency; missing"]),
+        ({"name": "x", "type": "latency", "and": {}}, ["policies::0::and: not used when type is 'latency'"]),
+        ({"name": "x", "type": "latency", "latency": [1]},
+         ["policies::0::latency: expected a mapping, got list [1]"]),
+        ({"name": "x", "type": "latency", "typo": 1},
+         ["policies::0::typo: unknown key; valid keys are: name, type, and, latency"]),
+        ({"name": "x", "type": "and",
+          "and": {"and_sub_policy": [{"type": "latency", "latency": {"threshold_ms": "a"}}]}},
+         ["policies::0::and::and_sub_policy::0::latency::threshold_ms: expected int, got str 'a'"]),
+        ("latency", ["policies::0: expected a mapping, got str 'latency'"]),
+    ],
+)
+def test_tagged_blocks_decode_and_validate_with_paths(entry, expected):
+    config, errors = decode_and_validate(_Policies(), {"policies": [entry]})
+    assert errors == expected
+    if not expected:
+        assert type(config.policies[0].settings) is {"latency": _Latency, "and": _And}[entry["type"]]
+
+
+def test_validate_runs_even_when_another_field_has_the_wrong_type():
+    # the batch processor's case: a bad timeout must not hide send_batch_size: -3
+    _, errors = decode_and_validate(Sample(), {"size": -3, "ratio": "high"})
+    assert errors == ["ratio: expected float, got str 'high'", "size: must be >= 1"]
+
+
+def test_testing_load_config_decodes_and_validates_like_run():
+    from gateway.testing import load_config
+    from plugins.processors.batch.factory import factory
+
+    assert load_config(factory, {"timeout": "1s"}).timeout == 1.0
+    with pytest.raises(ConfigError) as info:
+        load_config(factory, {"timeout": "soon", "send_batch_size": -3})
+    assert [m.split(":")[0] for m in info.value.messages] == ["timeout", "send_batch_size"]

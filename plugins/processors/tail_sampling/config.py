@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway import ComponentID, ConfigError, Duration
 
-from .policies import KINDS
-from .policyconfig import PolicyConfig, parse_policies
+from .policies.base import PolicyConfig, duplicate_names
 
 __all__ = ["Config", "DecisionCacheConfig", "PolicyConfig"]
 
@@ -60,15 +58,8 @@ class Config:
     storage: str | None = None
     #: otelgw: cap on the storage's bytes on disk (default 1 GiB); at the cap new spans are refused as retryable.
     storage_max_bytes: int = 1 << 30
-    #: Policies, each {name, type, <type>: {...}} as in the Collector (required). Parsed into PolicyConfig.
-    policies: list[Any] = field(default_factory=list)
-    _policy_errors: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        errors: list[str] = []
-        parsed = parse_policies(self.policies, frozenset(KINDS), "policies", errors)
-        object.__setattr__(self, "policies", parsed)
-        object.__setattr__(self, "_policy_errors", tuple(errors))
+    #: Policies, each {name, type, <type>: {...}} as in the Collector (required).
+    policies: list[PolicyConfig] = field(default_factory=list)
 
     def validate(self) -> None:
         errors = []
@@ -87,9 +78,9 @@ class Config:
         for key in ("expected_new_traces_per_sec", "maximum_trace_size_bytes", "maximum_buffer_size_bytes"):
             if getattr(self, key) < 0:
                 errors.append(f"{key}: must be >= 0")
-        if not self.policies and not self._policy_errors:
+        if not self.policies:
             errors.append("policies: at least one policy is required, e.g. [{name: errors, type: status_code, "
                           "status_code: {status_codes: [ERROR]}}]")
-        errors.extend(self._policy_errors)
+        errors.extend(duplicate_names(self.policies, "policies"))
         if errors:
             raise ConfigError(errors)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway import raise_if, tagged_block
 
 if TYPE_CHECKING:
     from ..trace import TraceView
 
-__all__ = ["Build", "Decision", "Policy", "PolicyKind"]
+__all__ = ["Build", "Decision", "LeafPolicyConfig", "Policy", "PolicyConfig", "PolicyKind", "SubPolicyConfig",
+           "duplicate_names"]
 
 
 class Decision(enum.Enum):
@@ -38,7 +41,7 @@ class PolicyKind:
     """What the processor needs to know about one policy type (each policy module exports one as ``KIND``)."""
 
     type: str
-    #: The dataclass of the type's YAML block (``latency: {threshold_ms: ...}``); its ``problems()`` lists errors.
+    #: The dataclass of the type's YAML block (``latency: {threshold_ms: ...}``), with its ``validate()``.
     config: builtins.type[Any]
     #: ``build(name, config, build_sub_policy, clock)`` → the policy.
     build: Callable[[str, Any, Build, Callable[[], float]], Policy]
@@ -46,3 +49,57 @@ class PolicyKind:
     sub_policy_key: str | None = None
     #: True when the policy reads span start and end times, which the processor then tracks on ingest.
     needs_times: bool = False
+
+
+def _configs(allowed: str) -> Callable[[], Mapping[str, builtins.type[Any]]]:
+    """The config dataclass of each policy type a list accepts: ``all``, ``leaf`` (``and``'s and ``drop``'s
+    sub-policies) or ``composite`` (its sub-policies); looked up late, since the policy modules import this one."""
+
+    def variants() -> Mapping[str, builtins.type[Any]]:
+        from . import KINDS, LEAF_TYPES, SUB_POLICY_TYPES
+
+        types = {"all": KINDS.keys(), "leaf": LEAF_TYPES, "composite": SUB_POLICY_TYPES["composite"]}[allowed]
+        return {name: KINDS[name].config for name in types}
+
+    return variants
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """One policy as the Collector writes it: ``{name, type, <type>: {...}}``. The shared config decoder picks
+    ``settings``' dataclass by ``type`` (a tagged block), so a wrong key or value is reported with its path."""
+
+    #: Used in metrics and in the tailsampling.policy span attribute (required, unique in its list).
+    name: str = ""
+    #: Policy type, e.g. latency, status_code, probabilistic, and, drop, composite.
+    type: str = ""
+    #: The type's block, decoded into the type's own Config dataclass (see policies/<type>.py).
+    settings: Any = field(default=None, metadata=tagged_block("type", _configs("all")))
+
+    def validate(self) -> None:
+        raise_if([] if self.name else ["name: required"])
+
+
+@dataclass(frozen=True)
+class LeafPolicyConfig(PolicyConfig):
+    """A sub-policy of ``and`` or ``drop``: any type but the combinators."""
+
+    settings: Any = field(default=None, metadata=tagged_block("type", _configs("leaf")))
+
+
+@dataclass(frozen=True)
+class SubPolicyConfig(PolicyConfig):
+    """A sub-policy of ``composite``: a leaf type or ``and``."""
+
+    settings: Any = field(default=None, metadata=tagged_block("type", _configs("composite")))
+
+
+def duplicate_names(policies: Sequence[PolicyConfig], key: str) -> list[str]:
+    """An error for every policy whose name an earlier one in the same list has."""
+    seen: set[str] = set()
+    errors = []
+    for index, policy in enumerate(policies):
+        if policy.name and policy.name in seen:
+            errors.append(f"{key}::{index}::name: duplicate policy name {policy.name!r}")
+        seen.add(policy.name)
+    return errors

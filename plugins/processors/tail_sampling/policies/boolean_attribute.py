@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import raise_if
+
 from .attributes import any_attribute, key_needle
 from .base import Decision, PolicyKind
 
@@ -20,8 +22,8 @@ class Config:
     #: Sample the traces where no attribute matches.
     invert_match: bool = False
 
-    def problems(self) -> list[str]:
-        return [] if self.key else ["key: required"]
+    def validate(self) -> None:
+        raise_if([] if self.key else ["key: required"])
 
 
 class BooleanAttribute:

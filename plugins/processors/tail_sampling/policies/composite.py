@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Build, Decision, Policy, PolicyKind
+from gateway import raise_if
+
+from .base import Build, Decision, Policy, PolicyKind, SubPolicyConfig, duplicate_names
 
 __all__ = ["KIND"]
 
@@ -33,17 +35,17 @@ class Config:
     #: Sub-policy names in evaluation order.
     policy_order: list[str] = field(default_factory=list)
     #: Sub-policies (each {name, type, <type>: {...}}; any type but composite and drop).
-    composite_sub_policy: list[Any] = field(default_factory=list)
+    composite_sub_policy: list[SubPolicyConfig] = field(default_factory=list)
     #: Budget per sub-policy.
     rate_allocation: list[RateAllocation] = field(default_factory=list)
 
-    def problems(self) -> list[str]:
-        errors = []
+    def validate(self) -> None:
+        errors = duplicate_names(self.composite_sub_policy, "composite_sub_policy")
         if self.max_total_spans_per_second <= 0:
             errors.append("max_total_spans_per_second: must be > 0")
         if not self.composite_sub_policy:
             errors.append("composite_sub_policy: at least one sub-policy is required")
-        names = {getattr(sub, "name", None) for sub in self.composite_sub_policy}
+        names = {sub.name for sub in self.composite_sub_policy}
         errors.extend(f"policy_order::{i}: no composite_sub_policy is named {name!r}"
                       for i, name in enumerate(self.policy_order) if name not in names)
         total = 0
@@ -55,7 +57,7 @@ class Config:
             total += max(0, allocation.percent)
         if total > 100:
             errors.append(f"rate_allocation: percentages add up to {total}, more than 100")
-        return errors
+        raise_if(errors)
 
 
 class _Budget:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Build, Decision, Policy, PolicyKind
+from gateway import raise_if
+
+from .base import Build, Decision, LeafPolicyConfig, Policy, PolicyKind, duplicate_names
 
 __all__ = ["KIND"]
 
@@ -13,10 +15,11 @@ __all__ = ["KIND"]
 @dataclass(frozen=True)
 class Config:
     #: Sub-policies (each {name, type, <type>: {...}}); when all sample, the trace is dropped.
-    drop_sub_policy: list[Any] = field(default_factory=list)
+    drop_sub_policy: list[LeafPolicyConfig] = field(default_factory=list)
 
-    def problems(self) -> list[str]:
-        return [] if self.drop_sub_policy else ["drop_sub_policy: at least one sub-policy is required"]
+    def validate(self) -> None:
+        raise_if(duplicate_names(self.drop_sub_policy, "drop_sub_policy")
+                 + ([] if self.drop_sub_policy else ["drop_sub_policy: at least one sub-policy is required"]))
 
 
 class Drop:

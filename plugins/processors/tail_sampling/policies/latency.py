@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import raise_if
+
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -21,7 +23,7 @@ class Config:
     #: Upper bound in milliseconds; 0 = none.
     upper_threshold_ms: int = 0
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         errors = []
         if self.threshold_ms < 0:
             errors.append("threshold_ms: must be >= 0")
@@ -30,7 +32,7 @@ class Config:
         elif self.upper_threshold_ms and self.upper_threshold_ms < self.threshold_ms:
             errors.append(f"upper_threshold_ms: must be 0 (no upper bound) or >= threshold_ms "
                           f"({self.threshold_ms}), got {self.upper_threshold_ms}")
-        return errors
+        raise_if(errors)
 
 
 class Latency:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import raise_if
+
 from .attributes import any_attribute, key_needle
 from .base import Decision, PolicyKind
 
@@ -26,7 +28,7 @@ class Config:
     #: Sample the traces where no value is in range.
     invert_match: bool = False
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         errors = []
         if not self.key:
             errors.append("key: required")
@@ -34,7 +36,7 @@ class Config:
             errors.append("min_value: set min_value, max_value or both")
         elif self.min_value and self.max_value and self.max_value < self.min_value:
             errors.append(f"max_value: must be >= min_value ({self.min_value}), got {self.max_value}")
-        return errors
+        raise_if(errors)
 
 
 class NumericAttribute:

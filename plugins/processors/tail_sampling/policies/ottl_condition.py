@@ -17,6 +17,7 @@ from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 
+from gateway import raise_if
 from gateway.ottl import CompiledCondition, CompileError, Ctx, ErrorReporter, compile_condition, error_mode_problem
 
 from .base import Decision, PolicyKind
@@ -47,7 +48,7 @@ class Config:
                     errors.append(f"{context}::{i}: {exc.message}{where}: {text}")
         return out["span"], out["spanevent"], errors
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         errors = []
         problem = error_mode_problem("error_mode", self.error_mode)
         if problem:
@@ -55,7 +56,7 @@ class Config:
         if not self.span and not self.spanevent:
             errors.append("span: at least one span or spanevent condition is required")
         errors.extend(self.compiled()[2])
-        return errors
+        raise_if(errors)
 
 
 class OttlCondition:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from gateway import raise_if
+
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND", "fnv1a_64", "threshold"]
@@ -40,10 +42,9 @@ class Config:
     #: Salt mixed into the hash; give layers with different rates different salts (default "default-hash-seed").
     hash_salt: str = ""
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         if not 0 <= self.sampling_percentage <= 100:
-            return [f"sampling_percentage: must be between 0 and 100, got {self.sampling_percentage:g}"]
-        return []
+            raise_if([f"sampling_percentage: must be between 0 and 100, got {self.sampling_percentage:g}"])
 
 
 class Probabilistic:

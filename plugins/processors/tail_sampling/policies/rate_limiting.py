@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import raise_if
+
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -20,8 +22,8 @@ class Config:
     #: Spans per second that may be sampled (required, > 0).
     spans_per_second: int = 0
 
-    def problems(self) -> list[str]:
-        return [] if self.spans_per_second > 0 else ["spans_per_second: must be > 0"]
+    def validate(self) -> None:
+        raise_if([] if self.spans_per_second > 0 else ["spans_per_second: must be > 0"])
 
 
 class RateLimiting:

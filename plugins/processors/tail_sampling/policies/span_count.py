@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import raise_if
+
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -17,7 +19,7 @@ class Config:
     #: Most spans, inclusive; 0 = no maximum.
     max_spans: int = 0
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         errors = []
         if self.min_spans < 0:
             errors.append("min_spans: must be >= 0")
@@ -26,7 +28,7 @@ class Config:
         elif self.max_spans and self.max_spans < self.min_spans:
             errors.append(f"max_spans: must be 0 (no maximum) or >= min_spans ({self.min_spans}), "
                           f"got {self.max_spans}")
-        return errors
+        raise_if(errors)
 
 
 class SpanCount:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import raise_if
+
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -17,11 +19,11 @@ class Config:
     #: Any of OK, ERROR, UNSET (required).
     status_codes: list[str] = field(default_factory=list)
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         if not self.status_codes:
-            return ["status_codes: at least one status code is required (OK, ERROR or UNSET)"]
-        return [f"status_codes::{i}: must be one of OK, ERROR, UNSET, got {code!r}"
-                for i, code in enumerate(self.status_codes) if code not in _CODES]
+            raise_if(["status_codes: at least one status code is required (OK, ERROR or UNSET)"])
+        raise_if([f"status_codes::{i}: must be one of OK, ERROR, UNSET, got {code!r}"
+                  for i, code in enumerate(self.status_codes) if code not in _CODES])
 
 
 class StatusCode:

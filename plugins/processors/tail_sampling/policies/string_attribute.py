@@ -13,6 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import raise_if
+
 from .attributes import any_attribute, key_needle, string_needle
 from .base import Decision, PolicyKind
 
@@ -32,7 +34,7 @@ class Config:
     #: Sample the traces where no value matches.
     invert_match: bool = False
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         errors = []
         if not self.key:
             errors.append("key: required")
@@ -46,7 +48,7 @@ class Config:
                     re.compile(value)
                 except re.error as exc:
                     errors.append(f"values::{i}: invalid regular expression {value!r}: {exc}")
-        return errors
+        raise_if(errors)
 
 
 class StringAttribute:

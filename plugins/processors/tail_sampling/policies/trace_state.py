@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import raise_if
+
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -20,13 +22,13 @@ class Config:
     #: Values that match (required).
     values: list[str] = field(default_factory=list)
 
-    def problems(self) -> list[str]:
+    def validate(self) -> None:
         errors = []
         if not self.key:
             errors.append("key: required")
         if not self.values:
             errors.append("values: at least one value is required")
-        return errors
+        raise_if(errors)
 
 
 class TraceStatePolicy:

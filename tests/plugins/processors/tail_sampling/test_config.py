@@ -28,6 +28,7 @@ from plugins.processors.tail_sampling.policies import (
     string_attribute,
     trace_state,
 )
+from plugins.processors.tail_sampling.policies.base import LeafPolicyConfig, SubPolicyConfig
 
 TESTDATA = Path(__file__).parent / "testdata"
 ALL_TYPES = ("always_sample, and, boolean_attribute, composite, drop, latency, numeric_attribute, ottl_condition, "
@@ -58,6 +59,16 @@ def P(name: str, type_: str, settings: Any) -> PolicyConfig:
     return PolicyConfig(name, type_, settings)
 
 
+def L(name: str, type_: str, settings: Any) -> LeafPolicyConfig:
+    """A sub-policy of and or drop."""
+    return LeafPolicyConfig(name, type_, settings)
+
+
+def C(name: str, type_: str, settings: Any) -> SubPolicyConfig:
+    """A sub-policy of composite."""
+    return SubPolicyConfig(name, type_, settings)
+
+
 def test_testdata_gives_exact_configs() -> None:
     section = yaml.safe_load((TESTDATA / "config.yaml").read_text())["processors"]
     assert load(section["tail_sampling"]) == Config(policies=[P("everything", "always_sample",
@@ -83,19 +94,19 @@ def test_testdata_gives_exact_configs() -> None:
             P("test-policy-10", "trace_state", trace_state.Config(key="key3", values=["value1", "value2"])),
             P("test-policy-11", "boolean_attribute", boolean_attribute.Config(key="key4", value=True)),
             P("and-policy-1", "and", and_.Config(and_sub_policy=[
-                P("test-and-policy-1", "numeric_attribute", numeric),
-                P("test-and-policy-2", "string_attribute", strings)])),
-            P("drop-policy-1", "drop", drop.Config(drop_sub_policy=[P(
+                L("test-and-policy-1", "numeric_attribute", numeric),
+                L("test-and-policy-2", "string_attribute", strings)])),
+            P("drop-policy-1", "drop", drop.Config(drop_sub_policy=[L(
                 "test-drop-policy-1", "string_attribute", string_attribute.Config(
                     key="url.path", values=["\\/health", "\\/metrics"], enabled_regex_matching=True))])),
             P("composite-policy-1", "composite", composite.Config(
                 max_total_spans_per_second=1000,
                 policy_order=["test-composite-policy-1", "test-composite-policy-2", "test-composite-policy-3"],
                 composite_sub_policy=[
-                    P("test-composite-policy-1", "numeric_attribute",
+                    C("test-composite-policy-1", "numeric_attribute",
                       numeric_attribute.Config(key="key1", min_value=50)),
-                    P("test-composite-policy-2", "string_attribute", strings),
-                    P("test-composite-policy-3", "always_sample", always_sample.Config())],
+                    C("test-composite-policy-2", "string_attribute", strings),
+                    C("test-composite-policy-3", "always_sample", always_sample.Config())],
                 rate_allocation=[composite.RateAllocation("test-composite-policy-1", 50),
                                  composite.RateAllocation("test-composite-policy-2", 25)])),
         ])
@@ -191,7 +202,7 @@ def test_nested_errors_carry_the_full_path_through_the_loader(write_yaml: Any) -
     ({"name": "s", "type": "latency", "latency": 5},
      ["policies::0::latency: expected a mapping, got int 5"]),
     ({"name": "s", "type": "latency", "probabilistic": {"sampling_percentage": 5}},
-     ["policies::0::probabilistic: not used by a policy of type 'latency'"]),
+     ["policies::0::probabilistic: not used when type is 'latency'"]),
     ({"name": "c", "type": "composite", "composite": {
         "max_total_spans_per_second": 100, "policy_order": ["a", "x"],
         "composite_sub_policy": [{"name": "a", "type": "always_sample"}],

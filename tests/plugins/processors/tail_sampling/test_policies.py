@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from gateway.configtypes import decode_and_validate
 from plugins.processors.tail_sampling.policies import KINDS, Decision, Policy, build_policy
+from plugins.processors.tail_sampling.policies.base import PolicyConfig
 from plugins.processors.tail_sampling.policies.probabilistic import fnv1a_64, threshold
-from plugins.processors.tail_sampling.policyconfig import parse_policies
 
 from .traces import request, span, tid, trace, view
 
@@ -30,9 +31,7 @@ class Clock:
 
 
 def build(type_: str, block: dict[str, Any] | None = None, clock: Clock | None = None) -> Policy:
-    errors: list[str] = []
-    [config] = parse_policies([{"name": "p", "type": type_, type_: block or {}}], frozenset(KINDS), "policies",
-                              errors)
+    config, errors = decode_and_validate(PolicyConfig(), {"name": "p", "type": type_, type_: block or {}})
     assert errors == []
     return build_policy(config, clock or Clock())
 
