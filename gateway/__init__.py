@@ -82,7 +82,17 @@ from gateway.configauth import AuthConfig, client_auth, server_auth
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configgrpc import MIB, GRPCClientConfig, GRPCServerConfig
 from gateway.confighttp import CORSConfig, HTTPClient, HTTPClientConfig, HTTPServerConfig, server_middleware
-from gateway.configtypes import Duration, FilePath, decode, parse_duration, raise_if, tagged_block, validate_tree
+from gateway.configtypes import (
+    Duration,
+    FilePath,
+    Tagged,
+    decode,
+    optional_sections,
+    parse_duration,
+    raise_if,
+    tagged_block,
+    validate_tree,
+)
 from gateway.errors import (
     ConfigError,
     ConsumeError,
@@ -199,6 +209,7 @@ __all__ = [
     "StorageUnavailable",
     "TLSClientConfig",
     "TLSServerConfig",
+    "Tagged",
     "TooLargeError",
     "TracesConsumer",
     "add_admin_options",
@@ -222,6 +233,7 @@ __all__ = [
     "listen_error",
     "load_config_files",
     "offloaded",
+    "optional_sections",
     "parse_duration",
     "parse_grpc_endpoint",
     "parse_retry_after",

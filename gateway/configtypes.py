@@ -18,14 +18,14 @@ import typing
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from gateway._host.confmap import EnvString
 from gateway._host.redact import is_secret_key
 from gateway.errors import ConfigError
 
-__all__ = ["Duration", "FilePath", "TaggedBlock", "decode", "decode_and_validate", "parse_duration", "raise_if",
-           "tagged_block", "validate_tree"]
+__all__ = ["Duration", "FilePath", "Tagged", "TaggedBlock", "decode", "decode_and_validate", "optional_sections",
+           "parse_duration", "raise_if", "tagged_block", "validate_tree"]
 
 
 class _DurationMarker:
@@ -47,6 +47,9 @@ FilePath = Annotated[str, _FileMarker()]
 #: superset of Go's units so SLO periods read naturally), or a number of seconds.
 Duration = Annotated[float, _DurationMarker()]
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class TaggedBlock:
     """A tagged union as the Collector writes one: the value of the ``tag`` field picks the config type, and the
@@ -59,10 +62,29 @@ class TaggedBlock:
     variants: Callable[[], Mapping[str, type]]
 
 
+@dataclass(frozen=True)
+class Tagged:
+    """A tagged union whose settings sit beside the tag (stanza's operators: ``{type: regex_parser, regex: ...}``):
+    the ``tag`` key's value picks the dataclass the whole mapping decodes into (the tag is one of its fields).
+    Used as ``Annotated[OperatorConfig, Tagged("type", lambda: OPERATOR_TYPES)]``."""
+
+    tag: str
+    #: type name -> config dataclass; a function, so the types may be defined after the union.
+    variants: Callable[[], Mapping[str, type]]
+
+
 def tagged_block(tag: str, variants: Callable[[], Mapping[str, type]]) -> dict[str, Any]:
     """Field metadata for a :class:`TaggedBlock`: ``settings: Any = field(default=None, metadata=tagged_block(
     "type", lambda: {"latency": LatencyConfig, ...}))``."""
     return {"tagged_block": TaggedBlock(tag, variants)}
+
+
+def optional_sections(cls: type[_T]) -> type[_T]:
+    """Class decorator for a mapping of optional sections, as the Collector's optional config blocks: a section
+    the YAML lists is on (``grpc:`` alone: with its defaults), one it does not list is off (None), whatever the
+    default config had. The otlp receiver's ``protocols`` is one."""
+    cls.__optional_sections__ = True  # type: ignore[attr-defined]
+    return cls
 
 
 def raise_if(errors: list[str]) -> None:
@@ -146,6 +168,8 @@ def _decode_value(tp: Any, value: Any, default: Any, path: str, errors: list[str
     if tp is Any:
         return value
     if origin is Annotated:
+        if isinstance(args[1], Tagged):
+            return _decode_tagged(args[1], value, default, path, errors)
         if isinstance(args[1], _DurationMarker):
             try:
                 if isinstance(value, int | float) and not isinstance(value, bool) and value != 0:
@@ -182,6 +206,9 @@ def _decode_value(tp: Any, value: Any, default: Any, path: str, errors: list[str
         return default
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         base = default if dataclasses.is_dataclass(default) else None
+        if getattr(tp, "__optional_sections__", False):
+            # the sections the YAML lists replace the default ones: start from none
+            return _decode_dataclass(tp, None, {} if value is None else value, path, errors)
         if value is None:
             return base if base is not None else _decode_dataclass(tp, None, {}, path, errors)
         return _decode_dataclass(tp, base, value, path, errors)
@@ -258,6 +285,8 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
             errors.append(f"{_join(path, key)}: unknown key; valid keys are: {valid}")
             continue
         name = fields[key].name
+        if raw is None and getattr(cls, "__optional_sections__", False):
+            raw = {}  # a section listed without settings is on, with its defaults
         current = getattr(base, name) if base is not None else _field_default(fields[key])
         before = len(errors)
         values[name] = _decode_value(hints[name], raw, current, _join(path, key), errors)
@@ -273,27 +302,43 @@ def _decode_dataclass(cls: type, base: Any, data: Any, path: str, errors: list[s
     return base
 
 
+def _decode_tagged(spec: Tagged, value: Any, default: Any, path: str, errors: list[str]) -> Any:
+    variants = spec.variants()
+    if not isinstance(value, Mapping):
+        errors.append(f"{path}: expected a mapping with {spec.tag}, got {type(value).__name__} {value!r}")
+        return default
+    chosen = _chosen(spec.tag, variants, value, path, errors)
+    return default if chosen is None else _decode_dataclass(variants[chosen], None, value, path, errors)
+
+
+def _chosen(tag: str, variants: Mapping[str, type], data: Mapping[str, Any], path: str,
+            errors: list[str]) -> str | None:
+    """The variant the tag names, or None after reporting a tag that names none."""
+    chosen = data.get(tag)
+    if isinstance(chosen, str) and chosen in variants:
+        return str(chosen)
+    got = "missing" if chosen is None else f"got {chosen!r}"
+    errors.append(f"{_join(path, tag)}: must be one of {', '.join(sorted(variants))}; {got}")
+    return None
+
+
 def _decode_tagged_block(union: dataclasses.Field[Any], data: Mapping[str, Any], base: Any, path: str,
                          errors: list[str], values: dict[str, Any]) -> dict[str, Any]:
     """Decode the block the tag picks into ``values[union.name]``; return the keys left for the other fields."""
     spec: TaggedBlock = union.metadata["tagged_block"]
     variants = spec.variants()
-    chosen = data.get(spec.tag)
-    chosen = str(chosen) if isinstance(chosen, EnvString) else chosen
-    if chosen is not None and not isinstance(chosen, str):
-        chosen = repr(chosen)  # a list or mapping as the tag: reported, and never used as a key
-    if chosen not in variants:
-        got = "missing" if chosen is None else f"got {chosen!r}"
-        errors.append(f"{_join(path, spec.tag)}: must be one of {', '.join(sorted(variants))}; {got}")
-    else:
+    chosen = _chosen(spec.tag, variants, data, path, errors)
+    if chosen is not None:
         current = getattr(base, union.name, None)
         default = current if type(current) is variants[chosen] else None
         values[union.name] = _decode_value(variants[chosen], data.get(chosen), default, _join(path, chosen), errors)
-    for key in data:
-        if key in variants and key != chosen and chosen in variants:
-            errors.append(f"{_join(path, key)}: not used when {spec.tag} is {chosen!r}")
-    # the block of a type that is not allowed here was reported with the tag already
-    return {key: value for key, value in data.items() if key not in variants and key != chosen}
+        for key in data:
+            if key in variants and key != chosen:
+                errors.append(f"{_join(path, key)}: not used when {spec.tag} is {chosen!r}")
+    # a block of a type not allowed here (``composite`` under ``and``) was reported with the tag already
+    given = data.get(spec.tag)
+    return {key: value for key, value in data.items()
+            if key not in variants and not (isinstance(given, str) and key == given)}
 
 
 def _hide(message: str, raw: Any) -> str:

@@ -107,6 +107,11 @@ def test_collector_root_command_runs_and_validate_warns_on_unknown_feature_gates
         (MINIMAL + "processors: 5\n", "processors: expected a mapping of component ids, got int"),
         (MINIMAL.replace("debug: {verbosity: basic}", "debug: [verbosity]"),
          "exporters::debug: expected a mapping of settings, got list"),
+        (MINIMAL.replace("service:\n", "service:\n  telemetry: on\n"),
+         "service::telemetry: expected a mapping, got bool True"),
+        # a list where a policy type belongs
+        (MINIMAL + "processors:\n  tail_sampling:\n    policies: [{name: a, type: [latency]}]\n",
+         "processors::tail_sampling::policies::0::type: must be one of always_sample, and,"),
     ],
 )
 def test_validate_errors_are_clean(tmp_path, config, expected):

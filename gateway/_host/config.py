@@ -223,7 +223,9 @@ def _section(service: Mapping[str, Any], key: str, default: Any, errors: list[st
     found: list[str] = []
     value, problems = decode_and_validate(default, service.get(key), found)
     warnings.extend(f"{path}::{message}" for message in found)
-    errors.extend(f"{path}::{message}" for message in problems)
+    # "<root>: expected a mapping" is about the section itself
+    errors.extend(f"{path}: {m.removeprefix('<root>: ')}" if m.startswith("<root>: ") else f"{path}::{m}"
+                  for m in problems)
     return value if not problems else default
 
 

@@ -151,7 +151,7 @@ class MetricReader:
 
     def validate(self) -> None:
         if (self.pull is None) == (self.periodic is None):
-            raise ConfigError("a reader is either pull or periodic: give exactly one of them")
+            raise ConfigError("pull: a reader is either pull or periodic; give exactly one of them")
 
 
 @dataclass(frozen=True)

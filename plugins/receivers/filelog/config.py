@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import ComponentID, ConfigError, Duration, validate_tree
+from gateway import ComponentID, ConfigError, Duration
 
-from .operators.config import OperatorConfig, decode_operators, parse_byte_size, yaml_messages
+from .operators.config import Operator, parse_byte_size, yaml_messages
 from .operators.pipeline import check_operators
 
 __all__ = ["ENCODINGS", "Config", "MultilineConfig"]
@@ -39,18 +39,6 @@ class MultilineConfig:
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(f"{key}: invalid regular expression: {exc}") from None
-
-
-def _check_decodable(raw: Any) -> list[str]:
-    """validate() errors of the operators that did decode, when others did not (so all come at once)."""
-    errors: list[str] = []
-    for i, item in enumerate(raw if isinstance(raw, list | tuple) else []):
-        try:
-            (config,) = decode_operators([item])
-        except ConfigError:
-            continue  # already reported
-        errors.extend(yaml_messages(validate_tree(config, f"operators::{i}")))
-    return errors
 
 
 @dataclass(frozen=True)
@@ -100,24 +88,10 @@ class Config:
     #: Resource attributes added to every entry.
     resource: dict[str, Any] = field(default_factory=dict)
     #: stanza operators, in order (see README).
-    operators: Any = ()
-
-    def __post_init__(self) -> None:
-        # Operators are decoded here (their type picks their keys); what is wrong with them is reported by
-        # validate(), together with every other error, rather than stopping the decoding of the other keys.
-        object.__setattr__(self, "_operator_errors", [])
-        if self.operators and not all(isinstance(op, OperatorConfig) for op in self.operators):
-            try:
-                operators = decode_operators(list(self.operators) if isinstance(self.operators, list | tuple)
-                                             else self.operators)
-            except ConfigError as exc:
-                object.__setattr__(self, "_operator_errors", exc.prefixed("operators").messages
-                                   + _check_decodable(self.operators))
-                operators = ()
-            object.__setattr__(self, "operators", operators)
+    operators: tuple[Operator, ...] = ()
 
     def validate(self) -> None:
-        errors: list[str] = list(getattr(self, "_operator_errors", []))
+        errors: list[str] = []
         if not self.include:
             errors.append("include: at least one glob pattern is required")
         if self.start_at not in ("beginning", "end"):
@@ -143,7 +117,9 @@ class Config:
                 ComponentID.parse(self.storage)
             except ValueError as exc:
                 errors.append(f"storage: {exc}")
-        errors.extend(f"operators::{m}" for m in yaml_messages(check_operators(self.operators)))
+        decoded = [op for op in self.operators if op is not None]  # the others were reported by the decoder
+        if len(decoded) == len(self.operators):  # ids and outputs only make sense for the whole list
+            errors.extend(f"operators::{m}" for m in yaml_messages(check_operators(decoded)))
         if errors:
             raise ConfigError(errors)
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from gateway import (
     ConfigError,
     Duration,
     GRPCServerConfig,
     HTTPServerConfig,
-    decode,
+    optional_sections,
     split_host_port,
 )
 
@@ -103,39 +101,15 @@ class HttpConfig(HTTPServerConfig):
             raise ConfigError(errors)
 
 
-_PROTOCOL_TYPES: dict[str, type[GrpcConfig] | type[HttpConfig]] = {"grpc": GrpcConfig, "http": HttpConfig}
-
-
+@optional_sections
 @dataclass(frozen=True)
 class Protocols:
+    """A protocol listed in the YAML is on (``grpc:`` alone means all defaults); one not listed is off."""
+
     #: The OTLP/gRPC server, or None when off.
     grpc: GrpcConfig | None = None
     #: The OTLP/HTTP server, or None when off.
     http: HttpConfig | None = None
-
-    @classmethod
-    def from_yaml(cls, data: Any) -> Protocols:
-        """A protocol listed in the YAML is on (``grpc:`` alone means all defaults); one not listed is off."""
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"expected a mapping with grpc and/or http, got {type(data).__name__} {data!r}")
-        errors: list[str] = []
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            config_type = _PROTOCOL_TYPES.get(key)
-            if config_type is None:
-                errors.append(f"{key}: unknown key; valid keys are: {', '.join(_PROTOCOL_TYPES)}")
-            elif value is not None and not isinstance(value, Mapping):
-                errors.append(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
-            else:
-                try:
-                    values[key] = decode(config_type(), value)
-                except ConfigError as exc:
-                    errors.extend(exc.prefixed(key).messages)
-        if errors:
-            raise ConfigError(errors)
-        return cls(**values)
 
 
 def _both_protocols() -> Protocols:
@@ -144,18 +118,9 @@ def _both_protocols() -> Protocols:
 
 @dataclass(frozen=True)
 class Config:
-    #: Which servers to run: ``grpc`` and/or ``http``, each with its settings. Default: both, with defaults.
-    #: Typed Any for the config decoder only; it always holds a Protocols after __post_init__. The decoder
-    #: overlays YAML on the defaults, but a protocol left out of the YAML must be off, as in the Collector.
-    protocols: Any = field(default_factory=_both_protocols)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.protocols, Protocols):
-            try:
-                protocols = Protocols.from_yaml(self.protocols)
-            except ConfigError as exc:
-                raise exc.prefixed("protocols") from None
-            object.__setattr__(self, "protocols", protocols)
+    #: Which servers to run: ``grpc`` and/or ``http``, each with its settings. Default: both, with defaults; a
+    #: protocol left out of the YAML is off, as in the Collector.
+    protocols: Protocols = field(default_factory=_both_protocols)
 
     def validate(self) -> None:
         grpc, http = self.protocols.grpc, self.protocols.http

@@ -1,19 +1,18 @@
 """Config of the stanza operators in ``filelog``'s ``operators:`` list, key for key the Collector's.
 
-Each item is a mapping with ``type``; the type selects the dataclass below. YAML keys that are Python keywords
+Each item is a mapping with ``type``; the type selects the dataclass below (a ``Tagged`` union, decoded by the
+shared config decoder). YAML keys that are Python keywords
 (``if``, ``from``) are held in fields with a trailing underscore.
 """
 
 from __future__ import annotations
 
-import keyword
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from gateway import ConfigError, decode
+from gateway import ConfigError, Tagged, decode
 
-__all__ = ["OPERATOR_TYPES", "OperatorConfig", "decode_operators", "parse_byte_size"]
+__all__ = ["OPERATOR_TYPES", "Operator", "OperatorConfig", "decode_operators", "parse_byte_size"]
 
 _ON_ERROR = ("send", "send_quiet", "drop", "drop_quiet")
 _UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
@@ -297,10 +296,6 @@ OPERATOR_TYPES: dict[str, type[OperatorConfig]] = {
 }
 
 
-def _python_keys(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {(f"{k}_" if keyword.iskeyword(str(k)) else k): v for k, v in data.items()}
-
-
 def _yaml_key(message: str) -> str:
     for word in ("if", "from"):
         message = message.replace(f"{word}_:", f"{word}:").replace(f" {word}_,", f" {word},")
@@ -308,30 +303,18 @@ def _yaml_key(message: str) -> str:
     return message
 
 
+#: One entry of ``operators``: its ``type`` picks the config dataclass, decoded by the shared config decoder.
+Operator = Annotated[OperatorConfig, Tagged("type", lambda: OPERATOR_TYPES)]
+
+
+@dataclass(frozen=True)
+class _Operators:
+    operators: tuple[Operator, ...] = ()
+
+
 def decode_operators(data: Any) -> tuple[OperatorConfig, ...]:
-    """The ``operators`` list → configs, with every error (``3::regex: required``) collected."""
-    if data is None:
-        return ()
-    if not isinstance(data, list):
-        raise ConfigError(f"expected a list of operators, got {type(data).__name__}")
-    errors: list[str] = []
-    result: list[OperatorConfig] = []
-    for i, item in enumerate(data):
-        if not isinstance(item, Mapping):
-            errors.append(f"{i}: expected a mapping with type, got {type(item).__name__} {item!r}")
-            continue
-        config_type = OPERATOR_TYPES.get(str(item.get("type", "")))
-        if config_type is None:
-            problem = f"unknown operator type {item['type']!r}" if "type" in item else "required"
-            errors.append(f"{i}::type: {problem}; valid types are: {', '.join(sorted(OPERATOR_TYPES))}")
-            continue
-        try:
-            result.append(decode(config_type(), _python_keys(item)))
-        except ConfigError as exc:
-            errors.extend(_yaml_key(m) for m in exc.prefixed(str(i)).messages)
-    if errors:
-        raise ConfigError(errors)
-    return tuple(result)
+    """An ``operators`` list decoded as the receiver's config decodes it (for building a pipeline in tests)."""
+    return decode(_Operators(), {"operators": data}).operators  # type: ignore[no-any-return]
 
 
 def yaml_messages(messages: list[str]) -> list[str]:

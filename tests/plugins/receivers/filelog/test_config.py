@@ -10,8 +10,9 @@ import yaml
 
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError
+from gateway.testing import load_config
 from plugins.receivers.filelog.config import Config, MultilineConfig
-from plugins.receivers.filelog.factory import create_default_config
+from plugins.receivers.filelog.factory import create_default_config, factory
 from plugins.receivers.filelog.operators.config import (
     ContainerConfig,
     JsonParserConfig,
@@ -73,16 +74,21 @@ def test_typos_name_the_key_and_the_valid_ones():
     with pytest.raises(ConfigError) as info:
         decode(create_default_config(), receiver("filelog/typo"))
     messages = info.value.messages
-    assert len(messages) == 1
-    assert any(m.startswith("start_att: unknown key; valid keys are: attributes, delete_after_read,")
-               for m in messages), messages
+    assert len(messages) == 2  # the receiver's typo and its operator's, decoded by the one config decoder
+    assert messages[0].startswith("start_att: unknown key; valid keys are: attributes, delete_after_read,")
+    assert messages[1].startswith("operators::0::regexp: unknown key; valid keys are: id, if, on_error,")
 
 
 def test_operator_typos_name_the_operator():
-    data = {"include": ["/x"], "operators": [{"type": "regex_parser", "regexp": "x"}]}
-    assert validate_tree(decode(create_default_config(), data)) == [
+    data = {"include": ["/x"], "operators": [{"type": "regex_parser", "regexp": "x"}, {"type": "jsonparser"}]}
+    with pytest.raises(ConfigError) as info:
+        load_config(factory, data)
+    assert info.value.messages == [
         "operators::0::regexp: unknown key; valid keys are: id, if, on_error, output, parse_from, parse_to, regex, "
-        "severity, timestamp, type"]
+        "severity, timestamp, type",
+        "operators::1::type: must be one of add, container, copy, filter, flatten, json_parser, key_value_parser, "
+        "move, regex_parser, remove, router, severity_parser, time_parser; got 'jsonparser'",
+        "operators::0::regex: required"]  # the checks run beside the typo: without regexp, regex is missing
 
 
 def test_every_invalid_value_is_reported_at_once():

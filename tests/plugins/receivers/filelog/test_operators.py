@@ -149,7 +149,7 @@ def test_errors_are_counted_per_operator():
 
 
 CONFIG_ERRORS = [
-    ([{"type": "jsonparser"}], "0::type: unknown operator type 'jsonparser'; valid types are: add, container, copy"),
+    ([{"type": "jsonparser"}], "0::type: must be one of add, container, copy"),
     ([{"type": "regex_parser"}], "0::regex: required"),
     ([{"type": "regex_parser", "regex": "(unclosed"}], "0: error: missing ), unterminated subpattern"),
     ([{"type": "json_parser", "on_error": "ignore"}], "0::on_error: must be one of send, send_quiet, drop"),

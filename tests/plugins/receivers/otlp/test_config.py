@@ -101,7 +101,10 @@ def test_the_gateway_loader_reports_receiver_errors_with_their_full_path():
             "read_buffer_size, tls, transport, write_buffer_size") in messages
     assert ("receivers::otlp/same_endpoint::protocols: grpc and http cannot both listen on 0.0.0.0:4317"
             in messages)
-    assert len(messages) == 5 + 10  # every typo and every invalid value, none lost
+    # every typo and every invalid value, none lost; and the checks still run beside a typo: with `grcp` not
+    # read, otlp/typo_protocol has no protocol, and says so
+    assert "receivers::otlp/typo_protocol::protocols: must specify at least one protocol (grpc or http)" in messages
+    assert len(messages) == 5 + 10 + 1
 
 
 def create(signal: Signal, config: Config, component_id: str = "otlp") -> Any:
