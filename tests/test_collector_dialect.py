@@ -246,3 +246,36 @@ async def test_service_telemetry_readers_resource_and_logs(tmp_path, protocol):
             _, stderr = process.communicate()
         await sink.stop()
     assert process.returncode == 0, stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device whose writes fail")
+async def test_a_log_line_that_cannot_be_written_is_reported_on_error_output_paths(tmp_path):
+    errors = tmp_path / "log-errors.txt"
+    config = write(tmp_path, f"""
+        receivers:
+          otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}}}}}
+        exporters:
+          debug: {{}}
+        service:
+          telemetry:
+            metrics: {{level: none}}
+            logs: {{output_paths: [/dev/full], error_output_paths: ["{errors}"]}}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [debug]}}
+    """)
+    process = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", config],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        await _wait_for(lambda: (errors.exists() and "could not be written" in errors.read_text())
+                        or process.poll() is not None, "the report of the failed log line")
+        assert process.poll() is None, process.communicate()
+        assert "otelgw: a log line could not be written: OSError: [Errno 28] No space left on device" in \
+            errors.read_text()
+    finally:
+        process.terminate()
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+    assert "Traceback" not in stderr

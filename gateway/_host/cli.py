@@ -161,7 +161,8 @@ def _run(registry: Registry, config_paths: Sequence[str], grace_period: float, w
     check_files(config)
     # Before the graph is built: components log while they are created (e.g. redaction's engine).
     logs = config.telemetry.logs
-    configure_logging(logs.level, logs.encoding, output_paths=logs.output_paths, sampling=logs.sampling,
+    configure_logging(logs.level, logs.encoding, output_paths=logs.output_paths,
+                      error_output_paths=logs.error_output_paths, sampling=logs.sampling,
                       initial_fields=logs.initial_fields)
     tag_logs()
     for warning in [*warnings, *config.warnings]:

@@ -328,6 +328,10 @@ def _read_source(source: str | os.PathLike[str], environ: Mapping[str, str], err
     scheme, sep, rest = text.partition(":")
     inline = bool(sep) and scheme in ("env", "yaml")
     label = f"config file {str(source_file(source))!r}" if not inline else f"config source {scheme}:"
+    if sep and scheme in ("http", "https", "s3") and not Path(text).exists():
+        errors.append(f"config source {scheme}: otelgw reads config from files and from the file:, env: and yaml: "
+                      f"URIs; fetch it first ({scheme}: is the Collector's remote provider)")
+        return None
     if scheme == "env" and sep:
         label = f"config source env:{rest}"
         if rest not in environ:

@@ -94,20 +94,42 @@ def _stream(path: str) -> Any:
     return open(path, "a", encoding="utf-8", buffering=1)
 
 
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose own failures (a full disk) are one line on ``error_output_paths``, not a traceback."""
+
+    def __init__(self, stream: Any, error_streams: list[Any]) -> None:
+        super().__init__(stream)
+        self.error_streams = error_streams
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        failure = sys.exc_info()[1]
+        for stream in self.error_streams:
+            try:
+                stream.write(f"otelgw: a log line could not be written: {type(failure).__name__}: {failure}\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # nowhere left to say it
+
+
+def _open(key: str, path: str) -> Any:
+    try:
+        return _stream(path)
+    except OSError as exc:
+        raise OSError(f"service::telemetry::logs::{key}: cannot open {path!r}: {exc.strerror or exc}") from None
+
+
 def configure_logging(level: str = "info", encoding: str = "json", *, output_paths: Sequence[str] = ("stderr",),
-                      sampling: Any = None, initial_fields: dict[str, Any] | None = None) -> None:
+                      error_output_paths: Sequence[str] = ("stderr",), sampling: Any = None,
+                      initial_fields: dict[str, Any] | None = None) -> None:
     """Log lines of the ``otelgw`` logger go to every one of ``output_paths`` (stderr, stdout or files), JSON or
-    console-formatted, redacted, and sampled when ``sampling`` (``LogSamplingConfig``) is enabled. Raises
-    OSError naming a file that cannot be opened."""
+    console-formatted, redacted, and sampled when ``sampling`` (``LogSamplingConfig``) is enabled; a line that
+    cannot be written is reported on ``error_output_paths``. Raises OSError naming a file that cannot be opened."""
     formatter = JsonFormatter() if encoding == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s")
+    error_streams = [_open("error_output_paths", path) for path in error_output_paths]
     handlers = []
     for path in output_paths:
-        try:
-            handler = logging.StreamHandler(_stream(path))
-        except OSError as exc:
-            raise OSError(f"service::telemetry::logs::output_paths: cannot open {path!r}: "
-                          f"{exc.strerror or exc}") from None
+        handler = _Handler(_open("output_paths", path), error_streams)
         handler.setFormatter(formatter)
         # On the handler, not the logger: a logger's filters do not see records propagated from its children.
         handler.addFilter(RedactingFilter())

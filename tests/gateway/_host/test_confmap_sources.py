@@ -78,6 +78,7 @@ def test_config_uris_merge_in_order(tmp_path, write_yaml):
         (["env:NOT_SET"], "config source env:NOT_SET: the environment variable is not set"),
         (["yaml:a: [unclosed"], "config source yaml: is not valid YAML"),
         (["file:/nonexistent/x.yaml"], "cannot read config file '/nonexistent/x.yaml'"),
+        (["https://config.example/otelgw.yaml"], "config source https: otelgw reads config from files and from"),
     ],
 )
 def test_bad_uris_are_clear_errors(sources, message):
