@@ -34,7 +34,8 @@ def _scaled(node: Any, speed: float, keys: frozenset[str]) -> Any:
 def _seconds(value: Any, speed: float) -> Any:
     if isinstance(value, str) and value.startswith("${"):
         return value  # an environment reference: the user's own value, left alone
-    return round(parse_duration(value) / speed, 3)
+    # with its unit: a bare number is read as the Collector reads durations, in nanoseconds
+    return f"{round(parse_duration(value) / speed, 3)}s"
 
 
 def scaled_copy(source: Path, target_dir: Path, speed: float, keys: frozenset[str] = PACED_KEYS) -> Path:
