@@ -100,7 +100,7 @@ class CumulativeState:
         if self.expiration <= 0:
             return 0
         cutoff = (time.monotonic() if now is None else now) - self.expiration
-        stale = []
+        stale: list[Hashable] = []
         for key, stream in self._streams.items():
             if stream.touched >= cutoff or (limit and len(stale) >= limit):
                 break  # ordered by last update: every later stream is younger

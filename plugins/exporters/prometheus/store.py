@@ -87,7 +87,7 @@ class SeriesStore(Collector):
         """Drop series not updated for ``expiration`` seconds, at most ``limit`` of them (0: all); returns how
         many were dropped. A caller on the event loop passes a limit and calls again while it returns ``limit``."""
         cutoff = (time.monotonic() if now is None else now) - self.expiration
-        stale = []
+        stale: list[tuple[str, Labels]] = []
         for key, point in self._series.items():
             if point.updated >= cutoff or (limit and len(stale) >= limit):
                 break  # ordered by last update: every later series is younger

@@ -286,9 +286,8 @@ class RecordBuffer:
                     if value is None:
                         raise _Fallback
                     # Levels repeat: their number and text fields are encoded once per level string.
-                    severity = severities.get(value) if type(value) is str else None
-                    if severity is None:
-                        severity = _severity_fields(lane, value)
+                    known = severities.get(value) if type(value) is str else None
+                    severity = known if known is not None else _severity_fields(lane, value)
                 raw = body.encode()
                 n = len(raw)
                 if n < 0x3FF0:
