@@ -17,8 +17,11 @@ in ``gateway._host`` and may change without notice; a plugin never imports them 
 - Errors (``gateway.errors``: the tree is in its docstring): ``OtelgwError``, ``ConfigError``, ``PluginError``,
   ``ConsumeError``, ``RetryableError``, ``PermanentError``, ``OverloadedError``, ``TooLargeError``,
   ``SkipBatchError``, ``StatusMapping``, ``status_for``.
-- Config: ``decode``, ``validate_tree``, ``Duration``, ``parse_duration``; shared blocks ``TLSClientConfig``,
-  ``TLSServerConfig``, ``ReloadingClientTLS``, ``ReloadingServerTLS``, ``QueueConfig``, ``RetryConfig``;
+- Config: ``decode``, ``validate_tree``, ``Duration``, ``parse_duration``, ``FilePath`` (a path ``validate``
+  does not open; ``run`` checks it), tagged unions ``Tagged`` and ``tagged_block`` (the Collector's ``type:``
+  keyed policies), ``optional_sections``, ``raise_if`` (a ``ConfigError`` of every message); shared
+  blocks ``TLSClientConfig``, ``TLSServerConfig``, ``ReloadingClientTLS``, ``ReloadingServerTLS``,
+  ``QueueConfig``, ``RetryConfig``;
   addresses ``split_host_port``, ``format_addresses``, ``listen_error``; the Collector's server and client
   blocks ``GRPCServerConfig``, ``GRPCClientConfig``, ``HTTPServerConfig``, ``HTTPClientConfig``, ``CORSConfig``,
   ``MIB``, and ``HTTPClient``; authentication ``AuthConfig``, ``server_auth``, ``client_auth``,

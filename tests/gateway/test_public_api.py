@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: A change here is a change of the plugin SDK: deliberate, and said in the commit message.
 PUBLIC_NAMES = {
+    "FilePath", "Tagged", "tagged_block", "optional_sections", "raise_if",
     "Backoff", "BatchConsumer", "MIB", "AuthConfig", "CORSConfig", "ClientInfo", "GRPCClientConfig", "GRPCServerConfig",
     "HTTPClient", "HTTPClientConfig", "HTTPServerConfig", "client_auth", "server_auth", "server_middleware",
     "shared_ports",
