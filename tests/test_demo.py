@@ -177,7 +177,8 @@ def test_make_demo_is_the_demo_of_every_pack_sped_up_ten_times() -> None:
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
-    done = subprocess.run([make, "-n", "--no-print-directory", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([make, "-n", "--no-print-directory", "demo"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1].endswith("/otelgw demo all --speed ${OTELGW_DEMO_SPEED:-10} --top")
     assert "make demo" in (ROOT / "README.md").read_text().split("\n## ", 1)[0]
