@@ -11,9 +11,12 @@ in ``gateway._host`` and may change without notice; a plugin never imports them 
   ``CreateProcessor``, ``CreateConnector``, ``CreateExporter``, ``CreateExtension``; ``Component``, the consumers
   ``TracesConsumer``, ``MetricsConsumer``, ``LogsConsumer`` (``Consumer``: any of them), ``BatchConsumer``,
   ``Batch``, ``consume``, ``count_items``; ``CliCommand`` for ``otelgw_cli_commands``.
-- The host a component sees in ``start(host)``: ``Host`` (``host.extension(id, Protocol, setting)``),
-  ``Status``; extension protocols ``Authenticator``, ``ClientAuthenticator``, ``Storage``; ``AdminServer``,
-  ``json_response`` (routes on the admin endpoint); ``DebugServer`` (the pprof and zpages listeners).
+- The host a component sees in ``start(host)``: ``Host``, a protocol (``host.extension(id, Protocol, setting)``,
+  ``report_status``, health, ``host.admin`` as ``AdminRoutes``, ``host.stats`` as ``GatewayStats``); tests get
+  one from ``gateway.testing.make_host()``. ``Status``; extension protocols ``Authenticator``,
+  ``ClientAuthenticator``, ``HeadersEditor`` (a client authenticator that edits the client's headers),
+  ``Storage``; ``AdminServer``, ``json_response`` (the admin endpoint and its answers); ``DebugServer`` (the
+  pprof and zpages listeners).
 - Errors (``gateway.errors``: the tree is in its docstring): ``OtelgwError``, ``ConfigError``, ``PluginError``,
   ``ConsumeError``, ``RetryableError``, ``PermanentError``, ``OverloadedError``, ``TooLargeError``,
   ``SkipBatchError``, ``StatusMapping``, ``status_for``.
@@ -71,6 +74,7 @@ from gateway.component import (
     CreateProcessor,
     CreateReceiver,
     Factory,
+    HeadersEditor,
     Kind,
     LogsConsumer,
     MetricsConsumer,
@@ -133,7 +137,7 @@ from gateway.helpers.split import split
 from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request, stamp
 from gateway.helpers.walog import SegmentLog, StorageUnavailable
 from gateway.hookspecs import hookimpl
-from gateway.host import Host, Status
+from gateway.host import AdminRoutes, GatewayStats, Host, Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
 from gateway.wirebytes import attached, unchanged, wire_bytes
 
@@ -142,6 +146,7 @@ __all__ = [
     "OVERFLOW_ATTRIBUTE",
     "USER_AGENT",
     "AdminClient",
+    "AdminRoutes",
     "AdminServer",
     "AdmissionGate",
     "AuthConfig",
@@ -176,9 +181,11 @@ __all__ = [
     "FlushingConnector",
     "GRPCClientConfig",
     "GRPCServerConfig",
+    "GatewayStats",
     "HTTPClient",
     "HTTPClientConfig",
     "HTTPServerConfig",
+    "HeadersEditor",
     "Host",
     "Kind",
     "LogsConsumer",

@@ -220,6 +220,14 @@ class ClientAuthenticator(Protocol):
 
 
 @runtime_checkable
+class HeadersEditor(ClientAuthenticator, Protocol):
+    """A client authenticator that edits the client's own headers rather than adding to them
+    (``headers_setter``: its ``upsert``/``delete`` actions need to see what is already there)."""
+
+    def apply_headers(self, existing: dict[str, str]) -> dict[str, str]: ...
+
+
+@runtime_checkable
 class Storage(Protocol):
     """A storage extension (``file_storage``): one directory per owner for write-ahead logs and checkpoints.
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gateway.component import ComponentID
+from gateway.component import Authenticator, ClientAuthenticator, ComponentID, HeadersEditor
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = ["AuthConfig", "ClientHeaders", "ServerCheck", "client_auth", "server_auth"]
 
@@ -34,21 +37,15 @@ class AuthConfig:
         except ValueError as exc:
             raise ConfigError(f"authenticator: {exc}") from None
 
-    def _extension(self, host: Any, method: str, key: str, role: str) -> Any:
-        extension = getattr(host, "extensions", {}).get(ComponentID.parse(self.authenticator))
-        if extension is None or not callable(getattr(extension, method, None)):
-            raise ConfigError(f"{key}::authenticator: {self.authenticator} is not a {role} authenticator "
-                              f"extension listed in service::extensions")
-        return extension
 
 
-def server_auth(host: Any, auth: AuthConfig | None, key: str, logger: logging.LoggerAdapter[Any]
+def server_auth(host: Host, auth: AuthConfig | None, key: str, logger: logging.LoggerAdapter[Any]
                 ) -> ServerCheck | None:
     """The check a server runs on each request's lower-cased headers; None when ``auth`` is not configured.
     ``key`` is the config path of the block, for the error when the extension is missing."""
     if auth is None:
         return None
-    check: ServerCheck = auth._extension(host, "authenticate", key, "server").authenticate
+    check: ServerCheck = host.extension(auth.authenticator, Authenticator, f"{key}::authenticator").authenticate
 
     def authenticate(headers: Mapping[str, str]) -> bool:
         # A malformed credential (non-ASCII bytes, garbage) is the client's problem: refused, never a traceback
@@ -64,15 +61,13 @@ def server_auth(host: Any, auth: AuthConfig | None, key: str, logger: logging.Lo
     return authenticate
 
 
-def client_auth(host: Any, auth: AuthConfig | None, key: str) -> ClientHeaders | None:
+def client_auth(host: Host, auth: AuthConfig | None, key: str) -> ClientHeaders | None:
     """What a client calls before each request for the credential headers; None when ``auth`` is not set."""
     if auth is None:
         return None
-    extension = auth._extension(host, "client_headers", key, "client")
-    edit = getattr(extension, "apply_headers", None)
-    if callable(edit):
-        apply: ClientHeaders = edit
-        return apply
+    extension = host.extension(auth.authenticator, ClientAuthenticator, f"{key}::authenticator")
+    if isinstance(extension, HeadersEditor):
+        return extension.apply_headers
 
     def add(headers: dict[str, str]) -> dict[str, str]:
         return {**headers, **extension.client_headers()}

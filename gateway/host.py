@@ -1,18 +1,23 @@
-"""What a running component can see of the gateway: extensions, telemetry, and every component's status."""
+"""What a running component can see of the gateway: the ``Host`` protocol it gets in ``start(host)``.
+
+The host is an interface, not a class a plugin builds: the gateway passes its own implementation, and tests get
+one from ``gateway.testing.make_host()``. Everything a component may ask of the gateway is listed here.
+"""
 
 from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from gateway._host.admin import AdminConfig, AdminServer
-from gateway._host.telemetry import Telemetry
-from gateway.component import ComponentID, Kind
-from gateway.errors import ConfigError
+if TYPE_CHECKING:
+    from aiohttp import web
 
-__all__ = ["ComponentStatus", "Host", "Status"]
+    from gateway.component import ComponentID, Kind
+
+__all__ = ["AdminRoutes", "ComponentStatus", "GatewayStats", "Host", "Status"]
 
 _P = TypeVar("_P")
 
@@ -40,53 +45,62 @@ class ComponentStatus:
         return out
 
 
-class Host:
-    """What ``start(host)`` gives a component: extensions, the admin endpoint, status reporting."""
+class AdminRoutes(Protocol):
+    """The admin endpoint (``service::telemetry::admin``): routes a component adds are served behind the admin
+    token. Remove them in ``shutdown`` so a reload that drops the component drops its routes."""
 
-    def __init__(self, telemetry: Telemetry, admin: AdminServer | None = None) -> None:
-        self.telemetry = telemetry
-        #: The admin endpoint; components add routes with ``host.admin.add_route(method, path, handler)``.
-        self.admin = admin or AdminServer(AdminConfig())
-        self.extensions: dict[ComponentID, Any] = {}
-        self._status: dict[str, ComponentStatus] = {}
-        #: True from the moment every pipeline has started until shutdown begins.
-        self.ready = False
-        #: The running gateway's ``Stats`` (``gateway._host.stats``: component counters, graph), for zpages.
-        self.stats: Any = None
+    def add_route(self, method: str, path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                  *, public: bool = False) -> None: ...
+
+    def remove_route(self, method: str, path: str) -> None: ...
+
+
+class GatewayStats(Protocol):
+    """The running gateway seen whole, for pages such as zpages: the snapshot ``otelgw top`` and ``/api/stats``
+    show, and each pipeline's members."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def pipelines(self) -> dict[str, list[tuple[str, str]]]:
+        """Each pipeline id to its members in order, as ``(role, component id)`` with role ``receiver``,
+        ``processor`` or ``exporter`` (a connector appears under the role it plays in that pipeline)."""
+        ...
+
+
+class Host(Protocol):
+    """What ``start(host)`` gives a component.
+
+    - ``extension(id, Protocol, setting)``: an extension listed in ``service::extensions`` as ``Protocol``
+      (``Storage``, ``Authenticator``, ``ClientAuthenticator``), or a ``ConfigError`` under ``setting``;
+    - ``report_status``: a component's own status (``Status``), shown by health_check, zpages and ``otelgw top``;
+    - ``ready``, ``healthy()``, ``component_status()``: the gateway's health, for health endpoints;
+    - ``admin``: the admin endpoint's routes; ``stats``: the whole gateway's figures (None until it runs).
+    """
+
+    @property
+    def admin(self) -> AdminRoutes: ...
+
+    @property
+    def ready(self) -> bool:
+        """True from the moment every pipeline has started until shutdown begins."""
+        ...
+
+    @property
+    def stats(self) -> GatewayStats | None: ...
 
     def extension(self, component_id: ComponentID | str, protocol: type[_P], setting: str) -> _P:
-        """The extension ``component_id`` as a ``protocol`` (``Storage``, ``Authenticator``, ...).
-
-        Raises ``ConfigError`` under the config key ``setting`` (e.g. ``sending_queue::storage``) when no such
-        extension is listed in ``service::extensions``, or when it lacks what ``protocol`` needs.
-        """
-        cid = ComponentID.parse(component_id) if isinstance(component_id, str) else component_id
-        extension = self.extensions.get(cid)
-        if extension is None:
-            raise ConfigError(f"{setting}: {cid} is not an extension listed in service::extensions (a "
-                              f"{protocol.__name__} extension is needed)")
-        if not isinstance(extension, protocol):
-            lacks = [name for name in vars(protocol) if not name.startswith("_") and not hasattr(extension, name)]
-            raise ConfigError(f"{setting}: extension {cid} is not a {protocol.__name__} extension: "
-                              f"{type(extension).__name__} lacks {', '.join(lacks)}")
-        return extension
+        """The extension ``component_id`` as a ``protocol``. Raises ``ConfigError`` under the config key
+        ``setting`` (e.g. ``sending_queue::storage``) when no such extension is listed in
+        ``service::extensions``, or when it lacks what ``protocol`` needs."""
+        ...
 
     def report_status(self, kind: Kind, cid: ComponentID, status: Status, error: str | None = None,
-                      pipeline: str | None = None) -> None:
-        key = f"{pipeline}/{kind.value}:{cid}" if pipeline else f"{kind.value}:{cid}"
-        current = self._status.get(key)
-        if error is None and current is not None and status in (Status.STOPPING, Status.STOPPED):
-            error = current.error  # a component that failed keeps saying why while it stops
-        if current is None or current.status is not status or current.error != error:
-            self._status[key] = ComponentStatus(status, error, time.time())
-
-    def forget_status(self, kind: Kind, cid: ComponentID, pipeline: str | None = None) -> None:
-        """Drop a component that a reload removed, so its last "stopped" does not make the gateway unhealthy."""
-        self._status.pop(f"{pipeline}/{kind.value}:{cid}" if pipeline else f"{kind.value}:{cid}", None)
+                      pipeline: str | None = None) -> None: ...
 
     def component_status(self) -> dict[str, dict[str, Any]]:
-        return {key: value.as_dict() for key, value in sorted(self._status.items())}
+        """Every component's status by ``[pipeline/]kind:id``, as ``{"status", "since"[, "error"]}``."""
+        ...
 
     def healthy(self) -> bool:
-        bad = (Status.PERMANENT_ERROR, Status.STOPPED, Status.STOPPING)
-        return self.ready and all(s.status not in bad for s in self._status.values())
+        """Ready, and no component failed or stopping."""
+        ...

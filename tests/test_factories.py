@@ -18,8 +18,7 @@ from gateway._host.registry import load_registry
 from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal, consume
 from gateway.configtypes import decode, validate_tree
-from gateway.host import Host
-from gateway.testing import Sink, make_logs, make_metrics, make_traces, settings_for
+from gateway.testing import Sink, make_host, make_logs, make_metrics, make_traces, settings_for
 
 REGISTRY = load_registry()
 FACTORIES = [f for f, _ in REGISTRY.unique_factories()]
@@ -123,7 +122,7 @@ async def test_create_then_shutdown_without_start(factory, tmp_path):
 async def test_start_consume_shutdown(factory, tmp_path):
     config = decode(factory.create_default_config(), runnable_overrides(factory.type, tmp_path, factory.kind))
     assert validate_tree(config) == []
-    host = Host(Telemetry())
+    host = make_host()
     for signal, out_signal in signal_pairs(factory):
         component = create(factory, signal, config, out_signal)
         await asyncio.wait_for(component.start(host), 10)

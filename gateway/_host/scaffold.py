@@ -46,10 +46,19 @@ test = ["pytest>=8"]
 
 [tool.pytest.ini_options]
 testpaths = ["tests"]
+
+# The rules otelgw itself is checked with; the generated code passes them as written.
+[tool.ruff]
+line-length = 120
+target-version = "py311"
+src = ["src", "tests"]
+
+[tool.ruff.lint]
+select = ["E", "F", "W", "I", "UP", "B", "SIM", "RUF"]
 '''
 
 _INIT = '''\
-"""otelgw plugin {dist}: the {name} {kind}."""
+"""The {name} {kind}: an otelgw plugin."""
 
 from __future__ import annotations
 
@@ -74,11 +83,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway import Factory, Kind, Processor, Stability
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-from gateway import Factory, Kind, Processor, Stability
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,13 @@ class {cls}(Processor):
         return None if self.config.drop else batch
 
 
-factory = Factory("{name}", Kind.PROCESSOR, Config, create_traces={cls}, create_metrics={cls},
-                  create_logs={cls}, stability=Stability.DEVELOPMENT)
+factory = Factory(
+    "{name}", Kind.PROCESSOR, Config,
+    create_traces={cls},
+    create_metrics={cls},
+    create_logs={cls},
+    stability=Stability.DEVELOPMENT,
+)
 '''
 
 _PROCESSOR_TEST = '''\
@@ -112,12 +125,14 @@ import asyncio
 
 from gateway import Kind, Signal
 from gateway.testing import Sink, make_logs, make_traces, settings_for
+
 from {module}.processor import Config, {cls}
 
 
 def run(config: Config, signal: Signal, batch) -> Sink:
     sink = Sink()
-    processor = {cls}(settings_for(Kind.PROCESSOR, "{name}", signal), config, sink)
+    settings = settings_for(Kind.PROCESSOR, "{name}", signal)
+    processor = {cls}(settings, config, sink)
     asyncio.run(processor.consume_traces(batch) if signal is Signal.TRACES else processor.consume_logs(batch))
     return sink
 
@@ -157,8 +172,8 @@ from gateway import (
     QueueConfig,
     RetryConfig,
     Stability,
+    otlpjson,
 )
-from gateway import otlpjson
 
 
 @dataclass(frozen=True)
@@ -205,8 +220,13 @@ class {cls}:
             out.write(line)
 
 
-factory = Factory("{name}", Kind.EXPORTER, Config, create_traces={cls}, create_metrics={cls}, create_logs={cls},
-                  stability=Stability.DEVELOPMENT)
+factory = Factory(
+    "{name}", Kind.EXPORTER, Config,
+    create_traces={cls},
+    create_metrics={cls},
+    create_logs={cls},
+    stability=Stability.DEVELOPMENT,
+)
 '''
 
 _EXPORTER_TEST = '''\
@@ -215,9 +235,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from gateway import ConfigError, Kind, Signal
-from gateway.testing import make_traces, settings_for
+from gateway.testing import make_host, make_traces, settings_for
+
 from {module}.exporter import Config, {cls}
 
 
@@ -225,8 +245,9 @@ def test_appends_each_batch_as_a_json_line(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
 
     async def main() -> None:
-        exporter = {cls}(settings_for(Kind.EXPORTER, "{name}", Signal.TRACES), Config(path=str(out)))
-        await exporter.start(None)
+        settings = settings_for(Kind.EXPORTER, "{name}", Signal.TRACES)
+        exporter = {cls}(settings, Config(path=str(out)))
+        await exporter.start(make_host())
         await exporter.consume_traces(make_traces(spans=3))
         await exporter.consume_traces(make_traces(spans=2))
         await exporter.shutdown()  # drains the sending queue
@@ -257,8 +278,6 @@ import contextlib
 import time
 from dataclasses import dataclass
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-
 from gateway import (
     ComponentSettings,
     ConfigError,
@@ -270,6 +289,7 @@ from gateway import (
     LogsConsumer,
     Stability,
 )
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 
 @dataclass(frozen=True)
@@ -318,16 +338,20 @@ class {cls}:
             await asyncio.sleep(self.config.interval)
 
 
-factory = Factory("{name}", Kind.RECEIVER, Config, create_logs={cls}, stability=Stability.DEVELOPMENT)
+factory = Factory(
+    "{name}", Kind.RECEIVER, Config,
+    create_logs={cls},
+    stability=Stability.DEVELOPMENT,
+)
 '''
 
 _RECEIVER_TEST = '''\
 import asyncio
 
 import pytest
-
 from gateway import ConfigError, Kind, Signal
-from gateway.testing import Sink, settings_for
+from gateway.testing import Sink, make_host, settings_for
+
 from {module}.receiver import Config, {cls}
 
 
@@ -335,8 +359,9 @@ def test_emits_a_record_every_interval() -> None:
     sink = Sink()
 
     async def main() -> None:
-        receiver = {cls}(settings_for(Kind.RECEIVER, "{name}", Signal.LOGS), Config(interval=0.01, message="hi"), sink)
-        await receiver.start(None)
+        settings = settings_for(Kind.RECEIVER, "{name}", Signal.LOGS)
+        receiver = {cls}(settings, Config(interval=0.01, message="hi"), sink)
+        await receiver.start(make_host())
         while sink.item_count(Signal.LOGS) < 3:
             await asyncio.sleep(0.01)
         await receiver.shutdown()
@@ -353,7 +378,9 @@ def test_the_interval_must_be_positive() -> None:
 '''
 
 _CONNECTOR = '''\
-"""The {name} connector: at the end of a traces pipeline, counts the spans of each resource into the metric
+"""The {name} connector.
+
+At the end of a traces pipeline, it counts the spans of each resource into the metric
 ``{name}.spans`` of a metrics pipeline.
 
 A connector is an exporter of one pipeline and a receiver of others: it consumes one signal and hands another
@@ -365,11 +392,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from gateway import ComponentSettings, Factory, Host, Kind, MetricsConsumer, Signal, Stability
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AGGREGATION_TEMPORALITY_DELTA
-
-from gateway import ComponentSettings, Factory, Host, Kind, MetricsConsumer, Signal, Stability
 
 
 @dataclass(frozen=True)
@@ -406,8 +432,11 @@ class {cls}:
         await self.next.consume_metrics(out)
 
 
-factory = Factory("{name}", Kind.CONNECTOR, Config, connectors={{(Signal.TRACES, Signal.METRICS): {cls}}},
-                  stability=Stability.DEVELOPMENT)
+factory = Factory(
+    "{name}", Kind.CONNECTOR, Config,
+    connectors={{(Signal.TRACES, Signal.METRICS): {cls}}},
+    stability=Stability.DEVELOPMENT,
+)
 '''
 
 _CONNECTOR_TEST = '''\
@@ -415,12 +444,14 @@ import asyncio
 
 from gateway import Kind, Signal
 from gateway.testing import Sink, make_traces, settings_for
+
 from {module}.connector import Config, {cls}
 
 
 def test_counts_the_spans_of_each_resource() -> None:
     sink = Sink()
-    connector = {cls}(settings_for(Kind.CONNECTOR, "{name}", Signal.TRACES), Config(), sink)
+    settings = settings_for(Kind.CONNECTOR, "{name}", Signal.TRACES)
+    connector = {cls}(settings, Config(), sink)
     asyncio.run(connector.consume_traces(make_traces(spans=7)))
     (batch,) = sink.batches[Signal.METRICS]
     (metric,) = batch.resource_metrics[0].scope_metrics[0].metrics

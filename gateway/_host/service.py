@@ -22,6 +22,7 @@ from gateway._host.confmap import load_sources, source_file
 from gateway._host.graph import Graph
 from gateway._host.registry import Registry, load_registry
 from gateway._host.reload import ReloadResult, reload_service
+from gateway._host.running import RunningHost
 from gateway._host.selfexport import PeriodicPush
 from gateway._host.stats import Stats
 from gateway._host.statuspage import add_status_page
@@ -31,7 +32,7 @@ from gateway._host.workers import context as workers
 from gateway._host.workers.worker import WorkerRole
 from gateway.component import ComponentSettings, Kind
 from gateway.errors import ConfigError
-from gateway.host import Host, Status
+from gateway.host import Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
 
 __all__ = ["Service", "gateway_version", "load_config", "resource_attributes"]
@@ -105,7 +106,7 @@ class Service:
         #: Items the last shutdown had to drop (counted by the components, with their reasons).
         self.lost_at_shutdown = 0
         self.admin = AdminServer(config.admin)
-        self.host = Host(self.telemetry, self.admin)
+        self.host = RunningHost(self.telemetry, self.admin)
         self.graph = Graph(config, self.telemetry)
         self._extensions: list[tuple[Kind, Any, Any]] = []
         self._metrics_runners: list[web.AppRunner] = []

@@ -317,6 +317,12 @@ class Stats:
             })
         return list(by_id.values())
 
+    def pipelines(self) -> dict[str, list[tuple[str, str]]]:
+        """Each pipeline's members in order, as ``(role, component id)``."""
+        return {str(pid): [("receiver", str(r)) for r in p.receivers] + [("processor", str(x)) for x in p.processors]
+                + [("exporter", str(e)) for e in p.exporters]
+                for pid, p in sorted(self._graph().config.pipelines.items())}
+
     def graph(self) -> dict[str, Any]:
         """Nodes and edges as they run: receivers → each pipeline's processors in order → exporters/connectors."""
         config = self._graph().config

@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from gateway._host.admin import AdminServer
 from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, ComponentID, ComponentSettings, Factory, Kind, Signal, count_items
 from gateway.configtypes import decode_and_validate
@@ -27,7 +28,20 @@ from gateway.errors import ConfigError
 if TYPE_CHECKING:
     from gateway.host import Host
 
-__all__ = ["Sink", "any_value", "load_config", "make_logs", "make_metrics", "make_traces", "settings_for"]
+__all__ = ["Sink", "any_value", "load_config", "make_host", "make_logs", "make_metrics", "make_traces",
+           "settings_for"]
+
+
+def make_host(telemetry: Telemetry | None = None, extensions: Mapping[str, Any] | None = None, *,
+              admin: AdminServer | None = None) -> Host:
+    """A host as ``otelgw run`` gives components in ``start(host)``, with ``extensions`` (id to a started
+    extension object) listed as if in ``service::extensions``, and ``admin`` as its admin endpoint."""
+    from gateway._host.running import RunningHost
+
+    host = RunningHost(telemetry or Telemetry(), admin)
+    for cid, extension in (extensions or {}).items():
+        host.extensions[ComponentID.parse(cid)] = extension
+    return host
 
 
 def load_config(factory: Factory, mapping: Mapping[str, Any] | None = None) -> Any:

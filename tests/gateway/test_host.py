@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway import Authenticator, ComponentID, ConfigError, Host, Storage
+from gateway._host.running import RunningHost
 from gateway._host.telemetry import Telemetry
 
 
@@ -35,7 +36,7 @@ class Passwords:
 
 @pytest.fixture
 def host(tmp_path: Path) -> Host:
-    host = Host(Telemetry())
+    host = RunningHost(Telemetry())
     host.extensions[ComponentID("file_storage")] = Directories(tmp_path)
     host.extensions[ComponentID("basicauth", "in")] = Passwords()
     return host

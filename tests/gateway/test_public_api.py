@@ -20,7 +20,7 @@ PUBLIC_NAMES = {
     "FilePath", "Tagged", "tagged_block", "optional_sections", "raise_if",
     "Backoff", "BatchConsumer", "MIB", "AuthConfig", "CORSConfig", "ClientInfo", "GRPCClientConfig", "GRPCServerConfig",
     "HTTPClient", "HTTPClientConfig", "HTTPServerConfig", "client_auth", "server_auth", "server_middleware",
-    "shared_ports",
+    "shared_ports", "AdminRoutes", "GatewayStats", "HeadersEditor",
     "Authenticator", "ClientAuthenticator", "Component", "Consumer", "CreateConnector", "CreateExporter",
     "CreateExtension", "CreateProcessor", "CreateReceiver", "LogsConsumer", "MetricsConsumer", "Storage",
     "TracesConsumer",

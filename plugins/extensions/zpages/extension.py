@@ -93,18 +93,11 @@ class ZPages:
     async def _pipelinez(self, request: web.Request) -> web.Response:
         snapshot = self._snapshot()
         by_key = {f"{c['kind']}:{c['id']}": c for c in snapshot["components"]}
-        pipelines: dict[str, list[dict[str, Any]]] = {}
-        for node in snapshot["graph"]["nodes"]:
-            if node["pipeline"]:
-                pipelines.setdefault(node["pipeline"], [])
         graph = snapshot["graph"]
         body = []
         assert self._host is not None and self._host.stats is not None
-        config = self._host.stats._graph().config
-        for pid, pipeline in sorted((str(k), v) for k, v in config.pipelines.items()):
+        for pid, members in self._host.stats.pipelines().items():
             rows = []
-            members = ([("receiver", r) for r in pipeline.receivers] + [("processor", p) for p in pipeline.processors]
-                       + [("exporter", e) for e in pipeline.exporters])
             for kind, cid in members:
                 entry = by_key.get(f"{kind}:{cid}") or by_key.get(f"connector:{cid}") or {}
                 dropped = " ".join(f"{r}={_num(n)}" for r, n in sorted(entry.get("dropped", {}).items())) or "0"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from gateway import AdminServer, json_response, parse_duration
+from gateway import AdminRoutes, json_response, parse_duration
 
 from .engine import Silence
 
@@ -28,7 +28,7 @@ ROUTES = (("GET", "/api/alerts"), ("POST", "/api/alerts/resolve"), ("GET", "/api
 
 
 class _Hub:
-    def __init__(self, admin: AdminServer) -> None:
+    def __init__(self, admin: AdminRoutes) -> None:
         self.admin = admin
         self.processors: list[AlertsProcessor] = []
         handlers = (self.list_alerts, self.resolve, self.rules, self.silences, self.add_silence,
@@ -121,17 +121,17 @@ class _Hub:
         return json_response({"silence": silence.as_dict()})
 
 
-_HUBS: weakref.WeakKeyDictionary[AdminServer, _Hub] = weakref.WeakKeyDictionary()
+_HUBS: weakref.WeakKeyDictionary[AdminRoutes, _Hub] = weakref.WeakKeyDictionary()
 
 
-def attach(admin: AdminServer, processor: AlertsProcessor) -> None:
+def attach(admin: AdminRoutes, processor: AlertsProcessor) -> None:
     hub = _HUBS.get(admin)
     if hub is None:
         hub = _HUBS[admin] = _Hub(admin)
     hub.processors.append(processor)
 
 
-def detach(admin: AdminServer, processor: AlertsProcessor) -> None:
+def detach(admin: AdminRoutes, processor: AlertsProcessor) -> None:
     hub = _HUBS.get(admin)
     if hub is None or processor not in hub.processors:
         return

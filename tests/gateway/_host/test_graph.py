@@ -6,9 +6,9 @@ import yaml
 from gateway._host.config import build_config
 from gateway._host.fanout import FanOut
 from gateway._host.graph import Graph
+from gateway._host.running import RunningHost
 from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
-from gateway.host import Host
 from gateway.testing import Sink, make_traces
 
 CONFIG = """
@@ -37,7 +37,7 @@ def graph(registry):
 
 
 async def test_start_is_downstream_first_and_shutdown_upstream_first(graph, events):
-    host = Host(Telemetry())
+    host = RunningHost(Telemetry())
     await graph.start(host)
     started = list(events)
     events.clear()
@@ -60,7 +60,7 @@ async def test_start_is_downstream_first_and_shutdown_upstream_first(graph, even
 
 
 async def test_receiver_fans_out_to_every_pipeline_and_mutating_processors_get_copies(graph):
-    await graph.start(Host(Telemetry()))
+    await graph.start(RunningHost(Telemetry()))
     receiver = graph.find(Kind.RECEIVER, "fakerecv", Signal.TRACES)
     batch = make_traces(spans=3)
     await receiver.push(batch)
@@ -71,11 +71,11 @@ async def test_receiver_fans_out_to_every_pipeline_and_mutating_processors_get_c
     metrics = graph.find(Kind.EXPORTER, "fakeexp/other", Signal.METRICS)
     [batch_out] = metrics.batches[Signal.METRICS]
     assert batch_out.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points[0].as_int == 3
-    await graph.shutdown(Host(Telemetry()))
+    await graph.shutdown(RunningHost(Telemetry()))
 
 
 async def test_shutdown_collects_every_error_and_stops_everything(graph, events):
-    host = Host(Telemetry())
+    host = RunningHost(Telemetry())
     await graph.start(host)
 
     async def broken():
@@ -95,7 +95,7 @@ async def test_failed_start_stops_what_started_and_reraises(graph, events):
         raise OSError("address in use")
 
     graph.find(Kind.RECEIVER, "fakerecv", Signal.TRACES).start = broken
-    host = Host(Telemetry())
+    host = RunningHost(Telemetry())
     with pytest.raises(OSError, match="address in use"):
         await graph.start(host)
     assert any(line.startswith("stop exporter") for line in events)
@@ -129,7 +129,7 @@ async def test_fanout_last_mutating_consumer_takes_the_original_when_alone():
 
 
 async def test_a_reload_takes_over_exactly_what_the_plan_diff_keeps(registry, graph):
-    host = Host(Telemetry())
+    host = RunningHost(Telemetry())
     await graph.start(host)
     # tag/b changes: its processor is created again; the pipelines it does not feed keep every object
     changed = yaml.safe_load(CONFIG)

@@ -7,6 +7,7 @@ One venv for the four kinds (installing otelgw into it is the slow part); each p
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,17 @@ def test_the_generated_code_imports_only_the_public_api(tmp_path: Path) -> None:
         for source in target.rglob("*.py"):
             imports = re.findall(r"^\s*(?:from|import) (gateway[\w.]*)", source.read_text(), re.M)
             assert set(imports) <= {"gateway", "gateway.testing"}, source
+
+
+@pytest.mark.parametrize("kind", scaffold.KINDS, ids=lambda kind: kind.value)
+def test_the_generated_code_passes_its_own_ruff_rules(tmp_path: Path, kind: Kind) -> None:
+    """The generated pyproject carries otelgw's lint rules, and the code passes them as generated: an author's
+    first `ruff check` shows only what they wrote."""
+    target = scaffold.write_plugin(f"my_long_plugin_name_{kind.value}", kind, tmp_path / kind.value)
+    ruff = Path(sys.executable).with_name("ruff")
+    result = subprocess.run([str(ruff), "check", "--no-cache", "--output-format", "concise", "."], cwd=target,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_name_that_cannot_be_a_type_name_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -14,8 +14,7 @@ from gateway.component import ComponentID, Kind, Signal, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import OverloadedError, PermanentError, RetryableError
 from gateway.helpers.exporter import ExporterHelper, PartialSuccess, QueueConfig, RetryConfig
-from gateway.host import Host
-from gateway.testing import make_traces, settings_for
+from gateway.testing import make_host, make_traces, settings_for
 from plugins.extensions.file_storage.config import Config as StorageConfig
 from plugins.extensions.file_storage.extension import FileStorage
 
@@ -91,7 +90,7 @@ async def test_with_storage_batching_takes_what_is_already_on_disk(tmp_path: Pat
     """Acknowledged requests are on disk before they wait for a batch: a stop while they wait loses none, and the
     next start sends them joined."""
     telemetry = Telemetry()
-    host = Host(telemetry)
+    host = make_host(telemetry)
     host.extensions[ComponentID("file_storage")] = FileStorage(
         settings_for(Kind.EXTENSION, "file_storage"), StorageConfig(directory=str(tmp_path)))
     queue = {"num_consumers": 1, "storage": "file_storage", "batch": {"min_size": 9, "flush_timeout": "60s"}}

@@ -13,8 +13,7 @@ from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal
 from gateway.helpers import exporter
 from gateway.helpers.exporter import ExporterHelper, PartialSuccess, QueueConfig, RetryConfig
-from gateway.host import Host
-from gateway.testing import make_traces, settings_for
+from gateway.testing import make_host, make_traces, settings_for
 from plugins.extensions.file_storage.config import Config as StorageConfig
 from plugins.extensions.file_storage.extension import FileStorage
 
@@ -44,7 +43,7 @@ async def test_a_worker_that_raises_is_logged_counted_and_restarted(
         tmp_path: Path, storage: bool, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(exporter, "WORKER_RESTART_DELAY", 0.01)
     telemetry = Telemetry()
-    host = Host(telemetry)
+    host = make_host(telemetry)
     if storage:
         extension = FileStorage(settings_for(Kind.EXTENSION, "file_storage"), StorageConfig(directory=str(tmp_path)))
         host.extensions[ComponentID("file_storage")] = extension

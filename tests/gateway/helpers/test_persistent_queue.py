@@ -6,14 +6,12 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal
 from gateway.errors import ConfigError, OverloadedError
 from gateway.helpers import persistent_queue, walog
 from gateway.helpers.exporter import ExporterHelper, QueueConfig, RetryConfig
 from gateway.helpers.persistent_queue import MemoryQueue, PersistentQueue, QueueFull
-from gateway.host import Host
-from gateway.testing import make_traces, settings_for
+from gateway.testing import make_host, make_traces, settings_for
 from plugins.extensions.file_storage.config import Config as StorageConfig
 from plugins.extensions.file_storage.extension import FileStorage
 
@@ -132,7 +130,7 @@ class Backend:
 async def test_exporter_helper_keeps_its_backlog_on_disk_across_a_restart(tmp_path: Path) -> None:
     storage = FileStorage(settings_for(Kind.EXTENSION, "file_storage"),
                           StorageConfig(directory=str(tmp_path), create_directory=True))
-    host = Host(Telemetry())
+    host = make_host()
     await storage.start(host)
     host.extensions[ComponentID("file_storage")] = storage
     queue = QueueConfig(num_consumers=2, storage="file_storage")
@@ -163,7 +161,7 @@ async def test_exporter_helper_keeps_its_backlog_on_disk_across_a_restart(tmp_pa
 
 
 async def test_exporter_helper_refuses_when_the_persistent_queue_is_full(tmp_path: Path) -> None:
-    host = Host(Telemetry())
+    host = make_host()
     storage = FileStorage(settings_for(Kind.EXTENSION, "file_storage"), StorageConfig(directory=str(tmp_path)))
     host.extensions[ComponentID("file_storage")] = storage
     helper = ExporterHelper(settings_for(Kind.EXPORTER, "otlp", Signal.TRACES), Backend().send, timeout=1,
@@ -181,7 +179,7 @@ async def test_storage_must_be_a_configured_file_storage_extension(tmp_path: Pat
     helper = ExporterHelper(settings_for(Kind.EXPORTER, "otlp", Signal.TRACES), Backend().send, timeout=1,
                             queue=QueueConfig(storage="file_storage/missing"), retry=RetryConfig())
     with pytest.raises(ConfigError, match="sending_queue::storage: file_storage/missing is not an extension listed"):
-        await helper.start(Host(Telemetry()))
+        await helper.start(make_host())
     assert OverloadedError  # imported for the API surface this module exercises
 
 

@@ -16,8 +16,7 @@ from gateway._host.registry import load_registry
 from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
-from gateway.host import Host
-from gateway.testing import any_value
+from gateway.testing import any_value, make_host
 from plugins.connectors.kpi import engine as engine_module
 from plugins.connectors.kpi.engine import KpiEngine
 from plugins.connectors.kpi.factory import factory
@@ -256,7 +255,7 @@ async def test_one_engine_serves_the_traces_and_the_logs_pipelines():
             metrics: {receivers: [kpi], exporters: [debug]}
     """)
     graph = Graph(build_config(raw, load_registry()), Telemetry())
-    host = Host(Telemetry())
+    host = make_host()
     await graph.start(host)
     from_traces = graph.find(Kind.CONNECTOR, "kpi", Signal.TRACES)
     from_logs = graph.find(Kind.CONNECTOR, "kpi", Signal.LOGS)

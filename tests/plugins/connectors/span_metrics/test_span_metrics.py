@@ -19,8 +19,7 @@ from gateway._host.registry import load_registry
 from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode
-from gateway.host import Host
-from gateway.testing import Sink, any_value, make_traces, settings_for
+from gateway.testing import Sink, any_value, make_host, make_traces, settings_for
 from plugins.connectors.span_metrics.aggregator import SpanAggregator
 from plugins.connectors.span_metrics.factory import factory
 
@@ -270,7 +269,7 @@ async def test_flushes_on_its_timer_and_once_more_at_shutdown():
     sink = Sink()
     connector = factory.connectors[(Signal.TRACES, Signal.METRICS)](
         settings_for(Kind.CONNECTOR, "spanmetrics", Signal.TRACES), config(metrics_flush_interval="50ms"), sink)
-    await connector.start(Host(Telemetry()))
+    await connector.start(make_host())
     await connector.consume_traces(spans(1, 2))
     deadline = time.monotonic() + 5
     while not sink.batches[Signal.METRICS]:
@@ -311,7 +310,7 @@ async def test_collector_yaml_with_the_spanmetrics_alias_runs_in_a_graph():
             metrics: {receivers: [spanmetrics], exporters: [debug]}
     """)
     graph = Graph(build_config(raw, load_registry()), Telemetry())
-    host = Host(Telemetry())
+    host = make_host()
     await graph.start(host)
     connector = graph.find(Kind.CONNECTOR, "spanmetrics")
     await connector.consume_traces(make_traces(spans=10))

@@ -14,8 +14,7 @@ from gateway import otlpjson
 from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, Kind, Signal, consume
 from gateway.errors import RetryableError
-from gateway.host import Host
-from gateway.testing import make_logs, make_metrics, make_traces, settings_for
+from gateway.testing import make_host, make_logs, make_metrics, make_traces, settings_for
 from plugins.exporters.file.config import Config, Rotation
 from plugins.exporters.file.exporter import FileExporter
 from plugins.exporters.file.factory import factory
@@ -51,7 +50,7 @@ def exporters(config: Config, name: str = "file", telemetry: Telemetry | None = 
 
 async def run(config: Config, batches: list[tuple[Signal, Batch]]) -> dict[Signal, FileExporter]:
     by_signal = exporters(config)
-    host = Host(Telemetry())
+    host = make_host()
     for exporter in by_signal.values():
         await exporter.start(host)
     for signal, batch in batches:
@@ -97,7 +96,7 @@ async def test_proto_records_parse_back_to_the_exact_requests(tmp_path: Path) ->
 async def test_flush_interval_zero_makes_every_write_visible_at_once(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     [exporter] = [exporters(Config(path=str(path), flush_interval=0))[Signal.TRACES]]
-    await exporter.start(Host(Telemetry()))
+    await exporter.start(make_host())
     await exporter.consume_traces(make_traces(2))
     assert path.read_bytes().count(b"\n") == 1
     await exporter.shutdown()
@@ -106,7 +105,7 @@ async def test_flush_interval_zero_makes_every_write_visible_at_once(tmp_path: P
 async def test_periodic_flush_makes_writes_visible_without_shutdown(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     exporter = exporters(Config(path=str(path), flush_interval=0.01))[Signal.LOGS]
-    await exporter.start(Host(Telemetry()))
+    await exporter.start(make_host())
     await exporter.consume_logs(make_logs(2))
     for _ in range(500):
         if path.stat().st_size:
@@ -129,7 +128,7 @@ async def test_signals_share_one_writer_until_the_last_shutdown(tmp_path: Path) 
     path = tmp_path / "out.jsonl"
     by_signal = exporters(Config(path=str(path)))
     for exporter in by_signal.values():
-        await exporter.start(Host(Telemetry()))
+        await exporter.start(make_host())
     await by_signal[Signal.TRACES].shutdown()
     await by_signal[Signal.METRICS].consume_metrics(make_metrics(3))  # upstream of metrics still draining
     await by_signal[Signal.METRICS].shutdown()
@@ -152,7 +151,7 @@ async def test_write_failure_is_retryable_and_counted(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     telemetry = Telemetry()
     exporter = exporters(Config(path=str(tmp_path / "x.jsonl")), telemetry=telemetry)[Signal.TRACES]
-    await exporter.start(Host(telemetry))
+    await exporter.start(make_host(telemetry))
 
     def disk_full(record: bytes) -> None:
         raise OSError(28, "No space left on device")
@@ -170,7 +169,7 @@ async def test_sent_items_are_counted(tmp_path: Path) -> None:
     telemetry = Telemetry()
     by_signal = exporters(Config(path=str(tmp_path / "x.jsonl")), telemetry=telemetry)
     for exporter in by_signal.values():
-        await exporter.start(Host(telemetry))
+        await exporter.start(make_host(telemetry))
     await by_signal[Signal.METRICS].consume_metrics(make_metrics(6))
     for exporter in by_signal.values():
         await exporter.shutdown()

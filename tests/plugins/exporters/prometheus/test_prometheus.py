@@ -18,8 +18,7 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode
-from gateway.host import Host
-from gateway.testing import settings_for
+from gateway.testing import make_host, settings_for
 from plugins.exporters.prometheus.factory import factory
 
 from .test_translation import T0, histogram_metric, number_metric, request
@@ -32,7 +31,7 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 async def exporter(telemetry: Telemetry | None = None, **overrides: Any) -> Any:
     config = decode(factory.create_default_config(), {"endpoint": "127.0.0.1:0", **overrides})
     instance = factory.create_metrics(settings_for(Kind.EXPORTER, "prometheus", Signal.METRICS, telemetry), config)
-    await instance.start(Host(Telemetry()))
+    await instance.start(make_host())
     return instance
 
 

@@ -24,9 +24,8 @@ from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode
 from gateway.errors import PermanentError, RetryableError
-from gateway.host import Host
 from gateway.protos.prometheus import remote_pb2
-from gateway.testing import settings_for
+from gateway.testing import make_host, settings_for
 from plugins.exporters.prometheus_remote_write.exporter import remote_write_error
 from plugins.exporters.prometheus_remote_write.factory import factory
 
@@ -101,7 +100,7 @@ async def exporter(receiver: Receiver, telemetry: Telemetry | None = None, **ove
     config = decode(factory.create_default_config(), {"endpoint": receiver.url, **overrides})
     instance = factory.create_metrics(
         settings_for(Kind.EXPORTER, "prometheusremotewrite", Signal.METRICS, telemetry), config)
-    await instance.start(Host(Telemetry()))
+    await instance.start(make_host())
     return instance
 
 

@@ -9,11 +9,10 @@ import time
 
 import pytest
 
-from gateway import Authenticator, ClientAuthenticator, ComponentID, ConfigError, Host, Storage
-from gateway._host.telemetry import Telemetry
+from gateway import Authenticator, ClientAuthenticator, ComponentID, ConfigError, Storage
 from gateway.component import Kind
 from gateway.configtypes import decode, validate_tree
-from gateway.testing import settings_for
+from gateway.testing import make_host, settings_for
 from plugins.extensions.basicauth.extension import factory as basic_factory
 from plugins.extensions.bearertokenauth.extension import factory as bearer_factory
 
@@ -120,7 +119,7 @@ async def test_bearer_is_found_as_a_server_and_as_a_client_authenticator(tmp_pat
     token_file = tmp_path / "token"
     token_file.write_text("from-file\n")
     auth, _ = bearer({"filename": str(token_file)})
-    host = Host(Telemetry())
+    host = make_host()
     host.extensions[ComponentID("bearertokenauth")] = auth
     await auth.start(host)
     client = host.extension("bearertokenauth", ClientAuthenticator, "auth::authenticator")
@@ -131,7 +130,7 @@ async def test_bearer_is_found_as_a_server_and_as_a_client_authenticator(tmp_pat
 
 async def test_basicauth_is_no_storage_and_the_error_says_why():
     auth, _ = basic({"htpasswd": {"inline": "ann:pw"}})
-    host = Host(Telemetry())
+    host = make_host()
     host.extensions[ComponentID("basicauth")] = auth
     with pytest.raises(ConfigError, match="extension basicauth is not a Storage extension: BasicAuth "
                                           "lacks queue_directory"):

@@ -6,10 +6,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind
 from gateway.host import Host, Status
-from gateway.testing import settings_for
+from gateway.testing import make_host, settings_for
 from plugins.extensions.health_check.config import Config
 from plugins.extensions.health_check.extension import HealthCheck
 from plugins.extensions.health_check.factory import factory
@@ -24,7 +23,7 @@ async def get(extension: HealthCheck, path: str) -> tuple[int, Any]:
 
 @pytest.fixture
 async def host() -> Host:
-    return Host(Telemetry())
+    return make_host()
 
 
 async def started(host: Host, **overrides: Any) -> HealthCheck:

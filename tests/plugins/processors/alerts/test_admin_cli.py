@@ -8,7 +8,7 @@ import json
 from gateway._host.admin import AdminConfig, AdminServer
 from gateway._host.cli import main
 from gateway._host.telemetry import Telemetry
-from gateway.host import Host
+from gateway.testing import make_host
 
 from .helpers import gauge, make_processor
 
@@ -27,7 +27,7 @@ async def test_list_resolve_silence_rules(capsys):
     admin = AdminServer(AdminConfig(endpoint="127.0.0.1:0", token="tok"))
     await admin.start()
     p, _, _clock = make_processor(RULES)
-    await p.start(Host(Telemetry(), admin))
+    await p.start(make_host(Telemetry(), admin=admin))
     base = ["alerts", "--admin", f"http://{admin.address}", "--token", "tok"]
     try:
         await p.consume_metrics(gauge("q", [({"queue": "billing"}, 25), ({"queue": "sales"}, 15)]))
@@ -66,7 +66,7 @@ async def test_options_after_the_subcommand_silences_and_outputs(capsys):
     admin = AdminServer(AdminConfig(endpoint="127.0.0.1:0", token="tok"))
     await admin.start()
     p, _, _clock = make_processor(RULES)
-    await p.start(Host(Telemetry(), admin))
+    await p.start(make_host(Telemetry(), admin=admin))
     after = ["--admin", f"http://{admin.address}", "--token", "tok"]
     try:
         await p.consume_metrics(gauge("q", [({"queue": "billing"}, 25), ({"queue": "sales"}, 15)]))

@@ -9,8 +9,7 @@ from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, OverloadedError, status_for
-from gateway.host import Host
-from gateway.testing import Sink, make_logs, make_traces, settings_for
+from gateway.testing import Sink, make_host, make_logs, make_traces, settings_for
 from plugins.processors.memory_limiter import memory
 from plugins.processors.memory_limiter.config import Config
 from plugins.processors.memory_limiter.factory import factory
@@ -94,8 +93,8 @@ async def test_refuses_above_the_soft_limit_counts_and_recovers(monkeypatch: pyt
                                    config, sink)
     logs = factory.create_logs(settings_for(Kind.PROCESSOR, "memory_limiter", Signal.LOGS, telemetry),  # type: ignore[misc]
                                config, sink)
-    await traces.start(Host(telemetry))
-    await logs.start(Host(telemetry))
+    await traces.start(make_host(telemetry))
+    await logs.start(make_host(telemetry))
     assert traces.guard is logs.guard  # one guard per id, shared by every pipeline
     try:
         await traces.consume_traces(make_traces(5))

@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 
-from gateway._host.telemetry import Telemetry
 from gateway.component import ComponentID, Kind, Signal
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, OverloadedError, RetryableError
 from gateway.helpers.walog import StorageUnavailable
 from gateway.host import Host
-from gateway.testing import settings_for
+from gateway.testing import make_host, settings_for
 from plugins.extensions.file_storage.config import Config as StorageConfig
 from plugins.extensions.file_storage.extension import FileStorage
 from plugins.processors.tail_sampling.factory import factory
@@ -42,7 +41,7 @@ class Wall:
 
 
 def host_with_storage(directory: Path) -> Host:
-    host = Host(Telemetry())
+    host = make_host()
     storage = FileStorage(settings_for(Kind.EXTENSION, "file_storage/ts"), StorageConfig(directory=str(directory)))
     host.extensions[ComponentID.parse("file_storage/ts")] = storage
     return host
@@ -163,7 +162,7 @@ async def test_storage_must_name_a_file_storage_extension(tmp_path: Path) -> Non
     processor = TailSamplingProcessor(settings_for(Kind.PROCESSOR, "tail_sampling", Signal.TRACES), config,
                                       Downstream())
     with pytest.raises(ConfigError, match="storage: file_storage/nope is not an extension listed"):
-        await processor.start(Host(Telemetry()))
+        await processor.start(make_host())
     bad = decode(factory.create_default_config(), {"policies": KEEP_ERRORS, "storage_max_bytes": 0})
     assert validate_tree(bad) == ["storage_max_bytes: must be > 0"]
 

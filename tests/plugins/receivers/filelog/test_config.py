@@ -121,11 +121,10 @@ def test_storage_must_be_a_file_storage_extension(tmp_path):
 
     from gateway._host.telemetry import Telemetry
     from gateway.component import Kind, Signal
-    from gateway.host import Host
-    from gateway.testing import Sink, settings_for
+    from gateway.testing import Sink, make_host, settings_for
     from plugins.receivers.filelog.factory import create_logs
 
     config = decode(create_default_config(), {"include": [str(tmp_path / "*.log")], "storage": "file_storage/x"})
     receiver = create_logs(settings_for(Kind.RECEIVER, "filelog", Signal.LOGS, Telemetry()), config, Sink())
     with pytest.raises(ConfigError, match="storage: file_storage/x is not an extension listed in service::extensions"):
-        asyncio.run(receiver.start(Host(Telemetry())))
+        asyncio.run(receiver.start(make_host()))

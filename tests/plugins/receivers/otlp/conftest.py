@@ -19,8 +19,7 @@ from google.rpc import status_pb2
 from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, Kind, Signal
 from gateway.configtypes import decode
-from gateway.host import Host
-from gateway.testing import Sink, make_logs, make_metrics, make_traces, settings_for
+from gateway.testing import Sink, make_host, make_logs, make_metrics, make_traces, settings_for
 from plugins.receivers.otlp.factory import factory
 from plugins.receivers.otlp.receiver import OtlpReceiver
 
@@ -170,7 +169,7 @@ async def start_receiver():
         config = config if config is not None else config_for()
         handles = [factory.create_fn(signal)(settings_for(Kind.RECEIVER, "otlp", signal, telemetry),  # type: ignore[misc]
                                              config, sink) for signal in signals]
-        host = Host(telemetry)
+        host = make_host(telemetry)
         try:
             for handle in handles:  # as the host does: start and shut down once per signal
                 await handle.start(host)

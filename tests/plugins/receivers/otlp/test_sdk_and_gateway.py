@@ -21,8 +21,7 @@ from gateway._host.config import build_config
 from gateway._host.graph import Graph
 from gateway._host.registry import load_registry
 from gateway._host.telemetry import Telemetry
-from gateway.host import Host
-from gateway.testing import Sink, make_metrics, make_traces
+from gateway.testing import Sink, make_host, make_metrics, make_traces
 
 
 def emit_two_spans(exporter: Any) -> dict[str, Any]:
@@ -94,7 +93,7 @@ async def test_in_a_gateway_graph_one_server_serves_the_wired_signals_only():
     }
     telemetry = Telemetry()
     graph = Graph(build_config(raw, load_registry([sink_plugin])), telemetry)
-    host = Host(telemetry)
+    host = make_host(telemetry)
     await graph.start(host)
     try:
         receiver = graph.find(Kind.RECEIVER, "otlp")
