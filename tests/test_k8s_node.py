@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -128,6 +129,10 @@ def _local(text: str, tmp_path: Path, sink: OtlpSink, health: int) -> Path:
         {"scrape_interval": "500ms", "scrape_timeout": "500ms"})
     raw["receivers"]["prometheus"]["config"]["scrape_configs"][0]["file_sd_configs"][0]["refresh_interval"] = "1s"
     raw["processors"]["batch"]["timeout"] = "100ms"
+    # The pipeline runs inside the test process, whose RSS after the rest of the suite says nothing about this
+    # pipeline: the limiter keeps its shipped proportions, above what the process already holds.
+    held_mib = psutil.Process().memory_info().rss // 2**20
+    raw["processors"]["memory_limiter"].update({"limit_mib": held_mib + 1024, "spike_limit_mib": 256})
     raw["exporters"]["otlp"]["endpoint"] = sink.grpc_endpoint
     path = tmp_path / "node.yaml"
     path.write_text(yaml.safe_dump(raw))
