@@ -32,8 +32,8 @@ test: $(STAMP)
 ## The fault-injection suite, randomized: OTELGW_FAULT_RUNS seeds of each case (make test runs one).
 faults: $(STAMP)
 	bash tests/install-test-servers.sh
-	OTELGW_FAULT_RUNS=$${OTELGW_FAULT_RUNS:-20} $(BIN)/python -m pytest -q -s tests/faults
-	OTELGW_FAULT_SERIES=1000000 $(BIN)/python -m pytest -q -s tests/test_large_registry.py
+	OTELGW_FAULT_RUNS=$${OTELGW_FAULT_RUNS:-20} $(BIN)/python -m pytest -q -s --timeout 3600 tests/faults
+	OTELGW_FAULT_SERIES=1000000 $(BIN)/python -m pytest -q -s --timeout 3600 tests/test_large_registry.py
 
 ## Print throughput figures next to the ceiling measured in the same run.
 bench: $(STAMP)

@@ -6,6 +6,7 @@ the batch processor's shutdown drain and the file exporter through the real conf
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -124,11 +125,16 @@ async def test_ready_after_start_not_ready_once_shutdown_begins(service: Service
         assert body["components"]["traces/processor:batch"]["status"] == "ok"
         assert body["components"]["extension:health_check"]["status"] == "ok"
         assert (await get(health_address(), "/"))[0] == 200
-        await receiver.push(make_traces(5))
+        # The batch processor answers a sender once the batch was handed on: with its 60 s timeout, only the
+        # shutdown drain can answer this push.
+        pushed = asyncio.get_running_loop().create_task(receiver.push(make_traces(5)))
+        await asyncio.sleep(0.1)
+        assert not pushed.done()
     finally:
         address = health_address()
         errors = await service.shutdown()
     assert errors == []
+    await asyncio.wait_for(pushed, 5)  # answered OK by the drain, not by the timer
 
     assert seen["starting"][0] == 503  # extensions are up before the pipelines are
     status, body = seen["stopping"]
