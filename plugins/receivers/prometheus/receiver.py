@@ -49,8 +49,12 @@ class _TargetLoop:
 
     async def stop(self, mark_stale_series: bool) -> None:
         if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
+            # Cancelled until it is done: a cancellation swallowed inside a library call must not leave the loop
+            # scraping and this shutdown waiting for it forever.
+            while not self.task.done():
+                self.task.cancel()
+                await asyncio.wait({self.task}, timeout=1.0)
+            await asyncio.gather(self.task, return_exceptions=True)  # done: collects its outcome, never waits
             self.task = None
         if mark_stale_series and self.state.previous:
             request = self._stale_request()

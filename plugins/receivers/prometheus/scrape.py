@@ -78,7 +78,10 @@ class Fetcher:
     async def fetch(self, target: Target) -> tuple[str, str, int]:
         """(body text, content type, body bytes); raises ``ScrapeError`` with a cause on any failure."""
         try:
-            return await asyncio.wait_for(self._fetch(target), target.timeout)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that arrives as the
+            # fetch completes, and a scrape loop that survives its cancellation makes shutdown wait forever.
+            async with asyncio.timeout(target.timeout):
+                return await self._fetch(target)
         except TimeoutError:
             raise ScrapeError("timeout", f"scrape timed out after {target.timeout:g}s") from None
         except aiohttp.ClientError as exc:
