@@ -20,7 +20,7 @@ import socket
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import cramjam
@@ -31,6 +31,9 @@ from gateway.configauth import AuthConfig, ClientHeaders, client_auth
 from gateway.configblocks import ReloadingClientTLS, TLSClientConfig, TLSServerConfig
 from gateway.configtypes import Duration
 from gateway.errors import ConfigError, RetryableError
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = ["COMPRESSIONS", "CORSConfig", "HTTPClient", "HTTPClientConfig", "HTTPServerConfig", "compress",
            "server_middleware"]
@@ -230,7 +233,7 @@ class HTTPClient:
     connections (``ReloadingClientTLS``).
     """
 
-    def __init__(self, config: HTTPClientConfig, host: Any, *, https: bool, key: str = "auth",
+    def __init__(self, config: HTTPClientConfig, host: Host, *, https: bool, key: str = "auth",
                  user_agent: str = "") -> None:
         self.config = config
         self._tls = ReloadingClientTLS(config.tls) if https else None

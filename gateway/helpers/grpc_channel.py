@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -22,6 +22,9 @@ from gateway.configauth import ClientHeaders, client_auth
 from gateway.configblocks import ReloadingClientTLS
 from gateway.configgrpc import GRPCClientConfig, grpc_compression
 from gateway.errors import RetryableError
+
+if TYPE_CHECKING:
+    from gateway.host import Host
 
 __all__ = ["ExporterChannel"]
 
@@ -74,7 +77,7 @@ class ExporterChannel:
         self._calls = {path: self._channel.unary_unary(path, request_serializer=ser, response_deserializer=de)
                        for path, (ser, de) in self._methods.items()}
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         self._credentials = client_auth(host, self.config.auth, "auth")
         if self.secure:
             self._reloading = ReloadingClientTLS(self.tls)

@@ -58,7 +58,7 @@ class LoadBalancingExporter:
         self.ring: HashRing | None = None
         self.backends: dict[str, Any] = {}  # OtlpGrpcExporter; consume_traces is set per instance
         self._envelopes = EnvelopeTable()
-        self._host: Any = None
+        self._host: Host | None = None
         self._task: asyncio.Task[None] | None = None
         self._retiring: dict[str, asyncio.Task[None]] = {}
         metrics = loadbalancer_metrics(settings.telemetry.registry)

@@ -10,9 +10,8 @@ outgoing batch keeps its own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from gateway import ComponentSettings, ConfigError, Factory, Kind, Stability, client
+from gateway import ComponentSettings, ConfigError, Factory, Host, Kind, Stability, client
 
 _ACTIONS = ("insert", "update", "upsert", "delete")
 
@@ -57,7 +56,7 @@ class HeadersSetter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.config = config
 
-    async def start(self, host: Any) -> None:
+    async def start(self, host: Host) -> None:
         pass
 
     async def shutdown(self) -> None:
