@@ -11,10 +11,12 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 
 from gateway._host import cli
 from gateway._host.registry import load_registry
+from gateway._host.workers.adminview import merge_stats
 from gateway._host.workers.routing import split, split_trace_bytes
 from gateway._host.workers.view import merge_expositions
 from gateway.component import Signal
@@ -475,3 +478,158 @@ async def test_span_metrics_through_workers_add_up_in_the_prometheus_view(tmp_pa
         assert await asyncio.to_thread(gateway.stop) == 0, gateway.log()
     finally:
         gateway.kill()
+
+
+# ---------------------------------------------------------------------------------------------- the admin view
+
+
+def test_merged_stats_add_counters_weigh_error_rates_and_keep_the_worst_status() -> None:
+    def snapshot(sent: float, rate: float, error_rate: float | None, status: str, rss: int) -> dict:
+        return {"gateway": {"ready": True, "healthy": status == "ok", "rss_bytes": rss, "loop_lag_ms": rss / 1e9,
+                            "config_generation": 1, "uptime_s": 5.0},
+                "components": [{"kind": "exporter", "id": "otlp", "out_total": sent, "in_per_s": rate,
+                                "error_rate": error_rate, "dropped": {"full": 1.0}, "status": status,
+                                "latency_ms": 10.0}],
+                "graph": {"nodes": [], "edges": []}, "kpis": [{"name": "k", "value": 1.0}],
+                "errors": [{"ts": f"2026-01-01T00:00:0{int(sent)}Z", "msg": "x"}]}
+
+    merged = merge_stats({0: snapshot(3, 30.0, 0.1, "ok", 10**9), 1: snapshot(1, 10.0, 0.5, "recoverable_error",
+                                                                                  2 * 10**9)}, 3)
+    (otlp,) = merged["components"]
+    assert otlp["out_total"] == 4 and otlp["dropped"] == {"full": 2.0}
+    assert otlp["error_rate"] == 0.2  # (0.1 x 30 + 0.5 x 10) / 40: weighted by the items that arrived
+    assert otlp["status"] == "recoverable_error"
+    gateway = merged["gateway"]
+    assert gateway["rss_bytes"] == 3 * 10**9 and gateway["loop_lag_ms"] == 2.0
+    assert gateway["workers"] == 3 and gateway["workers_missing"] == [2] and gateway["ready"] is False
+    assert [k["worker"] for k in merged["kpis"]] == [0, 1]
+    assert [e["worker"] for e in merged["errors"]] == [1, 0]  # in time order
+
+
+def _admin(ports: dict[str, int], path: str, body: dict | None = None) -> tuple[int, dict]:
+    url, headers = f"http://127.0.0.1:{ports['admin']}{path}", {"Authorization": "Bearer test-token"}
+    if body is None:
+        status, raw = http_get(url, timeout=10, headers=headers)
+    else:
+        status, raw = http_post(url, json.dumps(body).encode(), {**headers, "Content-Type": "application/json"})
+    return status, json.loads(raw)
+
+
+async def test_top_tap_and_alerts_see_every_worker_through_the_supervisor(tmp_path: Path) -> None:
+    """With 2 workers, the admin endpoint answers for the whole gateway: /api/stats sums the workers' counters
+    (what ``otelgw top`` shows), a tap streams from every worker, and alerts are listed from every worker, with
+    a silence made and expired on all of them by one id."""
+    ports = _ports()
+    sink = OtlpSink()
+    await sink.start()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent(f"""
+        extensions:
+          health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
+        receivers:
+          otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:{ports['grpc']}"}}}}}}
+        connectors:
+          span_metrics: {{metrics_flush_interval: 100ms}}
+        processors:
+          alerts:
+            evaluation_interval: 100ms
+            rules:
+              - {{alert: ShopCalls, metric: traces.span.metrics.calls, aggregation: last, window: 1m, op: gt,
+                 threshold: 0, for: 0s, severity: info, group_by: [service.name]}}
+        exporters:
+          otlp:
+            endpoint: {sink.grpc_endpoint}
+            tls: {{insecure: true}}
+        service:
+          extensions: [health_check]
+          admin: {{endpoint: "127.0.0.1:{ports['admin']}", token: test-token}}
+          telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [otlp, span_metrics]}}
+            metrics: {{receivers: [span_metrics], processors: [alerts], exporters: [otlp]}}
+    """))
+    gateway = GatewayProcess(config, ports, tmp_path / "gateway.log")
+    try:
+        gateway.start("--workers", "2")
+        await asyncio.to_thread(gateway.wait_ready, 60)
+        for _ in range(10):  # separate connections: both workers receive, both own traces
+            await asyncio.to_thread(_send_alone, ports["grpc"], make_traces(40, spans_per_trace=2, service="shop"))
+
+        deadline = time.monotonic() + 60
+        while True:  # the workers sample their counters once a second
+            status, stats = await asyncio.to_thread(_admin, ports, "/api/stats")
+            assert status == 200, stats
+            exported = [c for c in stats["components"] if c["kind"] == "exporter" and c["id"] == "otlp"]
+            if (exported and (exported[0]["out_total"] or 0) >= 400) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        assert stats["gateway"]["workers"] == 2 and stats["gateway"]["workers_missing"] == []
+        assert sink.item_count(Signal.TRACES) == 400
+        assert exported[0]["out_total"] >= 400  # spans and span_metrics' points: every worker's sends, summed
+
+        top = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "gateway", "top", "--admin", f"http://127.0.0.1:{ports['admin']}",
+                             "--token", "test-token", "--once", "--output", "json"],
+            capture_output=True, text=True, timeout=60)
+        assert top.returncode == 0, top.stderr
+        assert json.loads(top.stdout)["stats"]["gateway"]["workers"] == 2
+
+        while True:
+            status, alerts = await asyncio.to_thread(_admin, ports, "/api/alerts")
+            assert status == 200, alerts
+            workers = {a["worker"] for a in alerts["alerts"] if a["alertname"] == "ShopCalls"}
+            if workers == {0, 1} or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        assert workers == {0, 1}, alerts  # each worker evaluates the series of the traces it owns
+
+        status, made = await asyncio.to_thread(_admin, ports, "/api/alerts/silences",
+                                               {"matchers": {"alertname": "ShopCalls"}, "duration": "1h"})
+        assert status == 200, made
+        sid = made["silence"]["id"]
+        status, alerts = await asyncio.to_thread(_admin, ports, "/api/alerts")
+        assert all(a["silenced"] for a in alerts["alerts"] if a["alertname"] == "ShopCalls"), alerts
+        status, expired = await asyncio.to_thread(_admin, ports, "/api/alerts/silences/expire", {"id": sid})
+        assert status == 200, expired
+        # The list is the union of every worker's: empty means expired on all, not only on the first that had it.
+        assert (await asyncio.to_thread(_admin, ports, "/api/alerts/silences"))[1]["silences"] == []
+        status, missing = await asyncio.to_thread(_admin, ports, "/api/alerts/silences/expire", {"id": sid})
+        assert status == 404, missing
+
+        tapped = asyncio.Event()
+
+        async def send_while_tapping() -> None:
+            while not tapped.is_set():
+                await asyncio.to_thread(_send_alone, ports["grpc"], make_traces(10, service="tapped"))
+                await asyncio.sleep(0.05)
+
+        sending = asyncio.get_running_loop().create_task(send_while_tapping())
+        tap = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "gateway", "tap", "otlp", "--signal", "traces", "--limit", "20",
+                             "--admin", f"http://127.0.0.1:{ports['admin']}", "--token", "test-token",
+                             "--output", "json"],
+            capture_output=True, text=True, timeout=60)
+        assert tap.returncode == 0, tap.stderr
+        batches = [json.loads(line) for line in tap.stdout.splitlines() if line.startswith("{")]
+        services = {kv["value"]["stringValue"] for b in batches for rs in b["resourceSpans"]
+                    for kv in rs["resource"]["attributes"] if kv["key"] == "service.name"}
+        assert services == {"tapped"}
+        assert sum(len(ss["spans"]) for b in batches for rs in b["resourceSpans"] for ss in rs["scopeSpans"]) == 20
+
+        # The stream itself: one header for the whole gateway, then items from both workers, then the end.
+        request = urllib.request.Request(f"http://127.0.0.1:{ports['admin']}/api/tap?component=otlp&limit=60",
+                                         headers={"Authorization": "Bearer test-token"})
+        try:
+            stream = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=30).read())
+        finally:
+            tapped.set()
+            await sending
+        messages = [json.loads(line) for line in stream.splitlines()]
+        assert messages[0]["tap"]["workers"] == 2 and messages[0]["tap"]["rate"] == 100
+        assert messages[-1]["end"] == "limit reached"
+        assert {m["worker"] for m in messages if "data" in m} == {0, 1}
+        assert sum(m["items"] for m in messages if "data" in m) >= 60
+        assert await asyncio.to_thread(gateway.stop) == 0, gateway.log()
+    finally:
+        gateway.kill()
+        await sink.stop()

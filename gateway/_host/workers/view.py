@@ -6,7 +6,8 @@
   and ``otelgw_worker_restarts_total``.
 - ``health_check`` endpoints: 200 only when every worker answers 200 on the same path; the body lists each.
 - Admin (``service::admin``, same token rules): ``GET /status`` (ready when every worker is) and
-  ``POST /-/reload`` (every worker reloads; ok when all did).
+  ``POST /-/reload`` (every worker reloads; ok when all did); the status page, ``/api/stats``, ``/api/tap`` and
+  ``/api/alerts...`` combine every worker's answer (``adminview.py``).
 
 Every worker serves its own copy of these on a loopback port (``context.adjust_config``) and reports it
 (``worker.py``); the supervisor asks them all at each request.
@@ -27,6 +28,8 @@ from gateway._host.admin import AdminServer, json_response
 from gateway._host.telemetry import CONTENT_TYPE_LATEST
 from gateway.component import Kind
 from gateway.netaddr import format_addresses, listen_error, split_host_port
+
+from .adminview import AdminView
 
 if TYPE_CHECKING:
     from .supervisor import Supervisor
@@ -90,26 +93,31 @@ class View:
                 found[index] = report
         return found
 
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The client the supervisor asks its workers with (open while the view runs)."""
+        assert self._session is not None, "the view is not running"
+        return self._session
+
     async def _ask(self, address: str | None, path: str, method: str = "GET",
-                   headers: dict[str, str] | None = None) -> tuple[int, str]:
+                   headers: dict[str, str] | None = None, body: Any = None) -> tuple[int, str]:
         if not address:
             return 0, "not serving it"
-        assert self._session is not None
         try:
-            async with self._session.request(method, f"http://{address}{path}", headers=headers,
-                                             json={} if method == "POST" else None,
+            async with self.session.request(method, f"http://{address}{path}", headers=headers,
+                                            json=(body if body is not None else {}) if method == "POST" else None,
                                              timeout=aiohttp.ClientTimeout(total=ASK_TIMEOUT_S)) as response:
                 return response.status, await response.text()
         except (aiohttp.ClientError, TimeoutError) as exc:
             return 0, f"no answer: {type(exc).__name__}"
 
-    async def _ask_all(self, address_of: Callable[[dict[str, Any]], str | None], path: str, method: str = "GET",
-                       headers: dict[str, str] | None = None) -> dict[int, tuple[int, str]]:
+    async def ask_all(self, address_of: Callable[[dict[str, Any]], str | None], path: str, method: str = "GET",
+                      headers: dict[str, str] | None = None, body: Any = None) -> dict[int, tuple[int, str]]:
         """Every worker's answer, with status 0 for a worker that is not running or did not answer."""
         reports = self.reports()
         indexes = list(range(self.supervisor.count))
         answers = await asyncio.gather(*(
-            self._ask(address_of(reports[i]), path, method, headers) if i in reports
+            self._ask(address_of(reports[i]), path, method, headers, body) if i in reports
             else _missing() for i in indexes))
         return dict(zip(indexes, answers, strict=True))
 
@@ -118,7 +126,7 @@ class View:
     def _exposition(self, address_of: Callable[[dict[str, Any]], str | None], path: str,
                     own: bool) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            answers = await self._ask_all(address_of, path)
+            answers = await self.ask_all(address_of, path)
             texts = {i: text for i, (status, text) in answers.items() if status == 200}
             body = merge_expositions(texts)
             if own:
@@ -138,7 +146,7 @@ class View:
 
     def _health(self, key: str) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
-            answers = await self._ask_all(_endpoint(key), request.path_qs)
+            answers = await self.ask_all(_endpoint(key), request.path_qs)
             healthy = all(status == 200 for status, _ in answers.values())
             workers = [{"worker": i, "pid": self.supervisor.pid(i), "status": status, "answer": _json_or_text(text)}
                        for i, (status, text) in answers.items()]
@@ -148,7 +156,7 @@ class View:
 
     async def _status(self, request: web.Request) -> web.Response:
         headers = {"Authorization": f"Bearer {self.supervisor.token}"}
-        answers = await self._ask_all(lambda r: r.get("admin"), "/status", headers=headers)
+        answers = await self.ask_all(lambda r: r.get("admin"), "/status", headers=headers)
         workers = [{"worker": i, "pid": self.supervisor.pid(i), **(_json_or_text(text) if status == 200
                                                                      else {"ready": False, "error": text})}
                    for i, (status, text) in answers.items()]
@@ -156,7 +164,7 @@ class View:
 
     async def _reload(self, request: web.Request) -> web.Response:
         headers = {"Authorization": f"Bearer {self.supervisor.token}"}
-        answers = await self._ask_all(lambda r: r.get("admin"), "/-/reload", "POST", headers)
+        answers = await self.ask_all(lambda r: r.get("admin"), "/-/reload", "POST", headers)
         workers = [{"worker": i, "status": status, **(_json_or_text(text) if status in (200, 400)
                                                        else {"error": text})} for i, (status, text) in answers.items()]
         ok = all(status == 200 for status, _ in answers.values())
@@ -203,6 +211,7 @@ class View:
                 self._admin = AdminServer(config.admin)
                 self._admin.add_route("GET", "/status", self._status)
                 self._admin.add_route("POST", "/-/reload", self._reload)
+                AdminView(self).register(self._admin)
                 await self._admin.start()
         except BaseException:
             await self.stop()

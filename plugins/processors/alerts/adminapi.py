@@ -7,6 +7,7 @@ registers them, the last to stop removes them, and each request is answered from
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from .processor import AlertsProcessor
 
 __all__ = ["attach", "detach"]
+
+_SILENCE_ID = re.compile(r"[0-9a-f]{8,32}")
 
 ROUTES = (("GET", "/api/alerts"), ("POST", "/api/alerts/resolve"), ("GET", "/api/alerts/rules"),
           ("GET", "/api/alerts/silences"), ("POST", "/api/alerts/silences"),
@@ -109,7 +112,10 @@ class _Hub:
             return json_response({"error": f"duration: {exc}"}, 400)
         if duration <= 0:
             return json_response({"error": "duration: must be > 0"}, 400)
-        sid = uuid.uuid4().hex[:12]
+        # A gateway run as several workers creates one silence on each with the same id (so one expire reaches
+        # all); anyone else gets a new id.
+        given = body.get("id")
+        sid = given if isinstance(given, str) and _SILENCE_ID.fullmatch(given) else uuid.uuid4().hex[:12]
         silence = None
         for processor in self.processors:
             now = processor.clock()
