@@ -134,7 +134,10 @@ class PeriodicPush:
         while True:
             await asyncio.sleep(self.config.interval / 1000)
             try:
-                await asyncio.wait_for(self.export(), self.config.timeout / 1000)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that arrives as the
+                # export completes, and this loop would then outlive shutdown's cancel.
+                async with asyncio.timeout(self.config.timeout / 1000):
+                    await self.export()
             except Exception as exc:  # the next interval sends the cumulative values again
                 log.warning("pushing the gateway's own metrics failed: %s", exc,
                             extra={"endpoint": self.otlp.endpoint})

@@ -255,7 +255,8 @@ class TapHub:
             if request.transport is None or request.transport.is_closing():
                 return "client left"
             try:
-                signal, data, items = await asyncio.wait_for(tap.queue.get(), 0.5)
+                async with asyncio.timeout(0.5):  # not wait_for: a swallowed cancellation would keep streaming
+                    signal, data, items = await tap.queue.get()
             except TimeoutError:
                 if tap.skipped != reported_skipped:
                     reported_skipped = tap.skipped

@@ -44,7 +44,8 @@ class DnsResolver:
     async def endpoints(self, resolve: ResolveFn) -> list[str] | None:
         """The backends' endpoints now, or None if this resolution failed (counted and, once per error, logged)."""
         try:
-            ips = await asyncio.wait_for(resolve(self.hostname, self.port), self.config.timeout)
+            async with asyncio.timeout(self.config.timeout):  # not wait_for: see the prometheus receiver's fetch
+                ips = await resolve(self.hostname, self.port)
             endpoints = sorted({format_endpoint(ip, self.port) for ip in ips})
             if not endpoints:
                 raise LookupError("the name resolved to no address")
