@@ -19,7 +19,7 @@ from gateway import varint
 
 from .operators.entry import Entry
 
-__all__ = ["RecordBuffer", "encode_attributes"]
+__all__ = ["RecordBuffer", "encode_attributes", "lookup_pair", "pair", "severity_fields"]
 
 _ONE = [bytes((i,)) for i in range(128)]
 _FIXED64 = struct.Struct("<Q")
@@ -116,7 +116,7 @@ def _string_pair(key: str, value: str) -> bytes:
             + (_ONE[n] if n < 0x80 else varint(n)) + raw)
 
 
-def _pair(key: Any, value: Any) -> bytes:
+def pair(key: Any, value: Any) -> bytes:
     """One LogRecord attribute (tag 6) of any value type."""
     if type(value) is str:
         return _string_pair(str(key), value)
@@ -170,7 +170,7 @@ class _PairCache(dict):  # type: ignore[type-arg]
                     self.stored[key] = stored + 1
                     self[item] = encoded
             return encoded
-        return _pair(key, value)
+        return pair(key, value)
 
 
 #: LogRecord.attributes' tag (6) and a one-byte length, by length.
@@ -192,22 +192,22 @@ _MAX_PAIRS = 65536
 _DISTINCT_PER_KEY = 4096
 _CACHEABLE_LEN = 48
 _PAIRS = _PairCache()
-_lookup_pair = _PAIRS.__getitem__
+lookup_pair = _PAIRS.__getitem__
 
 
 def _record_attributes(attributes: Mapping[str, Any]) -> bytes:
     """The KeyValues with LogRecord.attributes' tag (6)."""
     try:
-        return b"".join(map(_lookup_pair, attributes.items()))
+        return b"".join(map(lookup_pair, attributes.items()))
     except TypeError:  # an unhashable value (a map or list): encode item by item
-        return b"".join(_pair(k, v) for k, v in attributes.items())
+        return b"".join(pair(k, v) for k, v in attributes.items())
 
 
 class _Fallback(Exception):
     pass
 
 
-def _severity_fields(lane: Any, value: Any) -> bytes:
+def severity_fields(lane: Any, value: Any) -> bytes:
     """LogRecord.severity_number and severity_text of a level value, remembered for string levels."""
     number = lane.severity_number(value)
     text = lane.severity_text(value, number)
@@ -254,18 +254,26 @@ class RecordBuffer:
         self.count += count
         self.size += size
 
-    def add_json_lines(self, bodies: list[str], lane: Any, file_attributes: bytes, file_keys: frozenset[str],
-                       observed: int, resource: Mapping[str, Any] | None,
+    def add_encoded(self, pieces: Iterable[bytes], count: int, size: int,
+                    resource: Mapping[str, Any] | None) -> None:
+        """``count`` records already framed (``pieces`` join to them; ``size``: their bytes without the frames)."""
+        self._group(resource).extend(pieces)
+        self.count += count
+        self.size += size
+
+    def add_json_lines(self, bodies: list[str] | list[bytes], lane: Any, file_attributes: bytes,
+                       file_keys: frozenset[str], observed: int, resource: Mapping[str, Any] | None,
                        fallback: Callable[[str], list[Entry]]) -> None:
-        """JSON lines parsed into attributes (``jsonlane``), each encoded as ``add_entries`` would encode the
-        entry the general path builds; ``fallback(body)`` runs a line through that path instead."""
+        """JSON lines (``str``, or valid UTF-8 ``bytes``) parsed into attributes (``jsonlane``), each encoded as
+        ``add_entries`` would encode the entry the general path builds; ``fallback(body)`` runs a line through
+        that path instead. ``jsoncolumns.add_json_batch`` does the same for many lines at once."""
         pack = _FIXED64.pack
         group = self._group(resource)
         append = group.append
         # What every record of the batch ends with: the file's attributes, then (after the line's) the time seen.
         observed_field = b"\x59" + pack(observed)
         loads = orjson.loads
-        lookup = _lookup_pair
+        lookup = lookup_pair
         time_key, parse_time = lane.time_key, lane.parse_time
         severity_key = lane.severity_key
         severities = lane.severities
@@ -287,8 +295,8 @@ class RecordBuffer:
                         raise _Fallback
                     # Levels repeat: their number and text fields are encoded once per level string.
                     known = severities.get(value) if type(value) is str else None
-                    severity = known if known is not None else _severity_fields(lane, value)
-                raw = body.encode()
+                    severity = known if known is not None else severity_fields(lane, value)
+                raw = body if isinstance(body, bytes) else body.encode()
                 n = len(raw)
                 if n < 0x3FF0:
                     length = _VARINT[n]
@@ -299,7 +307,7 @@ class RecordBuffer:
                 record = b"".join((time_field, severity, body_field, file_attributes,
                                    b"".join(map(lookup, parsed.items())), observed_field))
             except Exception:
-                self.add_entries(fallback(body))
+                self.add_entries(fallback(body.decode() if isinstance(body, bytes) else body))
                 continue
             n = len(record)
             append(b"\x12" + (_VARINT[n] if n < 0x4000 else varint(n)) + record)
@@ -340,7 +348,7 @@ class RecordBuffer:
                 parts.append(_framed(b"\x2a", encode_any(body)))
             if entry.attributes:
                 try:
-                    parts.append(b"".join(map(_lookup_pair, entry.attributes.items())))
+                    parts.append(b"".join(map(lookup_pair, entry.attributes.items())))
                 except TypeError:
                     parts.append(_record_attributes(entry.attributes))
             if entry.observed != observed:

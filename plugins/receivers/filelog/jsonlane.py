@@ -29,6 +29,8 @@ class JsonLane:
     severity_key: str | None
     severity_number: Callable[[Any], int] | None
     severity_text: Callable[[Any, int], str] | None
+    #: Whether ``parse_time`` of a string is ``parse_rfc3339(value, None)`` when that gives a time.
+    rfc3339: bool = False
     #: Level string → its encoded severity fields (filled by ``RecordBuffer.add_json_lines``).
     severities: dict[str, bytes] = field(default_factory=dict, compare=False)
 
@@ -57,4 +59,5 @@ def json_lane(pipeline: Pipeline) -> JsonLane | None:
             return None
     return JsonLane(time_key, op.time.parser.parse if op.time else None,
                     severity_key, op.severity.mapper.number if op.severity else None,
-                    op.severity.mapper.text if op.severity else None)
+                    op.severity.mapper.text if op.severity else None,
+                    op.time.parser.rfc3339 if op.time else False)

@@ -21,6 +21,7 @@ from gateway import ComponentSettings, Host, LogsConsumer, Signal, SkipBatchErro
 from .checkpoint import Checkpoint
 from .config import Config
 from .emit import RecordBuffer, encode_record_attributes
+from .jsoncolumns import add_json_batch
 from .jsonlane import json_lane
 from .metrics import filelog_metrics
 from .operators.base import ErrorSink
@@ -222,6 +223,22 @@ class FilelogReceiver:
                 tokens = [t.decode(self.codec, "replace").encode() for t in tokens]
             self.buffer.add_lines(tokens, encoded, observed, self._resource)
             return
+        resource = self._resource
+        if self._json_lane is not None:
+            def general(body: str) -> list[Entry]:
+                entry = Entry(body, dict(attributes), observed, reader, base)
+                entry.resource = resource
+                return self.pipeline.run([entry])
+
+            lines: list[bytes] | list[str] = tokens
+            try:
+                b"\n".join(tokens).decode(self.codec)  # valid: the lines go on as the bytes they are
+            except UnicodeDecodeError:
+                self._problem("invalid_encoding", reader.path, None)
+                lines = [t.decode(self.codec, "replace") for t in tokens]
+            add_json_batch(self.buffer, lines, self._json_lane, encoded, frozenset(attributes), observed, resource,
+                           general)
+            return
         bodies: list[Any]
         if not self.codec:
             bodies = list(tokens)  # nop: bytes bodies
@@ -236,16 +253,6 @@ class FilelogReceiver:
                 bodies = [t.decode(self.codec, "replace") for t in tokens]
             if self.codec.startswith("utf-16"):
                 bodies = [b for b in (self._trim(b) for b in bodies) if b]
-        resource = self._resource
-        if self._json_lane is not None:
-            def general(body: str) -> list[Entry]:
-                entry = Entry(body, dict(attributes), observed, reader, base)
-                entry.resource = resource
-                return self.pipeline.run([entry])
-
-            self.buffer.add_json_lines(bodies, self._json_lane, encoded, frozenset(attributes), observed, resource,
-                                       general)
-            return
         entries = []
         for body, offset in zip(bodies, offsets or itertools.repeat(0), strict=False):
             entry = Entry(body, dict(attributes), observed, reader, base + offset)

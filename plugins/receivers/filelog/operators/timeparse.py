@@ -13,7 +13,7 @@ import time
 import zoneinfo
 from typing import Any
 
-__all__ = ["SeverityMapper", "TimeParseError", "TimeParser", "parse_rfc3339"]
+__all__ = ["SECONDS_CACHE", "SeverityMapper", "TimeParseError", "TimeParser", "parse_rfc3339"]
 
 _NS = 1_000_000_000
 
@@ -37,7 +37,7 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 
 #: "YYYY-MM-DDTHH:MM:SS" → Unix seconds (as if UTC): lines of one second share it, so most values only need
 #: their fraction and zone read.
-_SECONDS: dict[str, int] = {}
+SECONDS_CACHE: dict[str, int] = {}
 _SCALE = [10 ** (9 - n) for n in range(10)]
 
 
@@ -46,7 +46,7 @@ def parse_rfc3339(text: str, default_offset_s: int | None = 0) -> int | None:
 
     A value without a zone is taken at ``default_offset_s`` (None: refuse it).
     """
-    base = _SECONDS.get(text[:19])
+    base = SECONDS_CACHE.get(text[:19])
     if base is not None:
         rest = text[19:]
         if rest == "Z":
@@ -71,9 +71,9 @@ def parse_rfc3339(text: str, default_offset_s: int | None = 0) -> int | None:
         digits = zone[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
     wall = _days_from_civil(int(y), month, day) * 86400 + hour * 3600 + minute * 60 + second
-    if len(_SECONDS) >= 65536:
-        _SECONDS.clear()
-    _SECONDS[text[:19]] = wall
+    if len(SECONDS_CACHE) >= 65536:
+        SECONDS_CACHE.clear()
+    SECONDS_CACHE[text[:19]] = wall
     seconds = wall - offset
     nanos = int(frac.ljust(9, "0")) if frac else 0
     return seconds * _NS + nanos
@@ -132,6 +132,11 @@ class TimeParser:
                 _DIRECTIVE.sub(lambda m: _STANZA_DIRECTIVES.get(m.group(0), m.group(0)), layout)
             self._format = fmt
         self._iso = layout_type != "epoch" and _ISO_LAYOUT.fullmatch(self._format) is not None
+
+    @property
+    def rfc3339(self) -> bool:
+        """Whether ``parse`` of a string tries ``parse_rfc3339(value, None)`` first (an ISO 8601 layout)."""
+        return self._iso
 
     def _default_offset(self, seconds_hint: float | None = None) -> int:
         moment = dt.datetime.now(dt.UTC) if seconds_hint is None else dt.datetime.fromtimestamp(seconds_hint, dt.UTC)

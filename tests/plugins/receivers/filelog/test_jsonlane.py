@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 
 import pytest
 
 from plugins.receivers.filelog.emit import RecordBuffer, encode_record_attributes
+from plugins.receivers.filelog.jsoncolumns import add_json_batch
 from plugins.receivers.filelog.jsonlane import json_lane
 from plugins.receivers.filelog.operators.base import ErrorSink
 from plugins.receivers.filelog.operators.config import decode_operators
@@ -70,3 +73,84 @@ def test_lane_equals_general_path(operators):
 def test_other_pipelines_take_the_general_path(operators):
     pipeline = build_pipeline(decode_operators(operators), ErrorSink(logging.getLogger("t"), lambda o, n: None))
     assert json_lane(pipeline) is None
+
+
+def _regular_lines(count: int, seed: int) -> list[str]:
+    """Lines of one shape, as one logger writes them, with values of every kind the columns take or refuse."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(count):
+        second = 1_764_990_000 + i // 7  # a new second every seven lines
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        stamp += rng.choice([".250Z", "Z", ".1Z", ".123456789Z", f".{i % 1000:03d}Z", f".{i:06d}Z"])
+        lines.append(json.dumps({
+            "ts": stamp, "level": rng.choice(["INFO", "warning", "ERROR", "custom", "Info", "err2"]),
+            "msg": rng.choice(["ok", "é" * rng.randint(0, 200), "x" * rng.randint(100, 20_000), ""]),
+            "status": rng.choice([200, 404, 0, 16_383, 16_384, 2**40]),
+            "id": f"{rng.getrandbits(64):016x}", "n": rng.randint(-5, 2**21),
+        }))
+    return lines
+
+
+def _batch(operators, lines, observed, as_bytes):
+    pipeline = build_pipeline(decode_operators(operators), ErrorSink(logging.getLogger("t"), lambda o, n: None))
+    chosen = json_lane(pipeline)
+    assert chosen is not None
+    buffer = RecordBuffer()
+    add_json_batch(buffer, [line.encode() for line in lines] if as_bytes else lines, chosen,
+                   encode_record_attributes(FILE_ATTRIBUTES), frozenset(FILE_ATTRIBUTES), observed, None,
+                   lambda body: pipeline.run([Entry(body, dict(FILE_ATTRIBUTES), observed)]))
+    return buffer.count, buffer.request()[1]
+
+
+def _odd_runs(seed: int) -> list[str]:
+    """Runs of one shape that the columns must hand back whole or in part: each holds one odd line or value."""
+    rng = random.Random(seed)
+    base = json.loads(_regular_lines(1, seed)[0])
+    odd = [
+        {**base, "level": None}, {**base, "ts": "yesterday"}, {**base, "ts": "2026-12-06T04:00:00+02:00"},
+        {**base, "ts": "2026-12-06T04:00:00.5z"}, {**base, "ts": 1_764_990_000}, {**base, "level": 17},
+        {**base, "level": 3.0}, {**base, "level": True}, {**base, "level": ["a"]}, {**base, "status": True},
+        {**base, "status": 2.0}, {**base, "status": 2**70}, {**base, "status": -(2**63)}, {**base, "status": None},
+        {**base, "id": {"nested": [1, {"a": None}]}}, {**base, "id": [1, "x", 2.5]}, {**base, "id": "\ud800"},
+        {**base, "log.file.name": "clash"}, {"level": "INFO", "msg": "no time"},
+        {"ts": "2026-12-06T04:00:00Z", "msg": "no level"}, {},
+    ]
+    lines = []
+    for value in odd:
+        run = [json.dumps(base)] * rng.randint(0, 40)
+        run.insert(rng.randint(0, len(run)), json.dumps(value))
+        lines.extend(run)
+        lines.extend(["not json", "[1]", '"text"', "3"][: rng.randint(0, 2)])
+        lines.extend(json.dumps(dict(reversed(list(base.items())))) for _ in range(rng.randint(0, 20)))
+    return lines
+
+
+@pytest.mark.parametrize("operators", [[PARSER], [{"type": "json_parser"}], [{**PARSER, "on_error": "drop"}],
+                                       [{"type": "json_parser", "severity": {"parse_from": "attributes.level",
+                                                                             "overwrite_text": True}}],
+                                       [{"type": "json_parser", "timestamp": {"parse_from": "attributes.ts",
+                                                                              "layout_type": "gotime",
+                                                                              "layout": "2006-01-02T15:04:05Z07:00"}}],
+                                       # not ISO 8601 (day and month swapped): no value may take its fast path
+                                       [{"type": "json_parser", "timestamp": {"parse_from": "attributes.ts",
+                                                                              "layout": "%Y-%d-%mT%H:%M:%S.%LZ"}}]],
+                         ids=["time and severity", "plain", "drop on error", "overwrite_text", "gotime", "not ISO"])
+@pytest.mark.parametrize("as_bytes", [True, False], ids=["bytes", "str"])
+def test_columns_equal_general_path(operators, as_bytes):
+    for seed in range(3):  # the first pass meets cold caches (new seconds, levels, lengths), the others warm ones
+        for lines in (_regular_lines(300, seed), LINES + _regular_lines(50, seed) + LINES, _odd_runs(seed)):
+            count, wire = _batch(operators, lines, 42, as_bytes)
+            assert (count, wire) == general(operators, lines, 42)
+
+
+def test_columns_take_regular_lines():
+    """The common case really runs in columns (not line by line), else the speed-up is gone unnoticed."""
+    pipeline = build_pipeline(decode_operators([PARSER]), ErrorSink(logging.getLogger("t"), lambda o, n: None))
+    chosen = json_lane(pipeline)
+    assert chosen is not None
+    buffer = RecordBuffer()
+    buffer.add_json_lines = None  # type: ignore[method-assign]  # line by line would fail
+    add_json_batch(buffer, [line.encode() for line in _regular_lines(200, 1)], chosen, b"", frozenset(), 1, None,
+                   lambda body: [])
+    assert buffer.count == 200
