@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from itertools import chain, compress, groupby, repeat
-from operator import add, and_, getitem, is_, mul
+from operator import add, and_, getitem, is_, mul, rshift
 from typing import Any
 
 import orjson
@@ -38,7 +38,7 @@ _NS = 1_000_000_000
 _INT64_MASK = (1 << 64) - 1
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 #: LogRecord.time_unix_nano (field 1, fixed64): packed as (9, nanoseconds).
-_TIME_FIELD = struct.Struct("<BQ")
+_TIME_FIELD = struct.Struct("<Bq")
 _FIXED64 = struct.Struct("<Q")
 _SECONDS_PART = slice(0, 19)  # "YYYY-MM-DDTHH:MM:SS"
 _FRACTION_PART = slice(19, None)  # ".123Z", "Z", "+02:00"...
@@ -108,7 +108,7 @@ def _heads(table: dict[str, _Heads], key: str, make: Callable[[bytes], Callable[
 
 
 class _Varints(dict):  # type: ignore[type-arg]
-    """int → its varint as an int64 (negative numbers take ten bytes); counts, ids and durations repeat."""
+    """int → its varint as an int64, for the numbers the passes below do not take (negative ones take ten bytes)."""
 
     def __missing__(self, value: int) -> bytes:
         encoded = varint(value & _INT64_MASK)
@@ -119,6 +119,30 @@ class _Varints(dict):  # type: ignore[type-arg]
 
 
 _VARINTS = _Varints()
+#: Varints of 0..16383; then, at 16384 + (v & 0x3FFF), the first two bytes of the varint of a v >= 16384, after
+#: which comes the varint of v >> 14 (``_HIGHS``; nothing for v < 16384).
+_LOWS = [varint(i) for i in range(0x4000)] + [bytes((i & 0x7F | 0x80, i >> 7 | 0x80)) for i in range(0x4000)]
+_HIGHS = [b""] + [varint(i) for i in range(1, 0x4000)]
+
+
+def _varints(column: tuple[int, ...]) -> list[bytes]:
+    """The varint of every int of a column: from the cache when all were seen (status codes, small counts), else
+    in passes for 0 <= v < 2**28 (ids, durations), else one by one."""
+    found: list[Any] = list(map(_VARINTS.get, column))
+    if None not in found:
+        return found
+    low, high = min(column), max(column)
+    if low >= 0 and high < 0x4000:
+        return list(map(_LOWS.__getitem__, column))
+    if low >= 0 and high < 1 << 28:
+        highs = list(map(rshift, column, repeat(14)))
+        lows = map(add, map(and_, column, repeat(0x3FFF)), map(mul, map(bool, highs), repeat(0x4000)))
+        numbers = list(map(add, map(_LOWS.__getitem__, lows), map(_HIGHS.__getitem__, highs)))
+        if len(_VARINTS) >= 1 << 16:
+            _VARINTS.clear()
+        _VARINTS.update(zip(column, numbers, strict=True))
+        return numbers
+    return list(map(_VARINTS.__getitem__, column))
 
 
 def _fraction(rest: str) -> int | None:
@@ -143,23 +167,26 @@ class _Fractions(dict):  # type: ignore[type-arg]
 
 
 _FRACTIONS = _Fractions()
+#: "YYYY-MM-DDTHH:MM:SS" → Unix nanoseconds of that second, for those parse_rfc3339 has cached (as if UTC).
+_SECOND_NANOS: dict[str, int] = {}
 
 
 def _attribute_parts(key: str, column: tuple[Any, ...]) -> list[Iterable[bytes]]:
     """The encoded attribute of every value of a column, as one or two sequences of pieces."""
-    kinds = set(map(type, column))
-    if kinds == {str}:
-        try:
-            raws = list(map(str.encode, column))
-        except UnicodeEncodeError:  # a lone surrogate: emit replaces it
-            pass
-        else:
-            return [map(_heads(_STRING_HEADS, key, _string_head).__getitem__, map(len, raws)), raws]
-    elif kinds == {int} and min(column) >= _INT64_MIN and max(column) <= _INT64_MAX:  # larger: emit sends a double
-        numbers = list(map(_VARINTS.__getitem__, column))
+    try:
+        raws = list(map(str.encode, column))
+    except TypeError:  # not all strings
+        pass
+    except UnicodeEncodeError:  # a lone surrogate, which emit replaces
+        return [list(map(lookup_pair, zip(repeat(key), column, strict=False)))]
+    else:
+        return [map(_heads(_STRING_HEADS, key, _string_head).__getitem__, map(len, raws)), raws]
+    # (bool is not int here; ints beyond int64 are sent as doubles, as emit does)
+    if set(map(type, column)) == {int} and min(column) >= _INT64_MIN and max(column) <= _INT64_MAX:
+        numbers = _varints(column)
         return [map(_heads(_INT_HEADS, key, _int_head).__getitem__, map(len, numbers)), numbers]
     try:
-        return [list(map(lookup_pair, zip(repeat(key), column)))]
+        return [list(map(lookup_pair, zip(repeat(key), column, strict=False)))]
     except TypeError:  # a map or a list: not hashable
         return [list(map(pair, repeat(key), column))]
 
@@ -169,24 +196,31 @@ def _time_fields(column: tuple[Any, ...], lane: JsonLane) -> list[bytes]:
     parse = lane.parse_time
     assert parse is not None
     if lane.rfc3339 and set(map(type, column)) == {str}:
-        # parse_rfc3339's fast path in passes: the seconds from its cache, the fraction from ours
+        # parse_rfc3339's fast path in passes: the seconds as its cache has them, the fraction from ours
         prefixes: list[str] = list(map(getitem, column, repeat(_SECONDS_PART)))
-        seconds = list(map(SECONDS_CACHE.get, prefixes))
-        if None in seconds:  # seconds not seen yet: parse one value of each, which caches it for the others
+        seconds = list(map(_SECOND_NANOS.get, prefixes))
+        if None in seconds:  # seconds not seen yet: parse one value of each, which puts it in parse_rfc3339's cache
             unseen = list(map(is_, seconds, repeat(None)))
-            for value in dict(zip(compress(prefixes, unseen), compress(column, unseen), strict=True)).values():
+            for prefix, value in dict(zip(compress(prefixes, unseen), compress(column, unseen), strict=True)).items():
                 parse(value)
-            seconds = list(map(SECONDS_CACHE.get, prefixes))
+                wall = SECONDS_CACHE.get(prefix)
+                if wall is not None:
+                    if len(_SECOND_NANOS) >= 1 << 16:
+                        _SECOND_NANOS.clear()
+                    _SECOND_NANOS[prefix] = wall * _NS
+            seconds = list(map(_SECOND_NANOS.get, prefixes))
         rests: Iterable[str] = map(getitem, column, repeat(_FRACTION_PART))
         fractions = list(map(_FRACTIONS.__getitem__, rests))
         if None not in seconds and None not in fractions:
-            nanos: Iterable[int] = map(add, map(mul, seconds, repeat(_NS)), fractions)
+            nanos: Iterable[int] = map(add, seconds, fractions)
         else:  # offsets, other spellings: value by value
-            nanos = [parse(v) if s is None or f is None else s * _NS + f
+            nanos = [parse(v) if s is None or f is None else s + f
                      for v, s, f in zip(column, seconds, fractions, strict=True)]
     else:
         nanos = list(map(parse, column))
-    return list(map(_TIME_FIELD.pack, repeat(9), map(and_, nanos, repeat(_INT64_MASK))))
+    # (a signed pack is the two's complement that emit's mask gives; past 2**63 it raises, and the lines go one by
+    # one)
+    return list(map(_TIME_FIELD.pack, repeat(9), nanos))
 
 
 def _severity_fields(column: tuple[Any, ...], lane: JsonLane) -> list[bytes]:

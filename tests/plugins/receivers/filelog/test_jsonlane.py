@@ -110,6 +110,7 @@ def _odd_runs(seed: int) -> list[str]:
     odd = [
         {**base, "level": None}, {**base, "ts": "yesterday"}, {**base, "ts": "2026-12-06T04:00:00+02:00"},
         {**base, "ts": "2026-12-06T04:00:00.5z"}, {**base, "ts": 1_764_990_000}, {**base, "level": 17},
+        {**base, "ts": "1969-12-31T23:59:59.250Z"}, {**base, "ts": "2300-01-01T00:00:00Z"},  # < 0, >= 2**63 ns
         {**base, "level": 3.0}, {**base, "level": True}, {**base, "level": ["a"]}, {**base, "status": True},
         {**base, "status": 2.0}, {**base, "status": 2**70}, {**base, "status": -(2**63)}, {**base, "status": None},
         {**base, "id": {"nested": [1, {"a": None}]}}, {**base, "id": [1, "x", 2.5]}, {**base, "id": "\ud800"},
