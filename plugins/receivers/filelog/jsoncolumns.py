@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from itertools import chain, compress, groupby, repeat
-from operator import add, and_, getitem, is_, mul, rshift
+from operator import add, and_, getitem, is_
 from typing import Any
 
 import orjson
@@ -107,42 +107,20 @@ def _heads(table: dict[str, _Heads], key: str, make: Callable[[bytes], Callable[
     return heads
 
 
-class _Varints(dict):  # type: ignore[type-arg]
-    """int → its varint as an int64, for the numbers the passes below do not take (negative ones take ten bytes)."""
-
-    def __missing__(self, value: int) -> bytes:
-        encoded = varint(value & _INT64_MASK)
-        if len(self) >= 1 << 16:
-            self.clear()
-        self[value] = encoded
-        return encoded
-
-
-_VARINTS = _Varints()
-#: Varints of 0..16383; then, at 16384 + (v & 0x3FFF), the first two bytes of the varint of a v >= 16384, after
-#: which comes the varint of v >> 14 (``_HIGHS``; nothing for v < 16384).
-_LOWS = [varint(i) for i in range(0x4000)] + [bytes((i & 0x7F | 0x80, i >> 7 | 0x80)) for i in range(0x4000)]
-_HIGHS = [b""] + [varint(i) for i in range(1, 0x4000)]
+#: Varints of 0..16383 (status codes, small counts).
+_SMALL_VARINTS = [varint(i) for i in range(0x4000)]
 
 
 def _varints(column: tuple[int, ...]) -> list[bytes]:
-    """The varint of every int of a column: from the cache when all were seen (status codes, small counts), else
-    in passes for 0 <= v < 2**28 (ids, durations), else one by one."""
-    found: list[Any] = list(map(_VARINTS.get, column))
-    if None not in found:
-        return found
+    """The varint of every int of a column (as int64: negative numbers take ten bytes).
+
+    Big tables for larger numbers were slower here than a call per value: their lookups miss the CPU caches."""
     low, high = min(column), max(column)
     if low >= 0 and high < 0x4000:
-        return list(map(_LOWS.__getitem__, column))
-    if low >= 0 and high < 1 << 28:
-        highs = list(map(rshift, column, repeat(14)))
-        lows = map(add, map(and_, column, repeat(0x3FFF)), map(mul, map(bool, highs), repeat(0x4000)))
-        numbers = list(map(add, map(_LOWS.__getitem__, lows), map(_HIGHS.__getitem__, highs)))
-        if len(_VARINTS) >= 1 << 16:
-            _VARINTS.clear()
-        _VARINTS.update(zip(column, numbers, strict=True))
-        return numbers
-    return list(map(_VARINTS.__getitem__, column))
+        return list(map(_SMALL_VARINTS.__getitem__, column))
+    if low >= 0:
+        return list(map(varint, column))
+    return list(map(varint, map(and_, column, repeat(_INT64_MASK))))
 
 
 def _fraction(rest: str) -> int | None:
@@ -171,8 +149,69 @@ _FRACTIONS = _Fractions()
 _SECOND_NANOS: dict[str, int] = {}
 
 
+class _Repeats:
+    """Whole encoded attributes of the values of keys whose values repeat (levels, logger names, paths, status
+    codes): such a column is one dict lookup per value and one piece per record instead of two.
+
+    Per key, a dict (value → encoded attribute) while its values repeat, or the number of columns to encode the
+    usual way before looking again. One instance holds one type of value: a str never equals another type, but
+    the int 1 equals True and 1.0, so ints are looked up only in columns of ints alone.
+    """
+
+    #: Distinct values a key may have and still count as repeating, in one column and in all.
+    SHARE = 4  # at most a quarter of a column's values are distinct
+    LIMIT = 1024
+    #: Columns encoded the usual way before a key whose values did not repeat is looked at again.
+    PAUSE = 64
+
+    def __init__(self) -> None:
+        self.keys: dict[str, dict[Any, bytes] | int] = {}
+
+    def find(self, key: str, column: tuple[Any, ...]) -> list[bytes] | None:
+        """Every value's encoded attribute when all of them are known, else None."""
+        known = self.keys.get(key)
+        if type(known) is not dict:
+            return None
+        try:
+            found: list[Any] = list(map(known.get, column))
+        except TypeError:  # not hashable
+            return None
+        return None if None in found else found
+
+    def keep(self, key: str, column: tuple[Any, ...], encoded: Iterable[bytes],
+             values: list[bytes]) -> list[Iterable[bytes]]:
+        """The column's pieces (``encoded`` before each of ``values``), remembered when its values repeat."""
+        known = self.keys.get(key)
+        if type(known) is int:
+            if known:
+                self.keys[key] = known - 1
+            else:
+                del self.keys[key]  # look again at the next column
+            return [encoded, values]
+        whole = list(map(add, encoded, values))
+        if known is None:
+            if len(set(column)) * self.SHARE > len(column):
+                self.keys[key] = self.PAUSE
+                return [whole]
+            if len(self.keys) >= _CACHE_LIMIT:
+                self.keys.clear()
+            known = self.keys[key] = {}
+        assert type(known) is dict
+        known.update(zip(column, whole, strict=True))
+        if len(known) > self.LIMIT:
+            self.keys[key] = self.PAUSE
+        return [whole]
+
+
+_STRING_REPEATS = _Repeats()
+_INT_REPEATS = _Repeats()
+
+
 def _attribute_parts(key: str, column: tuple[Any, ...]) -> list[Iterable[bytes]]:
     """The encoded attribute of every value of a column, as one or two sequences of pieces."""
+    found = _STRING_REPEATS.find(key, column)
+    if found is not None:
+        return [found]
     try:
         raws = list(map(str.encode, column))
     except TypeError:  # not all strings
@@ -180,11 +219,16 @@ def _attribute_parts(key: str, column: tuple[Any, ...]) -> list[Iterable[bytes]]
     except UnicodeEncodeError:  # a lone surrogate, which emit replaces
         return [list(map(lookup_pair, zip(repeat(key), column, strict=False)))]
     else:
-        return [map(_heads(_STRING_HEADS, key, _string_head).__getitem__, map(len, raws)), raws]
+        heads = map(_heads(_STRING_HEADS, key, _string_head).__getitem__, map(len, raws))
+        return _STRING_REPEATS.keep(key, column, heads, raws)
     # (bool is not int here; ints beyond int64 are sent as doubles, as emit does)
     if set(map(type, column)) == {int} and min(column) >= _INT64_MIN and max(column) <= _INT64_MAX:
+        found = _INT_REPEATS.find(key, column)
+        if found is not None:
+            return [found]
         numbers = _varints(column)
-        return [map(_heads(_INT_HEADS, key, _int_head).__getitem__, map(len, numbers)), numbers]
+        heads = map(_heads(_INT_HEADS, key, _int_head).__getitem__, map(len, numbers))
+        return _INT_REPEATS.keep(key, column, heads, numbers)
     try:
         return [list(map(lookup_pair, zip(repeat(key), column, strict=False)))]
     except TypeError:  # a map or a list: not hashable
