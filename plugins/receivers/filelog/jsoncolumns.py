@@ -42,19 +42,24 @@ _TIME_FIELD = struct.Struct("<Bq")
 _FIXED64 = struct.Struct("<Q")
 _SECONDS_PART = slice(0, 19)  # "YYYY-MM-DDTHH:MM:SS"
 _FRACTION_PART = slice(19, None)  # ".123Z", "Z", "+02:00"...
+#: Bounds of the caches, so that no input grows memory without end: entries of one table (heads by length,
+#: fractions, seconds), and attribute keys with tables of their own (a few MB at most in all).
 _CACHE_LIMIT = 4096
+_KEYS_LIMIT = 256
+_LENGTHS_LIMIT = 1024
 
 
 class _Heads(dict):  # type: ignore[type-arg]
-    """A length → the bytes that go before a piece of that length; computed once per length."""
+    """A length → the bytes that go before a piece of that length; computed once per length (up to ``limit``)."""
 
-    def __init__(self, make: Callable[[int], bytes]) -> None:
+    def __init__(self, make: Callable[[int], bytes], limit: int = _LENGTHS_LIMIT) -> None:
         super().__init__()
         self.make = make
+        self.limit = limit
 
     def __missing__(self, n: int) -> bytes:
         head = self.make(n)
-        if len(self) < _CACHE_LIMIT:
+        if len(self) < self.limit:
             self[n] = head
         return head
 
@@ -68,8 +73,9 @@ def _body_head(n: int) -> bytes:  # LogRecord.body (field 5): AnyValue{string_va
     return b"\x2a" + varint(n + len(length) + 1) + b"\x0a" + length
 
 
-_RECORD_HEADS = _Heads(_record_head)
-_BODY_HEADS = _Heads(_body_head)
+# (one table each for every line, so room for more lengths)
+_RECORD_HEADS = _Heads(_record_head, 16 * _LENGTHS_LIMIT)
+_BODY_HEADS = _Heads(_body_head, 16 * _LENGTHS_LIMIT)
 
 
 def _key_field(key: str) -> bytes:  # KeyValue.key, as emit encodes it
@@ -101,7 +107,7 @@ _INT_HEADS: dict[str, _Heads] = {}
 def _heads(table: dict[str, _Heads], key: str, make: Callable[[bytes], Callable[[int], bytes]]) -> _Heads:
     heads = table.get(key)
     if heads is None:
-        if len(table) >= _CACHE_LIMIT:
+        if len(table) >= _KEYS_LIMIT:
             table.clear()
         heads = table[key] = _Heads(make(_key_field(key)))
     return heads
@@ -158,9 +164,10 @@ class _Repeats:
     the int 1 equals True and 1.0, so ints are looked up only in columns of ints alone.
     """
 
-    #: Distinct values a key may have and still count as repeating, in one column and in all.
-    SHARE = 4  # at most a quarter of a column's values are distinct
-    LIMIT = 1024
+    #: A key's values repeat while at most 1/SHARE of a column's values are distinct, and the key has had at most
+    #: LIMIT values in all.
+    SHARE = 4
+    LIMIT = 256
     #: Columns encoded the usual way before a key whose values did not repeat is looked at again.
     PAUSE = 64
 
@@ -190,11 +197,11 @@ class _Repeats:
             return [encoded, values]
         whole = list(map(add, encoded, values))
         if known is None:
+            if len(self.keys) >= _KEYS_LIMIT:
+                self.keys.clear()
             if len(set(column)) * self.SHARE > len(column):
                 self.keys[key] = self.PAUSE
                 return [whole]
-            if len(self.keys) >= _CACHE_LIMIT:
-                self.keys.clear()
             known = self.keys[key] = {}
         assert type(known) is dict
         known.update(zip(column, whole, strict=True))
@@ -249,7 +256,7 @@ def _time_fields(column: tuple[Any, ...], lane: JsonLane) -> list[bytes]:
                 parse(value)
                 wall = SECONDS_CACHE.get(prefix)
                 if wall is not None:
-                    if len(_SECOND_NANOS) >= 1 << 16:
+                    if len(_SECOND_NANOS) >= _CACHE_LIMIT:
                         _SECOND_NANOS.clear()
                     _SECOND_NANOS[prefix] = wall * _NS
             seconds = list(map(_SECOND_NANOS.get, prefixes))

@@ -155,3 +155,27 @@ def test_columns_take_regular_lines():
     add_json_batch(buffer, [line.encode() for line in _regular_lines(200, 1)], chosen, b"", frozenset(), 1, None,
                    lambda body: [])
     assert buffer.count == 200
+
+
+def test_columns_caches_stay_bounded():
+    """Keys, lengths and values never seen twice (ids as keys, say) do not grow the encoders' caches without end."""
+    from plugins.receivers.filelog import jsoncolumns
+
+    pipeline = build_pipeline(decode_operators([{"type": "json_parser"}]),
+                              ErrorSink(logging.getLogger("t"), lambda o, n: None))
+    chosen = json_lane(pipeline)
+    assert chosen is not None
+    buffer = RecordBuffer()
+    buffer.add_json_lines = None  # type: ignore[method-assign]  # all in columns: runs of 20 lines of one shape
+    for batch in range(40):  # 1,200 keys; 24,000 lengths of "msg"; 800 values of "s"
+        lines = [json.dumps({f"key{batch}-{i // 20}": "x", f"n{batch}": batch * 1000 + i % 3, "s": f"{batch}-{i % 20}",
+                             "msg": "m" * (batch * 600 + i)}).encode() for i in range(600)]
+        jsoncolumns.add_json_batch(buffer, lines, chosen, b"", frozenset(), 1, None, lambda body: [])
+        assert buffer.count == 600
+        buffer.clear()
+    for table in (jsoncolumns._STRING_HEADS, jsoncolumns._INT_HEADS):
+        assert 0 < len(table) <= jsoncolumns._KEYS_LIMIT
+        assert all(len(heads) <= jsoncolumns._LENGTHS_LIMIT for heads in table.values())
+    for repeats in (jsoncolumns._STRING_REPEATS, jsoncolumns._INT_REPEATS):
+        assert 0 < len(repeats.keys) <= jsoncolumns._KEYS_LIMIT
+        assert all(isinstance(k, int) or len(k) <= repeats.LIMIT for k in repeats.keys.values())
