@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,21 +124,18 @@ async def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 2
     raise RuntimeError(f"gateway did not open port {port}; see its log above")
 
 
-async def run(requests: int, concurrency: int, spans: int) -> dict:
-    sink = CountingSink()
-    await sink.server.start()
-    receiver_port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
-    config = workdir / "passthrough.yaml"
-    config.write_text(gateway_config(receiver_port, sink.port, free_port()))
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)])
-    os.sched_setaffinity(gateway.pid, {0})
+async def measure_load(gateway: subprocess.Popen, receiver_port: int, sink: CountingSink, requests: int,
+                       concurrency: int, spans: int, loadgen_options: Sequence[str] = ()) -> dict:
+    """Warm ``gateway`` up with 50 requests, then send ``requests`` through ``bench.loadgen`` (on core 1, with
+    ``loadgen_options``) and measure the gateway's CPU until ``sink`` has every span. Stops the gateway and the
+    sink, also on failure."""
+    loadgen = [sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}", "--spans",
+               str(spans), *loadgen_options]
     try:
         await wait_for_port(receiver_port, gateway)
         # Warm up: a few requests through the whole path before measuring.
-        warm = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}", "--requests", "50",
-            "--concurrency", "4", "--spans", str(spans), stdout=asyncio.subprocess.PIPE)
+        warm = await asyncio.create_subprocess_exec(*loadgen, "--requests", "50", "--concurrency", "4",
+                                                    stdout=asyncio.subprocess.PIPE)
         os.sched_setaffinity(warm.pid, {1})
         await warm.communicate()
         while sink.spans < 50 * spans:
@@ -146,10 +143,8 @@ async def run(requests: int, concurrency: int, spans: int) -> dict:
         sink.spans = 0
         cpu_before = cpu_seconds(gateway.pid)
         start = time.perf_counter()
-        load = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}",
-            "--requests", str(requests), "--concurrency", str(concurrency), "--spans", str(spans),
-            stdout=asyncio.subprocess.PIPE)
+        load = await asyncio.create_subprocess_exec(*loadgen, "--requests", str(requests), "--concurrency",
+                                                    str(concurrency), stdout=asyncio.subprocess.PIPE)
         os.sched_setaffinity(load.pid, {1})
         out, _ = await load.communicate()
         sent = json.loads(out)
@@ -163,6 +158,18 @@ async def run(requests: int, concurrency: int, spans: int) -> dict:
         gateway.wait(30)
         await sink.server.stop(None)
     return {"sent": sent, "received_spans": sink.spans, "elapsed_s": elapsed, "gateway_cpu_s": cpu}
+
+
+async def run(requests: int, concurrency: int, spans: int) -> dict:
+    sink = CountingSink()
+    await sink.server.start()
+    receiver_port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
+    config = workdir / "passthrough.yaml"
+    config.write_text(gateway_config(receiver_port, sink.port, free_port()))
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)])
+    os.sched_setaffinity(gateway.pid, {0})
+    return await measure_load(gateway, receiver_port, sink, requests, concurrency, spans)
 
 
 def prepare(description: str | None, requests: int,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.passthrough import CountingSink, cpu_seconds, free_port, gateway_config, wait_for_port
+from bench.passthrough import CountingSink, free_port, gateway_config, measure_load
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -45,34 +44,7 @@ async def run(requests: int, concurrency: int, spans: int, min_version: str) -> 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(path)])
     os.sched_setaffinity(gateway.pid, {0})
-    loadgen = [sys.executable, "-m", "bench.loadgen", "--target", f"127.0.0.1:{receiver_port}", "--ca-file",
-               str(cert), "--spans", str(spans)]
-    try:
-        await wait_for_port(receiver_port, gateway)
-        warm = await asyncio.create_subprocess_exec(*loadgen, "--requests", "50", "--concurrency", "4",
-                                                    stdout=asyncio.subprocess.PIPE)
-        os.sched_setaffinity(warm.pid, {1})
-        await warm.communicate()
-        while sink.spans < 50 * spans:
-            await asyncio.sleep(0.05)
-        sink.spans = 0
-        cpu_before = cpu_seconds(gateway.pid)
-        start = time.perf_counter()
-        load = await asyncio.create_subprocess_exec(*loadgen, "--requests", str(requests), "--concurrency",
-                                                    str(concurrency), stdout=asyncio.subprocess.PIPE)
-        os.sched_setaffinity(load.pid, {1})
-        out, _ = await load.communicate()
-        sent = json.loads(out)
-        deadline = time.monotonic() + 60
-        while sink.spans < sent["items"] and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        elapsed = sink.last_receive - start
-        cpu = cpu_seconds(gateway.pid) - cpu_before
-    finally:
-        gateway.terminate()
-        gateway.wait(30)
-        await sink.server.stop(None)
-    return {"sent": sent, "received_spans": sink.spans, "elapsed_s": elapsed, "gateway_cpu_s": cpu}
+    return await measure_load(gateway, receiver_port, sink, requests, concurrency, spans, ["--ca-file", str(cert)])
 
 
 def main() -> None:
