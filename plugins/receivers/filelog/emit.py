@@ -19,7 +19,7 @@ from gateway import varint
 
 from .operators.entry import Entry
 
-__all__ = ["RecordBuffer", "encode_attributes", "lookup_pair", "pair", "severity_fields"]
+__all__ = ["SMALL_VARINTS", "RecordBuffer", "encode_attributes", "lookup_pair", "pair", "severity_fields"]
 
 _ONE = [bytes((i,)) for i in range(128)]
 _FIXED64 = struct.Struct("<Q")
@@ -29,6 +29,7 @@ _INT64_MASK = (1 << 64) - 1
 
 #: Varints of 0..16383 (one or two bytes): lengths of attributes, bodies and records, and small numbers.
 _VARINT = [varint(i) for i in range(0x4000)]
+SMALL_VARINTS = _VARINT  # (jsoncolumns shares the table)
 
 
 def _len(size: int) -> bytes:

@@ -25,7 +25,7 @@ import orjson
 
 from gateway import varint
 
-from .emit import RecordBuffer, lookup_pair, pair, severity_fields
+from .emit import SMALL_VARINTS, RecordBuffer, lookup_pair, pair, severity_fields
 from .jsonlane import JsonLane
 from .operators.entry import Entry
 from .operators.timeparse import SECONDS_CACHE
@@ -113,17 +113,13 @@ def _heads(table: dict[str, _Heads], key: str, make: Callable[[bytes], Callable[
     return heads
 
 
-#: Varints of 0..16383 (status codes, small counts).
-_SMALL_VARINTS = [varint(i) for i in range(0x4000)]
-
-
 def _varints(column: tuple[int, ...]) -> list[bytes]:
     """The varint of every int of a column (as int64: negative numbers take ten bytes).
 
     Big tables for larger numbers were slower here than a call per value: their lookups miss the CPU caches."""
     low, high = min(column), max(column)
     if low >= 0 and high < 0x4000:
-        return list(map(_SMALL_VARINTS.__getitem__, column))
+        return list(map(SMALL_VARINTS.__getitem__, column))
     if low >= 0:
         return list(map(varint, column))
     return list(map(varint, map(and_, column, repeat(_INT64_MASK))))
