@@ -160,54 +160,55 @@ def kpi_board(telemetry: Telemetry) -> KpiBoard:
     return board
 
 
+#: Counters by family name (or a name's start, ending in "_", for one family per signal: spans, metric points, log
+#: records) → the component kind, whose label names the component, and the totals each sample adds to. An item a
+#: receiver accepted went in and came out; one an exporter failed to send went in and was an error.
+_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "otelcol_receiver_accepted_": ("receiver", ("out", "in")),
+    "otelcol_receiver_refused_": ("receiver", ("refused", "in")),
+    "otelgw_receiver_bad_requests": ("receiver", ("errors",)),
+    "otelcol_processor_refused_": ("processor", ("refused",)),
+    "otelcol_processor_incoming_items": ("processor", ("in",)),
+    "otelcol_processor_outgoing_items": ("processor", ("out",)),
+    "otelcol_exporter_sent_": ("exporter", ("out", "in")),
+    "otelcol_exporter_send_failed_": ("exporter", ("errors", "in")),
+    "otelcol_exporter_enqueue_failed_": ("exporter", ("refused", "in")),
+    "otelgw_connector_flush_failed_metric_points": ("connector", ("errors",)),
+}
+#: Samples of exporter gauges and of the send-duration histogram's sum and count → the total they are read into.
+_EXPORTER_VALUES = {"otelcol_exporter_queue_size": "queue_size", "otelcol_exporter_queue_capacity": "queue_capacity",
+                    "otelgw_exporter_send_duration_seconds_sum": "latency_sum",
+                    "otelgw_exporter_send_duration_seconds_count": "latency_count"}
+
+
+def _counter(name: str) -> tuple[str, tuple[str, ...]] | None:
+    counter = _COUNTERS.get(name)
+    if counter is None:
+        for start, found in _COUNTERS.items():
+            if start.endswith("_") and name.startswith(start):
+                return found
+    return counter
+
+
 def _totals(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
     """Per component id: counter totals read from the self-metrics registry."""
     out: dict[str, dict[str, Any]] = collections.defaultdict(lambda: collections.defaultdict(float))
-
-    def add(component: str, key: str, value: float) -> None:
-        out[component][key] += value
-
     for family in telemetry.registry.collect():
         name = family.name
+        counter = _counter(name)
         for sample in family.samples:
             labels = sample.labels
-            if name.startswith("otelcol_receiver_accepted_") and sample.name.endswith("_total"):
-                add("receiver:" + labels["receiver"], "out", sample.value)
-                add("receiver:" + labels["receiver"], "in", sample.value)
-            elif name.startswith("otelcol_receiver_refused_") and sample.name.endswith("_total"):
-                add("receiver:" + labels["receiver"], "refused", sample.value)
-                add("receiver:" + labels["receiver"], "in", sample.value)
-            elif name.startswith("otelcol_processor_refused_") and sample.name.endswith("_total"):
-                add("processor:" + labels["processor"], "refused", sample.value)
-            elif name == "otelgw_receiver_bad_requests" and sample.name.endswith("_total"):
-                add("receiver:" + labels["receiver"], "errors", sample.value)
-            elif name == "otelcol_processor_incoming_items" and sample.name.endswith("_total"):
-                add("processor:" + labels["processor"], "in", sample.value)
-            elif name == "otelcol_processor_outgoing_items" and sample.name.endswith("_total"):
-                add("processor:" + labels["processor"], "out", sample.value)
-            elif name.startswith("otelcol_exporter_sent_") and sample.name.endswith("_total"):
-                add("exporter:" + labels["exporter"], "out", sample.value)
-                add("exporter:" + labels["exporter"], "in", sample.value)
-            elif name.startswith("otelcol_exporter_send_failed_") and sample.name.endswith("_total"):
-                add("exporter:" + labels["exporter"], "errors", sample.value)
-                add("exporter:" + labels["exporter"], "in", sample.value)
-            elif name.startswith("otelcol_exporter_enqueue_failed_") and sample.name.endswith("_total"):
-                add("exporter:" + labels["exporter"], "refused", sample.value)
-                add("exporter:" + labels["exporter"], "in", sample.value)
-            elif name == "otelcol_exporter_queue_size":
-                add("exporter:" + labels["exporter"], "queue_size", sample.value)
-            elif name == "otelcol_exporter_queue_capacity":
-                add("exporter:" + labels["exporter"], "queue_capacity", sample.value)
-            elif name == "otelgw_exporter_send_duration_seconds":
-                if sample.name.endswith("_sum"):
-                    add("exporter:" + labels["exporter"], "latency_sum", sample.value)
-                elif sample.name.endswith("_count"):
-                    add("exporter:" + labels["exporter"], "latency_count", sample.value)
+            if counter is not None:
+                if sample.name.endswith("_total"):
+                    kind, keys = counter
+                    totals = out[f"{kind}:{labels[kind]}"]
+                    for key in keys:
+                        totals[key] += sample.value
+            elif sample.name in _EXPORTER_VALUES:
+                out["exporter:" + labels["exporter"]][_EXPORTER_VALUES[sample.name]] += sample.value
             elif name == "otelgw_component_dropped_items" and sample.name.endswith("_total"):
                 # The label is the id without the kind: it goes to every component of that id (merged below).
-                add("*:" + labels["component"], "dropped:" + labels["reason"], sample.value)
-            elif name == "otelgw_connector_flush_failed_metric_points" and sample.name.endswith("_total"):
-                add("connector:" + labels["connector"], "errors", sample.value)
+                out["*:" + labels["component"]]["dropped:" + labels["reason"]] += sample.value
     return out
 
 

@@ -79,3 +79,39 @@ def test_sparkline_and_effective_config() -> None:
     assert sparkline([0, 5, 10]) == "▁▅█"
     assert effective_config({"extensions": {"bearertokenauth": {"tokens": ["abcd1234", "efgh5678"]}}}) == {
         "extensions": {"bearertokenauth": {"tokens": ["<redacted>", "<redacted>"]}}}
+
+
+def test_totals_read_every_family_into_its_component() -> None:
+    """Each self-metric lands in the totals of the component its label names, per signal alike."""
+    from prometheus_client import Counter
+
+    from gateway._host.stats import _totals
+    from gateway._host.telemetry import Telemetry
+
+    telemetry = Telemetry()
+    for n, item in enumerate(("spans", "metric_points", "log_records"), start=1):
+        telemetry.receiver_accepted[item].labels("otlp", "grpc").inc(10 * n)
+        telemetry.receiver_refused[item].labels("otlp", "grpc").inc(n)
+        telemetry.exporter_sent[item].labels("otlp_http").inc(100 * n)
+        telemetry.exporter_send_failed[item].labels("otlp_http").inc(2 * n)
+        telemetry.exporter_enqueue_failed[item].labels("otlp_http").inc(3 * n)
+    telemetry.receiver_bad_requests.labels("otlp", "http", "size").inc(7)
+    telemetry.processor_incoming.labels("batch", "traces").inc(50)
+    telemetry.processor_outgoing.labels("batch", "traces").inc(40)
+    telemetry.component_dropped.labels("batch", "traces", "filtered").inc(4)
+    telemetry.exporter_queue_size.labels("otlp_http", "logs").set(5)
+    telemetry.exporter_queue_capacity.labels("otlp_http", "logs").set(1000)
+    telemetry.exporter_send_latency.labels("otlp_http", "logs").observe(0.5)
+    telemetry.exporter_send_latency.labels("otlp_http", "logs").observe(1.5)
+    Counter("otelcol_processor_refused_spans", "", ["processor"], registry=telemetry.registry).labels("limit").inc(9)
+    Counter("otelgw_connector_flush_failed_metric_points", "", ["connector"],
+            registry=telemetry.registry).labels("kpi").inc(11)
+    totals = {component: dict(values) for component, values in _totals(telemetry).items()}
+    assert totals["receiver:otlp"] == {"out": 60, "in": 66, "refused": 6, "errors": 7}
+    assert totals["exporter:otlp_http"] == {"out": 600, "in": 600 + 12 + 18, "errors": 12, "refused": 18,
+                                            "queue_size": 5, "queue_capacity": 1000, "latency_sum": 2.0,
+                                            "latency_count": 2}
+    assert totals["processor:batch"] == {"in": 50, "out": 40}
+    assert totals["processor:limit"] == {"refused": 9}
+    assert totals["connector:kpi"] == {"errors": 11}
+    assert totals["*:batch"] == {"dropped:filtered": 4}
