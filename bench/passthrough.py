@@ -160,15 +160,22 @@ async def measure_load(gateway: subprocess.Popen, receiver_port: int, sink: Coun
     return {"sent": sent, "received_spans": sink.spans, "elapsed_s": elapsed, "gateway_cpu_s": cpu}
 
 
-async def run(requests: int, concurrency: int, spans: int) -> dict:
+async def start_gateway(name: str, config: Callable[[int, int, int], str]
+                        ) -> tuple[CountingSink, int, subprocess.Popen]:
+    """A started counting sink, the receiver's port, and a gateway (on core 0) running ``config(receiver_port,
+    sink_port, metrics_port)``, written to ``name``.yaml in a new temporary directory."""
     sink = CountingSink()
     await sink.server.start()
     receiver_port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
-    config = workdir / "passthrough.yaml"
-    config.write_text(gateway_config(receiver_port, sink.port, free_port()))
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)])
+    path = Path(tempfile.mkdtemp(prefix="otelgw-bench-")) / f"{name}.yaml"
+    path.write_text(config(receiver_port, sink.port, free_port()))
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(path)])
     os.sched_setaffinity(gateway.pid, {0})
+    return sink, receiver_port, gateway
+
+
+async def run(requests: int, concurrency: int, spans: int) -> dict:
+    sink, receiver_port, gateway = await start_gateway("passthrough", gateway_config)
     return await measure_load(gateway, receiver_port, sink, requests, concurrency, spans)
 
 

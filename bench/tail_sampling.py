@@ -25,17 +25,14 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
-from pathlib import Path
 
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bench.passthrough import CountingSink, cpu_seconds, free_port, measure_ceiling, wait_for_port
+from bench.passthrough import cpu_seconds, measure_ceiling, start_gateway, wait_for_port
 from bench.passthrough import gateway_config as passthrough_config
 from bench.tail_sampling_load import UniqueTraces
 from bench.workload import make_payloads
@@ -55,14 +52,7 @@ def gateway_config(receiver_port: int, sink_port: int, metrics_port: int) -> str
 
 
 async def run(requests: int, concurrency: int, spans: int) -> dict:
-    sink = CountingSink()
-    await sink.server.start()
-    receiver_port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
-    config = workdir / "tail_sampling.yaml"
-    config.write_text(gateway_config(receiver_port, sink.port, free_port()))
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(config)])
-    os.sched_setaffinity(gateway.pid, {0})
+    sink, receiver_port, gateway = await start_gateway("tail_sampling", gateway_config)
 
     async def load(count: int) -> dict:
         process = await asyncio.create_subprocess_exec(

@@ -14,14 +14,13 @@ import asyncio
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from bench.passthrough import CountingSink, free_port, gateway_config, measure_load
+from bench.passthrough import gateway_config, measure_load, start_gateway
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -32,18 +31,15 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 async def run(requests: int, concurrency: int, spans: int, min_version: str) -> dict:
-    sink = CountingSink()
-    await sink.server.start()
-    receiver_port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-tls-"))
-    cert, key = make_certificate(workdir)
-    config = yaml.safe_load(gateway_config(receiver_port, sink.port, free_port()))
-    tls = {"cert_file": str(cert), "key_file": str(key), **({"min_version": min_version} if min_version else {})}
-    config["receivers"]["otlp"]["protocols"]["grpc"]["tls"] = tls
-    path = workdir / "tls.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(path)])
-    os.sched_setaffinity(gateway.pid, {0})
+    cert, key = make_certificate(Path(tempfile.mkdtemp(prefix="otelgw-bench-tls-")))
+
+    def config(receiver_port: int, sink_port: int, metrics_port: int) -> str:
+        config = yaml.safe_load(gateway_config(receiver_port, sink_port, metrics_port))
+        tls = {"cert_file": str(cert), "key_file": str(key), **({"min_version": min_version} if min_version else {})}
+        config["receivers"]["otlp"]["protocols"]["grpc"]["tls"] = tls
+        return yaml.safe_dump(config, sort_keys=False)
+
+    sink, receiver_port, gateway = await start_gateway("tls", config)
     return await measure_load(gateway, receiver_port, sink, requests, concurrency, spans, ["--ca-file", str(cert)])
 
 
