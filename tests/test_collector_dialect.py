@@ -120,6 +120,46 @@ def test_validate_errors_are_clean(tmp_path, config, expected):
     assert "Traceback" not in result.stderr
 
 
+LOAD_BALANCING = textwrap.dedent("""
+    receivers:
+      otlp:
+        protocols:
+          grpc: {endpoint: "127.0.0.1:0"}
+    exporters:
+      loadbalancing:
+        routing_key: KEY
+        protocol: {otlp: {tls: {insecure: true}}}
+        resolver: {static: {hostnames: [backend-1, backend-2]}}
+    service:
+      pipelines:
+        SIGNAL/lb: {receivers: [otlp], exporters: [loadbalancing]}
+""")
+
+
+@pytest.mark.parametrize(
+    ("signal", "key", "keys"),
+    [("traces", "metric", "traceID, service, resource, attributes"),
+     ("traces", "streamID", "traceID, service, resource, attributes"),
+     ("metrics", "traceID", "service, resource, metric, streamID, attributes"),
+     ("logs", "metric", "service, traceID, resource, attributes")],
+)
+def test_validate_refuses_a_routing_key_the_pipelines_signal_cannot_use(tmp_path, signal, key, keys):
+    config = write(tmp_path, LOAD_BALANCING.replace("KEY", key).replace("SIGNAL", signal))
+    result = otelgw("validate", "--config", config)
+    assert result.returncode == 2, result
+    assert (f"exporters::loadbalancing::routing_key: {key} cannot route {signal}; the keys for {signal} are: "
+            f"{keys} (in pipeline service::pipelines::{signal}/lb)") in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("signal", "key"), [("traces", "traceID"), ("metrics", "metric"), ("metrics", "streamID"),
+                                             ("logs", "traceID"), ("logs", "service")])
+def test_validate_accepts_a_routing_key_that_works_for_the_signal(tmp_path, signal, key):
+    config = write(tmp_path, LOAD_BALANCING.replace("KEY", key).replace("SIGNAL", signal))
+    result = otelgw("validate", "--config", config)
+    assert result.returncode == 0, result.stderr
+
+
 def test_tolerations_warn_and_load(tmp_path):
     config = write(tmp_path, """
         receivers:

@@ -165,6 +165,21 @@ def _build_pipelines(service: Mapping[str, Any], components: dict, raw: Mapping[
     return pipelines
 
 
+def _signal_errors(component: ComponentConfig, pid: PipelineID) -> list[str]:
+    """What the component's ``validate_signal(signal)`` says of its use in pipeline ``pid``: a setting valid in
+    itself that cannot work for this signal (load_balancing's ``routing_key: metric`` in a traces pipeline).
+    The Collector finds these when it creates the component; here ``validate`` finds them."""
+    check = getattr(component.config, "validate_signal", None)
+    if not callable(check):
+        return []
+    try:
+        check(pid.signal)
+    except ConfigError as exc:
+        return [f"{m} (in pipeline service::pipelines::{pid})"
+                for m in exc.prefixed(f"{component.kind.section}::{component.id}").messages]
+    return []
+
+
 def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any], errors: list[str],
                       warnings: list[str]) -> None:
     def declared(kind: Kind, cid: ComponentID) -> bool:
@@ -201,6 +216,8 @@ def _check_references(pipelines: dict, components: dict, raw: Mapping[str, Any],
                         f"{path}::{role}: {kind.value} {str(cid)!r} does not support {pid.signal.value}; "
                         f"it supports: {', '.join(component.factory.signals) or 'nothing'}"
                     )
+                elif component is not None:
+                    errors.extend(_signal_errors(component, pid))
     for (kind, cid), component in components.items():
         if kind is not Kind.CONNECTOR:
             continue

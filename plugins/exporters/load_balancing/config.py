@@ -140,9 +140,15 @@ class Config:
         if not self.routing_key:
             return keys[0]
         if self.routing_key not in keys:
-            raise ConfigError(f"routing_key: {self.routing_key} cannot route {signal.value}; use one of "
-                              f"{', '.join(keys)}")
+            raise ConfigError(f"routing_key: {self.routing_key} cannot route {signal.value}; the keys for "
+                              f"{signal.value} are: {', '.join(keys)}")
         return self.routing_key
+
+    def validate_signal(self, signal: Signal) -> None:
+        """Called by the host for every pipeline that lists this exporter: a key valid for another signal only
+        (``metric`` in a traces pipeline) is an error there. A key valid for no signal is ``validate``'s."""
+        if self.routing_key in {key for keys in ROUTING_KEYS.values() for key in keys}:
+            self.key_for(signal)
 
     def validate(self) -> None:
         errors = []
