@@ -27,8 +27,9 @@ in ``gateway._host`` and may change without notice; a plugin never imports them 
   ``QueueConfig``, ``RetryConfig``;
   addresses ``split_host_port``, ``format_addresses``, ``listen_error``; the Collector's server and client
   blocks ``GRPCServerConfig``, ``GRPCClientConfig``, ``HTTPServerConfig``, ``HTTPClientConfig``, ``CORSConfig``,
-  ``MIB``, and ``HTTPClient``; authentication ``AuthConfig``, ``server_auth``, ``client_auth``,
-  ``server_middleware``; ``ClientInfo`` (who sent a batch); ``shared_ports`` (listeners shared by workers).
+  ``MIB``, ``HTTPClient``, ``HTTPServer`` (a GET server as the block says); authentication ``AuthConfig``,
+  ``server_auth``, ``client_auth``, ``server_middleware``; ``ClientInfo`` (who sent a batch); ``shared_ports``
+  (listeners shared by workers).
 - Processors and connectors: ``Processor`` (override ``process_traces`` ...), ``FlushingConnector``,
   ``SharedComponents``/``SharedComponent`` (one instance per id across signals); attribute values
   ``hashable_value``, ``key_value``, ``OVERFLOW_ATTRIBUTE``; receiver bytes ``attached``, ``unchanged``,
@@ -88,7 +89,7 @@ from gateway.component import (
 from gateway.configauth import AuthConfig, client_auth, server_auth
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configgrpc import MIB, GRPCClientConfig, GRPCServerConfig
-from gateway.confighttp import CORSConfig, HTTPClient, HTTPClientConfig, HTTPServerConfig, server_middleware
+from gateway.confighttp import CORSConfig, HTTPClient, HTTPClientConfig, HTTPServer, HTTPServerConfig, server_middleware
 from gateway.configtypes import (
     Duration,
     FilePath,
@@ -184,6 +185,7 @@ __all__ = [
     "GatewayStats",
     "HTTPClient",
     "HTTPClientConfig",
+    "HTTPServer",
     "HTTPServerConfig",
     "HeadersEditor",
     "Host",

@@ -4,7 +4,9 @@ In the Collector these blocks are squashed into a component's config (``endpoint
 component's top level), so here they are dataclass bases a component's ``Config`` extends; nested blocks
 (``tls``, ``cors``, ``auth``) are named fields. One implementation each:
 
-- :class:`HTTPServerConfig` with :func:`server_middleware` (CORS, ``response_headers``) for aiohttp servers;
+- :class:`HTTPServerConfig` with :func:`server_middleware` (CORS, ``response_headers``) for aiohttp servers,
+  and :class:`HTTPServer`, the whole server for components that answer GET requests (health_check, zpages,
+  pprof, the prometheus exporter's /metrics);
 - :class:`HTTPClientConfig` with :class:`HTTPClient`, the session an exporter posts through (headers,
   credentials from an authenticator extension, compression, proxy, timeout, buffer sizes, TLS).
 """
@@ -15,6 +17,8 @@ import asyncio
 import fnmatch
 import functools
 import gzip
+import ipaddress
+import logging
 import re
 import socket
 import zlib
@@ -27,16 +31,17 @@ import cramjam
 from aiohttp import web
 from yarl import URL
 
-from gateway.configauth import AuthConfig, ClientHeaders, client_auth
-from gateway.configblocks import ReloadingClientTLS, TLSClientConfig, TLSServerConfig
+from gateway.configauth import AuthConfig, ClientHeaders, client_auth, server_auth
+from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configtypes import Duration
 from gateway.errors import ConfigError, RetryableError
+from gateway.netaddr import format_addresses, listen_error, split_host_port
 
 if TYPE_CHECKING:
     from gateway.host import Host
 
-__all__ = ["COMPRESSIONS", "CORSConfig", "HTTPClient", "HTTPClientConfig", "HTTPServerConfig", "compress",
-           "server_middleware"]
+__all__ = ["COMPRESSIONS", "CORSConfig", "HTTPClient", "HTTPClientConfig", "HTTPServer", "HTTPServerConfig",
+           "compress", "server_middleware"]
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 #: Go's gzip/zlib default level, which the Collector uses; Python's default (9) costs much more CPU.
@@ -133,15 +138,24 @@ class HTTPServerConfig:
             errors.append(f"max_request_body_size: must be > 0, got {self.max_request_body_size}")
         return errors
 
+    def listen_errors(self) -> list[str]:
+        """:meth:`server_errors` after the check that ``endpoint`` is a host:port to listen on."""
+        try:
+            split_host_port(self.endpoint)
+        except ValueError as exc:
+            return [f"endpoint: {exc}", *self.server_errors()]
+        return self.server_errors()
+
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
-def server_middleware(config: HTTPServerConfig, handler: Handler) -> Handler:
+def server_middleware(config: HTTPServerConfig, handler: Handler, methods: tuple[str, ...] = ("POST",)) -> Handler:
     """``handler`` behind the CORS and ``response_headers`` settings of ``config`` (itself when neither is set).
 
     A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) is answered here with 204; an allowed
-    origin gets the Access-Control-Allow-* headers, another gets none, so the browser refuses the request.
+    origin asking for one of ``methods`` gets the Access-Control-Allow-* headers, another gets none, so the
+    browser refuses the request.
     """
     cors = config.cors if config.cors is not None and config.cors.allowed_origins else None
     extra = dict(config.response_headers)
@@ -155,10 +169,10 @@ def server_middleware(config: HTTPServerConfig, handler: Handler) -> Handler:
                 and "Access-Control-Request-Method" in request.headers):
             response: web.StreamResponse = web.Response(status=204, headers={"Vary": "Origin"})
             requested = request.headers.get("Access-Control-Request-Headers", "")
-            if allowed and request.headers["Access-Control-Request-Method"].upper() == "POST" \
+            if allowed and request.headers["Access-Control-Request-Method"].upper() in methods \
                     and cors.headers_allowed(requested):
                 response.headers["Access-Control-Allow-Origin"] = origin
-                response.headers["Access-Control-Allow-Methods"] = "POST"
+                response.headers["Access-Control-Allow-Methods"] = ", ".join(methods)
                 if requested:
                     response.headers["Access-Control-Allow-Headers"] = requested
                 if cors.max_age:
@@ -174,6 +188,118 @@ def server_middleware(config: HTTPServerConfig, handler: Handler) -> Handler:
         return response
 
     return handle
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
+
+
+def _host_name(header: str) -> str:
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    return text.rpartition(":")[0] if text.count(":") == 1 else text
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class HTTPServer:
+    """One listener answering GET (and HEAD) on fixed paths as an :class:`HTTPServerConfig` says; the server of
+    every component that answers requests rather than takes data (health_check, zpages, pprof, the prometheus
+    exporter). The otlp receiver, which reads bodies under admission control, has its own server built from the
+    same blocks (:func:`server_middleware`, ``server_auth``, ``ReloadingServerTLS``).
+
+    - ``tls``: HTTPS; the certificate, key and client CA are re-read when their files change;
+    - ``auth``: a request without credentials the authenticator extension accepts gets 401 (a CORS preflight
+      excepted: browsers send it without credentials);
+    - ``cors`` and ``response_headers``: :func:`server_middleware`, preflights allowing GET;
+    - ``max_request_body_size``: a request that declares a larger body gets 413 (these paths read no body);
+    - ``include_metadata``: accepted; no data passes through these servers, so there is nothing to attach it to.
+
+    ``check_host``: answer only requests whose Host is a loopback name, an IP literal or the configured host, so
+    a web page that rebinds its domain name to 127.0.0.1 cannot read the server (a browser sends that name).
+    """
+
+    def __init__(self, component: str, config: HTTPServerConfig, routes: Mapping[str, Handler], *,
+                 host: Host, logger: logging.LoggerAdapter[Any] | None = None, check_host: bool = False) -> None:
+        self.component = component
+        self.config = config
+        self.routes = dict(routes)
+        self.logger = logger or logging.LoggerAdapter(logging.getLogger("otelgw"), {})
+        #: The authenticator's check; looked up here so a missing extension fails the component's start.
+        self._authenticate = server_auth(host, config.auth, "auth", self.logger)
+        self._hosts = _LOOPBACK_NAMES | {split_host_port(config.endpoint)[0].lower()} if check_host else None
+        self._handler = server_middleware(config, self._dispatch, methods=("GET", "HEAD"))
+        self.tls: ReloadingServerTLS | None = None
+        self._reload: asyncio.Task[None] | None = None
+        self._runner: web.ServerRunner | None = None
+        #: ``host:port`` actually bound (the configured port may be 0), set by ``start``.
+        self.address: str | None = None
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        name = request.headers.get("Host")
+        if self._hosts is not None and name is not None and not self._host_allowed(_host_name(name)):
+            return web.Response(status=403, text=f"Host {name!r} is not accepted\n")
+        if self._authenticate is not None and not self._authenticate(
+                {k.lower(): v for k, v in request.headers.items()}):
+            return web.Response(status=401, text="missing or invalid credentials\n",
+                                headers={"WWW-Authenticate": "Bearer"})
+        handler = self.routes.get(request.path)
+        if handler is None:
+            return web.Response(status=404, text=f"no such path; served: {', '.join(self.routes)}\n")
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, text=f"{request.method} is not allowed; use GET\n",
+                                headers={"Allow": "GET, HEAD"})
+        declared = request.content_length
+        if declared is not None and declared > self.config.max_request_body_size:
+            response = web.Response(status=413, text=f"request body of {declared} bytes is over "
+                                    f"max_request_body_size ({self.config.max_request_body_size} bytes)\n")
+            response.force_close()  # its body is not read
+            return response
+        return await handler(request)
+
+    def _host_allowed(self, name: str) -> bool:
+        return (self._hosts is not None and name in self._hosts) or _is_ip(name)
+
+    async def _reload_tls(self, tls: ReloadingServerTLS) -> None:
+        while True:
+            await asyncio.sleep(tls.config.reload_interval)
+            if tls.maybe_reload():
+                self.logger.info("reloaded TLS certificates", extra={"cert_file": tls.config.cert_file})
+
+    async def start(self) -> str:
+        """Listen; returns every address bound. A port in use or a TLS file that does not load fails here."""
+        if self.config.tls is not None:
+            self.tls = ReloadingServerTLS(self.config.tls, self.logger.warning)
+        server = web.Server(self._handler, access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False)
+        await runner.setup()
+        bind_host, port = split_host_port(self.config.endpoint)
+        try:
+            await web.TCPSite(runner, bind_host, port,
+                              ssl_context=self.tls.ssl_context if self.tls is not None else None).start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise listen_error(self.component, self.config.endpoint, exc) from None
+        self._runner = runner
+        bound = runner.addresses[0]
+        self.address = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        if self.tls is not None and self.tls.config.reload_interval > 0:
+            self._reload = asyncio.create_task(self._reload_tls(self.tls), name=f"{self.component} TLS reload")
+        return format_addresses(runner.addresses)
+
+    async def stop(self) -> None:
+        task, self._reload = self._reload, None
+        if task is not None:
+            task.cancel()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
 
 
 @dataclass(frozen=True)

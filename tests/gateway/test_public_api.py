@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_NAMES = {
     "FilePath", "Tagged", "tagged_block", "optional_sections", "raise_if",
     "Backoff", "BatchConsumer", "MIB", "AuthConfig", "CORSConfig", "ClientInfo", "GRPCClientConfig", "GRPCServerConfig",
-    "HTTPClient", "HTTPClientConfig", "HTTPServerConfig", "client_auth", "server_auth", "server_middleware",
-    "shared_ports", "AdminRoutes", "GatewayStats", "HeadersEditor",
+    "HTTPClient", "HTTPClientConfig", "HTTPServer", "HTTPServerConfig", "client_auth", "server_auth",
+    "server_middleware", "shared_ports", "AdminRoutes", "GatewayStats", "HeadersEditor",
     "Authenticator", "ClientAuthenticator", "Component", "Consumer", "CreateConnector", "CreateExporter",
     "CreateExtension", "CreateProcessor", "CreateReceiver", "LogsConsumer", "MetricsConsumer", "Storage",
     "TracesConsumer",

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 import re
-import ssl
 from dataclasses import dataclass, field
 
-from gateway import ConfigError, Duration, FilePath, split_host_port
+from gateway import ConfigError, Duration, HTTPServerConfig
 
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAMESPACE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -17,40 +16,12 @@ class ResourceToTelemetry:
 
 
 @dataclass(frozen=True)
-class ServerTLS:
-    #: PEM certificate served to scrapers; with key_file, the endpoint speaks HTTPS.
-    cert_file: FilePath = ""
-    #: PEM private key of cert_file.
-    key_file: FilePath = ""
-    #: PEM CA bundle; when set, scrapers must present a client certificate it signs.
-    client_ca_file: FilePath = ""
+class Config(HTTPServerConfig):
+    """The shared HTTP server block of /metrics (``gateway.confighttp``: endpoint, tls, auth, cors,
+    response_headers, max_request_body_size, include_metadata), as the Collector's, with the exporter's keys."""
 
-    def validate(self) -> None:
-        errors = []
-        if bool(self.cert_file) != bool(self.key_file):
-            errors.append("cert_file: cert_file and key_file must be set together")
-        if self.client_ca_file and not self.cert_file:
-            errors.append("client_ca_file: needs cert_file and key_file")
-        if errors:
-            raise ConfigError(errors)
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        if not self.cert_file:
-            return None
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert_file, self.key_file)
-        if self.client_ca_file:
-            context.load_verify_locations(self.client_ca_file)
-            context.verify_mode = ssl.CERT_REQUIRED
-        return context
-
-
-@dataclass(frozen=True)
-class Config:
     #: host:port to serve /metrics on.
     endpoint: str = "localhost:8889"
-    #: Serve HTTPS instead of HTTP.
-    tls: ServerTLS = field(default_factory=ServerTLS)
     #: Labels added to every series that does not already have them.
     const_labels: dict[str, str] = field(default_factory=dict)
     #: Prefix of every metric name (joined with _).
@@ -71,11 +42,7 @@ class Config:
     max_series: int = 100_000
 
     def validate(self) -> None:
-        errors = []
-        try:
-            split_host_port(self.endpoint)
-        except ValueError as exc:
-            errors.append(f"endpoint: {exc}")
+        errors = self.listen_errors()
         for name in self.const_labels:
             if not _LABEL.match(name) or name.startswith("__"):
                 errors.append(f"const_labels::{name}: not a valid Prometheus label name")

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
-from gateway import ComponentSettings, Host, Signal, count_items, listen_error, split_host_port
+from gateway import ComponentSettings, Host, HTTPServer, Signal, count_items
 from gateway.prometheus import CumulativeState, TranslateOptions, Translator
 
 from .config import Config
@@ -84,7 +84,7 @@ class PrometheusExporter:
         self._registry.register(self.store)
         #: ``host:port`` actually bound, set by ``start`` (tests listen on port 0).
         self.address: str | None = None
-        self._runner: web.AppRunner | None = None
+        self.server: HTTPServer | None = None
         self._expiry: asyncio.Task[None] | None = None
         self._render_lock = asyncio.Lock()
         name = str(settings.id)
@@ -98,20 +98,11 @@ class PrometheusExporter:
         self._seen = {"max_series": 0, "type_conflict": 0, "untranslatable": 0}
 
     async def start(self, host: Host) -> None:
-        app = web.Application()
-        app.router.add_get(METRICS_PATH, self._scrape)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        bind_host, port = split_host_port(self.config.endpoint)
-        site = web.TCPSite(runner, bind_host, port, ssl_context=self.config.tls.ssl_context())
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise listen_error(f"prometheus exporter {self.settings.id}", self.config.endpoint, exc) from None
-        self._runner = runner
-        bound = runner.addresses[0]
-        self.address = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        # The shared HTTP server block: tls, auth, cors, response_headers (gateway.confighttp.HTTPServer).
+        self.server = HTTPServer(f"prometheus exporter {self.settings.id}", self.config,
+                                 {METRICS_PATH: self._scrape}, host=host, logger=self.logger)
+        await self.server.start()
+        self.address = self.server.address
         self._expiry = asyncio.create_task(self._expire_loop(), name=f"exporter {self.settings.id} expiry")
         self.logger.info("serving Prometheus metrics on %s%s", self.address, METRICS_PATH)
 
@@ -121,9 +112,9 @@ class PrometheusExporter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        server, self.server = self.server, None
+        if server is not None:
+            await server.stop()
 
     async def consume_metrics(self, batch: ExportMetricsServiceRequest) -> None:
         items = count_items(Signal.METRICS, batch)
@@ -163,7 +154,7 @@ class PrometheusExporter:
         while self.translator.cumulative.expire(now, _EXPIRE_SLICE) == _EXPIRE_SLICE:
             await asyncio.sleep(0)
 
-    async def _scrape(self, request: web.Request) -> web.Response:
+    async def _scrape(self, request: web.BaseRequest) -> web.Response:
         if self.config.enable_open_metrics:
             encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         else:

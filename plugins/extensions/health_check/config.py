@@ -3,11 +3,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import ConfigError, split_host_port
+from gateway import ConfigError, HTTPServerConfig
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(HTTPServerConfig):
+    """The shared HTTP server block (``gateway.confighttp``: endpoint, tls, auth, cors, response_headers,
+    max_request_body_size, include_metadata) with the health check's own keys."""
+
     #: host:port the health server listens on. Default localhost:13133, as the Collector; a probe from outside the
     #: pod or host needs 0.0.0.0:13133 written out.
     endpoint: str = "localhost:13133"
@@ -17,11 +20,7 @@ class Config:
     check_collector_pipeline: dict[str, Any] | None = None
 
     def validate(self) -> None:
-        errors = []
-        try:
-            split_host_port(self.endpoint)
-        except ValueError as exc:
-            errors.append(f"endpoint: {exc}")
+        errors = self.listen_errors()
         if not self.path.startswith("/"):
             errors.append(f"path: must start with '/', got {self.path!r}")
         if errors:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import ComponentSettings, Host, format_addresses, listen_error, split_host_port
+from gateway import ComponentSettings, Host, HTTPServer
 
 from .config import Config
 
@@ -21,10 +21,6 @@ __all__ = ["HealthCheck"]
 
 LIVENESS_PATHS = ("/health", "/health/live")
 READINESS_PATH = "/health/ready"
-
-
-def _format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class HealthCheck:
@@ -35,7 +31,7 @@ class HealthCheck:
         #: ``host:port`` actually bound, set by ``start`` (tests listen on port 0).
         self.address: str | None = None
         self._host: Host | None = None
-        self._runner: web.AppRunner | None = None
+        self.server: HTTPServer | None = None
         self._up_since = time.time()
 
     async def start(self, host: Host) -> None:
@@ -43,33 +39,22 @@ class HealthCheck:
         self._up_since = time.time()
         if self.config.check_collector_pipeline and self.config.check_collector_pipeline.get("enabled"):
             self.logger.warning("check_collector_pipeline is not supported and is ignored")
-        app = web.Application()
         # The configured path is what a Collector user's probes hit, so it keeps readiness semantics even when
         # it shadows one of the fixed paths.
-        app.router.add_get(self.config.path, self._ready)
-        for path in LIVENESS_PATHS:
-            if path != self.config.path:
-                app.router.add_get(path, self._live)
-        if self.config.path != READINESS_PATH:
-            app.router.add_get(READINESS_PATH, self._ready)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        bind_host, port = split_host_port(self.config.endpoint)
-        site = web.TCPSite(runner, bind_host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise listen_error(f"health_check extension {self.settings.id}", self.config.endpoint, exc) from None
-        self._runner = runner
-        bound = runner.addresses[0]
-        self.address = _format_address(bound[0], bound[1])
-        self.logger.info("health check listening on %s", format_addresses(runner.addresses))
+        routes = {path: self._live for path in LIVENESS_PATHS}
+        routes[READINESS_PATH] = self._ready
+        routes[self.config.path] = self._ready
+        # The shared HTTP server block: tls, auth, cors, response_headers (gateway.confighttp.HTTPServer).
+        self.server = HTTPServer(f"health_check extension {self.settings.id}", self.config, routes, host=host,
+                                 logger=self.logger)
+        addresses = await self.server.start()
+        self.address = self.server.address
+        self.logger.info("health check listening on %s", addresses)
 
     async def shutdown(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+        server, self.server = self.server, None
+        if server is not None:
+            await server.stop()
 
     def _times(self) -> dict[str, Any]:
         return {
@@ -77,10 +62,10 @@ class HealthCheck:
             "uptime": f"{time.time() - self._up_since:.3f}s",
         }
 
-    async def _live(self, request: web.Request) -> web.Response:
+    async def _live(self, request: web.BaseRequest) -> web.Response:
         return web.json_response({"status": "Server available", **self._times()})
 
-    async def _ready(self, request: web.Request) -> web.Response:
+    async def _ready(self, request: web.BaseRequest) -> web.Response:
         host = self._host
         ready = host is not None and host.ready and host.healthy()
         body = {

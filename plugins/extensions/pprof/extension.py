@@ -24,20 +24,23 @@ class Pprof:
         self.settings = settings
         self.config = config
         self.logger = settings.telemetry.logger
-        self.server = DebugServer(f"pprof extension {settings.id}", config.endpoint,
-                                  {"/debug/pprof/": self._index, "/debug/pprof/profile": self._profile})
+        self.server: DebugServer | None = None
 
     async def start(self, host: Host) -> None:
+        self.server = DebugServer(f"pprof extension {self.settings.id}", self.config.endpoint,
+                                  {"/debug/pprof/": self._index, "/debug/pprof/profile": self._profile}, host=host,
+                                  logger=self.logger)
         addresses = await self.server.start()
         self.logger.info("pprof listening on %s", addresses)
 
     async def shutdown(self) -> None:
-        await self.server.stop()
+        if self.server is not None:
+            await self.server.stop()
 
-    async def _index(self, request: web.Request) -> web.Response:
+    async def _index(self, request: web.BaseRequest) -> web.Response:
         return web.Response(text=INDEX)
 
-    async def _profile(self, request: web.Request) -> web.Response:
+    async def _profile(self, request: web.BaseRequest) -> web.Response:
         try:
             seconds = float(request.query.get("seconds", "30"))
             if not 0 < seconds <= MAX_SECONDS:

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway import ConfigError, split_host_port
+from gateway import ConfigError, HTTPServerConfig
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(HTTPServerConfig):
+    """The shared HTTP server block (``gateway.confighttp``: endpoint, tls, auth, cors, response_headers,
+    max_request_body_size, include_metadata), as the Collector's zpages."""
+
     #: host:port the pages are served on. Default localhost:55679, as the Collector's.
     endpoint: str = "localhost:55679"
 
     def validate(self) -> None:
-        try:
-            split_host_port(self.endpoint)
-        except ValueError as exc:
-            raise ConfigError(f"endpoint: {exc}") from None
+        errors = self.listen_errors()
+        if errors:
+            raise ConfigError(errors)

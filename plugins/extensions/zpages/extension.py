@@ -62,16 +62,20 @@ class ZPages:
         self.config = config
         self.logger = settings.telemetry.logger
         self._host: Host | None = None
-        self.server = DebugServer(f"zpages extension {settings.id}", config.endpoint, dict(zip(
-            PATHS, (self._servicez, self._pipelinez, self._extensionz, self._featurez), strict=True)))
+        self.server: DebugServer | None = None
 
     async def start(self, host: Host) -> None:
         self._host = host
+        # The shared HTTP server block (tls, auth, cors, response_headers), with the debug servers' Host check.
+        self.server = DebugServer(f"zpages extension {self.settings.id}", self.config, dict(zip(
+            PATHS, (self._servicez, self._pipelinez, self._extensionz, self._featurez), strict=True)),
+            host=host, logger=self.logger)
         addresses = await self.server.start()
         self.logger.info("zpages listening on %s", addresses)
 
     async def shutdown(self) -> None:
-        await self.server.stop()
+        if self.server is not None:
+            await self.server.stop()
 
     def _snapshot(self) -> dict[str, Any]:
         stats = self._host.stats if self._host is not None else None
@@ -80,7 +84,7 @@ class ZPages:
         snapshot: dict[str, Any] = stats.snapshot()
         return snapshot
 
-    async def _servicez(self, request: web.Request) -> web.Response:
+    async def _servicez(self, request: web.BaseRequest) -> web.Response:
         g = self._snapshot()["gateway"]
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - g["uptime_s"]))
         rows = [["version", _version()], ["start time", started], ["uptime", f"{g['uptime_s']:.0f} s"],
@@ -90,7 +94,7 @@ class ZPages:
                 ["event loop lag", f"{g['loop_lag_ms']} ms (max {g['loop_lag_max_ms']} ms)"]]
         return _page("servicez", _table(["property", "value"], rows))
 
-    async def _pipelinez(self, request: web.Request) -> web.Response:
+    async def _pipelinez(self, request: web.BaseRequest) -> web.Response:
         snapshot = self._snapshot()
         by_key = {f"{c['kind']}:{c['id']}": c for c in snapshot["components"]}
         graph = snapshot["graph"]
@@ -110,12 +114,12 @@ class ZPages:
             body.append("<p>no pipelines</p>")
         return _page("pipelinez", "".join(body))
 
-    async def _extensionz(self, request: web.Request) -> web.Response:
+    async def _extensionz(self, request: web.BaseRequest) -> web.Response:
         assert self._host is not None
         rows = [[key.partition(":")[2], value["status"], value.get("error", ""), value["since"]]
                 for key, value in self._host.component_status().items() if key.startswith("extension:")]
         return _page("extensionz", _table(["extension", "status", "error", "since"], rows))
 
-    async def _featurez(self, request: web.Request) -> web.Response:
+    async def _featurez(self, request: web.BaseRequest) -> web.Response:
         return _page("featurez", "<p>otelgw has no feature gates: behaviour is chosen in the configuration.</p>"
                      + _table(["gate", "enabled", "stage", "description"], []))

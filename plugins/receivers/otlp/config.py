@@ -10,16 +10,7 @@ from gateway import (
     GRPCServerConfig,
     HTTPServerConfig,
     optional_sections,
-    split_host_port,
 )
-
-
-def _endpoint_error(endpoint: str) -> str | None:
-    try:
-        split_host_port(endpoint)
-    except ValueError as exc:
-        return f"endpoint: {exc}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,7 @@ class HttpConfig(HTTPServerConfig):
             object.__setattr__(self, key, _absolute(getattr(self, key)))
 
     def validate(self) -> None:
-        errors = [e for e in (_endpoint_error(self.endpoint),) if e] + self.server_errors()
+        errors = self.listen_errors()
         if self.max_in_flight_size_mib < 0:
             errors.append(f"max_in_flight_size_mib: must be >= 0 (0 = no cap), got {self.max_in_flight_size_mib}")
         if self.read_header_timeout <= 0:

@@ -125,5 +125,6 @@ def test_hostnames_without_a_port_get_4317_and_keys_are_checked_per_signal() -> 
                                                       "resolver": {"static": {"hostnames": ["sampler-0"]}}})
     assert validate_tree(config) == [] and config.endpoints == ["sampler-0:4317"]
     assert config.key_for(Signal.METRICS) == "streamID"
-    with pytest.raises(ConfigError, match="routing_key: streamID cannot route traces; the keys for traces are: traceID"):
+    with pytest.raises(ConfigError, match="routing_key: streamID cannot route traces; the keys for traces are: "
+                                          "traceID"):
         config.key_for(Signal.TRACES)

@@ -44,9 +44,9 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"expiration": "1m"})
     assert info.value.messages == [
-        "expiration: unknown key; valid keys are: add_metric_suffixes, const_labels, enable_open_metrics, "
-        "endpoint, max_series, metric_expiration, namespace, resource_to_telemetry_conversion, "
-        "send_timestamps, target_info, tls"]
+        "expiration: unknown key; valid keys are: add_metric_suffixes, auth, const_labels, cors, "
+        "enable_open_metrics, endpoint, include_metadata, max_request_body_size, max_series, metric_expiration, "
+        "namespace, resource_to_telemetry_conversion, response_headers, send_timestamps, target_info, tls"]
 
 
 def test_invalid_values_are_reported_together() -> None:
@@ -54,7 +54,7 @@ def test_invalid_values_are_reported_together() -> None:
         load({"endpoint": "localhost", "const_labels": {"bad-label": "x", "__reserved": "y"}, "namespace": "1x",
               "metric_expiration": 0, "max_series": -1, "tls": {"cert_file": "/nonexistent.pem"}})
     assert info.value.messages == [
-        "tls::cert_file: cert_file and key_file must be set together",
+        "tls::cert_file: cert_file and key_file are required for a TLS server",
         "endpoint: invalid endpoint 'localhost': expected host:port, e.g. 0.0.0.0:4317",
         "const_labels::bad-label: not a valid Prometheus label name",
         "const_labels::__reserved: not a valid Prometheus label name",

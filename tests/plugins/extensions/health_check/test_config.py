@@ -37,7 +37,8 @@ def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as info:
         load({"port": 13133})
     assert info.value.messages == [
-        "port: unknown key; valid keys are: check_collector_pipeline, endpoint, path"
+        "port: unknown key; valid keys are: auth, check_collector_pipeline, cors, endpoint, include_metadata, "
+        "max_request_body_size, path, response_headers, tls"
     ]
 
 
