@@ -53,7 +53,6 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from gateway import client
-from gateway.client import ClientInfo
 from gateway.component import Batch, ComponentID, ComponentSettings, Signal, Storage, count_items
 from gateway.configtypes import Duration
 from gateway.errors import (
@@ -155,6 +154,8 @@ class QueueConfig:
     #: When the queue is full, wait for room instead of refusing the request (the sender waits, as backpressure).
     block_on_overflow: bool = False
     #: Answer the sender only once its request was exported (or dropped, with the error), not once it was queued.
+    #: With storage too: the request waits on disk meanwhile, and a crash before it was sent leaves the sender
+    #: unanswered (it retries) while the request is sent after the next start (at least once).
     wait_for_result: bool = False
     #: Join queued requests into batches before sending (see QueueBatchConfig); unset sends each as queued.
     batch: QueueBatchConfig | None = None
@@ -173,9 +174,6 @@ class QueueConfig:
         elif self.sizer == "items" and self.storage:
             errors.append("sizer: items is not available with storage (the queue on disk counts requests or "
                           "bytes); use requests or bytes")
-        if self.wait_for_result and self.storage:
-            errors.append("wait_for_result: not available with storage yet; a persistent queue answers once the "
-                          "request is on disk, where it survives a crash")
         if self.batch is not None and not self.enabled:
             errors.append("batch: needs enabled: true (batches are joined by the queue's workers)")
         if self.enabled and self.num_consumers < 1:
@@ -316,12 +314,10 @@ class ExporterHelper:
             root.exporter_queue_capacity.labels(name, data_type).set(queue.queue_size)
         self._id = name
         self._workers: list[asyncio.Task[None]] = []
-        #: id(batch) → (batch, its sender) for batches in the in-memory queue that came with client metadata
-        #: (``gateway.client``): a worker sends each with its sender current, for headers_setter and the like.
-        #: The persistent queue keeps bytes only, so its batches are sent without a sender.
-        self._senders: dict[int, tuple[Batch, ClientInfo]] = {}
-        #: id(batch) → (batch, outcome) for senders waiting on their export (``wait_for_result``).
-        self._outcomes: dict[int, tuple[Batch, asyncio.Future[ConsumeError | None]]] = {}
+        #: The queue's key of a batch (``put``'s answer) → the outcome its sender waits on (``wait_for_result``).
+        #: Client metadata (``gateway.client``) travels in the queue with the batch, on disk too, and a worker
+        #: sends each batch with its sender current, for headers_setter and the like.
+        self._outcomes: dict[int, asyncio.Future[ConsumeError | None]] = {}
         #: Set when a worker finished a request (room in the queue) or at shutdown: ``block_on_overflow`` waits.
         self._room = asyncio.Event()
         self._closing = asyncio.Event()
@@ -339,9 +335,10 @@ class ExporterHelper:
             return
         if self._queue is None:
             raise RetryableError("exporter is not started: its persistent queue is not open yet")
+        sender = client.current()
         while True:
             try:
-                self._queue.put(batch)
+                key = self._queue.put(batch, sender)
                 break
             except QueueFull:
                 if not self._queue_config.block_on_overflow or self._closing.is_set():
@@ -352,12 +349,10 @@ class ExporterHelper:
             except StorageUnavailable:  # disk full or I/O error: retryable, and what is queued keeps draining
                 self._enqueue_failed.inc(count_items(self.signal, batch))
                 raise
-        sender = client.current()
-        if sender is not None and not self._queue.persistent:
-            self._senders[id(batch)] = (batch, sender)
         if self._queue_config.wait_for_result:
+            # Registered before any await, so no worker can finish the batch before its sender waits on it.
             outcome: asyncio.Future[ConsumeError | None] = asyncio.get_running_loop().create_future()
-            self._outcomes[id(batch)] = (batch, outcome)
+            self._outcomes[key] = outcome
             error = await asyncio.shield(outcome)  # a sender that hangs up does not cancel the export
             if error is not None:
                 raise error
@@ -422,11 +417,15 @@ class ExporterHelper:
                 self.logger.warning("Requests left in the persistent queue at shutdown are sent after the next "
                                     "start.", extra={"requests": self._queue.unfinished})
             self._queue.close()
+            # Senders still waiting (wait_for_result) were not delivered: told to retry, while their requests
+            # stay on disk for the next start (at least once).
+            for key in list(self._outcomes):
+                self._settle(key, RetryableError("exporter shut down before the request was sent; it stays in "
+                                                 "the persistent queue and is sent after the next start"))
             return
-        self._senders.clear()
         remaining = self._queue.take_remaining()
         for batch in remaining:
-            self._settle(batch, RetryableError("exporter shut down before the request was sent"))
+            self._settle(id(batch), RetryableError("exporter shut down before the request was sent"))
         dropped = sum(count_items(self.signal, batch) for batch in remaining)
         if dropped:
             self._failed.inc(dropped)
@@ -460,7 +459,7 @@ class ExporterHelper:
             try:
                 if self._queue_config.batch is not None:
                     await self._gather(entries)
-                error = await self._send_entries([batch for _, batch in entries])
+                error = await self._send_entries(entries)
             except _LeaveQueued:
                 return  # shutting down; not acknowledged, so it is sent after the next start
             except asyncio.CancelledError:
@@ -502,12 +501,13 @@ class ExporterHelper:
                 return
             size += measure(self.signal, entries[-1][1], config.sizer)
 
-    async def _send_entries(self, batches: list[Batch]) -> ConsumeError | None:
-        """Send ``batches`` as one (cut to ``batch::max_size``), with their sender current when they share one."""
-        senders = [self._senders.pop(id(batch), (None, None)) for batch in batches]
-        known = [sender for (held, sender), batch in zip(senders, batches, strict=True) if held is batch]
-        common = known[0] if len(known) == len(batches) and all(s == known[0] for s in known) else None
-        joined = join(self.signal, batches)
+    async def _send_entries(self, entries: list[tuple[Any, Batch]]) -> ConsumeError | None:
+        """Send the batches of ``entries`` as one (cut to ``batch::max_size``), with their sender current when
+        they share one (a batch joined from several senders has none, as in the Collector)."""
+        assert self._queue is not None
+        senders = [self._queue.sender(token) for token, _ in entries]
+        common = senders[0] if all(s == senders[0] for s in senders) else None
+        joined = join(self.signal, [batch for _, batch in entries])
         config = self._queue_config.batch
         pieces = cut(self.signal, joined, config.sizer, config.max_size) if config is not None else [joined]
         error: ConsumeError | None = None
@@ -518,17 +518,16 @@ class ExporterHelper:
 
     def _finish(self, entries: list[tuple[Any, Batch]], error: ConsumeError | None) -> None:
         assert self._queue is not None
-        for token, batch in entries:
-            self._settle(batch, error)
+        for token, _ in entries:
+            self._settle(self._queue.key(token), error)
             self._queue.done(token)
         self._room.set()
 
-    def _settle(self, batch: Batch, error: ConsumeError | None) -> None:
-        """Answer a sender waiting on ``batch`` (``wait_for_result``)."""
-        self._senders.pop(id(batch), None)
-        entry = self._outcomes.pop(id(batch), None)
-        if entry is not None and entry[0] is batch and not entry[1].done():
-            entry[1].set_result(error)
+    def _settle(self, key: int, error: ConsumeError | None) -> None:
+        """Answer a sender waiting on the batch the queue knows as ``key`` (``wait_for_result``)."""
+        outcome = self._outcomes.pop(key, None)
+        if outcome is not None and not outcome.done():
+            outcome.set_result(error)
 
     async def _export(self, batch: Batch, *, inline: bool,
                       budget: _BisectBudget | None = None) -> ConsumeError | None:
@@ -545,8 +544,7 @@ class ExporterHelper:
                 error = exc if isinstance(exc, ConsumeError) else RetryableError(_describe(exc))
                 if not isinstance(error, RetryableError):
                     if items > 1 and isinstance(error, InvalidDataError | TooLargeError) and budget.take():
-                        await self._bisect(batch, items, inline=inline, budget=budget)
-                        return None
+                        return await self._bisect(batch, items, inline=inline, budget=budget)
                     self._failed.inc(items)
                     self._dropped["rejected"].inc(items)
                     self.logger.error("Exporting failed. The error is not retryable. Dropping data.",
@@ -585,28 +583,32 @@ class ExporterHelper:
                 self._dropped["rejected"].inc(rejected)
             return None
 
-    async def _bisect(self, batch: Batch, items: int, *, inline: bool, budget: _BisectBudget) -> None:
+    async def _bisect(self, batch: Batch, items: int, *, inline: bool,
+                      budget: _BisectBudget) -> ConsumeError | None:
         """Send the two halves of a permanently refused batch on their own (recursively, through ``_export``).
 
-        Queued, every outcome is counted where it happens and nothing is raised. Inline, the caller learns
-        of a retryable failure of either half (it resends the whole batch: at least once), and of a permanent
-        one only when no half got through.
+        Every outcome is counted where it happens. The caller learns of a retryable failure of either half (it
+        resends the whole batch: at least once), and of a permanent one only when no half got through: raised
+        when ``inline``, returned when queued (for a sender waiting with ``wait_for_result``).
         """
         retryable: RetryableError | None = None
         permanent: ConsumeError | None = None
         delivered = False
         for half, _ in split(self.signal, batch, (items + 1) // 2):
             try:
-                await self._export(half, inline=inline, budget=budget)
-                delivered = True
-            except RetryableError as exc:
-                retryable = retryable or exc
+                error = await self._export(half, inline=inline, budget=budget)
             except ConsumeError as exc:
-                permanent = permanent or exc
-        if retryable is not None:
-            raise retryable
-        if permanent is not None and not delivered:
-            raise permanent
+                error = exc
+            if error is None:
+                delivered = True
+            elif isinstance(error, RetryableError):
+                retryable = retryable or error
+            else:
+                permanent = permanent or error
+        outcome = retryable or (permanent if not delivered else None)
+        if inline and outcome is not None:
+            raise outcome
+        return outcome
 
     async def _attempt(self, batch: Batch) -> PartialSuccess | None:
         started = time.perf_counter()

@@ -12,6 +12,16 @@ On-disk layout of one queue (one directory per exporter and signal, inside the f
                               payload = the serialized OTLP request); the file name is the id of its first record
     acks.log                  finished record ids, appended: 8-byte little-endian id + CRC-32 of those 8 bytes
 
+A record's payload is the serialized OTLP request. A request that came with client metadata (a receiver's
+``include_metadata``, ``gateway.client``) is written behind a header holding that metadata, so headers_setter's
+``from_context`` and the like see the same sender when the record is sent, also after a restart::
+
+    00 4f 47 43 ("\0OGC")  u32 LE length  JSON {"metadata": {name: [values]}, "address": "host:port"}  request
+
+(a serialized request never starts with a 0 byte: protobuf has no field 0). The metadata is kept as received,
+credentials included (headers_setter may pass a tenant's token on); the queue's files are readable by their
+owner only (0600).
+
 ``put`` returns once the record is written (and, with ``fsync: true``, fdatasync'ed): the exporter answers the
 sender only after that, so an acknowledged request is in the kernel's page cache (survives SIGKILL and OOM
 kills) or, with fsync, on the disk (survives power loss). A failed write (disk full, I/O error, short write)
@@ -34,6 +44,7 @@ import asyncio
 import collections
 import errno
 import fcntl
+import json
 import logging
 import os
 import struct
@@ -43,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.client import ClientInfo
 from gateway.component import Batch, Signal
 from gateway.helpers.batching import measure
 from gateway.helpers.walog import HEADER_BYTES, SegmentLog, StorageUnavailable
@@ -57,6 +69,30 @@ SEGMENT_BYTES = 8 * 1024 * 1024
 _ACKS_COMPACT_BYTES = 1024 * 1024
 #: Serialized bytes of queued batches also kept in memory as messages (a worker then skips the parse).
 CACHE_BYTES = 16 * 1024 * 1024
+#: Starts a record whose request came with client metadata (see the module docstring).
+_WITH_SENDER = b"\x00OGC"
+_SENDER_LENGTH = struct.Struct("<I")
+
+
+def pack_sender(sender: ClientInfo, payload: bytes) -> bytes:
+    """``payload`` behind the header that carries ``sender`` (the module docstring's record layout)."""
+    meta = json.dumps({"metadata": {k: list(v) for k, v in sender.metadata.items()}, "address": sender.address},
+                      separators=(",", ":")).encode()
+    return b"".join((_WITH_SENDER, _SENDER_LENGTH.pack(len(meta)), meta, payload))
+
+
+def unpack_sender(payload: bytes) -> tuple[ClientInfo | None, bytes]:
+    """The sender written with a record (None without one) and the request's bytes; ValueError when damaged."""
+    if not payload.startswith(_WITH_SENDER):
+        return None, payload
+    start = len(_WITH_SENDER) + _SENDER_LENGTH.size
+    (length,) = _SENDER_LENGTH.unpack_from(payload, len(_WITH_SENDER))
+    if start + length > len(payload):
+        raise ValueError("client metadata header longer than the record")
+    meta = json.loads(payload[start:start + length])
+    sender = ClientInfo({str(k): tuple(str(v) for v in values) for k, values in meta["metadata"].items()},
+                        str(meta.get("address", "")))
+    return sender, payload[start + length:]
 
 
 class QueueFull(Exception):
@@ -69,9 +105,19 @@ class SendingQueue(Protocol):
     #: True when what is queued survives a restart (so shutdown keeps it instead of dropping it).
     persistent: bool
 
-    def put(self, batch: Batch) -> None: ...
+    def put(self, batch: Batch, sender: ClientInfo | None = None) -> int:
+        """Queue ``batch`` with the client metadata it came with; returns its key (see :meth:`key`)."""
+        ...
 
     async def get(self) -> tuple[Any, Batch]: ...
+
+    def key(self, token: Any) -> int:
+        """The key ``put`` returned for the batch of ``token``, while that batch is in the queue."""
+        ...
+
+    def sender(self, token: Any) -> ClientInfo | None:
+        """The client metadata the batch of ``token`` was queued with."""
+        ...
 
     def done(self, token: Any) -> None: ...
 
@@ -94,22 +140,30 @@ class MemoryQueue:
     persistent = False
 
     def __init__(self, capacity: int, sizer: str = "requests", signal: Signal = Signal.TRACES) -> None:
-        self._queue: asyncio.Queue[tuple[int, Batch]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[int, Batch, ClientInfo | None]] = asyncio.Queue()
         self._capacity = capacity
         self._sizer = sizer
         self._signal = signal
         self._used = 0
 
-    def put(self, batch: Batch) -> None:
+    def put(self, batch: Batch, sender: ClientInfo | None = None) -> int:
         size = measure(self._signal, batch, self._sizer)
         if self._used + size > self._capacity and (self._used or self._sizer == "requests"):
             raise QueueFull
         self._used += size
-        self._queue.put_nowait((size, batch))
+        self._queue.put_nowait((size, batch, sender))
+        return id(batch)  # unique while the batch is queued: the queue holds it
 
     async def get(self) -> tuple[Any, Batch]:
         token = await self._queue.get()
         return token, token[1]
+
+    def key(self, token: Any) -> int:
+        return id(token[1])
+
+    def sender(self, token: Any) -> ClientInfo | None:
+        sender: ClientInfo | None = token[2]
+        return sender
 
     def done(self, token: Any) -> None:
         self._used -= token[0]
@@ -166,6 +220,8 @@ class PersistentQueue:
         self._in_flight = 0
         self._bytes = 0  # disk bytes of unfinished records
         self._cache: dict[int, Batch] = {}  # record id -> the batch as put, for records not taken yet
+        #: record id -> the client metadata of a record taken or cached (read back from disk otherwise).
+        self._senders: dict[int, ClientInfo] = {}
         self._cached_bytes = 0
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
@@ -219,10 +275,13 @@ class PersistentQueue:
 
     # ------------------------------------------------------------ queue operations
 
-    def put(self, batch: Batch) -> None:
-        """Append ``batch``; QueueFull at capacity, StorageUnavailable (retryable) when the write fails."""
+    def put(self, batch: Batch, sender: ClientInfo | None = None) -> int:
+        """Append ``batch`` (with ``sender`` when it came with client metadata); returns the record's id.
+        QueueFull at capacity, StorageUnavailable (retryable) when the write fails."""
         # The receiver's request bytes when they are still exact (no processor changed the batch): no serializing.
         payload = wire_bytes(batch) or batch.SerializeToString()
+        if sender is not None:
+            payload = pack_sender(sender, payload)
         size = HEADER_BYTES + len(payload)
         used, needed = (self._bytes, size) if self._by_bytes else (len(self._pending) + self._in_flight, 1)
         if used + needed > self._capacity and (used or not self._by_bytes):
@@ -236,7 +295,10 @@ class PersistentQueue:
             # Kept in memory too while the backlog is small, so a worker gets the message without parsing it again.
             self._cache[record_id] = batch
             self._cached_bytes += len(payload)
+            if sender is not None:
+                self._senders[record_id] = sender
         self._sync_events()
+        return record_id
 
     async def get(self) -> tuple[Any, Batch]:
         while True:
@@ -258,15 +320,29 @@ class PersistentQueue:
                 self._sync_events()
                 raise
             try:
-                return record, self._parse(payload)
+                sender, request = unpack_sender(payload)
+                batch = self._parse(request)
             except Exception as exc:  # a checksummed record that does not parse: written by another version
                 self._logger.error("Persistent queue: dropping a record that does not parse.",
                                    extra={"error": str(exc), "record_id": record.id})
                 self.done(record)
+                continue
+            if sender is not None:
+                self._senders[record.id] = sender
+            return record, batch
+
+    def key(self, token: Any) -> int:
+        record: _Record = token
+        return record.id
+
+    def sender(self, token: Any) -> ClientInfo | None:
+        record: _Record = token
+        return self._senders.get(record.id)
 
     def done(self, token: Any) -> None:
         """The request left the queue for good (sent, or dropped as permanent). Never raises on a full disk."""
         record: _Record = token
+        self._senders.pop(record.id, None)
         self._in_flight -= 1
         self._bytes -= record.disk_size
         self._acked.setdefault(record.segment, []).append(record.id)

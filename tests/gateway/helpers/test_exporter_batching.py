@@ -160,9 +160,7 @@ async def test_wait_for_result_answers_after_the_export_with_its_error() -> None
 
 
 def test_invalid_queue_settings_are_reported() -> None:
-    assert validate_tree(QueueConfig(storage="file_storage", wait_for_result=True)) == [
-        "wait_for_result: not available with storage yet; a persistent queue answers once the request is on "
-        "disk, where it survives a crash"]
+    assert validate_tree(QueueConfig(storage="file_storage", wait_for_result=True)) == []
     config = decode(QueueConfig(), {"enabled": False, "batch": {"min_size": 10, "max_size": 5, "sizer": "requests"}})
     assert validate_tree(config) == [
         "batch::max_size: must be 0 (no limit) or >= min_size (10), got 5",
