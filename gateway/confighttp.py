@@ -17,7 +17,6 @@ import asyncio
 import fnmatch
 import functools
 import gzip
-import ipaddress
 import logging
 import re
 import socket
@@ -35,7 +34,7 @@ from gateway.configauth import AuthConfig, ClientHeaders, client_auth, server_au
 from gateway.configblocks import ReloadingClientTLS, ReloadingServerTLS, TLSClientConfig, TLSServerConfig
 from gateway.configtypes import Duration
 from gateway.errors import ConfigError, RetryableError
-from gateway.netaddr import format_addresses, listen_error, split_host_port
+from gateway.netaddr import format_addresses, host_name, is_ip, listen_error, split_host_port
 
 if TYPE_CHECKING:
     from gateway.host import Host
@@ -193,21 +192,6 @@ def server_middleware(config: HTTPServerConfig, handler: Handler, methods: tuple
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
-def _host_name(header: str) -> str:
-    text = header.strip().lower()
-    if text.startswith("["):
-        return text[1:].partition("]")[0]
-    return text.rpartition(":")[0] if text.count(":") == 1 else text
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 class HTTPServer:
     """One listener answering GET (and HEAD) on fixed paths as an :class:`HTTPServerConfig` says; the server of
     every component that answers requests rather than takes data (health_check, zpages, pprof, the prometheus
@@ -243,7 +227,7 @@ class HTTPServer:
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         name = request.headers.get("Host")
-        if self._hosts is not None and name is not None and not self._host_allowed(_host_name(name)):
+        if self._hosts is not None and name is not None and not self._host_allowed(host_name(name)):
             return web.Response(status=403, text=f"Host {name!r} is not accepted\n")
         if self._authenticate is not None and not self._authenticate(
                 {k.lower(): v for k, v in request.headers.items()}):
@@ -264,7 +248,7 @@ class HTTPServer:
         return await handler(request)
 
     def _host_allowed(self, name: str) -> bool:
-        return (self._hosts is not None and name in self._hosts) or _is_ip(name)
+        return (self._hosts is not None and name in self._hosts) or is_ip(name)
 
     async def _reload_tls(self, tls: ReloadingServerTLS) -> None:
         while True:

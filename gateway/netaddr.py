@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from typing import Any
 
-__all__ = ["ListenError", "format_addresses", "listen_error", "split_host_port"]
+__all__ = ["ListenError", "format_addresses", "host_name", "is_ip", "listen_error", "split_host_port"]
+
+
+def host_name(header: str) -> str:
+    """The host part of a Host header or URL authority: ``[::1]:80`` → ``::1``, ``Example.COM:1`` → ``example.com``."""
+    text = header.strip().lower()
+    if text.startswith("["):
+        return text[1:].partition("]")[0]
+    return text.rpartition(":")[0] if text.count(":") == 1 else text
+
+
+def is_ip(name: str) -> bool:
+    """True when ``name`` is an IPv4 or IPv6 address literal."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def split_host_port(address: str) -> tuple[str, int]:

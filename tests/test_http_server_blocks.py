@@ -5,17 +5,17 @@ then ``otelgw validate`` on bad keys of those blocks."""
 
 from __future__ import annotations
 
-import importlib.util
 import ssl
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
+from inprocess import running  # tests/inprocess.py, on sys.path through tests/conftest.py
+from pki import make_pki  # tests/pki.py, on sys.path through tests/conftest.py
 
 from gateway._host.service import Service
 from gateway.component import ComponentID, Kind
@@ -26,25 +26,14 @@ TOKEN = "metrics-scraper-token"
 ORIGIN = "https://grafana.example.com"
 
 
-def _tls_helpers() -> Any:
-    name = "otlp_tls_auth_for_http_blocks"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests/plugins/receivers/otlp/test_tls_auth.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _tls_helpers().make_pki(tmp_path_factory.mktemp("pki"))  # type: ignore[no-any-return]
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
 async def gateway(tmp_path: Path, pki: dict[str, Path]) -> AsyncIterator[Service]:
-    config = tmp_path / "gateway.yaml"
-    config.write_text(textwrap.dedent(f"""
+    async with running(tmp_path / "gateway.yaml", f"""
         extensions:
           bearertokenauth: {{token: "{TOKEN}"}}
           health_check:
@@ -70,13 +59,8 @@ async def gateway(tmp_path: Path, pki: dict[str, Path]) -> AsyncIterator[Service
           telemetry: {{metrics: {{address: ""}}}}
           pipelines:
             metrics: {{receivers: [otlp], exporters: [prometheus]}}
-    """))
-    service = Service.from_files([str(config)])
-    await service.start()
-    try:
+    """) as service:
         yield service
-    finally:
-        await service.shutdown()
 
 
 def metrics_url(service: Service) -> str:

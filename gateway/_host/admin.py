@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from aiohttp import web
 
 from gateway._host.redact import redact, register
 from gateway.errors import ConfigError
-from gateway.netaddr import listen_error, split_host_port
+from gateway.netaddr import host_name, is_ip, listen_error, split_host_port
 
 __all__ = ["AdminConfig", "AdminServer", "Handler", "default_token_file", "json_response", "state_dir"]
 
@@ -85,22 +84,6 @@ class AdminConfig:
     def __repr__(self) -> str:  # never print the token (otelgw validate, logs)
         return (f"AdminConfig(endpoint={self.endpoint!r}, token={'<set>' if self.token else '<generated>'}, "
                 f"token_file={self.token_file!r}, allowed_hosts={self.allowed_hosts!r})")
-
-
-def _host_name(header: str) -> str:
-    """The host part of a Host header or URL authority: ``[::1]:80`` → ``::1``, ``Example.COM:1`` → ``example.com``."""
-    text = header.strip().lower()
-    if text.startswith("["):
-        return text[1:].partition("]")[0]
-    return text.rpartition(":")[0] if text.count(":") == 1 else text
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def write_private(path: Path, text: str) -> None:
@@ -167,8 +150,8 @@ class AdminServer:
         """Why a request is refused before its route is even looked up (Host, Origin, token), or None."""
         host = request.headers.get("Host")
         if host is not None:
-            name = _host_name(host)
-            if name not in self._hosts and not _is_ip(name):
+            name = host_name(host)
+            if name not in self._hosts and not is_ip(name):
                 return json_response({"error": f"Host {host!r} is not accepted; list it in "
                                                f"service::admin::allowed_hosts"}, 403)
         origin = request.headers.get("Origin")

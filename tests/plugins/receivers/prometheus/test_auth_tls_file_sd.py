@@ -4,10 +4,8 @@ come and go: a removed target's series are marked stale."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
 import ssl
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import pytest
 import yaml
 from aiohttp import web
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+from pki import make_pki  # tests/pki.py, on sys.path through tests/conftest.py
 
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode, validate_tree
@@ -25,19 +24,9 @@ from plugins.receivers.prometheus.factory import factory
 ROOT = Path(__file__).resolve().parents[4]
 
 
-def _tls_helpers() -> Any:
-    name = "otlp_tls_auth_for_scrape"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests/plugins/receivers/otlp/test_tls_auth.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _tls_helpers().make_pki(tmp_path_factory.mktemp("pki"))  # type: ignore[no-any-return]
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 async def serve(ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int, list[str | None]]:
