@@ -85,12 +85,13 @@ async def test_wait_for_result_with_storage_answers_after_delivery_with_the_send
     try:
         await asyncio.to_thread(gateway.wait_ready)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{ports['grpc']}") as channel:
-            sink.fail_next(3, message="backend down")
+            sink.fail_next(1_000_000, message="backend down")
             pending = export(channel, "team-a", "svc-a")
             await wait_for(lambda: len(sink.received(Signal.TRACES)) >= 3, "three refused attempts")
-            # On disk and refused three times: the sender has no answer yet.
+            # On disk and refused three times (the backend stays down until the test says): no answer yet.
             assert not pending.done()
-            await pending  # answered OK once the fourth attempt was delivered
+            sink.clear()  # the backend is back
+            await pending  # answered OK once an attempt was delivered
             delivered = [r for r in sink.received(Signal.TRACES) if r.accepted]
             assert [service_of(r.batch) for r in delivered] == ["svc-a"]
             assert delivered[0].headers["x-scope-orgid"] == "team-a"
