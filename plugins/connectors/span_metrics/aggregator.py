@@ -2,9 +2,11 @@
 
 Series live per resource in plain dicts keyed by tuples: (span name, kind, status code, dimension values...).
 A span's attributes are scanned only when dimensions are configured, and then only to pick out the configured
-keys through one dict lookup each. Memory is bounded: ``aggregation_cardinality_limit`` series per resource (the
-rest fold into one ``otel.metric.overflow=true`` series), ``resource_metrics_cache_size`` resources, and
-``metrics_expiration`` for resources that went quiet.
+keys through one dict lookup each. A series keeps its counts only: its attributes are made from its key when it
+is flushed (protobuf attribute messages per series cost kilobytes each, several gigabytes at a million series),
+and its bucket and exemplar containers exist only when they hold something. Memory is bounded:
+``aggregation_cardinality_limit`` series per resource (the rest fold into one ``otel.metric.overflow=true``
+series), ``resource_metrics_cache_size`` resources, and ``metrics_expiration`` for resources that went quiet.
 """
 
 from __future__ import annotations
@@ -38,16 +40,21 @@ _CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
 _DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
 
 
-class _Series:
-    __slots__ = ("attributes", "calls", "counts", "exemplars", "expo", "start_ns", "total")
+_Exemplar = tuple[bytes, bytes, float, int]  # trace id, span id, value, time
+_NO_EXEMPLARS: tuple[_Exemplar, ...] = ()
+_NO_COUNTS: list[int] = []  # shared by every series without explicit buckets; never written to
 
-    def __init__(self, attributes: list[KeyValue], buckets: int, expo_size: int, start_ns: int) -> None:
-        self.attributes = attributes
+
+class _Series:
+    __slots__ = ("calls", "counts", "exemplars", "expo", "start_ns", "total")
+
+    def __init__(self, buckets: int, expo_size: int, start_ns: int) -> None:
         self.calls = 0
         self.total = 0.0
-        self.counts = [0] * buckets
+        self.counts = [0] * buckets if buckets else _NO_COUNTS
         self.expo = ExponentialHistogram(expo_size) if expo_size else None
-        self.exemplars: list[tuple[bytes, bytes, float, int]] = []
+        #: A list once the series has an exemplar; the shared empty tuple until then (one object less per series).
+        self.exemplars: list[_Exemplar] | tuple[_Exemplar, ...] = _NO_EXEMPLARS
         self.start_ns = start_ns
 
 
@@ -168,7 +175,7 @@ class SpanAggregator:
                     key += scope_key
                 series = table.get(key)
                 if series is None:
-                    series = self._new_series(resource, table, key, len(scope_key))
+                    series = self._new_series(table, key)
                 series.calls += 1
                 if buckets:
                     series.counts[bisect_left(bounds, duration)] += 1
@@ -177,20 +184,29 @@ class SpanAggregator:
                     series.expo.observe(duration)  # type: ignore[union-attr]
                 if exemplars and span.trace_id:
                     kept = series.exemplars
+                    if not isinstance(kept, list):
+                        kept = series.exemplars = []
                     kept.append((span.trace_id, span.span_id, duration, end))
                     if len(kept) > exemplars:
                         del kept[0]
                 if events and len(span.events):
                     self._add_events(resource, span, key)
 
-    def _new_series(self, resource: _Resource, table: dict[tuple[Any, ...], _Series], key: tuple[Any, ...],
-                    scope_parts: int, event_values: Sequence[Any] = ()) -> _Series:
+    def _new_series(self, table: dict[tuple[Any, ...], _Series], key: tuple[Any, ...]) -> _Series:
         if self._limit and len(table) >= self._limit:
             self.overflowed += 1
             series = table.get(_OVERFLOW_KEY)
             if series is None:
-                series = table[_OVERFLOW_KEY] = self._make(key, [key_value(OVERFLOW_ATTRIBUTE, True)])
+                series = table[_OVERFLOW_KEY] = self._make(key)
             return series
+        series = table[key] = self._make(key)
+        return series
+
+    def _attributes(self, resource: _Resource, key: tuple[Any, ...], event: bool) -> list[KeyValue]:
+        """A series' attributes, made from its key: (span name, kind, status, dimension values, [scope name,
+        scope version]) and for an event series then ``"\x00event"`` and the event dimensions' values."""
+        if key == _OVERFLOW_KEY:
+            return [key_value(OVERFLOW_ATTRIBUTE, True)]
         attributes = []
         if self._use_service:
             attributes.append(key_value("service.name", resource.service))
@@ -200,23 +216,27 @@ class SpanAggregator:
             attributes.append(key_value("span.kind", SPAN_KINDS[key[1]] if 0 <= key[1] < 6 else str(key[1])))
         if self._use_status:
             attributes.append(key_value("status.code", STATUS_CODES[key[2]] if 0 <= key[2] < 3 else str(key[2])))
-        for dimension, value in zip(self._dimensions, key[3:3 + len(self._dimensions)], strict=False):
+        dims = len(self._dimensions)
+        for dimension, value in zip(self._dimensions, key[3:3 + dims], strict=False):
             if value is not None:
                 attributes.append(key_value(dimension.name, value))
+        # The scope's two parts follow the dimensions when include_instrumentation_scope matched; an event key
+        # then has its marker and one value per event dimension after them.
+        scope_parts = len(key) - 3 - dims - (1 + len(self._event_dims) if event else 0)
         if scope_parts:
-            name, version = key[3 + len(self._dimensions):3 + len(self._dimensions) + 2]
+            name, version = key[3 + dims:3 + dims + 2]
             attributes.append(key_value("span.instrumentation.scope.name", name))
             if version:
                 attributes.append(key_value("span.instrumentation.scope.version", version))
-        for dimension, value in zip(self._event_dims, event_values, strict=False):
-            if value is not None:
-                attributes.append(key_value(dimension.name, value))
-        series = table[key] = self._make(key, attributes)
-        return series
+        if event:
+            for dimension, value in zip(self._event_dims, key[len(key) - len(self._event_dims):], strict=False):
+                if value is not None:
+                    attributes.append(key_value(dimension.name, value))
+        return attributes
 
-    def _make(self, key: tuple[Any, ...], attributes: list[KeyValue]) -> _Series:
+    def _make(self, key: tuple[Any, ...]) -> _Series:
         start = self._delta_starts.get(key, 0) if self.config.delta else 0
-        return _Series(attributes, self._buckets, self._expo_size, start or time.time_ns())
+        return _Series(self._buckets, self._expo_size, start or time.time_ns())
 
     def _add_events(self, resource: _Resource, span: Any, key: tuple[Any, ...]) -> None:
         table = resource.events
@@ -231,8 +251,7 @@ class SpanAggregator:
             event_key = (*key, "\x00event", *values)
             series = table.get(event_key)
             if series is None:
-                scope_parts = 2 if len(key) > 3 + len(self._dimensions) else 0
-                series = self._new_series(resource, table, event_key, scope_parts, values)
+                series = self._new_series(table, event_key)
             series.calls += 1
 
     # ---------------------------------------------------------------- output
@@ -264,27 +283,31 @@ class SpanAggregator:
         for resource in list(self._resources.values()):
             if not resource.series and not resource.events:
                 continue
-            series_list, events_list = list(resource.series.values()), list(resource.events.values())
+            # Keys and series as two lists of the objects already held, not a list of (key, series) pairs: a
+            # million new pairs alive for the whole flush would make every full collection meanwhile visit them.
+            tables = [(list(resource.series), list(resource.series.values()), "calls"),
+                      (list(resource.events), list(resource.events.values()), "events")]
             if config.delta:
                 self._remember_starts(resource, now_ns)
-            for table, kind in ((series_list, "calls"), (events_list, "events")):
+            for keys, values, kind in tables:
                 start = 0
-                while start < len(table):
-                    room = max_series - size if max_series else len(table)
-                    part = table[start:start + room]
-                    start += len(part)
-                    self._emit_part(request, resource, part, kind, temporality, prefix, now_ns)
-                    size += len(part)
+                while start < len(keys):
+                    room = max_series - size if max_series else len(keys)
+                    end = start + room
+                    self._emit_part(request, resource, keys[start:end], values[start:end], kind, temporality,
+                                    prefix, now_ns)
+                    size += min(end, len(keys)) - start
+                    start = end
                     if max_series and size >= max_series:
                         yield request
                         request, size = ExportMetricsServiceRequest(), 0
         if request.resource_metrics:
             yield request
 
-    def _emit_part(self, request: ExportMetricsServiceRequest, resource: _Resource, part: list[_Series],
-                   kind: str, temporality: Any, prefix: str, now_ns: int) -> None:
+    def _emit_part(self, request: ExportMetricsServiceRequest, resource: _Resource, keys: list[tuple[Any, ...]],
+                   part: list[_Series], kind: str, temporality: Any, prefix: str, now_ns: int) -> None:
         """``part`` of a resource's series (``kind`` calls, with their durations, or events) as one
-        ResourceMetrics."""
+        ResourceMetrics; ``keys`` are their keys."""
         rm = request.resource_metrics.add()
         rm.resource.attributes.extend(resource.attributes)
         sm = rm.scope_metrics.add()
@@ -300,12 +323,14 @@ class SpanAggregator:
             duration.unit = self.config.histogram.unit
             (duration.exponential_histogram if self._expo_size else duration.histogram
              ).aggregation_temporality = temporality
-        for series in part:
-            self._emit(series, counter, duration, now_ns)
+        event = kind == "events"
+        for key, series in zip(keys, part, strict=True):
+            self._emit(self._attributes(resource, key, event), series, counter, duration, now_ns)
 
-    def _emit(self, series: _Series, calls: pb.Metric, duration: pb.Metric | None, now_ns: int) -> None:
+    def _emit(self, attributes: list[KeyValue], series: _Series, calls: pb.Metric, duration: pb.Metric | None,
+              now_ns: int) -> None:
         point = calls.sum.data_points.add()
-        point.attributes.extend(series.attributes)
+        point.attributes.extend(attributes)
         point.start_time_unix_nano = series.start_ns
         point.time_unix_nano = now_ns
         point.as_int = series.calls
@@ -315,7 +340,7 @@ class SpanAggregator:
             return
         if series.expo is not None:
             expo = duration.exponential_histogram.data_points.add()
-            expo.attributes.extend(series.attributes)
+            expo.attributes.extend(attributes)
             expo.start_time_unix_nano = series.start_ns
             expo.time_unix_nano = now_ns
             series.expo.fill(expo)
@@ -323,7 +348,7 @@ class SpanAggregator:
                 self._fill_exemplars(expo.exemplars, series.exemplars)
         else:
             hist = duration.histogram.data_points.add()
-            hist.attributes.extend(series.attributes)
+            hist.attributes.extend(attributes)
             hist.start_time_unix_nano = series.start_ns
             hist.time_unix_nano = now_ns
             hist.count = series.calls
@@ -332,10 +357,11 @@ class SpanAggregator:
             hist.bucket_counts.extend(series.counts)
             if series.exemplars:
                 self._fill_exemplars(hist.exemplars, series.exemplars)
-        series.exemplars = []  # exemplars belong to one flush interval
+        if series.exemplars:
+            series.exemplars = _NO_EXEMPLARS  # exemplars belong to one flush interval
 
     @staticmethod
-    def _fill_exemplars(target: Any, exemplars: list[tuple[bytes, bytes, float, int]]) -> None:
+    def _fill_exemplars(target: Any, exemplars: Sequence[_Exemplar]) -> None:
         for trace_id, span_id, value, time_ns in exemplars:
             exemplar = target.add()
             exemplar.trace_id, exemplar.span_id = trace_id, span_id
