@@ -63,7 +63,7 @@ class _Resource:
 
     def __init__(self, attributes: Sequence[KeyValue], service: str, fallback: tuple[Any, ...]) -> None:
         self.attributes = list(attributes)
-        self.service = service
+        self.service = key_value("service.name", service)  # the first attribute of each of its series
         self.fallback = fallback  # per dimension: the resource's value or the default, used when a span lacks it
         self.series: dict[tuple[Any, ...], _Series] = {}
         self.events: dict[tuple[Any, ...], _Series] = {}
@@ -90,6 +90,9 @@ class SpanAggregator:
         self._limit = config.aggregation_cardinality_limit
         self._scopes = frozenset(config.include_instrumentation_scope)
         self._key_attributes = frozenset(config.resource_metrics_key_attributes)
+        # The attributes a flush gives most series, made once (a point copies them in).
+        self._kind_attributes = [key_value("span.kind", kind) for kind in SPAN_KINDS]
+        self._status_attributes = [key_value("status.code", code) for code in STATUS_CODES]
         self._resources: dict[Any, _Resource] = {}
         self._delta_starts: dict[tuple[Any, ...], int] = {}
         self._start_ns = time.time_ns()
@@ -209,13 +212,15 @@ class SpanAggregator:
             return [key_value(OVERFLOW_ATTRIBUTE, True)]
         attributes = []
         if self._use_service:
-            attributes.append(key_value("service.name", resource.service))
+            attributes.append(resource.service)
         if self._use_name:
             attributes.append(key_value("span.name", key[0]))
         if self._use_kind:
-            attributes.append(key_value("span.kind", SPAN_KINDS[key[1]] if 0 <= key[1] < 6 else str(key[1])))
+            kind = key[1]
+            attributes.append(self._kind_attributes[kind] if 0 <= kind < 6 else key_value("span.kind", str(kind)))
         if self._use_status:
-            attributes.append(key_value("status.code", STATUS_CODES[key[2]] if 0 <= key[2] < 3 else str(key[2])))
+            code = key[2]
+            attributes.append(self._status_attributes[code] if 0 <= code < 3 else key_value("status.code", str(code)))
         dims = len(self._dimensions)
         for dimension, value in zip(self._dimensions, key[3:3 + dims], strict=False):
             if value is not None:
