@@ -29,6 +29,8 @@ _NO_RECORDED_VALUE = pb.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _IDENTIFYING = frozenset({"service.name", "service.namespace", "service.instance.id"})
 #: OpenMetrics caps an exemplar's label set at 128 runes.
 _EXEMPLAR_RUNES = 128
+#: Label pairs shared between series (see ``Translator._finish``); the table is emptied when it reaches this size.
+_SHARED_PAIRS = 100_000
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,10 @@ class Translator:
         self.options = options or TranslateOptions()
         self.cumulative = cumulative or CumulativeState()
         self.stats = TranslateStats()
+        #: One object per distinct (name, value) label pair, shared by every series that has it: a million series
+        #: of one job and a few span kinds then hold those pairs once, not a million times each. Pairs that are
+        #: all different (ids) go through it too and empty it when it is full; the common ones come straight back.
+        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
 
     def translate(self, request: ExportMetricsServiceRequest) -> list[Point]:
         points: list[Point] = []
@@ -190,7 +196,17 @@ class Translator:
         for name, value in self.options.extra_labels:
             if name not in labels:
                 labels[name] = value
-        return tuple(sorted((k, v) for k, v in labels.items() if v and k))
+        pairs = self._pairs
+        shared = []
+        for pair in sorted(labels.items()):
+            if pair[0] and pair[1]:
+                known = pairs.get(pair)
+                if known is None:
+                    if len(pairs) >= _SHARED_PAIRS:
+                        pairs.clear()
+                    known = pairs[pair] = pair
+                shared.append(known)
+        return tuple(shared)
 
     def _labels(self, attributes: Iterable[KeyValue], scope_labels: dict[str, str], identity: dict[str, str]
                 ) -> Labels:

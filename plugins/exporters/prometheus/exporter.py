@@ -3,13 +3,17 @@
 Translation follows docs/protocols.md §5 (``gateway.prometheus``); exposition is prometheus-client's: text
 0.0.4, or OpenMetrics with exemplars when the scraper's Accept header asks for it. Expired series are removed on
 a timer, so memory follows the live series even when nobody scrapes.
+
+A large page is rendered on the event loop in slices and streamed as it is made: the loop serves health probes
+and ingestion between two slices, and memory holds one slice of text, not the page (a page of a million series
+made at once took gigabytes and, in a worker thread, still held the loop for seconds through the cycle
+collector's passes over its millions of short-lived objects).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 import weakref
 from dataclasses import dataclass
@@ -24,13 +28,15 @@ from gateway import ComponentSettings, Host, HTTPServer, Signal, count_items
 from gateway.prometheus import CumulativeState, TranslateOptions, Translator
 
 from .config import Config
-from .store import SeriesStore
+from .store import Families, SeriesStore
 
 __all__ = ["PrometheusExporter"]
 
 METRICS_PATH = "/metrics"
-# Above this many series the exposition is rendered in a worker thread, so the event loop keeps serving.
-_THREAD_SERIES = 2000
+# Above this many series the page is streamed, rendered in slices of this many series (a few milliseconds each).
+_SLICE_SERIES = 1000
+# Rendered text is sent on in writes of about this size.
+_WRITE_BYTES = 256 * 1024
 # Expired series are dropped this many at a time (a few milliseconds), the event loop running in between.
 _EXPIRE_SLICE = 10_000
 
@@ -56,18 +62,6 @@ def _metrics(registry: CollectorRegistry) -> _Metrics:
     return metrics
 
 
-class _Families:
-    """What the prometheus-client encoders take: an object whose ``collect`` gives the metric families. (Not a
-    class made per scrape: a class is in a reference cycle, so it and every family of the scrape would wait for
-    the cyclic garbage collector.)"""
-
-    def __init__(self, families: list[Any]) -> None:
-        self._families = families
-
-    def collect(self) -> list[Any]:
-        return self._families
-
-
 class PrometheusExporter:
     def __init__(self, settings: ComponentSettings, config: Config) -> None:
         self.settings = settings
@@ -86,7 +80,6 @@ class PrometheusExporter:
         self.address: str | None = None
         self.server: HTTPServer | None = None
         self._expiry: asyncio.Task[None] | None = None
-        self._render_lock = asyncio.Lock()
         name = str(settings.id)
         root = settings.telemetry.root
         self._sent = root.exporter_sent["metric_points"].labels(name)
@@ -129,7 +122,28 @@ class PrometheusExporter:
         self._count_refusals()
 
     def _render(self, encoder: Any, points: list[Any]) -> bytes:
-        return encoder(_Families(list(self.store.families(points))))  # type: ignore[no-any-return]
+        return encoder(Families(list(self.store.families(points))))  # type: ignore[no-any-return]
+
+    async def _stream(self, request: web.BaseRequest, encoder: Any, content_type: str,
+                      points: list[Any]) -> web.StreamResponse:
+        """The page of ``points`` in slices: the event loop runs between two, and each write waits while the
+        scraper is slow to read (so a slow scraper holds a slice of text, never the page)."""
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.enable_compression()
+        await response.prepare(request)
+        pending: list[bytes] = []
+        size = 0
+        for piece in self.store.exposition(encoder, points, _SLICE_SERIES):
+            pending.append(piece)
+            size += len(piece)
+            if size >= _WRITE_BYTES:
+                await response.write(b"".join(pending))
+                pending, size = [], 0
+            else:
+                await asyncio.sleep(0)
+        await response.write(b"".join(pending))
+        await response.write_eof()
+        return response
 
     def _count_refusals(self) -> None:
         current = {"max_series": self.store.refused_over_limit, "type_conflict": self.store.refused_type_conflict,
@@ -154,21 +168,16 @@ class PrometheusExporter:
         while self.translator.cumulative.expire(now, _EXPIRE_SLICE) == _EXPIRE_SLICE:
             await asyncio.sleep(0)
 
-    async def _scrape(self, request: web.BaseRequest) -> web.Response:
+    async def _scrape(self, request: web.BaseRequest) -> web.StreamResponse:
         if self.config.enable_open_metrics:
             encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         else:
             encoder, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
         await self._expire()
-        points = self.store.snapshot()  # consume may change the store while the exposition is rendered
-        render = functools.partial(self._render, encoder, points)
-        if len(points) <= _THREAD_SERIES:
-            body = render()
-        else:
-            # Sorting, grouping and encoding a large store takes seconds of Python: in a worker thread, one at
-            # a time, so the event loop keeps serving (health, ingestion) and concurrent scrapes queue up.
-            async with self._render_lock:
-                body = await asyncio.to_thread(render)
+        points = self.store.snapshot()  # the series of this page; consume may add and drop series meanwhile
+        if len(points) > _SLICE_SERIES:
+            return await self._stream(request, encoder, content_type, points)
+        body = self._render(encoder, points)
         response = web.Response(body=body, headers={"Content-Type": content_type})
         response.enable_compression()
         return response

@@ -6,12 +6,17 @@ its series. Series not updated for ``metric_expiration`` are dropped by ``expire
 
 The series dict is kept in the order of last update (an updated series moves to the end), so the expired series
 are always at its front: ``expire`` stops at the first live one, and costs what it removes, not what is stored.
+
+An update copies the new point's values into the stored point rather than storing the new one: the new point then
+dies at once by reference counting, and a flush of a million series leaves no million new objects behind for the
+cycle collector to visit (a full collection over them holds the event loop for seconds). Points are read and
+written on the event loop only, so a page rendered in slices sees each point whole.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -19,7 +24,7 @@ from prometheus_client.samples import Exemplar as ClientExemplar
 
 from gateway.prometheus import Labels, MetricType, Point
 
-__all__ = ["SeriesStore"]
+__all__ = ["Families", "SeriesStore", "group_by_name"]
 
 _CLIENT_TYPES = {MetricType.COUNTER: "counter", MetricType.GAUGE: "gauge", MetricType.HISTOGRAM: "histogram",
                  MetricType.SUMMARY: "summary", MetricType.INFO: "info", MetricType.UNKNOWN: "unknown"}
@@ -67,9 +72,8 @@ class SeriesStore(Collector):
                 continue  # an older point of the series arrived late
             else:
                 del series[key]  # re-inserted below, at the end: the dict stays ordered by last update
-                # The stored series' labels, not the equal ones just translated: those die young, and the
-                # cycle collector is not given a new set of label tuples to visit with every update.
-                point.key, point.labels = old.key, old.labels
+                _assign(old, point)
+                point = old
             point.updated = now
             series[key] = point
             accepted += 1
@@ -98,9 +102,8 @@ class SeriesStore(Collector):
         return len(stale)
 
     def snapshot(self) -> list[Point]:
-        """The current points, taken at once (a C-level copy of the dict's values): what :meth:`families` of
-        another thread may render while the event loop goes on updating the store. Points are never changed
-        once stored, only replaced."""
+        """The current points, taken at once (a C-level copy of the dict's values): the series a page rendered
+        in slices shows, while updates go on between the slices (a point's values may then be newer ones)."""
         return list(self._series.values())
 
     def collect(self) -> Iterator[Metric]:
@@ -109,14 +112,14 @@ class SeriesStore(Collector):
         yield from self.families(self.snapshot())
 
     def families(self, points: list[Point]) -> Iterator[Metric]:
-        """The metric families of ``points``; safe in a worker thread (reads only ``points``)."""
-        # Grouped by name in a Python loop rather than sorted: a C-level sort of a million keys would hold the GIL
-        # (and so stop the event loop) for as long as it runs. Samples of a family keep the store's order.
-        families: dict[str, Metric] = {}
-        for point in points:
-            family = families.get(point.name)
-            if family is None:
-                family = families[point.name] = self._family(point)
+        """The metric families of ``points``, in the order of each name's first point."""
+        for members in group_by_name(points).values():
+            yield self.family(members)
+
+    def family(self, members: Sequence[Point]) -> Metric:
+        """One family: its header from the first of ``members`` (all of one name), a sample per their samples."""
+        family = self._family(members[0])
+        for point in members:
             labels = dict(point.labels)
             timestamp = point.time_ns / 1e9 if self.send_timestamps and point.time_ns else None
             for sample in point.samples():
@@ -127,10 +130,34 @@ class SeriesStore(Collector):
                     exemplar = ClientExemplar(e.labels, e.value,
                                               e.timestamp_ms / 1000 if e.timestamp_ms is not None else None)
                 family.add_sample(sample.name, sample_labels, sample.value, timestamp, exemplar)
-        yield from families.values()
+        return family
+
+    def exposition(self, encoder: Callable[[Collector], bytes], points: list[Point],
+                   slice_points: int = 1000) -> Iterator[bytes]:
+        """The page ``encoder`` makes of ``points``, in pieces of at most ``slice_points`` points, byte for byte the
+        same as one call of the encoder over :meth:`families`. A piece may be empty: the caller can let the event
+        loop run after each piece, so a page of a million series never holds it for long.
+
+        Each slice of a family is encoded as a family of its own, and the header lines the encoder writes for it
+        again are cut off: they are exactly what the encoder writes for the family without samples. The
+        encoder's closing text (OpenMetrics' ``# EOF``, the text format's nothing) comes once, at the end.
+        """
+        tail = encoder(Families([]))
+        groups: dict[str, list[Point]] = {}
+        for start in range(0, len(points), 50 * slice_points):
+            _group(points[start:start + 50 * slice_points], groups)
+            yield b""
+        for members in groups.values():
+            empty = encoder(Families([self._family(members[0])]))
+            head = len(empty) - len(tail)
+            for start in range(0, len(members), slice_points):
+                page = encoder(Families([self.family(members[start:start + slice_points])]))
+                yield page[0 if start == 0 else head:len(page) - len(tail)]
+        yield tail
 
     @staticmethod
     def _family(point: Point) -> Metric:
+        """The family of ``point``'s name, without samples."""
         name = point.name
         if point.type is MetricType.COUNTER:
             name = name[: -len("_total")]
@@ -138,3 +165,48 @@ class SeriesStore(Collector):
             name = name[: -len("_info")]
         unit = point.unit if point.unit and name.endswith("_" + point.unit) else ""
         return Metric(name, point.help or name, _CLIENT_TYPES[point.type], unit)
+
+
+class Families:
+    """What the prometheus-client encoders take: an object whose ``collect`` gives the metric families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
+def group_by_name(points: list[Point]) -> dict[str, list[Point]]:
+    """``points`` by name, names in the order of their first point, points in their order.
+
+    Grouped in a Python loop rather than sorted: a C-level sort of a million keys holds the event loop for as
+    long as it runs, and the store's order (last update) is kept within a family."""
+    return _group(points, {})
+
+
+def _group(points: Sequence[Point], groups: dict[str, list[Point]]) -> dict[str, list[Point]]:
+    for point in points:
+        members = groups.get(point.name)
+        if members is None:
+            groups[point.name] = [point]
+        else:
+            members.append(point)
+    return groups
+
+
+def _assign(stored: Point, new: Point) -> None:
+    """The values of ``new`` into ``stored``: same name, labels and type (the store's key and type check)."""
+    stored.timestamp_ms = new.timestamp_ms
+    stored.help = new.help
+    stored.unit = new.unit
+    stored.value = new.value
+    stored.bounds = new.bounds
+    stored.bucket_counts = new.bucket_counts
+    stored.count = new.count
+    stored.sum = new.sum
+    stored.quantiles = new.quantiles
+    stored.exemplars = new.exemplars
+    stored.stale = new.stale
+    stored.start_ns = new.start_ns
+    stored.time_ns = new.time_ns

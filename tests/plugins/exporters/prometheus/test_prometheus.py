@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+from prometheus_client.exposition import choose_encoder, generate_latest
 
 from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
@@ -103,6 +104,30 @@ async def test_gzip_when_accepted_and_timestamps_when_asked():
     finally:
         await instance.shutdown()
     assert f'gw_temp{{job="checkout",otel_scope_name="my.lib",region="eu"}} 21.5 {T0 // 10**6}\n' in body
+
+
+@pytest.mark.parametrize(("accept", "encoding"), [("", "identity"), (OPENMETRICS, "identity"), ("", "gzip")])
+async def test_a_large_page_is_streamed_in_slices_with_the_same_bytes(accept: str, encoding: str) -> None:
+    instance = await exporter()
+    try:
+        users = [number_metric("gauge", "queue.depth", value=i, attributes={"user": f"u{i}"}) for i in range(2500)]
+        await instance.consume_metrics(request(*users[:1200], number_metric("sum", "http.requests", value=7),
+                                               *users[1200:], with_exemplar(histogram_metric([1, 10], [1, 1, 0]))))
+        encoder, _ = (choose_encoder(accept) if accept else (generate_latest, ""))
+        expected = instance._render(encoder, instance.store.snapshot())  # the page made at once
+        async with aiohttp.ClientSession(auto_decompress=False) as session, session.get(
+                f"http://{instance.address}/metrics", headers={"Accept": accept, "Accept-Encoding": encoding}
+        ) as response:
+            assert response.status == 200
+            assert response.headers.get("Transfer-Encoding") == "chunked"  # streamed, not made whole first
+            body = await response.read()
+    finally:
+        await instance.shutdown()
+    if encoding == "gzip":
+        assert response.headers["Content-Encoding"] == "gzip"
+        body = gzip.decompress(body)
+    assert body == expected
+    assert body.count(b"\nqueue_depth{") == 2500 and body.count(b"# TYPE queue_depth ") == 1
 
 
 async def test_cumulative_points_replace_older_ones_and_late_points_are_ignored():
