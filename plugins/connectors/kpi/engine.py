@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -32,6 +32,10 @@ _SLOTS = 10
 _CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
 _OVERFLOW: tuple[Any, ...] = ("\x00overflow",)
 _CACHE_LIMIT = 10_000
+#: Points per request a flush sends: a few milliseconds of work each, so the event loop runs in between.
+BATCH_SERIES = 500
+#: Series looked at (expiry, a ratio's window) between two chances for the event loop to run.
+_SLICE = 5_000
 
 
 def _gate(kpis: tuple[CompiledKpi, ...]) -> frozenset[str]:
@@ -239,48 +243,66 @@ class KpiEngine:
     # ---------------------------------------------------------------- output
 
     def build(self, now_ns: int | None = None) -> ExportMetricsServiceRequest | None:
+        """The metrics to send now, in one request; None when there is nothing. See :meth:`build_batches`."""
+        for request in self.build_batches(now_ns, max_series=0):
+            if request.resource_metrics:
+                return request
+        return None
+
+    def build_batches(self, now_ns: int | None = None,
+                      max_series: int = BATCH_SERIES) -> Iterator[ExportMetricsServiceRequest]:
+        """The metrics to send now, as requests of at most ``max_series`` points each (0: one request).
+
+        Between two requests, and every few thousand series of other work (expiry, a ratio's window), it yields
+        an empty request: the caller lets the event loop run there and sends only the others, so a flush of a
+        million series never holds the loop for long. Records that arrive meanwhile count in the series they
+        reach: every table is walked from a snapshot of its keys, and anything removed is looked up again first.
+        """
         now_ns = now_ns or time.time_ns()
-        self._expire()
-        request = ExportMetricsServiceRequest()
-        rm = request.resource_metrics.add()
-        rm.resource.attributes.extend(self._resource)
-        sm = rm.scope_metrics.add()
-        sm.scope.name = self.scope_name
-        metrics: dict[str, pb.Metric] = {}
+        pause = _SLICE if max_series else 0
+        yield from self._expire(pause)
+        out = _Output(self._resource, self.scope_name)
         for kpi, state in zip(self.kpis, self._states, strict=True):
+            # Keys and cells as lists of the objects already held: (key, cell) pairs made for a million label
+            # sets would live through the flush and make every full collection meanwhile visit them.
+            keys: list[tuple[Any, ...]]
+            cells: list[Any]
+            if kpi.type == "ratio":
+                keys, cells = [], []
+                yield from self._ratios(kpi, state, keys, cells, pause)
+            else:
+                keys, cells = list(state.series), list(state.series.values())
             if not state.series:
                 continue
-            metric = metrics.get(kpi.kpi.name)
-            if metric is None:
-                metric = metrics[kpi.kpi.name] = sm.metrics.add()
-                metric.name, metric.description, metric.unit = kpi.kpi.name, kpi.kpi.description, kpi.kpi.unit
-            if kpi.type == "ratio":
-                self._emit_ratio(kpi, state, metric, now_ns)
-            elif kpi.type == "gauge":
-                for key, cell in state.series.items():
+            metric = out.metric(kpi)
+            for i, (key, cell) in enumerate(zip(keys, cells, strict=True), 1):
+                if kpi.type == "ratio":
                     point = metric.gauge.data_points.add()
-                    self._point(point, kpi, key, state.starts[key], now_ns)
+                    self._point(point, kpi, key, now_ns, now_ns)
+                    point.as_double = cell
+                elif kpi.type == "gauge":
+                    point = metric.gauge.data_points.add()
+                    self._point(point, kpi, key, state.starts.get(key, now_ns), now_ns)
                     point.as_double = cell[0]
-            elif kpi.type == "histogram":
-                metric.histogram.aggregation_temporality = _CUMULATIVE
-                for key, (counts, total, count) in state.series.items():
+                elif kpi.type == "histogram":
+                    counts, total, count = cell
                     point = metric.histogram.data_points.add()
-                    self._point(point, kpi, key, state.starts[key], now_ns)
+                    self._point(point, kpi, key, state.starts.get(key, now_ns), now_ns)
                     point.count, point.sum = count, total
                     point.explicit_bounds.extend(kpi.kpi.buckets)
                     point.bucket_counts.extend(counts)
-            else:
-                metric.sum.aggregation_temporality = _CUMULATIVE
-                metric.sum.is_monotonic = kpi.type == "counter"
-                for key, cell in state.series.items():
+                else:
                     point = metric.sum.data_points.add()
-                    self._point(point, kpi, key, state.starts[key], now_ns)
+                    self._point(point, kpi, key, state.starts.get(key, now_ns), now_ns)
                     point.as_double = cell[0]
-        for i in range(len(sm.metrics) - 1, -1, -1):  # a ratio whose denominators all left the window
-            data = sm.metrics[i].WhichOneof("data")
-            if data is None or not len(getattr(sm.metrics[i], data).data_points):
-                del sm.metrics[i]
-        return request if sm.metrics else None
+                out.size += 1
+                if max_series and out.size >= max_series:
+                    yield out.finish()
+                    out = _Output(self._resource, self.scope_name)
+                    metric = out.metric(kpi)
+                elif pause and i % pause == 0:
+                    yield ExportMetricsServiceRequest()
+        yield out.finish()
 
     def _point(self, point: Any, kpi: CompiledKpi, key: tuple[Any, ...], start_ns: int, now_ns: int,
                names: tuple[str, ...] | None = None) -> None:
@@ -294,37 +316,98 @@ class KpiEngine:
             return [key_value(OVERFLOW_ATTRIBUTE, True)]
         return [key_value(name, value) for name, value in zip(names, key, strict=False) if value is not None]
 
-    def _emit_ratio(self, kpi: CompiledKpi, state: _State, metric: pb.Metric, now_ns: int) -> None:
+    def _ratios(self, kpi: CompiledKpi, state: _State, keys: list[tuple[Any, ...]], ratios: list[float],
+                pause: int) -> Iterator[ExportMetricsServiceRequest]:
+        """Drop a ratio's slots that left its window, and put each label set with a value into ``keys`` and its
+        value into ``ratios``; yields an empty request every ``pause`` label sets (0: never)."""
         oldest = int(time.monotonic() * _SLOTS / kpi.kpi.window) - _SLOTS + 1
+        work = 0
         for table in (state.series, state.denominators):
             for key in list(table):
-                slots = table[key]
+                slots = table.get(key)
+                if slots is None:
+                    continue
                 for slot in [s for s in slots if s < oldest]:
                     del slots[slot]
                 if not slots and (table is state.denominators or kpi.split_numerator or key not in state.denominators):
                     del table[key]
-        denominators = {key: sum(slots.values()) for key, slots in state.denominators.items()}
-        for key, slots in state.series.items():
+                work += 1
+                if pause and work % pause == 0:
+                    yield ExportMetricsServiceRequest()
+        denominators: dict[tuple[Any, ...], float] = {}
+        for key, slots in zip(list(state.denominators), list(state.denominators.values()), strict=True):
+            denominators[key] = sum(slots.values())
+            work += 1
+            if pause and work % pause == 0:
+                yield ExportMetricsServiceRequest()
+        everything = sum(denominators.values()) if kpi.split_numerator and _OVERFLOW in state.series else 0.0
+        for key, slots in zip(list(state.series), list(state.series.values()), strict=True):
             if key == _OVERFLOW and kpi.split_numerator:
-                denominator = sum(denominators.values())
+                denominator = everything
             else:
                 shared = tuple(key[i] for i in kpi.shared_labels) if kpi.split_numerator else key
                 denominator = denominators.get(shared, 0.0)
-            if denominator <= 0:
-                continue
-            point = metric.gauge.data_points.add()
-            self._point(point, kpi, key, now_ns, now_ns)
-            point.as_double = sum(slots.values()) / denominator
+            if denominator > 0:
+                keys.append(key)
+                ratios.append(sum(slots.values()) / denominator)
+            work += 1
+            if pause and work % pause == 0:
+                yield ExportMetricsServiceRequest()
 
-    def _expire(self) -> None:
+    def _expire(self, pause: int) -> Iterator[ExportMetricsServiceRequest]:
+        """Forget series not touched for ``metrics_expiration``; yields an empty request every ``pause`` series
+        looked at (0: never)."""
         expiration = self.config.metrics_expiration
         if expiration <= 0:
             return
         cutoff = time.monotonic() - expiration
+        work = 0
         for kpi, state in zip(self.kpis, self._states, strict=True):
             if kpi.type == "ratio":
                 continue
-            for key in [k for k, t in state.touched.items() if t < cutoff]:
-                state.series.pop(key, None)
-                state.starts.pop(key, None)
-                del state.touched[key]
+            for key, touched in zip(list(state.touched), list(state.touched.values()), strict=True):
+                if touched < cutoff and state.touched.get(key, cutoff) < cutoff:  # not touched since the snapshot
+                    state.series.pop(key, None)
+                    state.starts.pop(key, None)
+                    del state.touched[key]
+                work += 1
+                if pause and work % pause == 0:
+                    yield ExportMetricsServiceRequest()
+
+
+class _Output:
+    """One request being filled: one resource and scope, one metric per KPI name."""
+
+    __slots__ = ("metrics", "request", "scope", "size")
+
+    def __init__(self, resource: list[KeyValue], scope_name: str) -> None:
+        self.request = ExportMetricsServiceRequest()
+        rm = self.request.resource_metrics.add()
+        rm.resource.attributes.extend(resource)
+        self.scope = rm.scope_metrics.add()
+        self.scope.scope.name = scope_name
+        self.metrics: dict[str, pb.Metric] = {}
+        self.size = 0
+
+    def metric(self, kpi: CompiledKpi) -> pb.Metric:
+        """The metric that ``kpi``'s points go into (KPIs of one name share it)."""
+        metric = self.metrics.get(kpi.kpi.name)
+        if metric is None:
+            metric = self.metrics[kpi.kpi.name] = self.scope.metrics.add()
+            metric.name, metric.description, metric.unit = kpi.kpi.name, kpi.kpi.description, kpi.kpi.unit
+        if kpi.type == "histogram":
+            metric.histogram.aggregation_temporality = _CUMULATIVE
+        elif kpi.type in ("counter", "updown"):
+            metric.sum.aggregation_temporality = _CUMULATIVE
+            metric.sum.is_monotonic = kpi.type == "counter"
+        return metric
+
+    def finish(self) -> ExportMetricsServiceRequest:
+        """The request, without the metrics that got no point (a ratio whose denominators all left the window);
+        an empty request when none is left."""
+        metrics = self.scope.metrics
+        for i in range(len(metrics) - 1, -1, -1):
+            data = metrics[i].WhichOneof("data")
+            if data is None or not len(getattr(metrics[i], data).data_points):
+                del metrics[i]
+        return self.request if len(metrics) else ExportMetricsServiceRequest()

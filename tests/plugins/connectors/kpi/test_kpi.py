@@ -267,3 +267,84 @@ async def test_one_engine_serves_the_traces_and_the_logs_pipelines():
     out = from_traces.engine.build()
     assert sorted(m.name for m in out.resource_metrics[0].scope_metrics[0].metrics) == ["calls", "handled"]
     assert await graph.shutdown(host) == []
+
+
+def values(requests: list[Any]) -> dict[tuple[str, tuple[tuple[str, Any], ...]], Any]:
+    """{(metric, sorted attributes): value} over requests; a series in two requests fails the test."""
+    found: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+    for request in requests:
+        for rm in request.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    data = metric.WhichOneof("data")
+                    for p in getattr(metric, data).data_points:
+                        key = (metric.name, tuple(sorted((kv.key, hashable_value(kv.value)) for kv in p.attributes)))
+                        assert key not in found, key
+                        found[key] = (tuple(p.bucket_counts), p.count) if data == "histogram" else p.as_double
+    return found
+
+
+def large_engine(**options: Any) -> KpiEngine:
+    e = engine({"name": "n", "labels": [{"name": "user"}]},
+               {"name": "d", "type": "histogram", "buckets": [0.5, 1], "labels": [{"name": "user"}]},
+               {"name": "r", "type": "ratio", "numerator": {"attributes": {"ok": True}}, "labels": [{"name": "user"}]},
+               aggregation_cardinality_limit=10_000, **options)
+    e.add_traces(traces(*[{"seconds": i % 3 * 0.4, "attributes": {"user": f"u{i}", "ok": i % 2 == 0}}
+                          for i in range(1200)]))
+    return e
+
+
+def test_a_flush_comes_in_pieces_holding_each_series_once_as_one_request_would():
+    now = 1_800_000_000 * S
+    whole = large_engine().build(now)
+    assert whole is not None
+    pieces = [p for p in large_engine().build_batches(now, max_series=500) if p.resource_metrics]
+    sizes = [len(values([p])) for p in pieces]
+    assert sizes == [500] * 7 + [100]  # 3600 points
+    assert values(pieces) == values([whole]) and len(values([whole])) == 3600
+    assert {p.resource_metrics[0].scope_metrics[0].scope.name for p in pieces} == {"kpi"}
+
+
+def test_records_arriving_between_the_pieces_of_a_flush_are_counted_once():
+    e = large_engine()
+    pieces = []
+    for piece in e.build_batches(max_series=500):
+        pieces.append(piece)
+        if len(pieces) == 1:  # the event loop runs here in a flush: records arrive for old and new label sets
+            e.add_traces(traces({"attributes": {"user": "u0"}}, {"attributes": {"user": "u1199"}},
+                                {"attributes": {"user": "late"}}))
+    now = values(pieces)
+    assert now[("n", (("user", "u0"),))] == 1  # sent in the first piece, before the record came
+    assert now[("n", (("user", "u1199"),))] == 2  # sent after it
+    assert ("n", (("user", "late"),)) not in now  # a label set new since the flush began waits for the next
+    later = values([e.build()])
+    assert later[("n", (("user", "u0"),))] == 2 and later[("n", (("user", "late"),))] == 1
+
+
+def test_expiry_and_ratio_windows_of_many_series_pause_between_slices(monkeypatch):
+    monkeypatch.setattr(engine_module, "_SLICE", 100)
+    clock = [0.0]
+    monkeypatch.setattr(engine_module.time, "monotonic", lambda: clock[0])
+    e = large_engine(metrics_expiration="1h")
+    clock[0] = 30.0  # the ratio's window (1 minute by default) still holds every record; nothing expires
+    pieces = list(e.build_batches(max_series=10_000))
+    pauses = [p for p in pieces if not p.resource_metrics]
+    # One pause per 100 series looked at: expiry's 2400 (n and d), the ratio's 1200 numerators and 1200
+    # denominators twice (window, then sums) and its 1200 divisions, and the 3 x 1200 points emitted.
+    assert len(pauses) == 24 + 48 + 36
+    assert len(values([p for p in pieces if p.resource_metrics])) == 3600
+
+
+async def test_the_flush_timer_sends_the_pieces_and_not_the_pauses(monkeypatch):
+    monkeypatch.setattr(engine_module, "_SLICE", 100)
+    from gateway.testing import Sink, settings_for
+    from plugins.connectors.kpi.connector import KpiRunner
+
+    sink = Sink()
+    config = large_engine().config
+    runner = KpiRunner(settings_for(Kind.CONNECTOR, "kpi", Signal.TRACES), config, sink)
+    runner.add_traces(traces(*[{"attributes": {"user": f"u{i}"}} for i in range(1200)]))
+    await runner.flush()
+    sent = sink.batches[Signal.METRICS]
+    assert all(b.resource_metrics for b in sent) and len(sent) == 8  # 3600 points of n, d and r, 500 a piece
+    assert len(values(sent)) == 3600
