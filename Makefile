@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scrape
 	$(BIN)/python -m bench.ottl
 	$(BIN)/python -m bench.workers
+	$(BIN)/python -m bench.large_registry
 
 ## Regenerate gateway/protos from protos/*.proto (a test fails when they disagree).
 protos: $(STAMP)

@@ -134,6 +134,8 @@ def test_health_and_ingestion_answer_within_a_second_while_huge_registries_are_r
         # Generous (about 0.3 s health, 0.5 s ingestion on an idle 2-core machine; the goal is under 1 s): a
         # blocked event loop shows up as several seconds (rendering, a collector pause, a whole flush).
         assert max(slowest.values()) < 2.0, (slowest, probes)
-        assert gateway.stop() == 0
+        # Shutdown flushes every span_metrics series once more (nothing aggregated is dropped): about half a
+        # minute of CPU for a million on the busy test machine.
+        assert gateway.stop(timeout=30 + SERIES / 10_000) == 0
     finally:
         gateway.kill()
