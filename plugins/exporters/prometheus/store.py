@@ -195,18 +195,13 @@ def _group(points: Sequence[Point], groups: dict[str, list[Point]]) -> dict[str,
     return groups
 
 
+#: What an update changes in a stored point: every field but the series' identity (name, type, labels and the key
+#: made of them) and the store's own ``updated``.
+_VALUE_FIELDS = tuple(name for name in Point.__dataclass_fields__
+                      if name not in ("name", "type", "labels", "key", "updated"))
+
+
 def _assign(stored: Point, new: Point) -> None:
     """The values of ``new`` into ``stored``: same name, labels and type (the store's key and type check)."""
-    stored.timestamp_ms = new.timestamp_ms
-    stored.help = new.help
-    stored.unit = new.unit
-    stored.value = new.value
-    stored.bounds = new.bounds
-    stored.bucket_counts = new.bucket_counts
-    stored.count = new.count
-    stored.sum = new.sum
-    stored.quantiles = new.quantiles
-    stored.exemplars = new.exemplars
-    stored.stale = new.stale
-    stored.start_ns = new.start_ns
-    stored.time_ns = new.time_ns
+    for name in _VALUE_FIELDS:
+        setattr(stored, name, getattr(new, name))
