@@ -133,16 +133,19 @@ class PrometheusExporter:
         await response.prepare(request)
         pending: list[bytes] = []
         size = 0
-        for piece in self.store.exposition(encoder, points, _SLICE_SERIES):
-            pending.append(piece)
-            size += len(piece)
-            if size >= _WRITE_BYTES:
-                await response.write(b"".join(pending))
-                pending, size = [], 0
-            else:
-                await asyncio.sleep(0)
-        await response.write(b"".join(pending))
-        await response.write_eof()
+        try:
+            for piece in self.store.exposition(encoder, points, _SLICE_SERIES):
+                pending.append(piece)
+                size += len(piece)
+                if size >= _WRITE_BYTES:
+                    await response.write(b"".join(pending))
+                    pending, size = [], 0
+                else:
+                    await asyncio.sleep(0)
+            await response.write(b"".join(pending))
+            await response.write_eof()
+        except ConnectionError:  # the scraper left mid-page (its timeout, a restart): no one to answer
+            self.logger.debug("the scraper closed the connection before the page was complete")
         return response
 
     def _count_refusals(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import shutil
 import ssl
 import subprocess
@@ -128,6 +129,30 @@ async def test_a_large_page_is_streamed_in_slices_with_the_same_bytes(accept: st
         body = gzip.decompress(body)
     assert body == expected
     assert body.count(b"\nqueue_depth{") == 2500 and body.count(b"# TYPE queue_depth ") == 1
+
+
+async def test_a_scraper_leaving_mid_page_is_no_error_and_the_next_scrape_is_whole(caplog):
+    instance = await exporter()
+    try:
+        await instance.consume_metrics(request(*[number_metric("gauge", "queue.depth", value=i,
+                                                               attributes={"user": f"user-{i:06d}" * 20})
+                                                 for i in range(20_000)]))  # a page of several megabytes
+        host, port = instance.address.rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        await writer.drain()
+        assert (await reader.readexactly(1000)).startswith(b"HTTP/1.1 200")
+        writer.transport.abort()  # gone, as a scraper whose timeout ran out
+        for _ in range(100):  # until the exporter noticed (its next write fails) and ended the response
+            await asyncio.sleep(0.05)
+            if not instance._runner.server.connections:
+                break
+        assert not instance._runner.server.connections
+        _, body = await scrape(instance)
+    finally:
+        await instance.shutdown()
+    assert body.count("\nqueue_depth{") == 20_000
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_cumulative_points_replace_older_ones_and_late_points_are_ignored():
