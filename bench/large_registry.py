@@ -30,8 +30,7 @@ from gateway._host import gcpolicy
 from gateway._host.telemetry import Telemetry
 from gateway.component import Kind, Signal
 from gateway.configtypes import decode
-from gateway.host import Host
-from gateway.testing import make_traces, settings_for
+from gateway.testing import make_host, make_traces, settings_for
 from plugins.connectors.span_metrics.connector import SpanMetricsConnector
 from plugins.connectors.span_metrics.factory import factory as span_metrics_factory
 from plugins.exporters.prometheus.exporter import PrometheusExporter
@@ -93,7 +92,7 @@ async def run(series: int) -> dict[str, float]:
         settings_for(Kind.EXPORTER, "prometheus", Signal.METRICS, telemetry),
         decode(prometheus_factory.create_default_config(),
                {"endpoint": "127.0.0.1:0", "max_series": 0, "metric_expiration": "1h"}))
-    await exporter.start(Host(telemetry))
+    await exporter.start(make_host(telemetry))
     connector = SpanMetricsConnector(
         settings_for(Kind.CONNECTOR, "span_metrics", Signal.TRACES, telemetry),
         decode(span_metrics_factory.create_default_config(),
