@@ -89,6 +89,8 @@ class PrometheusExporter:
         self._refused = {reason: metrics.refused.labels(name, reason)
                          for reason in ("max_series", "type_conflict", "untranslatable")}
         self._seen = {"max_series": 0, "type_conflict": 0, "untranslatable": 0}
+        #: The server block adds CORS and response_headers headers to what the handler returns.
+        self._adds_headers = bool(config.response_headers or (config.cors and config.cors.allowed_origins))
 
     async def start(self, host: Host) -> None:
         # The shared HTTP server block: tls, auth, cors, response_headers (gateway.confighttp.HTTPServer).
@@ -123,6 +125,16 @@ class PrometheusExporter:
 
     def _render(self, encoder: Any, points: list[Any]) -> bytes:
         return encoder(Families(list(self.store.families(points))))  # type: ignore[no-any-return]
+
+    async def _sliced(self, encoder: Any, content_type: str, points: list[Any]) -> web.Response:
+        """The page of ``points`` made in slices, the event loop running between two, and sent whole."""
+        pieces = []
+        for piece in self.store.exposition(encoder, points, _SLICE_SERIES):
+            pieces.append(piece)
+            await asyncio.sleep(0)
+        response = web.Response(body=b"".join(pieces), headers={"Content-Type": content_type})
+        response.enable_compression()
+        return response
 
     async def _stream(self, request: web.BaseRequest, encoder: Any, content_type: str,
                       points: list[Any]) -> web.StreamResponse:
@@ -179,6 +191,8 @@ class PrometheusExporter:
         await self._expire()
         points = self.store.snapshot()  # the series of this page; consume may add and drop series meanwhile
         if len(points) > _SLICE_SERIES:
+            if self._adds_headers:  # added to the response once the handler returns: a streamed page is sent by then
+                return await self._sliced(encoder, content_type, points)
             return await self._stream(request, encoder, content_type, points)
         body = self._render(encoder, points)
         response = web.Response(body=body, headers={"Content-Type": content_type})

@@ -131,6 +131,24 @@ async def test_a_large_page_is_streamed_in_slices_with_the_same_bytes(accept: st
     assert body.count(b"\nqueue_depth{") == 2500 and body.count(b"# TYPE queue_depth ") == 1
 
 
+@pytest.mark.parametrize("series", [10, 2500], ids=["small page", "large page"])
+async def test_response_headers_and_cors_reach_every_page(series: int) -> None:
+    instance = await exporter(response_headers={"X-Served-By": "otelgw"},
+                              cors={"allowed_origins": ["https://dash.example"]})
+    try:
+        await instance.consume_metrics(request(*[number_metric("gauge", "queue.depth", value=i,
+                                                               attributes={"user": f"u{i}"}) for i in range(series)]))
+        async with aiohttp.ClientSession() as session, session.get(
+                f"http://{instance.address}/metrics", headers={"Origin": "https://dash.example"}) as response:
+            body = await response.read()
+            headers = response.headers
+    finally:
+        await instance.shutdown()
+    assert body.count(b"\nqueue_depth{") == series
+    assert headers["X-Served-By"] == "otelgw"
+    assert headers["Access-Control-Allow-Origin"] == "https://dash.example" and "Origin" in headers.getall("Vary")
+
+
 async def test_a_scraper_leaving_mid_page_is_no_error_and_the_next_scrape_is_whole(caplog):
     caplog.set_level(logging.DEBUG)
     instance = await exporter()
