@@ -22,7 +22,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 if TYPE_CHECKING:
     from gateway._host.telemetry import ComponentTelemetry
     from gateway.host import Host
+    from gateway.wirebytes import WireBatch
 
 __all__ = [
     "Authenticator",
@@ -82,6 +83,7 @@ _REQUEST_TYPES: dict[Signal, type[Batch]] = {
     Signal.METRICS: ExportMetricsServiceRequest,
     Signal.LOGS: ExportLogsServiceRequest,
 }
+_MESSAGE_TYPES = frozenset(_REQUEST_TYPES.values())
 _ITEM_NAMES = {Signal.TRACES: "spans", Signal.METRICS: "metric_points", Signal.LOGS: "log_records"}
 
 
@@ -244,8 +246,13 @@ def consume(consumer: Any, signal: Signal, batch: Batch) -> Any:
     return getattr(consumer, f"consume_{signal.value}")(batch)
 
 
-def count_items(signal: Signal, batch: Batch) -> int:
-    """Spans, metric data points or log records in a batch. Loops over envelopes only, never over items."""
+def count_items(signal: Signal, batch: Batch | WireBatch) -> int:
+    """Spans, metric data points or log records in a batch. Loops over envelopes only, never over items.
+
+    A ``gateway.wirebytes.WireBatch`` (serialized requests an exporter's queue holds) knows its count."""
+    if batch.__class__ not in _MESSAGE_TYPES:
+        return cast("WireBatch", batch).items
+    batch = cast(Batch, batch)
     if signal is Signal.TRACES:
         return sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)
     if signal is Signal.LOGS:

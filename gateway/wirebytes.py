@@ -21,6 +21,15 @@ serialization of your own.
   registry cannot be taken by another object while the entry exists; lookups still check identity.
 
 Nesting: attaching a batch that already has bytes keeps the first bytes, and the inner exit leaves them in place.
+
+Batches of bytes (``WireBatch``): the batch processor and the exporters' sending queues keep what they hold as
+the serialized requests it came as. Concatenated serialized ``Export*ServiceRequest`` messages are themselves one
+serialized request holding every envelope (field 1 is repeated, and protobuf appends a repeated field wherever
+it occurs), so joining is ``b"".join(parts)``: no parse, no serialize. A ``WireBatch`` parses when something
+first asks for its message, once. Who takes a ``WireBatch`` says so with a ``consume_wire(batch)`` method (the
+fan-outs, the OTLP exporters, a tap); everything else is handed the parsed message by ``hand_on``, with the
+bytes attached as above, so a byte scanner further on still need not serialize, and a mutating component's
+``ForgetWireBytes`` takes them away, so its change is what is sent.
 """
 
 from __future__ import annotations
@@ -28,9 +37,9 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from gateway.component import Batch, Consumer
+from gateway.component import Batch, Consumer, Signal, consume, count_items
 
-__all__ = ["ForgetWireBytes", "attached", "forget", "unchanged", "wire_bytes"]
+__all__ = ["ForgetWireBytes", "WireBatch", "attached", "forget", "hand_on", "message_of", "unchanged", "wire_bytes"]
 
 #: id(batch) → (batch, data).
 _registry: dict[int, tuple[Batch, bytes]] = {}
@@ -117,3 +126,90 @@ class ForgetWireBytes:
     async def consume_logs(self, batch: Any) -> None:
         _forget_unless_unchanged(batch)
         await self.next.consume_logs(batch)
+
+
+class WireBatch:
+    """A batch held as serialized requests of one signal: joined without a parse, parsed at most once.
+
+    ``parts`` are serialized requests, ``counts`` their items (spans, data points, log records). Nothing here
+    changes after construction: ``data`` is what an exporter sends, and ``message()`` is the same request parsed.
+    The message is for reading; a component that changes a batch is given its own parse (``fresh()``), never
+    this one, so ``data`` and ``message()`` cannot disagree.
+    """
+
+    __slots__ = ("_data", "_message", "counts", "items", "parts", "signal")
+
+    def __init__(self, signal: Signal, parts: list[bytes], counts: list[int], message: Batch | None = None) -> None:
+        self.signal = signal
+        self.parts = parts
+        self.counts = counts
+        self.items = sum(counts)
+        self._data: bytes | None = parts[0] if len(parts) == 1 else None
+        #: The parsed request: given (the message a single part was attached to), or parsed on first use.
+        self._message = message
+
+    @classmethod
+    def of(cls, signal: Signal, batch: Batch) -> WireBatch | None:
+        """``batch`` with the bytes it was received as (``wire_bytes``), or None when it has none."""
+        data = wire_bytes(batch)
+        if data is None:
+            return None
+        return cls(signal, [data], [count_items(signal, batch)], batch)
+
+    @classmethod
+    def parsed(cls, signal: Signal, data: bytes) -> WireBatch:
+        """``data`` (a serialized request, e.g. read back from disk), parsed once now to count its items."""
+        message = signal.request_type.FromString(data)
+        return cls(signal, [data], [count_items(signal, message)], message)
+
+    @property
+    def data(self) -> bytes:
+        """The serialized request: the parts joined (once)."""
+        if self._data is None:
+            self._data = b"".join(self.parts)
+            self.parts = [self._data]  # the join is kept; the parts are no longer needed apart
+            self.counts = [self.items]
+        return self._data
+
+    def ByteSize(self) -> int:  # the protobuf message's name, so sizers treat both alike
+        return len(self._data) if self._data is not None else sum(map(len, self.parts))
+
+    def message(self) -> Batch:
+        """The request parsed (once), for reading only: see the class docstring."""
+        if self._message is None:
+            self._message = self.signal.request_type.FromString(self.data)
+        return self._message
+
+    def fresh(self) -> Batch:
+        """A parse of its own, for a component that may change it."""
+        own: Batch = self.signal.request_type.FromString(self.data)
+        return own
+
+    @staticmethod
+    def join(signal: Signal, batches: list[WireBatch]) -> WireBatch:
+        """One batch of every part of ``batches``, in order."""
+        if len(batches) == 1:
+            return batches[0]
+        parts: list[bytes] = []
+        counts: list[int] = []
+        for batch in batches:
+            parts.extend(batch.parts)
+            counts.extend(batch.counts)
+        return WireBatch(signal, parts, counts)
+
+
+def message_of(batch: Batch | WireBatch) -> Batch:
+    """The message of ``batch``: itself, or a ``WireBatch``'s parse (for reading only)."""
+    return batch.message() if isinstance(batch, WireBatch) else batch
+
+
+async def hand_on(consumer: Any, batch: WireBatch) -> None:
+    """Give ``batch`` to ``consumer``: as it is when it takes wire batches (``consume_wire``), else as the parsed
+    message with the bytes attached while the call lasts (so byte scanners further on can read them)."""
+    take = getattr(consumer, "consume_wire", None)
+    if take is not None:
+        await take(batch)
+        return
+    message = batch.message()
+    with attached(message, batch.data):
+        await consume(consumer, batch.signal, message)

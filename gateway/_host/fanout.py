@@ -4,6 +4,11 @@ fan-out that a reload can hold shut for a moment and point at new pipelines.
 Read-only consumers share a batch; every consumer whose factory says ``mutates_data=True`` gets its own copy
 (the last one may keep the original when nobody reads after it). Every consumer is called even when one fails;
 the first failure is raised to the caller, so the sender is answered with it.
+
+A batch of wire bytes (``gateway.wirebytes.WireBatch``, what the batch processor hands on) goes as it is to
+the read-only consumers that take one (``consume_wire``: the OTLP exporters), parsed once for the other
+read-only ones, and parsed again for each mutating one, so a change made there never reaches the bytes
+another consumer sends.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from gateway._host.workers import routing
 from gateway.component import Batch, BatchConsumer, Signal, consume
 from gateway.errors import RetryableError
+from gateway.wirebytes import WireBatch, attached, hand_on
 
 __all__ = ["FanOut", "Inlet"]
 
@@ -46,6 +52,30 @@ class FanOut(BatchConsumer):
             try:
                 await consume(consumer, self.signal, item)
             except Exception as exc:  # deliver to the others, then report the first failure
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        consumers = len(self.readonly) + len(self.mutating)
+        if consumers == 1 and self.readonly:
+            await hand_on(self.readonly[0], batch)
+            return
+        first_error: BaseException | None = None
+        for consumer in self.readonly:
+            try:
+                await hand_on(consumer, batch)  # the message, when needed, is parsed once for all of them
+            except Exception as exc:
+                first_error = first_error or exc
+        for consumer in self.mutating:
+            try:
+                if consumers == 1:  # the only consumer may change the parse itself; ForgetWireBytes follows it
+                    message = batch.message()
+                    with attached(message, batch.data):
+                        await consume(consumer, self.signal, message)
+                else:
+                    await consume(consumer, self.signal, batch.fresh())
+            except Exception as exc:
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
@@ -84,6 +114,12 @@ class Inlet(FanOut):
             await router.route(self.receiver, self.signal, batch, self.consume_here)
         else:
             await self.consume_here(batch)
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        """A receiver hands in messages; should one hand in wire bytes, they go through routing as a message."""
+        message = batch.message()
+        with attached(message, batch.data):
+            await self.consume_batch(message)
 
     async def consume_here(self, batch: Batch) -> None:
         if not self._open.is_set():

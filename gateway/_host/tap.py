@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gateway import otlpjson
 from gateway.component import Batch, ComponentID, Kind, Signal, count_items
-from gateway.wirebytes import wire_bytes
+from gateway.wirebytes import WireBatch, wire_bytes
 
 if TYPE_CHECKING:
     from gateway._host.fanout import FanOut
@@ -77,7 +77,10 @@ class Tap:
     async def consume_logs(self, batch: ExportLogsServiceRequest) -> None:
         self.sample(Signal.LOGS, batch)
 
-    def sample(self, signal: Signal, batch: Batch) -> None:
+    async def consume_wire(self, batch: WireBatch) -> None:
+        self.sample(batch.signal, batch)
+
+    def sample(self, signal: Signal, batch: Batch | WireBatch) -> None:
         """Keep ``batch``'s bytes when the rate and the queue allow; never raises, never waits."""
         try:
             now = time.monotonic()
@@ -88,7 +91,7 @@ class Tap:
                 self.skipped += items
                 return
             self._tokens -= items  # a big batch borrows ahead: the next ones wait until the bucket refills
-            data = wire_bytes(batch) or batch.SerializeToString()
+            data = batch.data if isinstance(batch, WireBatch) else wire_bytes(batch) or batch.SerializeToString()
             self.queue.put_nowait((signal, data, items))
         except Exception:  # a tap must never cost the pipeline anything, errors included
             self.skipped += 1

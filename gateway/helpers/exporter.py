@@ -73,6 +73,7 @@ from gateway.helpers.persistent_queue import (
     StorageUnavailable,
 )
 from gateway.helpers.split import split
+from gateway.wirebytes import WireBatch, message_of
 
 if TYPE_CHECKING:
     from gateway.host import Host
@@ -227,7 +228,7 @@ class PartialSuccess:
     message: str = ""
 
 
-SendFn: TypeAlias = Callable[[Batch], Awaitable[PartialSuccess | None]]
+SendFn: TypeAlias = Callable[[Any], Awaitable[PartialSuccess | None]]  # a Batch, or a WireBatch with wire=True
 
 
 class Backoff:
@@ -284,8 +285,11 @@ class ExporterHelper:
     """Queue, workers, timeout and retry around one exporter's ``send``, with the Collector's metrics."""
 
     def __init__(self, settings: ComponentSettings, send: SendFn, *, timeout: float, queue: QueueConfig,
-                 retry: RetryConfig, drain_timeout: float | None = None) -> None:
+                 retry: RetryConfig, drain_timeout: float | None = None, wire: bool = False) -> None:
         self.signal = settings.signal or Signal.TRACES
+        #: ``send`` takes a ``WireBatch`` (it sends serialized requests as they are): a batch that comes with
+        #: the bytes it was received as is queued as those bytes, and queued batches are joined as bytes.
+        self.wire = wire
         self.logger = settings.telemetry.logger
         self._send = send
         self._timeout = timeout
@@ -327,7 +331,9 @@ class ExporterHelper:
     def queue_size(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def consume(self, batch: Batch) -> None:
+    async def consume(self, batch: Batch | WireBatch) -> None:
+        if self.wire and not isinstance(batch, WireBatch):
+            batch = WireBatch.of(self.signal, batch) or batch  # its bytes are exact only during this call
         if self._closing.is_set():
             raise RetryableError("exporter is shutting down")
         if not self._queue_config.enabled:
@@ -367,7 +373,8 @@ class ExporterHelper:
     def _open_persistent_queue(self, host: Host) -> PersistentQueue:
         extension = host.extension(self._queue_config.storage or "", Storage, "sending_queue::storage")
         directory, fsync = extension.queue_directory(f"exporter_{self._id}_{self.signal.value}")
-        queue = PersistentQueue(directory, self.signal.request_type.FromString, capacity=self._queue_config.queue_size,
+        parse: Callable[[bytes], Any] = (self._parse_wire if self.wire else self.signal.request_type.FromString)
+        queue = PersistentQueue(directory, parse, capacity=self._queue_config.queue_size,
                                 sizer=self._queue_config.sizer, fsync=fsync, logger=self.logger)
         recovered = queue.open()
         if recovered:
@@ -377,6 +384,10 @@ class ExporterHelper:
         root.exporter_queue_recovery_dropped_records.labels(*labels).inc(queue.dropped_records)
         root.exporter_queue_recovery_dropped_bytes.labels(*labels).inc(queue.dropped_bytes)
         return queue
+
+    def _parse_wire(self, payload: bytes) -> WireBatch:
+        """A request read back from disk, kept with its bytes, which are sent as they are."""
+        return WireBatch.parsed(self.signal, payload)
 
     async def shutdown(self) -> None:
         """Stop accepting, send what is queued until the drain deadline, then drop (and count) the rest.
@@ -478,7 +489,7 @@ class ExporterHelper:
                 raise
             self._finish(entries, error)
 
-    async def _gather(self, entries: list[tuple[Any, Batch]]) -> None:
+    async def _gather(self, entries: list[tuple[Any, Batch | WireBatch]]) -> None:
         """Take more requests from the queue into ``entries`` until they reach ``batch::min_size`` or
         ``flush_timeout`` passed since the first. What was taken is in ``entries`` even when cancelled."""
         assert self._queue is not None and self._queue_config.batch is not None
@@ -501,7 +512,7 @@ class ExporterHelper:
                 return
             size += measure(self.signal, entries[-1][1], config.sizer)
 
-    async def _send_entries(self, entries: list[tuple[Any, Batch]]) -> ConsumeError | None:
+    async def _send_entries(self, entries: list[tuple[Any, Batch | WireBatch]]) -> ConsumeError | None:
         """Send the batches of ``entries`` as one (cut to ``batch::max_size``), with their sender current when
         they share one (a batch joined from several senders has none, as in the Collector)."""
         assert self._queue is not None
@@ -516,7 +527,7 @@ class ExporterHelper:
                 error = await self._export(piece, inline=False) or error
         return error
 
-    def _finish(self, entries: list[tuple[Any, Batch]], error: ConsumeError | None) -> None:
+    def _finish(self, entries: list[tuple[Any, Batch | WireBatch]], error: ConsumeError | None) -> None:
         assert self._queue is not None
         for token, _ in entries:
             self._settle(self._queue.key(token), error)
@@ -529,7 +540,7 @@ class ExporterHelper:
         if outcome is not None and not outcome.done():
             outcome.set_result(error)
 
-    async def _export(self, batch: Batch, *, inline: bool,
+    async def _export(self, batch: Batch | WireBatch, *, inline: bool,
                       budget: _BisectBudget | None = None) -> ConsumeError | None:
         """Send with retries; count the outcome. Raises the final error when ``inline``; queued, returns the
         error the batch was dropped with (None when it was sent, or bisected)."""
@@ -583,7 +594,7 @@ class ExporterHelper:
                 self._dropped["rejected"].inc(rejected)
             return None
 
-    async def _bisect(self, batch: Batch, items: int, *, inline: bool,
+    async def _bisect(self, batch: Batch | WireBatch, items: int, *, inline: bool,
                       budget: _BisectBudget) -> ConsumeError | None:
         """Send the two halves of a permanently refused batch on their own (recursively, through ``_export``).
 
@@ -594,7 +605,7 @@ class ExporterHelper:
         retryable: RetryableError | None = None
         permanent: ConsumeError | None = None
         delivered = False
-        for half, _ in split(self.signal, batch, (items + 1) // 2):
+        for half, _ in split(self.signal, message_of(batch), (items + 1) // 2):
             try:
                 error = await self._export(half, inline=inline, budget=budget)
             except ConsumeError as exc:
@@ -610,9 +621,11 @@ class ExporterHelper:
             raise outcome
         return outcome
 
-    async def _attempt(self, batch: Batch) -> PartialSuccess | None:
+    async def _attempt(self, batch: Batch | WireBatch) -> PartialSuccess | None:
         started = time.perf_counter()
         try:
+            if isinstance(batch, WireBatch) and not self.wire:
+                batch = batch.message()
             return await asyncio.wait_for(self._send(batch), self._timeout)
         except TimeoutError as exc:
             raise RetryableError(str(exc) or f"send timed out after {self._timeout:g}s") from None

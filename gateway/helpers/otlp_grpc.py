@@ -2,9 +2,9 @@
 
 ``OtlpGrpcExporter`` sends one signal's batches to an OTLP/gRPC server over a grpc.aio channel, through the
 exporter helper. Batches go out as they are: the request message is serialized by grpc, never copied or
-converted. Failed calls become RetryableError or PermanentError per the OTLP status table
-(``helpers.exporter.grpc_error``). ``OtlpGrpcConfig`` is its config block, as the Collector's ``otlp`` exporter
-spells it.
+converted; a batch that came as wire bytes (``gateway.wirebytes.WireBatch``) goes out as those bytes. Failed
+calls become RetryableError or PermanentError per the OTLP status table (``helpers.exporter.grpc_error``).
+``OtlpGrpcConfig`` is its config block, as the Collector's ``otlp`` exporter spells it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from gateway.errors import ConfigError
 from gateway.helpers.exporter import USER_AGENT, ExporterHelper, PartialSuccess, QueueConfig, RetryConfig, grpc_error
 from gateway.helpers.grpc_channel import ExporterChannel
 from gateway.netaddr import split_host_port
+from gateway.wirebytes import WireBatch
 
 if TYPE_CHECKING:
     from gateway.host import Host
@@ -106,14 +107,17 @@ class OtlpGrpcExporter(BatchConsumer):
         self.config = config
         self.signal = settings.signal or Signal.TRACES
         self.target, self.secure = parse_grpc_endpoint(config.endpoint, config.tls.insecure)
-        path, request_type, response_type, _ = _METHODS[self.signal]
+        path, _request_type, response_type, _ = _METHODS[self.signal]
         self._channel = ExporterChannel(self.target, self.secure, config, close_grace=config.timeout,
                                         options=[("grpc.primary_user_agent", USER_AGENT)])
-        self._call = self._channel.method(path, request_type.SerializeToString, response_type.FromString)
+        self._call = self._channel.method(path, _serialize, response_type.FromString)
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
-                                      queue=config.sending_queue, retry=config.retry_on_failure)
+                                      queue=config.sending_queue, retry=config.retry_on_failure, wire=True)
 
     async def consume_batch(self, batch: Batch) -> None:
+        await self._helper.consume(batch)
+
+    async def consume_wire(self, batch: WireBatch) -> None:
         await self._helper.consume(batch)
 
     async def start(self, host: Host) -> None:
@@ -127,7 +131,7 @@ class OtlpGrpcExporter(BatchConsumer):
         finally:
             await self._channel.close()
 
-    async def _send(self, batch: Batch) -> PartialSuccess | None:
+    async def _send(self, batch: Batch | WireBatch) -> PartialSuccess | None:
         try:
             response = await self._call(batch, timeout=self.config.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -137,3 +141,8 @@ class OtlpGrpcExporter(BatchConsumer):
         if rejected or partial.error_message:
             return PartialSuccess(rejected, partial.error_message)
         return None
+
+
+def _serialize(batch: Batch | WireBatch) -> bytes:
+    """grpc's request serializer: a batch of wire bytes is already serialized."""
+    return batch.data if isinstance(batch, WireBatch) else batch.SerializeToString()

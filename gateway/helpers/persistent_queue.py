@@ -52,13 +52,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from gateway.client import ClientInfo
 from gateway.component import Batch, Signal
 from gateway.helpers.batching import measure
 from gateway.helpers.walog import HEADER_BYTES, SegmentLog, StorageUnavailable
-from gateway.wirebytes import wire_bytes
+from gateway.wirebytes import WireBatch, wire_bytes
 
 __all__ = ["MemoryQueue", "PersistentQueue", "QueueFull", "SendingQueue", "StorageUnavailable"]
 
@@ -95,6 +95,10 @@ def unpack_sender(payload: bytes) -> tuple[ClientInfo | None, bytes]:
     return sender, payload[start + length:]
 
 
+#: What a sending queue holds: a request message, or serialized requests (an exporter that sends wire bytes).
+Queued: TypeAlias = Batch | WireBatch
+
+
 class QueueFull(Exception):
     """The queue is at its request or byte capacity."""
 
@@ -105,11 +109,11 @@ class SendingQueue(Protocol):
     #: True when what is queued survives a restart (so shutdown keeps it instead of dropping it).
     persistent: bool
 
-    def put(self, batch: Batch, sender: ClientInfo | None = None) -> int:
+    def put(self, batch: Queued, sender: ClientInfo | None = None) -> int:
         """Queue ``batch`` with the client metadata it came with; returns its key (see :meth:`key`)."""
         ...
 
-    async def get(self) -> tuple[Any, Batch]: ...
+    async def get(self) -> tuple[Any, Queued]: ...
 
     def key(self, token: Any) -> int:
         """The key ``put`` returned for the batch of ``token``, while that batch is in the queue."""
@@ -125,7 +129,7 @@ class SendingQueue(Protocol):
 
     async def join(self) -> None: ...
 
-    def take_remaining(self) -> list[Batch]:
+    def take_remaining(self) -> list[Queued]:
         """Remove and return every batch not yet taken (shutdown drops them from an in-memory queue)."""
         ...
 
@@ -140,13 +144,13 @@ class MemoryQueue:
     persistent = False
 
     def __init__(self, capacity: int, sizer: str = "requests", signal: Signal = Signal.TRACES) -> None:
-        self._queue: asyncio.Queue[tuple[int, Batch, ClientInfo | None]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[int, Queued, ClientInfo | None]] = asyncio.Queue()
         self._capacity = capacity
         self._sizer = sizer
         self._signal = signal
         self._used = 0
 
-    def put(self, batch: Batch, sender: ClientInfo | None = None) -> int:
+    def put(self, batch: Queued, sender: ClientInfo | None = None) -> int:
         size = measure(self._signal, batch, self._sizer)
         if self._used + size > self._capacity and (self._used or self._sizer == "requests"):
             raise QueueFull
@@ -154,7 +158,7 @@ class MemoryQueue:
         self._queue.put_nowait((size, batch, sender))
         return id(batch)  # unique while the batch is queued: the queue holds it
 
-    async def get(self) -> tuple[Any, Batch]:
+    async def get(self) -> tuple[Any, Queued]:
         token = await self._queue.get()
         return token, token[1]
 
@@ -175,7 +179,7 @@ class MemoryQueue:
     async def join(self) -> None:
         await self._queue.join()
 
-    def take_remaining(self) -> list[Batch]:
+    def take_remaining(self) -> list[Queued]:
         remaining = []
         while not self._queue.empty():
             token = self._queue.get_nowait()
@@ -204,7 +208,7 @@ class PersistentQueue:
 
     persistent = True
 
-    def __init__(self, directory: Path, parse: Callable[[bytes], Batch], *, capacity: int,
+    def __init__(self, directory: Path, parse: Callable[[bytes], Queued], *, capacity: int,
                  sizer: str = "requests", fsync: bool = False, logger: Any = None) -> None:
         self.directory = directory
         self._parse = parse
@@ -219,7 +223,7 @@ class PersistentQueue:
         self._unwritten_acks: list[int] = []  # acknowledgements a failed write could not store yet
         self._in_flight = 0
         self._bytes = 0  # disk bytes of unfinished records
-        self._cache: dict[int, Batch] = {}  # record id -> the batch as put, for records not taken yet
+        self._cache: dict[int, Queued] = {}  # record id -> the batch as put, for records not taken yet
         #: record id -> the client metadata of a record taken or cached (read back from disk otherwise).
         self._senders: dict[int, ClientInfo] = {}
         self._cached_bytes = 0
@@ -275,11 +279,11 @@ class PersistentQueue:
 
     # ------------------------------------------------------------ queue operations
 
-    def put(self, batch: Batch, sender: ClientInfo | None = None) -> int:
+    def put(self, batch: Queued, sender: ClientInfo | None = None) -> int:
         """Append ``batch`` (with ``sender`` when it came with client metadata); returns the record's id.
         QueueFull at capacity, StorageUnavailable (retryable) when the write fails."""
         # The receiver's request bytes when they are still exact (no processor changed the batch): no serializing.
-        payload = wire_bytes(batch) or batch.SerializeToString()
+        payload = batch.data if isinstance(batch, WireBatch) else wire_bytes(batch) or batch.SerializeToString()
         if sender is not None:
             payload = pack_sender(sender, payload)
         size = HEADER_BYTES + len(payload)
@@ -300,7 +304,7 @@ class PersistentQueue:
         self._sync_events()
         return record_id
 
-    async def get(self) -> tuple[Any, Batch]:
+    async def get(self) -> tuple[Any, Queued]:
         while True:
             while not self._pending:
                 self._ready.clear()
@@ -422,7 +426,7 @@ class PersistentQueue:
     async def join(self) -> None:
         await self._idle.wait()
 
-    def take_remaining(self) -> list[Batch]:
+    def take_remaining(self) -> list[Queued]:
         return []  # nothing to drop: what is unsent stays on disk for the next start
 
     def close(self) -> None:

@@ -30,6 +30,7 @@ from gateway import (
     PermanentError,
     RetryableError,
     Signal,
+    WireBatch,
     http_error,
     otlpjson,
 )
@@ -59,9 +60,13 @@ class OtlpHttpExporter(BatchConsumer):
         self._headers = {"Content-Type": _JSON if self._json else _PROTOBUF}
         self._client: HTTPClient | None = None
         self._helper = ExporterHelper(settings, self._send, timeout=config.timeout,
-                                      queue=config.sending_queue, retry=config.retry_on_failure)
+                                      queue=config.sending_queue, retry=config.retry_on_failure,
+                                      wire=not self._json)
 
     async def consume_batch(self, batch: Batch) -> None:
+        await self._helper.consume(batch)
+
+    async def consume_wire(self, batch: WireBatch) -> None:
         await self._helper.consume(batch)
 
     async def start(self, host: Host) -> None:
@@ -77,10 +82,13 @@ class OtlpHttpExporter(BatchConsumer):
                 await self._client.close()
                 self._client = None
 
-    async def _send(self, batch: Batch) -> PartialSuccess | None:
+    async def _send(self, batch: Batch | WireBatch) -> PartialSuccess | None:
         if self._client is None:
             raise RetryableError("exporter is not started")
-        body = otlpjson.encode(batch) if self._json else batch.SerializeToString()
+        if isinstance(batch, WireBatch):
+            body = otlpjson.encode(batch.message()) if self._json else batch.data  # protobuf: sent as received
+        else:
+            body = otlpjson.encode(batch) if self._json else batch.SerializeToString()
         async with await self._client.post(self.url, body, self._headers) as response:
             payload = await response.read()
             if 200 <= response.status < 300:

@@ -12,7 +12,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway import Batch, BatchConsumer, ClientInfo, ComponentSettings, Consumer, RetryableError, Signal, client
+from gateway import (
+    Batch,
+    BatchConsumer,
+    ClientInfo,
+    ComponentSettings,
+    Consumer,
+    RetryableError,
+    Signal,
+    WireBatch,
+    client,
+    hand_on,
+)
 
 from .config import Config
 from .processor import BatchProcessor
@@ -23,12 +34,17 @@ class WithSender(BatchConsumer):
 
     def __init__(self, next_consumer: Consumer, signal: Signal, sender: ClientInfo | None) -> None:
         self.signal = signal
+        self._next = next_consumer
         self._forward = getattr(next_consumer, f"consume_{signal.value}")
         self._sender = sender
 
     async def consume_batch(self, batch: Batch) -> None:
         with client.attached(self._sender):
             await self._forward(batch)
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        with client.attached(self._sender):
+            await hand_on(self._next, batch)
 
 
 class MetadataBatcher(BatchConsumer):

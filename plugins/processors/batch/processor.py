@@ -6,11 +6,14 @@ queue has it on disk, or a backend has it), or the error the batch was refused w
 ``wait_for_result`` semantics. A batch processor that answers at once (the Collector's ``batch`` processor)
 loses everything it holds on a crash, and turns a refusal downstream into silent loss; this one cannot.
 
-Incoming requests are appended to the held batch with protobuf ``MergeFrom`` (C code, envelopes appended,
-items never touched in Python). ``consume_*`` does its bookkeeping synchronously, so the event loop itself
-serialises producers and no lock is held across an ``await``. Sends run in their own tasks and producers wait
-behind ``asyncio.shield``: a batch carries other producers' items, so a cancelled caller (a client that hung
-up) must not take them down with it.
+Incoming requests are held as the bytes they were received as (``gateway.wirebytes``): a batch is their
+concatenation, a ``WireBatch``, so batching costs neither a parse nor a serialize, and an OTLP exporter sends
+those bytes as they are. A request without such bytes (OTLP/JSON, or one a mutating processor changed) is
+serialized once when it joins. What needs the message downstream parses the batch once (``hand_on``); a batch
+above ``send_batch_max_size`` is parsed and split. ``consume_*`` does its bookkeeping synchronously, so the
+event loop itself serialises producers and no lock is held across an ``await``. Sends run in their own tasks
+and producers wait behind ``asyncio.shield``: a batch carries other producers' items, so a cancelled caller (a
+client that hung up) must not take them down with it.
 
 Timer-driven sends run in the background, one at a time. If one is still in flight when the next timeout
 comes, the batch keeps filling instead, until the size trigger sends it. Memory held is bounded by what the
@@ -34,8 +37,12 @@ from gateway import (
     RetryableError,
     Signal,
     SkipBatchError,
+    WireBatch,
     count_items,
+    hand_on,
+    message_of,
     split,
+    wire_bytes,
 )
 
 from .config import Config
@@ -47,19 +54,33 @@ _SIZE, _TIMEOUT, _SHUTDOWN = "size", "timeout", "shutdown"
 
 
 class _Held:
-    """The batch being filled, and the outcome every producer with items in it waits for.
+    """The batch being filled (serialized requests and their item counts), and the outcome every producer with
+    items in it waits for.
 
     The outcome is a future that resolves to ``None`` (delivered) or to the error the batch was refused with.
     It never holds an exception itself, so a batch whose producers all hung up leaves no "exception was never
     retrieved" behind.
     """
 
-    __slots__ = ("batch", "items", "outcome")
+    __slots__ = ("counts", "items", "message", "outcome", "parts")
 
-    def __init__(self, signal: Signal) -> None:
-        self.batch: Batch = signal.request_type()
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.counts: list[int] = []
         self.items = 0
+        #: The message of the only part, while there is one: handed on as it is, with no parse.
+        self.message: Batch | None = None
         self.outcome: asyncio.Future[ConsumeError | None] = asyncio.get_running_loop().create_future()
+
+    def add(self, batch: Batch, items: int) -> None:
+        data = wire_bytes(batch)
+        self.parts.append(data if data is not None else batch.SerializeToString())
+        self.counts.append(items)
+        self.items += items
+        self.message = batch if len(self.parts) == 1 and data is not None else None
+
+    def wire(self, signal: Signal) -> WireBatch:
+        return WireBatch(signal, self.parts, self.counts, self.message)
 
 
 class BatchProcessor(BatchConsumer):
@@ -70,6 +91,7 @@ class BatchProcessor(BatchConsumer):
         self.config = config
         self.signal: Signal = settings.signal
         self.logger = settings.telemetry.logger
+        self._next = next_consumer
         self._forward = getattr(next_consumer, f"consume_{self.signal.value}")
         name, signal_name = str(settings.id), self.signal.value
         root = settings.telemetry.root
@@ -107,7 +129,7 @@ class BatchProcessor(BatchConsumer):
         self._cancel_timer()
         if self.pending_items:
             held = self._take_held()
-            self._spawn(self._send(held, self._chunks(held.batch, held.items), _SHUTDOWN))
+            self._spawn(self._send(held, self._chunks(held.wire(self.signal), held.items), _SHUTDOWN))
 
     async def shutdown(self) -> None:
         """Send what is held and wait for every send in flight; the next consumer is still running."""
@@ -128,8 +150,7 @@ class BatchProcessor(BatchConsumer):
                 raise error
             return
         held = self._held if self._held is not None else self._new_held()
-        held.batch.MergeFrom(batch)
-        held.items += items
+        held.add(batch, items)
         if held.items >= self.config.send_batch_size:
             self._send_on_size(held)
         elif self._timer is None:
@@ -139,7 +160,7 @@ class BatchProcessor(BatchConsumer):
     # ------------------------------------------------------------------ batches
 
     def _new_held(self) -> _Held:
-        self._held = _Held(self.signal)
+        self._held = _Held()
         return self._held
 
     def _take_held(self) -> _Held:
@@ -151,23 +172,25 @@ class BatchProcessor(BatchConsumer):
     def _send_on_size(self, held: _Held) -> None:
         self._cancel_timer()
         self._take_held()
-        chunks = self._chunks(held.batch, held.items)
+        chunks = self._chunks(held.wire(self.signal), held.items)
         carried: _Held | None = None
         # As in the Collector: after splitting, a tail below send_batch_size keeps waiting for more items. The
         # producers of the sent part may own items in that tail, so their outcome waits for the tail's too.
         if len(chunks) > 1 and chunks[-1][1] < self.config.send_batch_size:
             carried = self._new_held()
-            carried.batch, carried.items = chunks.pop()
+            tail, tail_items = chunks.pop()
+            carried.add(message_of(tail), tail_items)  # a piece of a split: a message, serialized again
             self._arm_timer()
         self._spawn(self._send(held, chunks, _SIZE, carried))
 
-    def _chunks(self, batch: Batch, items: int) -> list[tuple[Batch, int]]:
+    def _chunks(self, batch: Batch | WireBatch, items: int) -> list[tuple[Batch | WireBatch, int]]:
+        """``batch`` as it is, or parsed and split when it holds more than ``send_batch_max_size`` items."""
         limit = self.config.send_batch_max_size
         if limit and items > limit:
-            return split(self.signal, batch, limit)
+            return list(split(self.signal, message_of(batch), limit))
         return [(batch, items)]
 
-    async def _send(self, held: _Held, chunks: list[tuple[Batch, int]], trigger: str,
+    async def _send(self, held: _Held, chunks: list[tuple[Batch | WireBatch, int]], trigger: str,
                     carried: _Held | None = None) -> None:
         """Send ``held``'s chunks, then resolve its outcome (after ``carried``'s, when part of it went there)."""
         error = await self._send_chunks(chunks, trigger)
@@ -176,7 +199,7 @@ class BatchProcessor(BatchConsumer):
         if not held.outcome.done():
             held.outcome.set_result(error)
 
-    async def _send_chunks(self, chunks: list[tuple[Batch, int]], trigger: str) -> ConsumeError | None:
+    async def _send_chunks(self, chunks: list[tuple[Batch | WireBatch, int]], trigger: str) -> ConsumeError | None:
         """Send every chunk in order. Never raises: returns the error the producers are to be answered with.
 
         A retryable refusal stops the send: every producer of this batch is told to retry, so sending the
@@ -190,7 +213,10 @@ class BatchProcessor(BatchConsumer):
             if trigger in self._triggers:
                 self._triggers[trigger].inc()
             try:
-                await self._forward(chunk)
+                if isinstance(chunk, WireBatch):
+                    await hand_on(self._next, chunk)
+                else:
+                    await self._forward(chunk)
             except SkipBatchError:
                 continue
             except RetryableError as exc:
@@ -225,7 +251,7 @@ class BatchProcessor(BatchConsumer):
             self._arm_timer()  # the previous timeout send is still in flight: keep filling (see module doc)
             return
         held = self._take_held()
-        self._timer_send = self._spawn(self._send(held, self._chunks(held.batch, held.items), _TIMEOUT))
+        self._timer_send = self._spawn(self._send(held, self._chunks(held.wire(self.signal), held.items), _TIMEOUT))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
