@@ -252,7 +252,6 @@ def count_items(signal: Signal, batch: Batch | WireBatch) -> int:
     A ``gateway.wirebytes.WireBatch`` (serialized requests an exporter's queue holds) knows its count."""
     if batch.__class__ not in _MESSAGE_TYPES:
         return cast("WireBatch", batch).items
-    batch = cast(Batch, batch)
     if signal is Signal.TRACES:
         return sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)
     if signal is Signal.LOGS:
