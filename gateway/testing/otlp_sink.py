@@ -82,6 +82,8 @@ class Received:
     at: float
     accepted: bool
     content_type: str = "application/grpc"
+    #: The request's serialized bytes as they arrived (after decompression; empty for OTLP/JSON).
+    body: bytes = b""
 
 
 class OtlpSink:
@@ -114,9 +116,9 @@ class OtlpSink:
 
     async def start(self) -> None:
         server = grpc.aio.server(options=self.grpc_options)
-        for signal, (service, request_type, response_type, _, _) in _SERVICES.items():
-            handler = grpc.unary_unary_rpc_method_handler(
-                self._grpc_handler(signal), request_deserializer=request_type.FromString,
+        for signal, (service, _, response_type, _, _) in _SERVICES.items():
+            handler = grpc.unary_unary_rpc_method_handler(  # parsed in the handler, which keeps the bytes too
+                self._grpc_handler(signal), request_deserializer=None,
                 response_serializer=response_type.SerializeToString)
             generic = grpc.method_handlers_generic_handler(service, {"Export": handler})
             server.add_generic_rpc_handlers((generic,))
@@ -190,13 +192,13 @@ class OtlpSink:
     # ---------------------------------------------------------------- serving
 
     def _record(self, signal: Signal, transport: str, batch: Batch, headers: dict[str, str],
-                content_type: str) -> _Failure | _Partial | None:
+                content_type: str, body: bytes = b"") -> _Failure | _Partial | None:
         outcome = self._script.popleft() if self._script else None
         refusal = self._refuse(batch) if self._refuse is not None and outcome is None else None
         if refusal is not None:
             outcome = _Failure(grpc.StatusCode.INVALID_ARGUMENT, 400, None, refusal)
         accepted = not isinstance(outcome, _Failure)
-        received = Received(signal, transport, batch, headers, time.monotonic(), accepted, content_type)
+        received = Received(signal, transport, batch, headers, time.monotonic(), accepted, content_type, body)
         self.requests.append(received)
         return outcome
 
@@ -209,11 +211,17 @@ class OtlpSink:
         return response
 
     def _grpc_handler(self, signal: Signal) -> Any:
-        async def export(request: Batch, context: grpc.aio.ServicerContext) -> Message:
+        request_type = _SERVICES[signal][1]
+
+        async def export(body: bytes, context: grpc.aio.ServicerContext) -> Message:
             if self.delay:
                 await asyncio.sleep(self.delay)
+            try:
+                request: Any = request_type.FromString(body)
+            except DecodeError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode request: {exc}")
             headers = {m.key: m.value for m in context.invocation_metadata() or ()}
-            outcome = self._record(signal, "grpc", request, headers, "application/grpc")
+            outcome = self._record(signal, "grpc", request, headers, "application/grpc", body)
             if isinstance(outcome, _Failure):
                 trailers: tuple[tuple[str, bytes], ...] = ()
                 if outcome.retry_after is not None:
@@ -240,7 +248,7 @@ class OtlpSink:
             except (PermanentError, DecodeError) as exc:
                 return _http_answer(400, _status(f"cannot decode body: {exc}"), is_json)
             headers = {k.lower(): v for k, v in request.headers.items()}
-            outcome = self._record(signal, "http", batch, headers, request.content_type)
+            outcome = self._record(signal, "http", batch, headers, request.content_type, b"" if is_json else body)
             if isinstance(outcome, _Failure):
                 extra = {} if outcome.retry_after is None else {"Retry-After": f"{outcome.retry_after:g}"}
                 return _http_answer(outcome.http_status, _status(outcome.message), is_json, extra)
