@@ -38,6 +38,8 @@ faults: $(STAMP)
 ## Print throughput figures next to the ceiling measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench.passthrough
+	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.tap
 	$(BIN)/python -m bench.tail_sampling
 	$(BIN)/python -m bench.jaeger_loki

@@ -24,8 +24,8 @@ from bench.workload import make_payloads
 class UniqueTraces:
     """Request ``i``: base payload ``i % 64`` with ``i`` written over the first 4 bytes of every trace id."""
 
-    def __init__(self, spans: int, count: int = 64) -> None:
-        self.payloads = make_payloads(count, spans)
+    def __init__(self, spans: int, count: int = 64, payloads: list[bytes] | None = None) -> None:
+        self.payloads = payloads if payloads is not None else make_payloads(count, spans)
         self.offsets: list[list[int]] = []
         for payload in self.payloads:
             request = ExportTraceServiceRequest.FromString(payload)

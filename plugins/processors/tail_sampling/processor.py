@@ -44,6 +44,7 @@ from gateway import (
     StorageUnavailable,
     TracesConsumer,
     assemble,
+    attached,
     count_items,
     split_request,
     stamp,
@@ -515,11 +516,13 @@ class TailSamplingProcessor:
     async def _send(self, chunk: list[Release], failed: list[Release] | None = None) -> None:
         """Pass kept spans on. With ``failed`` (storage), a retryable refusal puts the chunk there to be sent
         again later; the spans stay in storage until then."""
-        request = ExportTraceServiceRequest.FromString(assemble(
-            (envelope, run if tag is None else stamp(run, self._suffix(tag))) for envelope, run, tag in chunk))
+        data = assemble((envelope, run if tag is None else stamp(run, self._suffix(tag)))
+                        for envelope, run, tag in chunk)
+        request = ExportTraceServiceRequest.FromString(data)
         spans = count_items(Signal.TRACES, request)
         try:
-            await self._forward(request)
+            with attached(request, data):  # its bytes: the batch processor and exporters need not serialize it
+                await self._forward(request)
         except SkipBatchError:
             pass
         except RetryableError as exc:

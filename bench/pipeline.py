@@ -1,0 +1,152 @@
+"""Benchmark: the full realistic pipeline, per gateway CPU-second, next to the ceiling measured in the same run.
+
+The pipeline, as a customer-service deployment runs it:
+
+    otlp ─▶ memory_limiter ─▶ redaction (configs/redaction.yaml) ─▶ span_metrics ─▶ prometheus
+                                                                 └▶ forward ─▶ tail_sampling ─▶ batch ─▶ otlp_grpc
+
+span_metrics sees every span (after redaction, so no label is made of personal data); tail_sampling keeps errors,
+traces slower than 2 s and 10% of the rest (decision_wait 1 s). The traffic (``bench.pipeline_workload``): traces
+of 5 to 20 spans, about 11 attributes and 440 B of attributes per span, 1% errors, 1% of spans with personal
+data, every trace id new. Same layout as ``bench.passthrough``: the gateway is pinned to core 0, the load
+generator and the counting sink to core 1. Figures printed:
+- ceiling: ``ExportTraceServiceRequest`` parse + serialize of the same requests, on one core, in this run;
+- per gateway CPU-second: spans in per CPU-second the gateway used from the first request until the last kept span
+  reached the sink (receiving, redacting, span metrics, buffering, deciding and exporting all paid for).
+
+    python -m bench.pipeline [--requests 2000] [--concurrency 16] [--profile FILE]
+
+``--profile FILE`` runs the gateway under cProfile and writes its stats to FILE (the figures then include the
+profiler's own cost; use them to rank costs, not as results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.passthrough import BATCH, CountingSink, cpu_seconds, free_port, heading, measure_ceiling, wait_for_port
+from bench.pipeline_workload import SPANS_PER_REQUEST, attribute_bytes_per_span, make_payloads
+from bench.redaction import redaction_rules
+from bench.tail_sampling import DECISION_WAIT_S, RULE
+
+GOAL_SPANS_PER_S = 150_000
+FLOOR_SPANS_PER_S = 100_000
+
+
+def gateway_config(receiver_port: int, sink_port: int, metrics_port: int, prometheus_port: int) -> str:
+    sampler = {"decision_wait": f"{DECISION_WAIT_S}s", "num_traces": 500000, "policies": yaml.safe_load(RULE)}
+    config = {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{receiver_port}"}}}},
+        "processors": {
+            "memory_limiter": {"check_interval": "1s", "limit_mib": 8000, "spike_limit_mib": 1000},
+            "redaction": redaction_rules({}),
+            "tail_sampling": sampler,
+            "batch": BATCH,
+        },
+        "connectors": {"span_metrics": {}, "forward": {}},
+        "exporters": {
+            "otlp_grpc": {"endpoint": f"127.0.0.1:{sink_port}", "tls": {"insecure": True}, "compression": "none",
+                          "sending_queue": {"num_consumers": 4, "queue_size": 1000}},
+            "prometheus": {"endpoint": f"127.0.0.1:{prometheus_port}"},
+        },
+        "service": {
+            "telemetry": {"metrics": {"address": f"127.0.0.1:{metrics_port}"}, "logs": {"level": "warn"}},
+            "pipelines": {
+                "traces": {"receivers": ["otlp"], "processors": ["memory_limiter", "redaction"],
+                           "exporters": ["span_metrics", "forward"]},
+                "traces/sampled": {"receivers": ["forward"], "processors": ["tail_sampling", "batch"],
+                                   "exporters": ["otlp_grpc"]},
+                "metrics": {"receivers": ["span_metrics"], "exporters": ["prometheus"]},
+            },
+        },
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+async def run(requests: int, concurrency: int, profile: str | None) -> dict[str, Any]:
+    sink = CountingSink()
+    await sink.server.start()
+    receiver_port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
+    config = workdir / "pipeline.yaml"
+    config.write_text(gateway_config(receiver_port, sink.port, free_port(), free_port()))
+    command = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
+    if profile:
+        command[1:3] = ["-m", "cProfile", "-o", profile, "-m", "gateway"]
+    gateway = subprocess.Popen(command)
+    os.sched_setaffinity(gateway.pid, {0})
+
+    async def load(count: int) -> dict[str, Any]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.pipeline_workload", "--target", f"127.0.0.1:{receiver_port}",
+            "--requests", str(count), "--concurrency", str(concurrency), stdout=asyncio.subprocess.PIPE)
+        os.sched_setaffinity(process.pid, {1})
+        out, _ = await process.communicate()
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    async def settle() -> None:
+        """Wait until the sink has received nothing for longer than a decision round."""
+        while time.perf_counter() - sink.last_receive < DECISION_WAIT_S + 1.5:
+            await asyncio.sleep(0.1)
+
+    try:
+        await wait_for_port(receiver_port, gateway)
+        await load(50)  # warm up: the whole path, including a few decision rounds
+        sink.last_receive = time.perf_counter()
+        await settle()
+        sink.spans = sink.requests = 0
+        cpu_before = cpu_seconds(gateway.pid)
+        start = time.perf_counter()
+        sent = await load(requests)
+        sink.last_receive = max(sink.last_receive, time.perf_counter())
+        await settle()
+        cpu = cpu_seconds(gateway.pid) - cpu_before
+        span_of_output = sink.last_receive - start
+    finally:
+        gateway.send_signal(2 if profile else 15)  # SIGINT lets cProfile write its file
+        gateway.wait(60)
+        await sink.server.stop(None)
+    return {"sent": sent, "kept_spans": sink.spans, "gateway_cpu_s": cpu, "output_s": span_of_output}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--profile", default=None, help="write the gateway's cProfile stats to this file")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {0})
+    payloads = make_payloads()
+    ceiling = measure_ceiling(payloads, SPANS_PER_REQUEST)
+    attribute_bytes = attribute_bytes_per_span(payloads[:8])
+    os.sched_setaffinity(0, {1})
+    result = asyncio.run(run(args.requests, args.concurrency, args.profile))
+    sent = result["sent"]["items"]
+    wall = sent / result["sent"]["elapsed_s"]
+    per_core = sent / result["gateway_cpu_s"]
+    print(heading("realistic pipeline"))
+    print(f"  workload: {args.requests} requests x {SPANS_PER_REQUEST} spans, "
+          f"{len(payloads[0]) / SPANS_PER_REQUEST:.0f} B/span ({attribute_bytes:.0f} B of attributes), "
+          f"traces of 5-20 spans, every trace id new, concurrency {args.concurrency}")
+    print("  pipeline: memory_limiter -> redaction -> span_metrics + (forward -> tail_sampling -> batch -> OTLP)")
+    print(f"  ceiling (parse + serialize, 1 core):        {ceiling:>10,.0f} spans/s")
+    print(f"  realistic pipeline, wall:                   {wall:>10,.0f} spans/s in  ({wall / ceiling:.0%} of ceiling)")
+    print(f"  per gateway CPU-second (1 core):            {per_core:>10,.0f} spans/s in  "
+          f"({per_core / ceiling:.0%} of ceiling; goal {GOAL_SPANS_PER_S:,}, never below {FLOOR_SPANS_PER_S:,})")
+    print(f"  kept: {result['kept_spans']:,} of {sent:,} spans ({result['kept_spans'] / max(1, sent):.1%}); "
+          f"gateway used {result['gateway_cpu_s']:.2f} CPU-s; failures: {result['sent']['failures'] or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
