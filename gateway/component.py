@@ -316,6 +316,10 @@ class Factory:
     aliases: tuple[str, ...] = ()
     #: True when the component changes batches in place; a fan-out then hands it a copy.
     mutates_data: bool = False
+    #: Connectors: True when it hands on the very batch it was given (``forward``). It then needs a copy only
+    #: when something in a pipeline it feeds may change batches in place, and the graph decides that; its own
+    #: ``mutates_data`` is ignored.
+    passes_batches_on: bool = False
 
     def create_fn(self, signal: Signal) -> Callable[..., Component] | None:
         """The create function of ``signal``; its arguments depend on the kind (see above)."""

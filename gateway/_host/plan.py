@@ -45,7 +45,8 @@ class PlannedNode:
     key: NodeKey
     #: The component's decoded config (a frozen dataclass): compared, never called.
     config: Any
-    #: The factory's ``mutates_data``: a fan-out gives it its own copy.
+    #: The factory's ``mutates_data`` (for a connector that passes batches on: whether a pipeline it feeds may
+    #: change them): a fan-out gives it its own copy.
     mutates_data: bool
     #: Processors: the next processor of the pipeline, or nothing when it is the last (it feeds the pipeline's
     #: consumers). Exporters: nothing.
@@ -147,6 +148,11 @@ class _Planner:
         self.pipelines[pid] = PlannedPipeline(pid, tuple(processors), tuple(ordered))
         return self.pipelines[pid]
 
+    def _changes_batches(self, pipeline: PlannedPipeline) -> bool:
+        """True when something in ``pipeline`` may change the batches it is handed in place: a mutating
+        processor, or a mutating consumer (its fan-out may hand the last one the batch itself)."""
+        return any(self.nodes[key].mutates_data for key in (*pipeline.processors, *pipeline.consumers))
+
     def connector(self, cid: ComponentID, in_signal: Signal) -> list[PlannedNode]:
         factory = self.config.get(Kind.CONNECTOR, cid).factory
         out = []
@@ -156,9 +162,11 @@ class _Planner:
                 continue
             key = NodeKey(Kind.CONNECTOR, cid, in_signal, out_signal=out_signal)
             if key not in self.nodes:
-                for target in targets:
-                    self.pipeline(target)
-                self.add(PlannedNode(key, *self.component(Kind.CONNECTOR, cid), pipelines=tuple(targets)))
+                planned = [self.pipeline(target) for target in targets]
+                config, mutates = self.component(Kind.CONNECTOR, cid)
+                if factory.passes_batches_on:  # its batches are the ones the pipelines it feeds are handed
+                    mutates = any(self._changes_batches(p) for p in planned)
+                self.add(PlannedNode(key, config, mutates, pipelines=tuple(targets)))
             out.append(self.nodes[key])
         return out
 

@@ -24,9 +24,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from gateway import Factory, Kind, Signal, hookimpl
 from gateway._host.config import build_config
 from gateway._host.fanout import FanOut
+from gateway._host.plan import NodeKey
 from gateway._host.registry import load_registry
 from gateway._host.service import Service
-from gateway.component import count_items
+from gateway.component import ComponentID, count_items
 from gateway.helpers.batching import cut, join, measure
 from gateway.helpers.protowire import field
 from gateway.otlpjson import encode as json_encode
@@ -69,13 +70,26 @@ class MutatingSink:
         MUTATED.append(batch)
 
 
+#: What every ``recsink`` exporter was handed: the batches themselves, kept (as a queue would keep them).
+RECORDED: list[ExportTraceServiceRequest] = []
+
+
+class RecordingSink(MutatingSink):
+    """A read-only exporter that keeps the batches it is handed, to read them later."""
+
+    async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
+        RECORDED.append(batch)
+
+
 plugin = SimpleNamespace(otelgw_component_factories=hookimpl(lambda: [
-    Factory("mutsink", Kind.EXPORTER, MutConfig, create_traces=MutatingSink, mutates_data=True)]))
+    Factory("mutsink", Kind.EXPORTER, MutConfig, create_traces=MutatingSink, mutates_data=True),
+    Factory("recsink", Kind.EXPORTER, MutConfig, create_traces=RecordingSink)]))
 
 
 @pytest.fixture(autouse=True)
 def _clean() -> Any:
     MUTATED.clear()
+    RECORDED.clear()
     yield
     assert _registry == {}, "wire bytes left attached"
 
@@ -94,7 +108,8 @@ async def gateway_for(sink: OtlpSink) -> AsyncIterator[Any]:
     services: list[Service] = []
 
     async def start(processors: dict[str, Any], exporters: list[str], *, grpc_exporter: dict[str, Any] | None = None,
-                    storage: str = "") -> Service:
+                    storage: str = "", pipelines: dict[str, Any] | None = None,
+                    chain: list[str] | None = None) -> Service:
         raw: dict[str, Any] = {
             "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"},
                                                  "http": {"endpoint": "127.0.0.1:0"}}}},
@@ -103,10 +118,13 @@ async def gateway_for(sink: OtlpSink) -> AsyncIterator[Any]:
                 "otlp_grpc": {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}, **(grpc_exporter or {})},
                 "otlp_http": {"endpoint": sink.http_endpoint},
                 "mutsink": None,
+                "recsink": None,
             },
+            "connectors": {"forward": None},
             "service": {"telemetry": {"metrics": {"address": ""}},
-                        "pipelines": {"traces": {"receivers": ["otlp"], "processors": list(processors),
-                                                 "exporters": exporters}}},
+                        "pipelines": {"traces": {"receivers": ["otlp"],
+                                                 "processors": list(processors) if chain is None else chain,
+                                                 "exporters": exporters}, **(pipelines or {})}},
         }
         if storage:
             raw["extensions"] = {"file_storage": {"directory": storage}}
@@ -272,6 +290,24 @@ async def test_bytes_read_back_from_the_persistent_queue_are_sent_as_they_were(
     await gateway_for({}, ["otlp_grpc"], grpc_exporter={"sending_queue": queue}, storage=str(tmp_path))
     await arrived(sink, 10)
     assert [r.body for r in sink.received(Signal.TRACES)] == [body]
+
+
+@pytest.mark.parametrize("mutating", [False, True], ids=["readonly-downstream", "mutating-downstream"])
+async def test_forward_shares_its_batch_unless_a_pipeline_it_feeds_changes_batches(
+        gateway_for: Any, sink: OtlpSink, mutating: bool) -> None:
+    resource = {"attributes": [{"key": "env", "value": "prod", "action": "upsert"}]}
+    service = await gateway_for({"batch": {"send_batch_size": 10}, "resource": resource}, ["recsink", "forward"],
+                                pipelines={
+        "traces/out": {"receivers": ["forward"], "processors": ["resource" if mutating else "batch"],
+                       "exporters": ["otlp_grpc"]}}, chain=[])
+    assert service.graph.plan.get(NodeKey(Kind.CONNECTOR, ComponentID("forward"), Signal.TRACES,
+                                          out_signal=Signal.TRACES)).mutates_data is mutating
+    await send_grpc(service, *requests(1))
+    await arrived(sink, 10)
+    for rs in sink.batches(Signal.TRACES)[0].resource_spans:
+        assert any(kv.key == "env" for kv in rs.resource.attributes) is mutating
+    [kept] = RECORDED  # what the read-only exporter beside forward holds was never changed behind its back
+    assert not any(kv.key == "env" for rs in kept.resource_spans for kv in rs.resource.attributes)
 
 
 # ---------------------------------------------------------------- the pieces

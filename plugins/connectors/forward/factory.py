@@ -21,7 +21,9 @@ factory = Factory(
     create_default_config=Config,
     connectors={(signal, signal): _create(signal) for signal in Signal},
     stability=Stability.BETA,
-    # The pipelines it feeds may change batches in place (tail_sampling, redaction), while the pipeline it sits in
-    # may also hand the same batch to connectors that read it later: so it is given its own copy.
+    # It hands on the batch it was given. When a pipeline it feeds may change batches in place (redaction), the
+    # pipeline it sits in may also hand the same batch to consumers that read it later, so it is given its own
+    # copy then; when none does (tail_sampling, batch), it shares the batch (the graph decides, per use).
     mutates_data=True,
+    passes_batches_on=True,
 )
