@@ -150,11 +150,12 @@ class WireBatch:
 
     @classmethod
     def of(cls, signal: Signal, batch: Batch) -> WireBatch | None:
-        """``batch`` with the bytes it was received as (``wire_bytes``), or None when it has none."""
+        """``batch``'s bytes (``wire_bytes``) without the message, or None when it has none. The message is not
+        kept: a queue holding the result holds the bytes only, and parses them again if it ever needs to."""
         data = wire_bytes(batch)
         if data is None:
             return None
-        return cls(signal, [data], [count_items(signal, batch)], batch)
+        return cls(signal, [data], [count_items(signal, batch)])
 
     @classmethod
     def parsed(cls, signal: Signal, data: bytes) -> WireBatch:

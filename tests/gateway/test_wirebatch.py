@@ -339,7 +339,7 @@ def test_of_takes_only_batches_that_still_have_their_bytes() -> None:
     data = batch.SerializeToString()
     with attached(batch, data):
         wire = WireBatch.of(Signal.TRACES, batch)
-    assert wire is not None and wire.data == data and wire.items == 2 and wire.message() is batch
+    assert wire is not None and wire.data == data and wire.items == 2 and wire.message() == batch
 
 
 def test_join_and_cut_of_the_exporter_queue() -> None:
