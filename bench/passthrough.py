@@ -160,16 +160,17 @@ async def measure_load(gateway: subprocess.Popen, receiver_port: int, sink: Coun
     return {"sent": sent, "received_spans": sink.spans, "elapsed_s": elapsed, "gateway_cpu_s": cpu}
 
 
-async def start_gateway(name: str, config: Callable[[int, int, int], str]
+async def start_gateway(name: str, config: Callable[[int, int, int], str], command: list[str] | None = None
                         ) -> tuple[CountingSink, int, subprocess.Popen]:
     """A started counting sink, the receiver's port, and a gateway (on core 0) running ``config(receiver_port,
-    sink_port, metrics_port)``, written to ``name``.yaml in a new temporary directory."""
+    sink_port, metrics_port)``, written to ``name``.yaml in a new temporary directory. ``command`` starts the
+    gateway instead of ``python -m gateway`` (e.g. under a profiler)."""
     sink = CountingSink()
     await sink.server.start()
     receiver_port = free_port()
     path = Path(tempfile.mkdtemp(prefix="otelgw-bench-")) / f"{name}.yaml"
     path.write_text(config(receiver_port, sink.port, free_port()))
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway", "run", "--config", str(path)])
+    gateway = subprocess.Popen([*(command or [sys.executable, "-m", "gateway"]), "run", "--config", str(path)])
     os.sched_setaffinity(gateway.pid, {0})
     return sink, receiver_port, gateway
 

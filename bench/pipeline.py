@@ -24,21 +24,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import subprocess
+import signal
 import sys
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.passthrough import BATCH, CountingSink, cpu_seconds, free_port, heading, measure_ceiling, wait_for_port
+from bench.passthrough import BATCH, free_port, heading, measure_ceiling, start_gateway
 from bench.pipeline_workload import SPANS_PER_REQUEST, attribute_bytes_per_span, make_payloads
 from bench.redaction import redaction_rules
-from bench.tail_sampling import DECISION_WAIT_S, RULE
+from bench.tail_sampling import DECISION_WAIT_S, RULE, measure_sampled
 
 GOAL_SPANS_PER_S = 150_000
 FLOOR_SPANS_PER_S = 100_000
@@ -75,49 +71,12 @@ def gateway_config(receiver_port: int, sink_port: int, metrics_port: int, promet
 
 
 async def run(requests: int, concurrency: int, profile: str | None) -> dict[str, Any]:
-    sink = CountingSink()
-    await sink.server.start()
-    receiver_port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-"))
-    config = workdir / "pipeline.yaml"
-    config.write_text(gateway_config(receiver_port, sink.port, free_port(), free_port()))
-    command = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
-    if profile:
-        command[1:3] = ["-m", "cProfile", "-o", profile, "-m", "gateway"]
-    gateway = subprocess.Popen(command)
-    os.sched_setaffinity(gateway.pid, {0})
-
-    async def load(count: int) -> dict[str, Any]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.pipeline_workload", "--target", f"127.0.0.1:{receiver_port}",
-            "--requests", str(count), "--concurrency", str(concurrency), stdout=asyncio.subprocess.PIPE)
-        os.sched_setaffinity(process.pid, {1})
-        out, _ = await process.communicate()
-        return json.loads(out)  # type: ignore[no-any-return]
-
-    async def settle() -> None:
-        """Wait until the sink has received nothing for longer than a decision round."""
-        while time.perf_counter() - sink.last_receive < DECISION_WAIT_S + 1.5:
-            await asyncio.sleep(0.1)
-
-    try:
-        await wait_for_port(receiver_port, gateway)
-        await load(50)  # warm up: the whole path, including a few decision rounds
-        sink.last_receive = time.perf_counter()
-        await settle()
-        sink.spans = sink.requests = 0
-        cpu_before = cpu_seconds(gateway.pid)
-        start = time.perf_counter()
-        sent = await load(requests)
-        sink.last_receive = max(sink.last_receive, time.perf_counter())
-        await settle()
-        cpu = cpu_seconds(gateway.pid) - cpu_before
-        span_of_output = sink.last_receive - start
-    finally:
-        gateway.send_signal(2 if profile else 15)  # SIGINT lets cProfile write its file
-        gateway.wait(60)
-        await sink.server.stop(None)
-    return {"sent": sent, "kept_spans": sink.spans, "gateway_cpu_s": cpu, "output_s": span_of_output}
+    command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "gateway"] if profile else None
+    sink, receiver_port, gateway = await start_gateway(
+        "pipeline", lambda receiver, sink_port, metrics: gateway_config(receiver, sink_port, metrics, free_port()),
+        command)
+    return await measure_sampled(sink, receiver_port, gateway, ["bench.pipeline_workload"], requests, concurrency,
+                                 stop=signal.SIGINT if profile else signal.SIGTERM)  # SIGINT: cProfile writes
 
 
 def main() -> None:

@@ -25,6 +25,8 @@ import json
 import os
 import platform
 import random
+import signal
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -32,7 +34,7 @@ import tracemalloc
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bench.passthrough import cpu_seconds, measure_ceiling, start_gateway, wait_for_port
+from bench.passthrough import CountingSink, cpu_seconds, measure_ceiling, start_gateway, wait_for_port
 from bench.passthrough import gateway_config as passthrough_config
 from bench.tail_sampling_load import UniqueTraces
 from bench.workload import make_payloads
@@ -53,12 +55,20 @@ def gateway_config(receiver_port: int, sink_port: int, metrics_port: int) -> str
 
 async def run(requests: int, concurrency: int, spans: int) -> dict:
     sink, receiver_port, gateway = await start_gateway("tail_sampling", gateway_config)
+    return await measure_sampled(sink, receiver_port, gateway, ["bench.tail_sampling_load", "--spans", str(spans)],
+                                 requests, concurrency)
+
+
+async def measure_sampled(sink: CountingSink, receiver_port: int, gateway: subprocess.Popen, load_module: list[str],
+                          requests: int, concurrency: int, stop: int = signal.SIGTERM) -> dict:
+    """Warm a gateway whose pipeline samples by trace up, send ``requests`` with ``python -m load_module`` on core
+    1, and wait until the sink has been quiet for longer than a decision round; then stop the gateway with
+    ``stop``. What was sent, spans kept, gateway CPU-s, and seconds until the last kept span arrived."""
 
     async def load(count: int) -> dict:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.tail_sampling_load", "--target", f"127.0.0.1:{receiver_port}",
-            "--requests", str(count), "--concurrency", str(concurrency), "--spans", str(spans),
-            stdout=asyncio.subprocess.PIPE)
+            sys.executable, "-m", *load_module, "--target", f"127.0.0.1:{receiver_port}",
+            "--requests", str(count), "--concurrency", str(concurrency), stdout=asyncio.subprocess.PIPE)
         os.sched_setaffinity(process.pid, {1})
         out, _ = await process.communicate()
         return json.loads(out)  # type: ignore[no-any-return]
@@ -82,8 +92,8 @@ async def run(requests: int, concurrency: int, spans: int) -> dict:
         cpu = cpu_seconds(gateway.pid) - cpu_before
         span_of_output = sink.last_receive - start
     finally:
-        gateway.terminate()
-        gateway.wait(30)
+        gateway.send_signal(stop)
+        gateway.wait(60)
         await sink.server.stop(None)
     return {"sent": sent, "kept_spans": sink.spans, "gateway_cpu_s": cpu, "output_s": span_of_output}
 
