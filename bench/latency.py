@@ -27,43 +27,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-import grpc
 from grpc import aio
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bench.passthrough import BATCH, EXPORT, free_port, gateway_config, heading, wait_for_port
+from bench.passthrough import BATCH, EXPORT, CountingSink, free_port, gateway_config, heading, wait_for_port
 from bench.workload import make_payloads
 
 SPANS = 500
 
 
-class ArrivalSink:
-    """An OTLP/gRPC trace sink that notes when each numbered request's spans arrive (envelopes only are read)."""
+class ArrivalSink(CountingSink):
+    """The counting sink, also noting when each numbered request's spans arrive (envelopes only are read)."""
 
     def __init__(self) -> None:
-        self.spans = 0
+        super().__init__()
         self.arrived: dict[int, float] = {}
-        self.server = aio.server(options=[("grpc.max_receive_message_length", 256 << 20)])
-        response = ExportTraceServiceResponse().SerializeToString()
 
-        async def export(request: bytes, context: object) -> bytes:
-            now = time.perf_counter()
-            batch = ExportTraceServiceRequest.FromString(request)
-            for rs in batch.resource_spans:
-                for ss in rs.scope_spans:
-                    self.spans += len(ss.spans)
-                    if ss.spans:
-                        self.arrived.setdefault(int.from_bytes(ss.spans[0].span_id, "big"), now)
-            return response
-
-        handler = grpc.method_handlers_generic_handler(
-            "opentelemetry.proto.collector.trace.v1.TraceService",
-            {"Export": grpc.unary_unary_rpc_method_handler(export)})
-        self.server.add_generic_rpc_handlers((handler,))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+    def record(self, batch: ExportTraceServiceRequest, now: float) -> None:
+        for rs in batch.resource_spans:
+            for ss in rs.scope_spans:
+                self.spans += len(ss.spans)
+                if ss.spans:
+                    self.arrived.setdefault(int.from_bytes(ss.spans[0].span_id, "big"), now)
 
 
 def numbered(payloads: list[bytes], count: int) -> list[bytes]:

@@ -72,10 +72,10 @@ class CountingSink:
         response = ExportTraceServiceResponse().SerializeToString()
 
         async def export(request: bytes, context: object) -> bytes:
-            batch = ExportTraceServiceRequest.FromString(request)
-            self.spans += sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)
+            now = time.perf_counter()
+            self.record(ExportTraceServiceRequest.FromString(request), now)
             self.requests += 1
-            self.last_receive = time.perf_counter()
+            self.last_receive = now
             return response
 
         import grpc
@@ -85,6 +85,10 @@ class CountingSink:
             {"Export": grpc.unary_unary_rpc_method_handler(export)})
         self.server.add_generic_rpc_handlers((handler,))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+    def record(self, batch: ExportTraceServiceRequest, now: float) -> None:
+        """Count a received request's spans (``now``: when it arrived)."""
+        self.spans += sum(len(ss.spans) for rs in batch.resource_spans for ss in rs.scope_spans)
 
 
 #: The batch processor every benchmark pipeline ends with (tail_sampling batches on its own).

@@ -1,12 +1,14 @@
-"""Shared fixtures: a registry with the built-in plugins plus in-test plugins, and YAML config helpers."""
+"""Shared fixtures: a registry with the built-in plugins plus in-test plugins, YAML config helpers, and a real OTLP
+sink (``sink``: gateway.testing.otlp_sink.OtlpSink on loopback, stopped after the test)."""
 
 from __future__ import annotations
 
 import socket
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,17 @@ from gwproc import GatewayProcess
 
 #: The ports `make run` and the shipped configs listen on. Tests use free ports only.
 WELL_KNOWN_PORTS = (4317, 4318, 8888, 8889, 13133, 13134)
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Any]:
+    """A real OTLP server (gRPC and HTTP) on free loopback ports, stopped after the test (also on failure)."""
+    from gateway.testing.otlp_sink import OtlpSink  # imported when used: most tests need no gRPC server
+
+    server = OtlpSink()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

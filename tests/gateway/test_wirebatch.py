@@ -95,14 +95,6 @@ def _clean() -> Any:
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[OtlpSink]:
-    server = OtlpSink()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def gateway_for(sink: OtlpSink) -> AsyncIterator[Any]:
     """Start a gateway: OTLP in (gRPC and HTTP) → ``processors`` → ``exporters``; stopped at the end."""
     services: list[Service] = []

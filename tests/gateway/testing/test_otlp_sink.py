@@ -31,14 +31,6 @@ TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[OtlpSink]:
-    server = OtlpSink()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def channel(sink: OtlpSink) -> AsyncIterator[grpc.aio.Channel]:
     async with grpc.aio.insecure_channel(sink.grpc_endpoint) as ch:
         yield ch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,6 @@ def batch_for(signal: Signal) -> Any:
     if signal is Signal.METRICS:
         return make_metrics(7, attributes={"host": "a"})
     return make_logs(5, body={"msg": "hello", "list": [1, 2.5, True]})
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[OtlpSink]:
-    server = OtlpSink()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

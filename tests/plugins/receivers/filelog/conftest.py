@@ -15,14 +15,6 @@ from filelog_testlib import Gateway
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[OtlpSink]:
-    server = OtlpSink()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def gateway(tmp_path: Path, sink: OtlpSink) -> AsyncIterator[Gateway]:
     gw = Gateway(tmp_path, sink)
     yield gw
