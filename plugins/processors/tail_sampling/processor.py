@@ -48,6 +48,7 @@ from gateway import (
     count_items,
     split_request,
     stamp,
+    wire_bytes,
 )
 
 from .caches import DecisionCache
@@ -261,13 +262,25 @@ class TailSamplingProcessor:
 
     # ------------------------------------------------------------------ ingest
 
+    def _runs(self, batch: ExportTraceServiceRequest) -> tuple[bytes, list[tuple[bytes, bytes, list[Any]]]]:
+        """The request's bytes and its per-trace runs. The bytes it was received as serve when the sender
+        encoded every span with its trace id first, as every OTLP SDK does; otherwise (a run without a trace id)
+        the request is serialized once, which puts it first."""
+        want_times, want_root = self._want_times, self._root_wait > 0
+        raw = wire_bytes(batch)
+        if raw is not None:
+            scopes = split_request(raw, batch, want_times, want_root)
+            if all(run[0] for _, _, runs in scopes for run in runs):
+                return raw, scopes
+        raw = batch.SerializeToString()
+        return raw, split_request(raw, batch, want_times, want_root)
+
     async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
         spans = count_items(Signal.TRACES, batch)
         if spans == 0:
             return
         self._incoming.inc(spans)
-        raw = batch.SerializeToString()
-        scopes = split_request(raw, batch, self._want_times, self._root_wait > 0)
+        raw, scopes = self._runs(batch)
         if self.config.block_on_overflow:
             self._check_room(scopes, spans)
         segment = self._write_ahead(raw, scopes, spans) if self._storage is not None else -1

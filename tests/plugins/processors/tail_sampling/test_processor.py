@@ -404,3 +404,38 @@ async def test_with_block_on_overflow_the_byte_budget_refuses_too() -> None:
     with pytest.raises(OverloadedError):
         await processor.consume_traces(trace([span(3, 0, root=True, attributes=blob)]))
     assert processor.pending_traces == 2
+
+
+async def test_received_bytes_are_split_as_they_came_and_a_sender_encoding_fields_out_of_order_is_still_right() -> None:
+    """tail_sampling splits the request bytes the receiver attached instead of serializing the batch again; a
+    sender that puts a span's trace id after its other fields (valid protobuf, but not what the byte walk reads
+    first) gets its spans grouped by trace all the same: the batch is serialized in canonical order then."""
+    from gateway import attached
+    from gateway.helpers.protowire import field
+
+    def out_of_order(batch: ExportTraceServiceRequest) -> bytes:
+        scopes = b""
+        for rs in batch.resource_spans:
+            for ss in rs.scope_spans:
+                spans = b""
+                for s in ss.spans:
+                    rest = type(s)()
+                    rest.CopyFrom(s)
+                    rest.ClearField("trace_id")
+                    spans += field(b"\x12", rest.SerializeToString() + field(b"\x0a", s.trace_id))
+                scopes += field(b"\x12", field(b"\x0a", ss.scope.SerializeToString()) + spans)
+            return field(b"\x0a", field(b"\x0a", rs.resource.SerializeToString()) + scopes)
+        return b""
+
+    for encode in (ExportTraceServiceRequest.SerializeToString, out_of_order):
+        clock = Clock()
+        processor, sink = make(clock, decision_wait="1s",
+                               policies=[{"name": "long", "type": "span_count", "span_count": {"min_spans": 3}}])
+        batch = trace([span(1, 0, root=True), span(2, 0, root=True), span(1, 1), span(1, 2)])
+        raw = encode(batch)
+        assert ExportTraceServiceRequest.FromString(raw) == batch
+        with attached(batch, raw):
+            await processor.consume_traces(batch)
+        clock.now += 2
+        await processor.decide_due()
+        assert {t: len(s) for t, s in by_trace(sink).items()} == {tid(1): 3}, encode
