@@ -43,9 +43,10 @@ from gateway import (
     Storage,
     StorageUnavailable,
     TracesConsumer,
+    WireBatch,
     assemble,
-    attached,
     count_items,
+    hand_on,
     split_request,
     stamp,
     wire_bytes,
@@ -73,7 +74,9 @@ POLICY_KEY = "tailsampling.policy"
 COMPOSITE_POLICY_KEY = "tailsampling.composite_policy"
 CACHED_DECISION_KEY = "tailsampling.cached_decision"
 
-Release = tuple[Envelope, bytes, Any]
+#: Kept spans on their way out, one per decided trace (or late run): its (envelope, run bytes) pairs, the tag
+#: for the policy attributes, its span count and its bytes. A chunk sent on is whole releases, so it knows its count.
+Release = tuple[list[tuple[Envelope, bytes]], Any, int, int]
 
 
 class TailSamplingProcessor:
@@ -82,7 +85,7 @@ class TailSamplingProcessor:
         self.settings = settings
         self.config = config
         self.logger = settings.telemetry.logger
-        self._forward = next_consumer.consume_traces
+        self._next = next_consumer
         self._clock = clock
         self._wall_clock = wall_clock
         name = str(settings.id)
@@ -360,7 +363,7 @@ class TailSamplingProcessor:
         kept = self._sampled.get(trace_id)
         if kept is not None:
             policy, composite, decided_at = kept
-            releases.append((envelope, run, self._tag(policy, composite, cached=True)))
+            releases.append(([(envelope, run)], self._tag(policy, composite, cached=True), count, len(run)))
         else:
             decided_at = self._not_sampled.get(trace_id)
             if decided_at is None:
@@ -471,7 +474,7 @@ class TailSamplingProcessor:
         decision, policy = self._decider.decide(view)
         if decision is Decision.SAMPLED and policy is not None:
             tag = self._tag(policy.name, view.composite_policy, cached=False)
-            releases.extend((envelope, run, tag) for envelope, run in state.runs())
+            releases.append((state.runs(), tag, state.span_count, state.size))
             self._sampled.put(state.trace_id, (policy.name, view.composite_policy, now))
             if retired is not None:
                 retired.append((state.trace_id, KEPT, policy.name, view.composite_policy, state.segments))
@@ -519,7 +522,7 @@ class TailSamplingProcessor:
         size = 0
         for item in items:
             chunk.append(item)
-            size += len(item[1])
+            size += item[3]
             if size >= RELEASE_CHUNK_BYTES:
                 await self._send(chunk, failed)
                 chunk, size = [], 0
@@ -530,12 +533,11 @@ class TailSamplingProcessor:
         """Pass kept spans on. With ``failed`` (storage), a retryable refusal puts the chunk there to be sent
         again later; the spans stay in storage until then."""
         data = assemble((envelope, run if tag is None else stamp(run, self._suffix(tag)))
-                        for envelope, run, tag in chunk)
-        request = ExportTraceServiceRequest.FromString(data)
-        spans = count_items(Signal.TRACES, request)
+                        for runs, tag, _, _ in chunk for envelope, run in runs)
+        spans = sum(release[2] for release in chunk)
         try:
-            with attached(request, data):  # its bytes: the batch processor and exporters need not serialize it
-                await self._forward(request)
+            # As bytes: the batch processor and the exporters take them as they are; anything else gets the parse.
+            await hand_on(self._next, WireBatch(Signal.TRACES, [data], [spans]))
         except SkipBatchError:
             pass
         except RetryableError as exc:

@@ -9,6 +9,9 @@ pass it, a decode of the runs into messages, done once and shared by every polic
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from functools import lru_cache
 from itertools import repeat
 from operator import contains
 from typing import Any
@@ -21,6 +24,16 @@ __all__ = ["TraceState", "TraceView"]
 
 # Status.code as serialized: field 3, varint. A cheap, sometimes false-positive hint that a run has that code.
 _STATUS_HINT = {1: b"\x18\x01", 2: b"\x18\x02"}
+#: Needles up to this long are searched with a compiled regex: CPython's substring search skips at most the
+#: needle's length per step, so for a two-byte needle over a trace's ~6 KB ``re`` (a memchr on the first byte,
+#: then a compare) is about 2.5 times faster; longer needles skip far enough that ``in`` wins.
+_SHORT_NEEDLE = 3
+
+
+@lru_cache(maxsize=256)
+def _searcher(needle: bytes) -> Callable[[bytes], Any] | None:
+    """``re.search`` for a short needle, None for a long one (searched with ``in``)."""
+    return re.compile(re.escape(needle)).search if len(needle) <= _SHORT_NEEDLE else None
 
 
 class TraceState:
@@ -90,7 +103,10 @@ class TraceView:
             needle in envelope.resource_header for envelope in self._state.parts[::2])
 
     def spans_may_contain(self, needle: bytes) -> bool:
-        # map + operator.contains keeps the loop in C: this runs for most traces at every decision.
+        # map keeps the loop in C: this runs for most traces at every decision.
+        search = _searcher(needle)
+        if search is not None:
+            return any(map(search, self._state.parts[1::2]))
         return any(map(contains, self._state.parts[1::2], repeat(needle)))
 
     def has_status(self, code: int) -> bool:

@@ -247,3 +247,20 @@ def test_composite_with_and_sub_policy() -> None:
                 {"name": "many", "type": "span_count", "span_count": {"min_spans": 2}}]}}]}, Clock())
     assert policy.evaluate(view(trace([ROOT_OK, ERROR_CHILD]))) is S
     assert policy.evaluate(view(trace([ERROR_CHILD]))) is N
+
+
+def test_the_byte_prefilter_finds_short_and_long_needles_exactly_as_a_substring_test() -> None:
+    """Short needles (status hints) are searched with a regex, long ones with ``in``: both answer exactly what a
+    substring test answers, wherever the needle sits, also across a trace's runs and for regex metacharacters."""
+    import random as _random
+
+    from plugins.processors.tail_sampling.trace import _searcher
+
+    rng = _random.Random(5)
+    runs = [rng.randbytes(rng.randrange(0, 300)) for _ in range(200)]
+    for needle in (b"\x18\x02", b"\x18\x01", b"*", b".+", b"\x00\x00\x00", b"[a", b"\x7a\x02\x18\x02", b"abcdef"):
+        search = _searcher(needle)
+        assert (search is None) == (len(needle) > 3)
+        for run in [*runs, needle, b"x" + needle, needle + b"x", b""]:
+            found = search(run) is not None if search is not None else needle in run
+            assert found == (needle in run), (needle, run)

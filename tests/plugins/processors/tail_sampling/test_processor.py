@@ -439,3 +439,37 @@ async def test_received_bytes_are_split_as_they_came_and_a_sender_encoding_field
         clock.now += 2
         await processor.decide_due()
         assert {t: len(s) for t, s in by_trace(sink).items()} == {tid(1): 3}, encode
+
+
+async def test_kept_spans_go_on_as_bytes_to_a_consumer_that_takes_them() -> None:
+    """Kept traces leave as the request bytes tail_sampling assembled (a ``WireBatch`` for a consumer with
+    ``consume_wire``, as the batch processor and the exporters are): no parse on the way, and the batch's count
+    is the number of spans its bytes hold, also when releases of several traces are joined."""
+    from gateway import WireBatch
+
+    class TakesBytes:
+        def __init__(self) -> None:
+            self.batches: list[WireBatch] = []
+
+        async def consume_wire(self, batch: WireBatch) -> None:
+            self.batches.append(batch)
+
+        async def consume_traces(self, batch: Any) -> None:  # pragma: no cover - must not be called
+            raise AssertionError("handed a parsed message although it takes bytes")
+
+    clock = Clock()
+    downstream = TakesBytes()
+    processor, _ = make(clock, sink=downstream, decision_wait="1s")
+    kept = {1: 3, 2: 1, 3: 5}  # trace -> spans, all with an error
+    await processor.consume_traces(trace([span(t, i, root=i == 0, status=2) for t, n in kept.items()
+                                          for i in range(n)]))
+    clock.now += 2
+    await processor.decide_due()
+    await processor.consume_traces(trace([span(2, 7, status=0)]))  # late: follows the kept decision
+    assert sum(b.items for b in downstream.batches) == sum(kept.values()) + 1
+    for batch in downstream.batches:
+        message = ExportTraceServiceRequest.FromString(batch.data)
+        assert batch.items == sum(len(ss.spans) for rs in message.resource_spans for ss in rs.scope_spans)
+    spans = [s for b in downstream.batches for rs in ExportTraceServiceRequest.FromString(b.data).resource_spans
+             for ss in rs.scope_spans for s in ss.spans]
+    assert Counter(s.trace_id for s in spans) == Counter({tid(1): 3, tid(2): 2, tid(3): 5})
