@@ -7,12 +7,19 @@ is flushed (protobuf attribute messages per series cost kilobytes each, several 
 and its bucket and exemplar containers exist only when they hold something. Memory is bounded:
 ``aggregation_cardinality_limit`` series per resource (the rest fold into one ``otel.metric.overflow=true``
 series), ``resource_metrics_cache_size`` resources, and ``metrics_expiration`` for resources that went quiet.
+
+Two intake paths give the same series, counts, sums (to the last bit) and overflow. Without dimensions, exemplars
+and events (the defaults), ``_add_grouped`` reads five fields per span and appends the span's duration to a list
+of its series; the lists are counted (``_fold_resource``) every ``FOLD_AFTER`` spans and before a flush. With any
+of them, and for a resource whose spans keep making new series (``sparse``), ``_add_spans`` counts one span at a
+time. tests/plugins/connectors/span_metrics/test_grouped.py holds the two paths to the same output.
 """
 
 from __future__ import annotations
 
 import bisect
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -20,12 +27,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from gateway import OVERFLOW_ATTRIBUTE, hashable_value, key_value
 
 from .config import Config, Dimension
-from .histograms import ExponentialHistogram
+from .histograms import ExponentialHistogram, add_in_order, count_sorted
 
 __all__ = ["SpanAggregator"]
 
@@ -43,10 +50,16 @@ _DELTA = pb.AGGREGATION_TEMPORALITY_DELTA
 _Exemplar = tuple[bytes, bytes, float, int]  # trace id, span id, value, time
 _NO_EXEMPLARS: tuple[_Exemplar, ...] = ()
 _NO_COUNTS: list[int] = []  # shared by every series without explicit buckets; never written to
+#: Below this many pending spans of one series, counting them one by one is quicker than sorting them.
+_FEW = 24
+#: Spans held as pending durations (about 40 bytes each) before they are counted into their series.
+FOLD_AFTER = 32_768
+#: A resource whose request made a new series (or overflowed) for more than one span in this many is sparse.
+SPARSE = 4
 
 
 class _Series:
-    __slots__ = ("calls", "counts", "exemplars", "expo", "start_ns", "total")
+    __slots__ = ("calls", "counts", "exemplars", "expo", "pending", "start_ns", "total")
 
     def __init__(self, buckets: int, expo_size: int, start_ns: int) -> None:
         self.calls = 0
@@ -56,10 +69,13 @@ class _Series:
         #: A list once the series has an exemplar; the shared empty tuple until then (one object less per series).
         self.exemplars: list[_Exemplar] | tuple[_Exemplar, ...] = _NO_EXEMPLARS
         self.start_ns = start_ns
+        #: ``(end - start) / divider`` of spans not counted yet, in span order (``_add_grouped``); a list exactly
+        #: while the series is in its resource's ``dirty`` list.
+        self.pending: list[float] | None = None
 
 
 class _Resource:
-    __slots__ = ("attributes", "events", "fallback", "last_seen", "series", "service")
+    __slots__ = ("attributes", "dirty", "events", "fallback", "index", "last_seen", "series", "service", "sparse")
 
     def __init__(self, attributes: Sequence[KeyValue], service: str, fallback: tuple[Any, ...]) -> None:
         self.attributes = list(attributes)
@@ -68,6 +84,13 @@ class _Resource:
         self.series: dict[tuple[Any, ...], _Series] = {}
         self.events: dict[tuple[Any, ...], _Series] = {}
         self.last_seen = time.monotonic()
+        #: ``_add_grouped``: scope key -> span kind -> span name -> the pending list of the span's series, for the
+        #: series in ``dirty``; both are emptied whenever those series are counted.
+        self.index: dict[tuple[Any, ...], defaultdict[int, dict[str, list[float]]]] = {}
+        self.dirty: list[_Series] = []
+        #: Its last request made a new series (or overflowed) for more than one span in SPARSE: its spans are
+        #: then counted one at a time, which costs less when nearly every span needs its series looked up.
+        self.sparse = False
 
 
 class SpanAggregator:
@@ -90,6 +113,9 @@ class SpanAggregator:
         self._limit = config.aggregation_cardinality_limit
         self._scopes = frozenset(config.include_instrumentation_scope)
         self._key_attributes = frozenset(config.resource_metrics_key_attributes)
+        # What a span's series depends on beyond its name, kind, status and scope, or what must be kept of each
+        # span: then spans are counted one at a time.
+        self._per_span = bool(self._dimensions or self._exemplars or config.events.enabled)
         # The attributes a flush gives most series, made once (a point copies them in).
         self._kind_attributes = [key_value("span.kind", kind) for kind in SPAN_KINDS]
         self._status_attributes = [key_value("status.code", code) for code in STATUS_CODES]
@@ -99,6 +125,8 @@ class SpanAggregator:
         #: Spans counted into an overflow series because their resource reached the cardinality limit.
         self.overflowed = 0
         self.spans = 0
+        self._pending = 0  # spans added by _add_grouped since the last _fold_all
+        self._made = 0  # calls of _new_series: series made, and spans overflowed
 
     # ---------------------------------------------------------------- intake
 
@@ -107,10 +135,22 @@ class SpanAggregator:
         return sum(len(r.series) + len(r.events) for r in self._resources.values())
 
     def add(self, request: ExportTraceServiceRequest) -> None:
+        """Count the request's spans (see the module's docstring for the two ways)."""
         for rs in request.resource_spans:
             resource = self._resource(rs)
-            if resource is not None:
+            if resource is None:
+                continue
+            if self._per_span:
                 self._add_spans(rs, resource)
+                continue
+            spans, made = self.spans, self._made
+            (self._add_spans if resource.sparse else self._add_grouped)(rs, resource)
+            sparse = (self._made - made) * SPARSE > self.spans - spans
+            if sparse and not resource.sparse:
+                self._fold_resource(resource)  # its pending spans come before the next ones, counted one by one
+            resource.sparse = sparse
+        if self._pending >= FOLD_AFTER:
+            self._fold_all()
 
     def _resource(self, rs: ResourceSpans) -> _Resource | None:
         service = None
@@ -145,6 +185,115 @@ class SpanAggregator:
                 values[i] = hashable_value(kv.value)
         return tuple(values)
 
+    def _scope_key(self, ss: Any) -> tuple[Any, ...]:
+        if self._scopes and ss.scope.name in self._scopes:
+            return (ss.scope.name, ss.scope.version)
+        return ()
+
+    def _add_grouped(self, rs: ResourceSpans, resource: _Resource) -> None:
+        """Spans without dimensions, exemplars or events: listed per series first, counted per series later.
+
+        Per span this reads the name, kind, timestamps and whether a status is set (the Status message only when
+        one is: making its wrapper costs more than all the other fields), finds the pending list of its series
+        through the resource's index (two dict lookups that hash no tuple: kind, then name), and appends its
+        duration. The series itself is looked up, made or overflowed (``_pending_of``) on the first span of
+        each kind and name since the resource's last fold, and on every span with a status code or past the
+        cardinality limit, in span order: which series exist, in which order, and which spans overflow is what
+        counting one span at a time gives. ``_count`` adds each list in span order, so sums are the same to the
+        last bit.
+        """
+        divider = self._divider
+        has_field = Span.HasField
+        check_status = self._use_status  # an excluded status.code does not split series: no need to read it
+        for ss in rs.scope_spans:
+            scope_key = self._scope_key(ss)
+            index = resource.index.get(scope_key)
+            if index is None:
+                index = resource.index[scope_key] = defaultdict(dict)
+            spans = ss.spans
+            self.spans += len(spans)
+            self._pending += len(spans)
+            for span in spans:
+                if check_status and has_field(span, "status") and span.status.code:
+                    pending = self._pending_of(resource, span, span.status.code, scope_key)
+                else:
+                    names = index[span.kind]
+                    pending = names.get(span.name)
+                    if pending is None:  # the first span of its kind and name since the last fold
+                        pending = self._pending_of(resource, span, 0, scope_key)
+                        if pending is not None:
+                            names[span.name] = pending
+                if pending is not None:
+                    pending.append((span.end_time_unix_nano - span.start_time_unix_nano) / divider)
+
+    def _pending_of(self, resource: _Resource, span: Any, code: int, scope_key: tuple[Any, ...]) -> list[float] | None:
+        """The pending list a span's duration goes into, or None when the span went into the overflow series.
+
+        The overflow series is counted here and now, one span at a time (it never has a pending list), so its sum
+        adds the spans of all the series it stands for in the order they came.
+        """
+        key = (span.name if self._use_name else "", span.kind if self._use_kind else 0,
+               code if self._use_status else 0, *scope_key)
+        table = resource.series
+        series = table.get(key)
+        if series is None:
+            series = self._new_series(table, key)
+            if key not in table:
+                self._count(series, [(span.end_time_unix_nano - span.start_time_unix_nano) / self._divider])
+                return None
+        pending = series.pending
+        if pending is None:
+            pending = series.pending = []
+            resource.dirty.append(series)
+        return pending
+
+    def _fold_all(self) -> None:
+        for resource in self._resources.values():
+            self._fold_resource(resource)
+        self._pending = 0
+
+    def _fold_resource(self, resource: _Resource) -> None:
+        """Count every pending span of the resource, and empty its index."""
+        for series in resource.dirty:
+            self._fold(series)
+            series.pending = None
+        resource.dirty.clear()
+        resource.index.clear()
+
+    def _fold(self, series: _Series) -> None:
+        """Count the series' pending spans, leaving its list (empty) where the index finds it."""
+        diffs = series.pending
+        if diffs:
+            self._count(series, diffs)
+            diffs.clear()
+
+    def _count(self, series: _Series, durations: list[float]) -> None:
+        """Count spans, given ``(end - start) / divider`` of each in span order, as ``_add_spans`` does one by one
+        (a span that ends before it starts lasted 0): the same calls, bucket counts and exponential histogram,
+        and the same sum to the last bit."""
+        series.calls += len(durations)
+        if self._buckets:
+            if len(durations) < _FEW:
+                total = series.total
+                counts, bounds = series.counts, self._bounds
+                for value in durations:
+                    if value < 0:
+                        value = 0.0
+                    counts[bisect.bisect_left(bounds, value)] += 1
+                    total += value
+                series.total = total
+                return
+            ordered = sorted(durations)
+            if ordered[0] < 0:
+                durations = [value if value > 0 else 0.0 for value in durations]
+                ordered = sorted(durations)
+            series.total = add_in_order(durations, series.total)
+            count_sorted(series.counts, self._bounds, ordered)
+        elif self._expo_size:
+            observe = series.expo.observe  # type: ignore[union-attr]
+            for value in durations:
+                observe(value if value > 0 else 0.0)
+
     def _add_spans(self, rs: ResourceSpans, resource: _Resource) -> None:
         table = resource.series
         use_name, use_kind, use_status = self._use_name, self._use_kind, self._use_status
@@ -155,18 +304,18 @@ class SpanAggregator:
         exemplars = self._exemplars
         events = self.config.events.enabled
         bisect_left = bisect.bisect_left
+        has_field = Span.HasField
         for ss in rs.scope_spans:
-            scope_key: tuple[Any, ...] = ()
-            if self._scopes and ss.scope.name in self._scopes:
-                scope_key = (ss.scope.name, ss.scope.version)
+            scope_key = self._scope_key(ss)
             spans = ss.spans
             self.spans += len(spans)
             for span in spans:
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
                 duration = (end - start) / divider if end > start else 0.0
-                key: tuple[Any, ...] = (span.name if use_name else "", span.kind if use_kind else 0,
-                                        span.status.code if use_status else 0)
+                # HasField first: most spans have no status, and reading an unset one makes a message wrapper.
+                code = span.status.code if use_status and has_field(span, "status") else 0
+                key: tuple[Any, ...] = (span.name if use_name else "", span.kind if use_kind else 0, code)
                 if dim_index:
                     values = list(fallback)
                     for kv in span.attributes:
@@ -196,6 +345,7 @@ class SpanAggregator:
                     self._add_events(resource, span, key)
 
     def _new_series(self, table: dict[tuple[Any, ...], _Series], key: tuple[Any, ...]) -> _Series:
+        self._made += 1
         if self._limit and len(table) >= self._limit:
             self.overflowed += 1
             series = table.get(_OVERFLOW_KEY)
@@ -285,7 +435,12 @@ class SpanAggregator:
         prefix = f"{config.namespace}." if config.namespace else ""
         request = ExportMetricsServiceRequest()
         size = 0
+        self._pending = 0
         for resource in list(self._resources.values()):
+            # Pending spans are counted now, and the index emptied before a delta resource's tables are: a span
+            # arriving while this flush is sent on finds its series afresh. (A cumulative series that got spans
+            # meanwhile counts them when it is emitted.)
+            self._fold_resource(resource)
             if not resource.series and not resource.events:
                 continue
             # Keys and series as two lists of the objects already held, not a list of (key, series) pairs: a
@@ -330,6 +485,8 @@ class SpanAggregator:
              ).aggregation_temporality = temporality
         event = kind == "events"
         for key, series in zip(keys, part, strict=True):
+            if series.pending:  # spans that came while an earlier part of this flush was sent on
+                self._fold(series)
             self._emit(self._attributes(resource, key, event), series, counter, duration, now_ns)
 
     def _emit(self, attributes: list[KeyValue], series: _Series, calls: pb.Metric, duration: pb.Metric | None,

@@ -8,10 +8,44 @@ of a few distinct durations costs a few entries, not ``max_size``.
 from __future__ import annotations
 
 import math
+import sys
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from functools import reduce
+from operator import add
 
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 
-__all__ = ["MAX_SCALE", "ExponentialHistogram"]
+__all__ = ["MAX_SCALE", "ExponentialHistogram", "add_in_order", "count_sorted"]
+
+if sys.version_info < (3, 12):
+    def add_in_order(values: list[float], start: float) -> float:
+        """``start`` plus every value, one addition at a time from left to right, as ``total += value`` does:
+        the same float, to the last bit. Before 3.12 ``sum`` adds floats into one double in exactly this order."""
+        return sum(values, start)
+else:
+    def add_in_order(values: list[float], start: float) -> float:
+        """As above; from 3.12 on ``sum`` compensates rounding errors (a different last bit), so add one by one."""
+        return reduce(add, values, start)
+
+
+def count_sorted(counts: list[int], bounds: Sequence[float], ordered: list[float]) -> None:
+    """Add ``ordered`` (ascending) to explicit-bucket ``counts`` (one more than ``bounds``, upper bounds inclusive).
+
+    Every value lands where ``bisect_left(bounds, value)`` says, as when counted one by one, for one search per
+    bucket that holds values instead of one per value.
+    """
+    n = len(ordered)
+    if not n:
+        return
+    below = 0  # values counted so far: those <= the bound before i
+    for i in range(bisect_left(bounds, ordered[0]), len(bounds)):  # the buckets below the smallest value stay
+        upto = bisect_right(ordered, bounds[i], below)
+        counts[i] += upto - below
+        below = upto
+        if below == n:
+            return
+    counts[len(bounds)] += n - below
 
 MAX_SCALE = 20
 _MIN_SCALE = -10
