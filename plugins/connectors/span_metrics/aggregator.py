@@ -21,6 +21,8 @@ import bisect
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
+from operator import truediv
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -69,9 +71,9 @@ class _Series:
         #: A list once the series has an exemplar; the shared empty tuple until then (one object less per series).
         self.exemplars: list[_Exemplar] | tuple[_Exemplar, ...] = _NO_EXEMPLARS
         self.start_ns = start_ns
-        #: ``(end - start) / divider`` of spans not counted yet, in span order (``_add_grouped``); a list exactly
-        #: while the series is in its resource's ``dirty`` list.
-        self.pending: list[float] | None = None
+        #: ``end - start`` of spans not counted yet, in span order (``_add_grouped``); a list exactly while the
+        #: series is in its resource's ``dirty`` list.
+        self.pending: list[int] | None = None
 
 
 class _Resource:
@@ -86,7 +88,7 @@ class _Resource:
         self.last_seen = time.monotonic()
         #: ``_add_grouped``: scope key -> span kind -> span name -> the pending list of the span's series, for the
         #: series in ``dirty``; both are emptied whenever those series are counted.
-        self.index: dict[tuple[Any, ...], defaultdict[int, dict[str, list[float]]]] = {}
+        self.index: dict[tuple[Any, ...], defaultdict[int, dict[str, list[int]]]] = {}
         self.dirty: list[_Series] = []
         #: Its last request made a new series (or overflowed) for more than one span in SPARSE: its spans are
         #: then counted one at a time, which costs less when nearly every span needs its series looked up.
@@ -196,13 +198,12 @@ class SpanAggregator:
         Per span this reads the name, kind, timestamps and whether a status is set (the Status message only when
         one is: making its wrapper costs more than all the other fields), finds the pending list of its series
         through the resource's index (two dict lookups that hash no tuple: kind, then name), and appends its
-        duration. The series itself is looked up, made or overflowed (``_pending_of``) on the first span of
+        ``end - start``. The series itself is looked up, made or overflowed (``_pending_of``) on the first span of
         each kind and name since the resource's last fold, and on every span with a status code or past the
         cardinality limit, in span order: which series exist, in which order, and which spans overflow is what
         counting one span at a time gives. ``_count`` adds each list in span order, so sums are the same to the
         last bit.
         """
-        divider = self._divider
         has_field = Span.HasField
         check_status = self._use_status  # an excluded status.code does not split series: no need to read it
         for ss in rs.scope_spans:
@@ -224,9 +225,9 @@ class SpanAggregator:
                         if pending is not None:
                             names[span.name] = pending
                 if pending is not None:
-                    pending.append((span.end_time_unix_nano - span.start_time_unix_nano) / divider)
+                    pending.append(span.end_time_unix_nano - span.start_time_unix_nano)
 
-    def _pending_of(self, resource: _Resource, span: Any, code: int, scope_key: tuple[Any, ...]) -> list[float] | None:
+    def _pending_of(self, resource: _Resource, span: Any, code: int, scope_key: tuple[Any, ...]) -> list[int] | None:
         """The pending list a span's duration goes into, or None when the span went into the overflow series.
 
         The overflow series is counted here and now, one span at a time (it never has a pending list), so its sum
@@ -239,7 +240,7 @@ class SpanAggregator:
         if series is None:
             series = self._new_series(table, key)
             if key not in table:
-                self._count(series, [(span.end_time_unix_nano - span.start_time_unix_nano) / self._divider])
+                self._count(series, [span.end_time_unix_nano - span.start_time_unix_nano])
                 return None
         pending = series.pending
         if pending is None:
@@ -267,32 +268,32 @@ class SpanAggregator:
             self._count(series, diffs)
             diffs.clear()
 
-    def _count(self, series: _Series, durations: list[float]) -> None:
-        """Count spans, given ``(end - start) / divider`` of each in span order, as ``_add_spans`` does one by one
-        (a span that ends before it starts lasted 0): the same calls, bucket counts and exponential histogram,
-        and the same sum to the last bit."""
-        series.calls += len(durations)
+    def _count(self, series: _Series, diffs: list[int]) -> None:
+        """Count spans, given ``end - start`` of each in span order, as ``_add_spans`` does one by one: the same
+        calls, bucket counts and exponential histogram, and the same sum to the last bit."""
+        series.calls += len(diffs)
+        divider = self._divider
         if self._buckets:
-            if len(durations) < _FEW:
+            if len(diffs) < _FEW:
                 total = series.total
                 counts, bounds = series.counts, self._bounds
-                for value in durations:
-                    if value < 0:
-                        value = 0.0
+                for diff in diffs:
+                    value = diff / divider if diff > 0 else 0.0
                     counts[bisect.bisect_left(bounds, value)] += 1
                     total += value
                 series.total = total
                 return
+            durations = list(map(truediv, diffs, repeat(divider)))  # a third cheaper than dividing in the loop
             ordered = sorted(durations)
-            if ordered[0] < 0:
+            if ordered[0] < 0:  # a span that ends before it starts lasted 0
                 durations = [value if value > 0 else 0.0 for value in durations]
                 ordered = sorted(durations)
             series.total = add_in_order(durations, series.total)
             count_sorted(series.counts, self._bounds, ordered)
         elif self._expo_size:
             observe = series.expo.observe  # type: ignore[union-attr]
-            for value in durations:
-                observe(value if value > 0 else 0.0)
+            for diff in diffs:
+                observe(diff / divider if diff > 0 else 0.0)
 
     def _add_spans(self, rs: ResourceSpans, resource: _Resource) -> None:
         table = resource.series
