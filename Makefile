@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.tail_sampling
 	$(BIN)/python -m bench.jaeger_loki
 	$(BIN)/python -m bench.kpi
+	$(BIN)/python -m bench.span_metrics
 	$(BIN)/python -m bench.tls
 	$(BIN)/python -m bench.redaction
 	$(BIN)/python -m bench.durability
