@@ -242,3 +242,30 @@ def test_add_in_order_adds_left_to_right_as_a_loop_does() -> None:
             for value in values:
                 total += value
             assert add_in_order(values, start) == total
+
+
+def test_a_dimension_takes_the_last_attribute_of_its_key_then_the_resource_then_the_default() -> None:
+    aggregator = SpanAggregator(config(dimensions=[{"name": "http.method", "default": "GET"}, {"name": "host"},
+                                                   {"name": "code"}]))
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "checkout"
+    rs.resource.attributes.add(key="host").value.string_value = "node-1"
+    spans = rs.scope_spans.add().spans
+    for attributes in ([("http.method", "PUT"), ("code", 1), ("http.method", "POST")],  # the last one wins
+                       [("host", "span-host"), ("code", 2)], []):
+        span = spans.add(name="op", kind=2)
+        span.start_time_unix_nano, span.end_time_unix_nano = T0, T0 + MS
+        for key, value in attributes:
+            kv = span.attributes.add(key=key)
+            if isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.string_value = value
+    aggregator.add(request)
+    points = aggregator.build(T0).resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points
+    dims = sorted(tuple(sorted((kv.key, kv.value.string_value or kv.value.int_value) for kv in p.attributes
+                               if kv.key in ("http.method", "host", "code"))) for p in points)
+    assert dims == sorted([(("code", 1), ("host", "node-1"), ("http.method", "POST")),
+                           (("code", 2), ("host", "span-host"), ("http.method", "GET")),
+                           (("host", "node-1"), ("http.method", "GET"))])
