@@ -33,8 +33,8 @@ in ``gateway._host`` and may change without notice; a plugin never imports them 
 - Processors and connectors: ``Processor`` (override ``process_traces`` ...), ``FlushingConnector``,
   ``SharedComponents``/``SharedComponent`` (one instance per id across signals); attribute values
   ``hashable_value``, ``key_value``, ``OVERFLOW_ATTRIBUTE``; receiver bytes ``attached``, ``unchanged``,
-  ``wire_bytes``, and batches of them ``WireBatch``, ``hand_on``, ``message_of``; admission control ``Budget``,
-  ``Reservation``, ``AdmissionGate``, ``register_admission_gate``, ``unregister_admission_gate``.
+  ``rewritten``, ``wire_bytes``, and batches of them ``WireBatch``, ``hand_on``, ``message_of``; admission
+  control ``Budget``, ``Reservation``, ``AdmissionGate``, ``register_admission_gate``, ``unregister_admission_gate``.
 - Exporters: ``ExporterHelper`` (queue, retry, timeout), ``Backoff`` (the one retry policy),
   ``PartialSuccess``, ``grpc_error``, ``http_error``, ``permanent_http_error``, ``parse_retry_after``,
   ``USER_AGENT``, ``ExporterChannel``; the OTLP/gRPC client ``OtlpGrpcExporter``, ``OtlpGrpcConfig``,
@@ -140,7 +140,7 @@ from gateway.helpers.walog import SegmentLog, StorageUnavailable
 from gateway.hookspecs import hookimpl
 from gateway.host import AdminRoutes, GatewayStats, Host, Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
-from gateway.wirebytes import WireBatch, attached, hand_on, message_of, unchanged, wire_bytes
+from gateway.wirebytes import WireBatch, attached, hand_on, message_of, rewritten, unchanged, wire_bytes
 
 __all__ = [
     "MIB",
@@ -255,6 +255,7 @@ __all__ = [
     "permanent_http_error",
     "raise_if",
     "register_admission_gate",
+    "rewritten",
     "safe_yaml_load",
     "server_auth",
     "server_middleware",

@@ -16,6 +16,11 @@ serialization of your own.
 - Unchanged: a mutating component that changed nothing in a batch calls ``unchanged(batch)`` before handing it
   on; the ``ForgetWireBytes`` right after it then keeps the bytes (transform and filter, when no statement ran and
   nothing was dropped), so a byte scanner further on need not serialize the batch again.
+- Rewritten: a mutating component that knows the exact bytes of what it changed calls ``rewritten(batch, data)``
+  before handing it on, where ``FromString(data)`` equals the batch as it now is; the ``ForgetWireBytes`` right
+  after it then puts ``data`` in place of the old bytes (redaction, which splices the items it changed into the
+  received bytes). Like ``unchanged``, only for a batch that has bytes, and the same entry is replaced, so the
+  receiver's exit removes it as it would have removed the old bytes.
 - Lifetime: the receiver removes the entry when its hand-over returns, so a batch buffered for later (batch
   processor, tail_sampling) has no bytes by the time it is sent on. Entries hold their batch, so an id in the
   registry cannot be taken by another object while the entry exists; lookups still check identity.
@@ -39,12 +44,26 @@ from typing import Any
 
 from gateway.component import Batch, Consumer, Signal, consume, count_items
 
-__all__ = ["ForgetWireBytes", "WireBatch", "attached", "forget", "hand_on", "message_of", "unchanged", "wire_bytes"]
+__all__ = ["ForgetWireBytes", "WireBatch", "attached", "forget", "hand_on", "message_of", "rewritten", "unchanged",
+           "wire_bytes"]
 
-#: id(batch) → (batch, data).
-_registry: dict[int, tuple[Batch, bytes]] = {}
-#: id(batch) → batch, for batches a mutating component handed on unchanged (see ``unchanged``).
-_unchanged: dict[int, Batch] = {}
+
+class _Entry:
+    """A batch and its bytes. Mutable, so ``rewritten`` bytes replace the old ones in the entry the receiver's
+    ``attached`` owns and removes on exit (identity of the entry says whose it is)."""
+
+    __slots__ = ("batch", "data")
+
+    def __init__(self, batch: Batch, data: bytes) -> None:
+        self.batch = batch
+        self.data = data
+
+
+#: id(batch) → its entry.
+_registry: dict[int, _Entry] = {}
+#: id(batch) → (batch, its new bytes or None when they stay) for batches a mutating component handed on with
+#: exact bytes (see ``unchanged`` and ``rewritten``).
+_unchanged: dict[int, tuple[Batch, bytes | None]] = {}
 
 
 class attached:  # lower case: used as ``with attached(batch, data):``, like a contextmanager function
@@ -55,41 +74,43 @@ class attached:  # lower case: used as ``with attached(batch, data):``, like a c
     def __init__(self, batch: Batch, data: bytes) -> None:
         self._batch = batch
         self._data = data
-        self._entry: tuple[Batch, bytes] | None = None
+        self._entry: _Entry | None = None
 
     def __enter__(self) -> None:
         key = id(self._batch)
         current = _registry.get(key)
-        if current is not None and current[0] is self._batch:
+        if current is not None and current.batch is self._batch:
             return  # nested: the outer attachment stays, and so do its bytes
-        self._entry = (self._batch, self._data)
+        self._entry = _Entry(self._batch, self._data)
         _registry[key] = self._entry
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         entry, self._entry = self._entry, None
         if entry is not None:
-            key = id(entry[0])
+            key = id(entry.batch)
             if _registry.get(key) is entry:  # not forgotten (or replaced) meanwhile
                 del _registry[key]
-            if _unchanged.get(key) is entry[0]:
+            kept = _unchanged.get(key)
+            if kept is not None and kept[0] is entry.batch:
                 del _unchanged[key]
 
 
 def wire_bytes(batch: Batch) -> bytes | None:
     """The bytes ``batch`` was parsed from, or None when there are none or they may no longer describe it."""
     entry = _registry.get(id(batch))
-    if entry is None or entry[0] is not batch:
+    if entry is None or entry.batch is not batch:
         return None
-    return entry[1]
+    return entry.data
 
 
 def forget(batch: Batch) -> None:
     """Drop ``batch``'s bytes: call before handing on a batch that was, or may have been, changed."""
     entry = _registry.get(id(batch))
-    if entry is not None and entry[0] is batch:
+    if entry is not None and entry.batch is batch:
         del _registry[id(batch)]
-    if _unchanged.get(id(batch)) is batch:
+    kept = _unchanged.get(id(batch))
+    if kept is not None and kept[0] is batch:
         del _unchanged[id(batch)]
 
 
@@ -99,12 +120,29 @@ def unchanged(batch: Batch) -> None:
     Only batches that have bytes are remembered, and only until the receiver's hand-over returns.
     """
     if wire_bytes(batch) is not None:
-        _unchanged[id(batch)] = batch
+        _unchanged[id(batch)] = (batch, None)
+
+
+def rewritten(batch: Batch, data: bytes) -> None:
+    """Called by a mutating component that changed ``batch`` and knows its exact serialization now: ``data``,
+    with ``FromString(data) == batch``. The next ``ForgetWireBytes`` puts ``data`` in place of the old bytes.
+
+    As for ``unchanged``: only a batch that has bytes, and only until the receiver's hand-over returns (the
+    entry the receiver removes is the one that takes the new bytes).
+    """
+    if wire_bytes(batch) is not None:
+        _unchanged[id(batch)] = (batch, data)
 
 
 def _forget_unless_unchanged(batch: Batch) -> None:
-    if _unchanged.pop(id(batch), None) is not batch:
+    kept = _unchanged.pop(id(batch), None)
+    if kept is None or kept[0] is not batch:
         forget(batch)
+        return
+    if kept[1] is not None:
+        entry = _registry.get(id(batch))
+        if entry is not None and entry.batch is batch:
+            entry.data = kept[1]
 
 
 class ForgetWireBytes:

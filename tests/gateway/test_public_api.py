@@ -38,7 +38,7 @@ PUBLIC_NAMES = {
     "parse_grpc_endpoint", "parse_retry_after", "permanent_http_error", "register_admission_gate",
     "safe_yaml_load", "split", "split_host_port", "split_request", "stamp", "status_for", "timestamp",
     "unchanged", "unregister_admission_gate", "validate_tree", "varint", "wire_bytes",
-    "WireBatch", "hand_on", "message_of",
+    "WireBatch", "hand_on", "message_of", "rewritten",
 }
 
 #: Besides ``gateway`` itself, the packages a plugin may import from.

@@ -21,7 +21,17 @@ from gateway._host.service import Service
 from gateway.component import Batch, ComponentID, consume
 from gateway.otlpjson import encode as json_encode
 from gateway.testing import Sink, make_logs, make_metrics, make_traces
-from gateway.wirebytes import ForgetWireBytes, _registry, attached, forget, wire_bytes
+from gateway.wirebytes import (
+    ForgetWireBytes,
+    _Entry,
+    _registry,
+    _unchanged,
+    attached,
+    forget,
+    rewritten,
+    unchanged,
+    wire_bytes,
+)
 
 # ---------------------------------------------------------------- test-only components
 
@@ -214,7 +224,7 @@ def test_forget_drops_the_bytes_and_a_later_attach_of_new_bytes_works() -> None:
 def test_lookup_checks_identity_not_just_the_id() -> None:
     batch = make_traces(1)
     stale = make_traces(1)
-    _registry[id(batch)] = (stale, b"stale")  # as if an id had been reused by a new object
+    _registry[id(batch)] = _Entry(stale, b"stale")  # as if an id had been reused by a new object
     try:
         assert wire_bytes(batch) is None
         forget(batch)
@@ -241,6 +251,51 @@ async def test_forget_wrapper_forgets_then_forwards_every_signal(signal: Signal)
         assert wire_bytes(batch) is None
     assert seen_downstream == [None]
     assert sink.batches[signal] == [batch]
+
+
+@pytest.mark.parametrize("signal", list(Signal))
+async def test_rewritten_bytes_replace_the_old_ones_behind_forget_wire_bytes_and_leave_with_the_hand_over(
+        signal: Signal) -> None:
+    seen_downstream: list[bytes | None] = []
+
+    class Recorder:
+        async def _record(self, batch: Batch) -> None:
+            seen_downstream.append(wire_bytes(batch))
+
+        consume_traces = consume_metrics = consume_logs = _record
+
+    batch = BUILDERS[signal](2)
+    with attached(batch, b"received"):
+        rewritten(batch, b"after the change")
+        assert wire_bytes(batch) == b"received"  # only the ForgetWireBytes behind the component swaps them
+        await consume(ForgetWireBytes(Recorder()), signal, batch)
+        assert wire_bytes(batch) == b"after the change"
+        assert _unchanged == {}
+        await consume(ForgetWireBytes(Recorder()), signal, batch)  # a later mutating component said nothing
+    assert seen_downstream == [b"after the change", None]
+    assert _registry == {} and _unchanged == {}
+
+
+def test_rewritten_and_unchanged_are_cleaned_up_at_the_exit_even_without_a_forget_wire_bytes() -> None:
+    batch, other = make_traces(1), make_traces(1)
+    with attached(batch, b"received"), attached(other, b"other"):
+        rewritten(batch, b"new")
+        unchanged(other)
+        assert len(_unchanged) == 2
+    assert _registry == {} and _unchanged == {}
+    rewritten(batch, b"new")  # no bytes attached: nothing to replace, nothing remembered
+    unchanged(batch)
+    assert _unchanged == {}
+
+
+async def test_rewritten_bytes_of_a_nested_attachment_belong_to_the_outer_one() -> None:
+    batch, sink = make_traces(1), Sink()
+    with attached(batch, b"outer"):
+        with attached(batch, b"inner"):  # nested: the outer entry is the one that takes the new bytes
+            rewritten(batch, b"new")
+            await consume(ForgetWireBytes(sink), Signal.TRACES, batch)
+        assert wire_bytes(batch) == b"new"
+    assert _registry == {} and _unchanged == {}
 
 
 # ---------------------------------------------------------------- through a real Service

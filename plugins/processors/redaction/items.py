@@ -6,6 +6,14 @@ exactly like OTLP (same items, same order), so the n-th bytes are the n-th item 
 runs over the items' bytes joined, and a hit's offset names its item by bisection, with no Python loop over the
 items. The parts of the request outside every item (resource, scope, schema URLs, fields this schema does not
 know) are scanned too, as a few more parts: a hit there must be looked at by the caller.
+
+After redaction the same view gives the request's new bytes (``splice``): each changed item's new serialization
+in place of its old bytes, the view serialized again (in C, mostly copying). The result parses to the redacted
+batch when the view held the envelopes exactly as the batch has them (``Items.exact``): every resource and scope
+the view keeps as bytes is the batch's own serialization of it. That fails (and the caller forgets the bytes
+instead) when an envelope was changed (its attributes redacted), occurs twice on the wire (the parser merges
+both, the view keeps the last), is present but empty (the view, having no presence for bytes, drops it), or
+was encoded in another field order than the parser's.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from typing import Any
 from gateway import Signal
 from gateway.protos.otelgw import item_views_pb2 as views
 
-__all__ = ["Items", "split"]
+__all__ = ["Items", "metric_points", "splice", "split"]
 
 
 @dataclass
@@ -30,6 +38,9 @@ class Items:
     #: Per scope, the flat index of its first item and (resource index, scope index), in order.
     starts: list[int]
     scopes: list[tuple[int, int]]
+    #: Whether every resource and scope in the bytes is exactly the batch's (see the module docstring), so a
+    #: ``splice`` of these bytes parses to the batch once its changed items are put in.
+    exact: bool = False
 
     def address(self, index: int) -> tuple[int, int, int]:
         """(resource, scope, item) indexes of the item at flat ``index``."""
@@ -50,6 +61,7 @@ def split(data: bytes, signal: Signal, batch: Any) -> Items:
     envelopes: list[bytes] = []
     starts: list[int] = []
     scopes: list[tuple[int, int]] = []
+    exact = True
     for i, (resource, parsed_resource) in enumerate(zip(getattr(request, outer), getattr(batch, outer),
                                                          strict=True)):
         for j, (scope, parsed_scope) in enumerate(zip(getattr(resource, middle), getattr(parsed_resource, middle),
@@ -61,15 +73,46 @@ def split(data: bytes, signal: Signal, batch: Any) -> Items:
             # know. The scope itself comes from the parsed batch, where repeated occurrences have been merged.
             scope.ClearField(inner)
             envelopes.append(scope.SerializeToString())
-            envelopes.append(parsed_scope.scope.SerializeToString())
+            own = parsed_scope.scope.SerializeToString()
+            envelopes.append(own)
+            exact = exact and _same(scope.scope, own, parsed_scope, "scope")
         resource.ClearField(middle)
         envelopes.append(resource.SerializeToString())
-        envelopes.append(parsed_resource.resource.SerializeToString())
+        own = parsed_resource.resource.SerializeToString()
+        envelopes.append(own)
+        exact = exact and _same(resource.resource, own, parsed_resource, "resource")
     request.ClearField(outer)
     envelopes.append(request.SerializeToString())  # fields of the request itself this schema does not know
     count = len(parts)
     parts.extend(envelopes)
-    return Items(parts, count, starts, scopes)
+    return Items(parts, count, starts, scopes, exact)
+
+
+def _same(held: bytes, own: bytes, parent: Any, name: str) -> bool:
+    """Whether the view's bytes ``held`` of envelope ``name`` parse to what ``parent`` has there (``own``, its
+    serialization): equal bytes, and an empty one only when the batch has none (not one present but empty)."""
+    return held == own and (bool(own) or not parent.HasField(name))
+
+
+def splice(data: bytes, signal: Signal, items: Items, changed: dict[int, bytes]) -> bytes:
+    """The traces or logs request serialized as ``data`` (split as ``items``), with the items at the flat
+    indexes of ``changed`` replaced by the bytes given there. Parses to the changed batch when ``items.exact``."""
+    if signal is Signal.TRACES:
+        request: Any = views.TracesItems.FromString(data)
+        outer, middle, inner = "resource_spans", "scope_spans", "spans"
+    else:
+        request = views.LogsItems.FromString(data)
+        outer, middle, inner = "resource_logs", "scope_logs", "log_records"
+    resources = getattr(request, outer)
+    scope: tuple[int, int] | None = None
+    of_scope: Any = None
+    for index in sorted(changed):
+        i, j, k = items.address(index)
+        if scope != (i, j):  # one wrapper per scope, not per item
+            scope, of_scope = (i, j), getattr(getattr(resources[i], middle)[j], inner)
+        of_scope[k] = changed[index]
+    spliced: bytes = request.SerializeToString()
+    return spliced
 
 
 def metric_points(data: bytes) -> Iterator[bytes]:

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from gateway import ComponentSettings, Consumer, Processor, Signal, wire_bytes
+from gateway import ComponentSettings, Consumer, Processor, Signal, rewritten, unchanged, wire_bytes
 
 from . import hyperscan_scanner
 from .actions import Action
 from .config import Config
 from .guide import touched
-from .items import Items, metric_points, split
+from .items import Items, metric_points, splice, split
 from .metrics import redaction_metrics
 from .prefilter import Hit, bucket
 from .rules import RuleSet, ValueRule
@@ -35,6 +35,22 @@ _LOG_BODY, _LOG_ATTRIBUTES, _LOG_EVENT_NAME = 5, 6, 12
 _POINT_FIELDS: dict[type, tuple[int, int]] = {}
 
 Selected = tuple[int, int, "dict[int, set[int]] | None"]
+#: (flat index in ``Items``, or -1 when every item is walked; (resource, scope, item) indexes; the item; rule
+#: mask; fields to visit or None for all) of an item to walk.
+_Chosen = tuple[int, tuple[int, int, int], Any, int, "dict[int, set[int]] | None"]
+
+
+class _Selection:
+    """The items of a request to walk, and what ``_hand_on_bytes`` needs to give the bytes on after the walk."""
+
+    __slots__ = ("chosen", "data", "parts")
+
+    def __init__(self, chosen: list[_Chosen], data: bytes | None = None, parts: Items | None = None) -> None:
+        self.chosen = chosen
+        #: The received bytes when the walk's result can be spliced into them (only flagged items walked, and
+        #: ``Items.exact``), else None: the bytes are then forgotten.
+        self.data = data
+        self.parts = parts if parts is not None else Items([], 0, [], [])
 
 
 def _points(metric: Any) -> Any:
@@ -109,10 +125,8 @@ class RedactionProcessor(Processor):
         self._walked.inc(len(hits))
         return ((index, hit.mask, touched(parts[index], hit.ranges)) for index, hit in sorted(hits.items()))
 
-    def _select_in_request(self, batch: Any, signal: Signal, names: tuple[str, str, str], items: int,
-                           ) -> Iterator[tuple[tuple[int, int, int], Any, int, dict[int, set[int]] | None]]:
-        """(indexes, item, rule mask, fields to visit or None for all) of the items of a traces or logs request
-        to walk.
+    def _select_in_request(self, batch: Any, signal: Signal, names: tuple[str, str, str], items: int) -> _Selection:
+        """The items of a traces or logs request to walk, with their rule masks and the fields to visit.
 
         The scanner runs once over the request's items and envelopes (``items.split``), taken from the request's
         bytes: the receiver's, when nothing has changed the batch since (``gateway.wirebytes``), else one
@@ -120,13 +134,12 @@ class RedactionProcessor(Processor):
         rules = self.rules
         if rules.walk_all_reason:
             self._walked.inc(items)
-            for indexes, item in _indexed(batch, names):
-                yield indexes, item, rules.all_rules, None
-            return
+            return _Selection([(-1, indexes, item, rules.all_rules, None) for indexes, item in _indexed(batch, names)])
         hits: dict[int, Hit] = {}
         parts = Items([], 0, [], [])
+        data = wire_bytes(batch) if rules.scanner is not None else None
+        received = data is not None
         if rules.scanner is not None:
-            data = wire_bytes(batch)
             if data is None:
                 data = batch.SerializeToString()
             parts = split(data, signal, batch)
@@ -136,25 +149,48 @@ class RedactionProcessor(Processor):
                 # A hit outside every item: resource and scope attributes are walked anyway, but text in fields
                 # this schema does not know cannot be checked, so it does not leave.
                 batch.DiscardUnknownFields()
+                received = False  # the envelopes changed: the bytes are forgotten
         located = {parts.address(index): (hit, index) for index, hit in hits.items() if index < parts.count}
         if rules.walk_all_keys:
             self._walked.inc(items)
+            chosen: list[_Chosen] = []
             for indexes, item in _indexed(batch, names):
                 found = located.get(indexes)
                 if found is not None:
                     item.DiscardUnknownFields()
-                yield indexes, item, found[0].mask if found is not None else 0, None
-            return
+                chosen.append((-1, indexes, item, found[0].mask if found is not None else 0, None))
+            return _Selection(chosen)
         self._walked.inc(len(located))
         outer, middle, inner = names
         scope: tuple[int, int] | None = None
         items_of_scope: Any = None
+        chosen = []
         for (i, j, k), (hit, index) in sorted(located.items()):
             if scope != (i, j):  # each access through the parents creates their Python wrappers: once per scope
                 scope, items_of_scope = (i, j), getattr(getattr(getattr(batch, outer)[i], middle)[j], inner)
             item = items_of_scope[k]
             item.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
-            yield (i, j, k), item, hit.mask, touched(parts.parts[index], hit.ranges)
+            chosen.append((index, (i, j, k), item, hit.mask, touched(parts.parts[index], hit.ranges)))
+        return _Selection(chosen, data if received and parts.exact else None, parts)
+
+    def _hand_on_bytes(self, batch: Any, signal: Signal, selection: _Selection) -> None:
+        """Tell ``gateway.wirebytes`` the request's exact bytes after the walk, when they can be had by splicing
+        (``items.splice``): the received bytes themselves when no walked item changed, else those bytes with
+        the changed items' new serializations in place. Otherwise the ``ForgetWireBytes`` after this processor
+        forgets the bytes, and whoever needs them serializes the batch."""
+        data = selection.data
+        if data is None:
+            return
+        old = selection.parts.parts
+        changed: dict[int, bytes] = {}
+        for index, _, item, _, _ in selection.chosen:
+            new = item.SerializeToString()
+            if new != old[index]:
+                changed[index] = new
+        if changed:
+            rewritten(batch, splice(data, signal, selection.parts, changed))
+        else:
+            unchanged(batch)
 
     def _envelope(self, attrs: Any) -> None:
         stats = Stats() if self._summary else None
@@ -172,8 +208,10 @@ class RedactionProcessor(Processor):
                 self._envelope(scope_spans.scope.attributes)
                 items += len(scope_spans.spans)
         rules_for = self.rules.rules_for
-        for _, span, mask, fields in self._select_in_request(batch, Signal.TRACES, _TRACE_NAMES, items):
+        selection = self._select_in_request(batch, Signal.TRACES, _TRACE_NAMES, items)
+        for _, _, span, mask, fields in selection.chosen:
             self._span(span, rules_for(mask), fields)
+        self._hand_on_bytes(batch, Signal.TRACES, selection)
         return batch
 
     def process_metrics(self, batch: Any) -> Any:
@@ -201,13 +239,15 @@ class RedactionProcessor(Processor):
                 self._envelope(scope_logs.scope.attributes)
                 items += len(scope_logs.log_records)
         rules_for = self.rules.rules_for
-        selected = self._select_in_request(batch, Signal.LOGS, _LOG_NAMES, items)
+        selection = self._select_in_request(batch, Signal.LOGS, _LOG_NAMES, items)
         if self.rules.body_rule is None:
-            for _, record, mask, fields in selected:
+            for _, _, record, mask, fields in selection.chosen:
                 self._log(record, rules_for(mask), fields)
+            self._hand_on_bytes(batch, Signal.LOGS, selection)
             return batch
         # The body action changes every body, flagged or not; plain string bodies of clean records go the short way.
-        chosen = {indexes: (mask, fields) for indexes, _, mask, fields in selected}
+        # (So the bytes are forgotten: every record may have changed.)
+        chosen = {indexes: (mask, fields) for _, indexes, _, mask, fields in selection.chosen}
         quick = not (self._summary or self.rules.allowed_values or self.rules.body_rule.action is Action.DROP)
         replace, action = self.rules.replacer.replace, self.rules.body_rule.action
         for i, resource_logs in enumerate(batch.resource_logs):
