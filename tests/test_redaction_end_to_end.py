@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from gateway import Factory, hookimpl, otlpjson
+from gateway import Factory, hookimpl, otlpjson, wire_bytes, wirebytes
 from gateway._host.config import build_config
 from gateway._host.registry import load_registry
 from gateway._host.service import Service
@@ -347,3 +347,82 @@ async def test_a_change_upstream_is_redacted_not_hidden_by_stale_request_bytes(f
     assert len(sink.spans()) == 20
     assert names == ({"mail ****"} if front else {span.name for span in make_traces(spans=20).resource_spans[0]
                                                   .scope_spans[0].spans})
+
+
+_OFFERED: list[tuple[bytes | None, Any]] = []
+
+
+class _OfferedBytes(Processor):
+    """Read-only, right after redaction: records the bytes ``gateway.wirebytes`` offers for each batch then,
+    and checks the contract (they parse to the batch as it is) while the hand-over lasts."""
+
+    def process_traces(self, batch: Any) -> Any:
+        data = wire_bytes(batch)
+        _OFFERED.append((data, data is not None and type(batch).FromString(data) == batch))
+        return batch
+
+
+_offered_plugin = SimpleNamespace(otelgw_component_factories=hookimpl(lambda: [
+    Factory("offered", Kind.PROCESSOR, _NoConfig, create_traces=_OfferedBytes)]))
+
+
+async def test_redacted_spans_reach_a_real_backend_through_tail_sampling_and_batch_as_spliced_bytes() -> None:
+    """The customer-service layout of bench.pipeline: redaction hands on spliced bytes (the changed spans put
+    into the received request), tail_sampling cuts them into traces, batch joins them, otlp_grpc sends them as
+    they are. The backend gets every span, with the redacted values and not one address."""
+    registry = load_registry([_offered_plugin])
+    _OFFERED.clear()
+    sink = OtlpSink()
+    await sink.start()
+    raw = {
+        "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {
+            "redaction": {"allow_all_keys": True, "detectors": {"email": "mask"},
+                          "blocked_key_patterns": [{"pattern": "(^|\\.)password$", "action": "length"}]},
+            "offered": None,
+            "tail_sampling": {"decision_wait": "0.2s", "policies": [{"name": "all", "type": "always_sample"}]},
+            "batch": {"timeout": "50ms"},
+        },
+        "connectors": {"forward": None},
+        "exporters": {"otlp_grpc": {"endpoint": sink.grpc_endpoint, "tls": {"insecure": True}}},
+        "service": {"telemetry": {"metrics": {"address": ""}}, "pipelines": {
+            "traces": {"receivers": ["otlp"], "processors": ["redaction", "offered"], "exporters": ["forward"]},
+            "traces/sampled": {"receivers": ["forward"], "processors": ["tail_sampling", "batch"],
+                               "exporters": ["otlp_grpc"]}}},
+    }
+    service = Service(build_config(raw, registry), registry)
+    sent: list[ExportTraceServiceRequest] = []
+    try:
+        await service.start()
+        receiver = service.graph.find(Kind.RECEIVER, "otlp")
+        async with grpc.aio.insecure_channel(receiver.grpc_address) as channel:
+            call = channel.unary_unary(GRPC[Signal.TRACES], request_serializer=None, response_deserializer=None)
+            for r in range(4):
+                request = make_traces(spans=30)
+                for k, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+                    span.trace_id = bytes([r + 1, k % 5 + 1]) * 8  # 5 traces per request
+                    if k % 7 == r:
+                        span.attributes.add(key="user.email", value=any_value(f"user{r}-{k}@example.com"))
+                    if k == 29 and r == 3:
+                        span.attributes.add(key="db.password", value=any_value("hunter2"))
+                sent.append(request)
+                await call(request.SerializeToString(), timeout=10)
+        await wait_for(sink, {Signal.TRACES: 120})
+    finally:
+        assert await service.shutdown() == []
+        await sink.stop()
+    assert wirebytes._registry == {} and wirebytes._unchanged == {}  # each hand-over took its entry with it
+    assert [ok for _, ok in _OFFERED] == [True] * 4  # every request went on with exact bytes
+    assert all(data is not None and b"@example.com" not in data for data, _ in _OFFERED)
+    got = {(span.trace_id, span.span_id): span for span in sink.spans()}
+    assert len(got) == 120 == sink.item_count(Signal.TRACES)
+    for request in sent:
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            attributes = {kv.key: kv.value.string_value for kv in got[(span.trace_id, span.span_id)].attributes
+                          if kv.key != "tailsampling.policy"}  # tail_sampling says which policy kept it
+            expected = {kv.key: kv.value.string_value for kv in span.attributes}
+            if "user.email" in expected:
+                expected["user.email"] = "****"
+            if "db.password" in expected:
+                expected["db.password"] = "<7 chars>"
+            assert attributes == expected
