@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-__all__ = ["Anchored", "Detector", "Literal", "RegexDetector", "Search", "Trigger"]
+__all__ = ["LENGTH_AFTER", "Anchored", "Detector", "Literal", "RegexDetector", "Search", "Trigger"]
+
+#: The byte before a string's length byte: the tag of an OTLP string field (AnyValue.string_value, a name, a
+#: message, a trace state, an event_name: fields 1, 2, 3, 5, 7 and 12, wire type 2) or the first byte of a
+#: longer length (>= 0x80). A string's first character follows its length byte, which can look like anything
+#: (a digit, a letter), so a trigger that wants "no digit before" must also allow "a length byte before".
+LENGTH_AFTER = rb"[\x0a\x12\x1a\x2a\x3a\x62\x80-\xff]"
 
 
 @dataclass(frozen=True)

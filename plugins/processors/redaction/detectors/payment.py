@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import Literal, RegexDetector, Search, Trigger
+from .base import LENGTH_AFTER, Literal, RegexDetector, Search, Trigger
 
 __all__ = ["CREDIT_CARD", "IBAN", "IbanDetector", "iban_valid", "luhn_valid"]
 
@@ -46,11 +46,19 @@ def _card_accept(match: re.Match[str]) -> bool:
     return 13 <= len(digits) <= 19 and _issuer_known(digits) and luhn_valid(digits)
 
 
+# A run of 13+ digits that _card_accept takes starts with an issuer digit (2 to 6) after a character that is no
+# digit, or at the start of its string, where the byte before may be the string's length byte (a digit, say) after
+# a tag. The hex of ids (session ids, trace ids in text) often holds 13 digits in a row, mostly not so.
+_RUN_TRIGGER = re.compile(
+    rb"[2-6][0-9]{12}(?:(?<![0-9][2-6][0-9]{12})|(?<=" + LENGTH_AFTER + rb"[0-9][2-6][0-9]{12}))")
+_RUN_TRIGGER_RAW = rb"(?:[^0-9]|" + LENGTH_AFTER + rb"[0-9])[2-6][0-9]{12}"
+
 CREDIT_CARD = RegexDetector(
     name="credit_card",
     pattern=_CARD,
-    # 13+ digits in a row, or groups of 4-6 digits separated by spaces or dashes (4111 1111..., 3782-822463-...).
-    triggers=(Literal("0" * 13), Literal("000 0000"), Literal("000-0000")),
+    # 13+ digits in a row (see _RUN_TRIGGER), or groups of 4-6 digits separated by spaces or dashes (4111 1111...,
+    # 3782-822463-...).
+    triggers=(Search(_RUN_TRIGGER, raw=_RUN_TRIGGER_RAW), Literal("000 0000"), Literal("000-0000")),
     accept=_card_accept,
     normalizer=lambda secret: _NOT_DIGIT.sub("", secret),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Anchored, Literal, RegexDetector, Search
+from .base import LENGTH_AFTER, Anchored, Literal, RegexDetector, Search
 
 __all__ = ["PHONE"]
 
@@ -47,19 +47,27 @@ def _normalize(secret: str) -> str:
 # starts its string: then the string's length byte, which can look like anything, sits after the tag of a string
 # field (0x0A 0x12 0x1A 0x2A 0x3A 0x62) or after the first byte of a two-byte length (>= 0x80).
 _BARE_TRIGGER = re.compile(
-    rb"0[1-9][0-9]{7}(?:(?<![\w+]0[1-9][0-9]{7})|(?<=[\x0a\x12\x1a\x2a\x3a\x62\x80-\xff].0[1-9][0-9]{7}))",
+    rb"0[1-9][0-9]{7}(?:(?<![\w+]0[1-9][0-9]{7})|(?<=" + LENGTH_AFTER + rb".0[1-9][0-9]{7}))",
     re.DOTALL)
 #: The same without look-behind, for Hyperscan: the byte before is consumed instead (a string never starts a
 #: buffer, its tag and length come first).
-_BARE_TRIGGER_RAW = rb"(?:[^\w+]|[\x0a\x12\x1a\x2a\x3a\x62\x80-\xff][\x00-\xff])0[1-9][0-9]{7}"
+_BARE_TRIGGER_RAW = rb"(?:[^\w+]|" + LENGTH_AFTER + rb"[\x00-\xff])0[1-9][0-9]{7}"
+
+#: An international number: '+', a digit other than 0 and seven more digits, as the pattern demands (random
+#: binary has a '+' before a digit often, eight digits after it almost never).
+_INTL_TRIGGER = re.compile(rb"\+[1-9](?:[ .\-]?\(?[0-9]\)?){7}")
+#: A trunk number in pairs (``06 12 34 56 78``, the second _SHAPES shape): four pairs with one separator means a
+#: first group that starts 0[1-9] and at least three more groups, the third of two digits or more. A dotted IPv4
+#: address (10.14.62.25) has the pairs but not the leading 0[1-9] and four groups after it.
+_PAIRS_TRIGGER = re.compile(rb"0[1-9][0-9]{0,4}[ .\-/][0-9]{2,8}[ .\-/][0-9]{2,8}[ .\-/][0-9]{2}")
 
 PHONE = RegexDetector(
     name="phone",
     pattern=_PATTERN,
-    # '+' and a digit; or a _SHAPES shape (folded: digits are 0, separators other than '-' a space); or a bare
-    # trunk number.
-    triggers=(Anchored("+", re.compile(rb"\+\d")),
-              Literal("000 0000"), Literal("000-0000"), Literal("00 00 00 00"), Literal("00-00-00-00"),
+    # '+' and eight digits; or the first _SHAPES shape (folded: digits are 0, separators other than '-' a
+    # space); or a trunk number in pairs; or a bare trunk number.
+    triggers=(Anchored("+", _INTL_TRIGGER),
+              Literal("000 0000"), Literal("000-0000"), Search(_PAIRS_TRIGGER),
               Search(_BARE_TRIGGER, raw=_BARE_TRIGGER_RAW)),
     accept=_accept,
     normalizer=_normalize,
