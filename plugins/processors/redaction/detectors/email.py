@@ -19,10 +19,9 @@ EMAIL = RegexDetector(
     name="email",
     pattern=_PATTERN,
     # In bytes: a local-part byte, '@', a label byte, more domain bytes, then a dot and the top-level domain's
-    # letters: two ASCII ones, an ASCII one and the UTF-8 lead byte (0xC2-0xF4) of a non-ASCII one, or a non-ASCII
-    # one first. Random binary (timestamps, ids) holds '@' and '.' often enough, mostly not so followed.
-    triggers=(Anchored("@", re.compile(rb"[\w.%+\-\x80-\xff]@[\w\x80-\xff][\w\-.\x80-\xff]*?\."
-                                       rb"(?:[A-Za-z][A-Za-z\xc2-\xf4]|[\xc2-\xf4])"),
+    # first letter: an ASCII one, or the UTF-8 lead byte (0xC2-0xF4) of a non-ASCII one. Random binary
+    # (timestamps, ids) holds '@' and '.' often enough; a continuation byte (0x80-0xBF) after the dot is no letter.
+    triggers=(Anchored("@", re.compile(rb"[\w.%+\-\x80-\xff]@[\w\x80-\xff][\w\-.\x80-\xff]*?\.[A-Za-z\xc2-\xf4]"),
                        offset=1),),
     normalizer=str.lower,
 )

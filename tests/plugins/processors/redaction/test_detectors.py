@@ -149,7 +149,7 @@ PASSED_BY = [
     ("credit_card", "d1976050609690493eee72748a0c3b5f"),  # 15, starting with 1
     ("credit_card", "c05f2565217301b59bf8362984457823"),  # 13 after a hex letter, starting with 8
     ("phone", "10.14.62.25"), ("phone", "10.61.41.126"),  # a dotted IPv4 address: pairs, but no 0[1-9] first
-    ("phone", "+1"), ("email", "a@b.c"),
+    ("phone", "+1"), ("email", "admin@10.0.0.1"),
 ]
 
 
