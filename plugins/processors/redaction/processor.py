@@ -1,12 +1,16 @@
 """The redaction processor: picks the items that need work, then visits only the fields that need it.
 
-Per request: resource and scope attributes are always walked (a handful per request). The prefilter scans the
-request's items (spans, log records, metric data points) once, as bytes: ``items`` splits the request's bytes into
-them in C (the bytes the receiver parsed when no component has changed the batch since, ``gateway.wirebytes``;
-else one serialization). Each hit names its item, and ``guide.touched`` the attributes, events, links, names or
-bodies to visit there. With an allow-list (``allow_all_keys: false``) every item's keys are visited anyway, since
-a key's absence from the list is not visible in bytes; ``redact_all_types`` or a rule without a searchable literal
-makes every item be walked completely.
+Per traces or logs request, the prefilter scans the request's items (spans, log records) and its envelopes once,
+as bytes: ``items`` splits the request's bytes into them in C (the bytes the receiver parsed when no component has
+changed the batch since, ``gateway.wirebytes``; else one serialization). Each hit names its item, and
+``guide.touched`` the attributes, events, links, names or bodies to visit there. With an allow-list
+(``allow_all_keys: false``) every item's keys are visited anyway, since a key's absence from the list is not
+visible in bytes; ``redact_all_types`` or a rule without a searchable literal makes every item be walked
+completely. Resource and scope attributes are walked when the scanner found something
+outside the items (or cannot help); metrics requests walk them always.
+
+After the walk, the request's exact bytes go on with the batch where splicing can give them (``items.splice``,
+``gateway.wirebytes.rewritten``), so tail_sampling or an exporter further on need not serialize it again.
 """
 
 from __future__ import annotations
@@ -43,10 +47,14 @@ _Chosen = tuple[int, tuple[int, int, int], Any, int, "dict[int, set[int]] | None
 class _Selection:
     """The items of a request to walk, and what ``_hand_on_bytes`` needs to give the bytes on after the walk."""
 
-    __slots__ = ("chosen", "data", "parts")
+    __slots__ = ("chosen", "data", "envelopes", "parts")
 
-    def __init__(self, chosen: list[_Chosen], data: bytes | None = None, parts: Items | None = None) -> None:
+    def __init__(self, chosen: list[_Chosen], data: bytes | None = None, parts: Items | None = None,
+                 envelopes: bool = True) -> None:
         self.chosen = chosen
+        #: Whether resource and scope attributes need a walk: False when the scanner found nothing outside the
+        #: items (it scans the envelopes too), so no rule can match there.
+        self.envelopes = envelopes
         #: The received bytes when the walk's result can be spliced into them (only flagged items walked, and
         #: ``Items.exact``), else None: the bytes are then forgotten.
         self.data = data
@@ -125,53 +133,58 @@ class RedactionProcessor(Processor):
         self._walked.inc(len(hits))
         return ((index, hit.mask, touched(parts[index], hit.ranges)) for index, hit in sorted(hits.items()))
 
-    def _select_in_request(self, batch: Any, signal: Signal, names: tuple[str, str, str], items: int) -> _Selection:
-        """The items of a traces or logs request to walk, with their rule masks and the fields to visit.
+    def _select_in_request(self, batch: Any, signal: Signal, names: tuple[str, str, str]) -> _Selection:
+        """The items of a traces or logs request to walk, with their rule masks and the fields to visit, and
+        whether its envelopes need a walk.
 
         The scanner runs once over the request's items and envelopes (``items.split``), taken from the request's
         bytes: the receiver's, when nothing has changed the batch since (``gateway.wirebytes``), else one
         serialization."""
         rules = self.rules
-        if rules.walk_all_reason:
-            self._walked.inc(items)
-            return _Selection([(-1, indexes, item, rules.all_rules, None) for indexes, item in _indexed(batch, names)])
-        hits: dict[int, Hit] = {}
-        parts = Items([], 0, [], [])
-        data = wire_bytes(batch) if rules.scanner is not None else None
+        scanner = rules.scanner
+        chosen: list[_Chosen] = []
+        if rules.walk_all_reason or scanner is None:
+            if rules.walk_all_reason:
+                chosen = [(-1, indexes, item, rules.all_rules, None) for indexes, item in _indexed(batch, names)]
+            elif rules.walk_all_keys:
+                chosen = [(-1, indexes, item, 0, None) for indexes, item in _indexed(batch, names)]
+            # else nothing the scanner could look for: only envelopes (key rules) are walked
+            self._walked.inc(len(chosen))
+            return _Selection(chosen)
+        data = wire_bytes(batch)
         received = data is not None
-        if rules.scanner is not None:
-            if data is None:
-                data = batch.SerializeToString()
-            parts = split(data, signal, batch)
-            hits = bucket(parts.parts, rules.scanner.find(b"".join(parts.parts)))
-            self._scanned.inc(items)
-            if any(index >= parts.count for index in hits):
-                # A hit outside every item: resource and scope attributes are walked anyway, but text in fields
-                # this schema does not know cannot be checked, so it does not leave.
-                batch.DiscardUnknownFields()
-                received = False  # the envelopes changed: the bytes are forgotten
+        if data is None:
+            data = batch.SerializeToString()
+        parts = split(data, signal, batch)
+        hits = bucket(parts.parts, scanner.find(b"".join(parts.parts)))
+        items = parts.count
+        self._scanned.inc(items)
+        envelopes = any(index >= items for index in hits)
+        if envelopes:
+            # A hit outside every item: resource and scope attributes are walked, and text in fields this schema
+            # does not know cannot be checked, so it does not leave.
+            batch.DiscardUnknownFields()
+            received = False  # the envelopes changed: the bytes are forgotten
         located = {parts.address(index): (hit, index) for index, hit in hits.items() if index < parts.count}
         if rules.walk_all_keys:
             self._walked.inc(items)
-            chosen: list[_Chosen] = []
             for indexes, item in _indexed(batch, names):
                 found = located.get(indexes)
                 if found is not None:
                     item.DiscardUnknownFields()
                 chosen.append((-1, indexes, item, found[0].mask if found is not None else 0, None))
-            return _Selection(chosen)
+            return _Selection(chosen)  # an allow-list: every envelope is walked too
         self._walked.inc(len(located))
         outer, middle, inner = names
         scope: tuple[int, int] | None = None
         items_of_scope: Any = None
-        chosen = []
         for (i, j, k), (hit, index) in sorted(located.items()):
             if scope != (i, j):  # each access through the parents creates their Python wrappers: once per scope
                 scope, items_of_scope = (i, j), getattr(getattr(getattr(batch, outer)[i], middle)[j], inner)
             item = items_of_scope[k]
             item.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
             chosen.append((index, (i, j, k), item, hit.mask, touched(parts.parts[index], hit.ranges)))
-        return _Selection(chosen, data if received and parts.exact else None, parts)
+        return _Selection(chosen, data if received and parts.exact else None, parts, envelopes)
 
     def _hand_on_bytes(self, batch: Any, signal: Signal, selection: _Selection) -> None:
         """Tell ``gateway.wirebytes`` the request's exact bytes after the walk, when they can be had by splicing
@@ -192,6 +205,13 @@ class RedactionProcessor(Processor):
         else:
             unchanged(batch)
 
+    def _envelopes(self, batch: Any, names: tuple[str, str, str]) -> None:
+        outer, middle, _ = names
+        for first in getattr(batch, outer):
+            self._envelope(first.resource.attributes)
+            for second in getattr(first, middle):
+                self._envelope(second.scope.attributes)
+
     def _envelope(self, attrs: Any) -> None:
         stats = Stats() if self._summary else None
         redact_attributes(attrs, self.rules, self._all, stats)
@@ -201,14 +221,10 @@ class RedactionProcessor(Processor):
     # ------------------------------------------------------------------ signals
 
     def process_traces(self, batch: Any) -> Any:
-        items = 0
-        for resource_spans in batch.resource_spans:
-            self._envelope(resource_spans.resource.attributes)
-            for scope_spans in resource_spans.scope_spans:
-                self._envelope(scope_spans.scope.attributes)
-                items += len(scope_spans.spans)
+        selection = self._select_in_request(batch, Signal.TRACES, _TRACE_NAMES)
+        if selection.envelopes:
+            self._envelopes(batch, _TRACE_NAMES)
         rules_for = self.rules.rules_for
-        selection = self._select_in_request(batch, Signal.TRACES, _TRACE_NAMES, items)
         for _, _, span, mask, fields in selection.chosen:
             self._span(span, rules_for(mask), fields)
         self._hand_on_bytes(batch, Signal.TRACES, selection)
@@ -232,14 +248,10 @@ class RedactionProcessor(Processor):
         return batch
 
     def process_logs(self, batch: Any) -> Any:
-        items = 0
-        for resource_logs in batch.resource_logs:
-            self._envelope(resource_logs.resource.attributes)
-            for scope_logs in resource_logs.scope_logs:
-                self._envelope(scope_logs.scope.attributes)
-                items += len(scope_logs.log_records)
+        selection = self._select_in_request(batch, Signal.LOGS, _LOG_NAMES)
+        if selection.envelopes:
+            self._envelopes(batch, _LOG_NAMES)
         rules_for = self.rules.rules_for
-        selection = self._select_in_request(batch, Signal.LOGS, _LOG_NAMES, items)
         if self.rules.body_rule is None:
             for _, _, record, mask, fields in selection.chosen:
                 self._log(record, rules_for(mask), fields)
