@@ -49,14 +49,16 @@ class Items:
         return i, j, index - self.starts[at]
 
 
+def _view(data: bytes, signal: Signal) -> tuple[Any, str, str, str]:
+    """The item view of the traces or logs request ``data``, and the names of its repeated fields down to items."""
+    if signal is Signal.TRACES:
+        return views.TracesItems.FromString(data), "resource_spans", "scope_spans", "spans"
+    return views.LogsItems.FromString(data), "resource_logs", "scope_logs", "log_records"
+
+
 def split(data: bytes, signal: Signal, batch: Any) -> Items:
     """The items of the traces or logs request ``batch``, serialized as ``data``; see the module docstring."""
-    if signal is Signal.TRACES:
-        request: Any = views.TracesItems.FromString(data)
-        outer, middle, inner = "resource_spans", "scope_spans", "spans"
-    else:
-        request = views.LogsItems.FromString(data)
-        outer, middle, inner = "resource_logs", "scope_logs", "log_records"
+    request, outer, middle, inner = _view(data, signal)
     parts: list[bytes] = []
     envelopes: list[bytes] = []
     starts: list[int] = []
@@ -97,12 +99,7 @@ def _same(held: bytes, own: bytes, parent: Any, name: str) -> bool:
 def splice(data: bytes, signal: Signal, items: Items, changed: dict[int, bytes]) -> bytes:
     """The traces or logs request serialized as ``data`` (split as ``items``), with the items at the flat
     indexes of ``changed`` replaced by the bytes given there. Parses to the changed batch when ``items.exact``."""
-    if signal is Signal.TRACES:
-        request: Any = views.TracesItems.FromString(data)
-        outer, middle, inner = "resource_spans", "scope_spans", "spans"
-    else:
-        request = views.LogsItems.FromString(data)
-        outer, middle, inner = "resource_logs", "scope_logs", "log_records"
+    request, outer, middle, inner = _view(data, signal)
     resources = getattr(request, outer)
     scope: tuple[int, int] | None = None
     of_scope: Any = None
