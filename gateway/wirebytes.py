@@ -165,6 +165,11 @@ class ForgetWireBytes:
         _forget_unless_unchanged(batch)
         await self.next.consume_logs(batch)
 
+    async def consume_wire(self, batch: WireBatch) -> None:
+        """A component that hands on bytes it made (transform on received bytes): they are what it changed, so
+        there is nothing to forget; they go on as they are to consumers that take them."""
+        await hand_on(self.next, batch)
+
 
 class WireBatch:
     """A batch held as serialized requests of one signal: joined without a parse, parsed at most once.

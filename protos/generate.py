@@ -36,14 +36,14 @@ _INIT_DOCS = {
         "- ``gateway.protos.pprof``: pprof's Profile (CPU profiles of the ``pprof`` extension)\n"
         "- ``gateway.protos.prometheus``: Prometheus remote write (``WriteRequest``, package ``prometheus``)\n"
         "- ``gateway.protos.otelgw``: wire-compatible views of OTLP requests, for exporters that transcode and\n"
-        "  processors that scan bytes",
+        "  processors that scan or edit bytes",
     "jaeger": "Jaeger (generated from protos/jaeger).",
     "jaeger/api_v2": "Jaeger api_v2: ``model_pb2`` (Batch, Span, Process, ...) and ``collector_pb2`` /\n"
                      "``collector_pb2_grpc`` (CollectorService/PostSpans). Generated from protos/jaeger/api_v2.",
     "loki": "Loki push (package ``logproto``): ``push_pb2``. Generated from protos/loki.",
     "otelgw": "Wire-compatible views of OTLP requests: ``otlp_views_pb2`` (fields as bytes, for exporters that\n"
-              "transcode) and ``item_views_pb2`` (items as bytes, for processors that scan them). Generated from\n"
-              "protos/otelgw.",
+              "transcode), ``item_views_pb2`` (items as bytes, for processors that scan them) and ``ottl_views_pb2``\n"
+              "(span attributes as bytes, for OTTL statements that edit them). Generated from protos/otelgw.",
     "pprof": "pprof's profile format (package ``perftools.profiles``): ``profile_pb2``, written by the ``pprof``\n"
              "extension. Generated from protos/pprof.",
     "prometheus": "Prometheus remote write (package ``prometheus``): ``remote_pb2`` (WriteRequest) and\n"

@@ -22,11 +22,11 @@ from .functions import CONVERTERS, EDITORS
 from .grammar import OttlSyntaxError, parse_condition, parse_statement
 from .metrics import ottl_metrics
 from .paths import CONTEXTS, Ctx
-from .runtime import ERROR_MODES, ConditionSet, ErrorReporter, OttlRunError, StatementGroup, describe_item
+from .runtime import ERROR_MODES, ConditionSet, ErrorReporter, OttlRunError, StatementGroup, WirePlan, describe_item
 from .values import Time, from_any, set_any
 
 __all__ = ["CONTEXTS", "CONVERTERS", "EDITORS", "ENUMS", "ERROR_MODES", "ITEM", "CompileError", "CompiledCondition",
-           "CompiledStatement", "ConditionSet", "Ctx", "ErrorReporter", "Group", "OttlRunError",
-           "OttlSyntaxError", "StatementGroup", "Time", "compile_condition", "compile_error", "compile_statement",
+           "CompiledStatement", "ConditionSet", "Ctx", "ErrorReporter", "Group", "OttlRunError", "OttlSyntaxError",
+           "StatementGroup", "Time", "WirePlan", "compile_condition", "compile_error", "compile_statement",
            "conditions_list", "describe_item", "error_mode_problem", "from_any", "infer_context", "ottl_metrics",
            "parse_condition", "parse_groups", "parse_statement", "set_any"]

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import grammar as g
+from . import wire
 from .functions import CONVERTERS, EDITORS, Param, Spec, go_regex
 from .paths import CONTEXTS, Accessor, Ctx, PathError, index, resolve
 from .values import Time, type_name
+from .wire import NotWire
 
 __all__ = ["ENUMS", "CompileError", "CompiledCondition", "CompiledStatement", "compile_condition",
            "compile_statement", "infer_context"]
@@ -109,11 +111,15 @@ def arithmetic(op: str, a: Any, b: Any) -> Any:
 
 
 class _Compiler:
-    def __init__(self, context: str) -> None:
+    def __init__(self, context: str, wire: bool = False) -> None:
         if context not in CONTEXTS:
             raise CompileError(f"unknown context {context!r}; valid: {', '.join(CONTEXTS)}")
+        if wire and context != "span":
+            raise NotWire(f"the {context} context")
         self.context = context
         self.reads_cache = False
+        #: Bind the span's ``attributes`` to the serialized view of ``wire.py`` instead of the OTLP classes.
+        self.wire = wire
 
     # --- values
 
@@ -179,6 +185,8 @@ class _Compiler:
             raise CompileError(f"invalid path in the {self.context} context: {exc}", node.column) from None
         if accessor.level == "cache":
             self.reads_cache = True
+        if self.wire and accessor.level == "item" and node.fields[-1] == "attributes":
+            return wire.attributes_accessor(accessor.text, tuple(keys))
         return accessor
 
     def converter(self, node: g.Call) -> _Compiled:
@@ -236,9 +244,27 @@ class _Compiler:
             values.append(value)
             level = max(level, arg_level)
         try:
+            if self.wire and any(isinstance(v, Accessor) and v.item_attributes for v in values):
+                return self.wire_call(spec, values), level
             return spec.build(*values), level
         except (ValueError, TypeError, re.error) as exc:
             raise CompileError(f"{spec.name}: {exc}", node.column) from None
+
+    def wire_call(self, spec: Spec, values: list[Any]) -> Callable[..., Any]:
+        """``spec`` with the span's attributes on the view: editors that read and set one attribute through their
+        target's getter and setter are the same functions; map editors have their own (``wire.wire_editor``)."""
+        target = values[0] if spec.params and spec.params[0].kind in ("target", "map") else None
+        if target is None or any(isinstance(v, Accessor) and v.item_attributes for v in values[1:]):
+            raise NotWire(f"{spec.name} with attributes as an argument")
+        if spec.params[0].kind == "map":
+            if not target.whole:
+                raise NotWire(f"{spec.name} on one attribute")
+            return wire.wire_editor(spec.name, values)
+        if target.whole:
+            raise NotWire(f"{spec.name} on all attributes")
+        if spec.name == "set":
+            return wire.wire_set(target, values[1])
+        return spec.build(*values)
 
     def argument(self, spec: Spec, param: Param, node: Any, column: int) -> tuple[Any, int]:
         where = f"{spec.name}: argument {param.name!r}"
@@ -250,7 +276,7 @@ class _Compiler:
             accessor = self.accessor(node)
             if kind == "target" and accessor.set is None:
                 raise CompileError(f"{where}: {accessor.text} cannot be set", column)
-            if kind == "map" and accessor.map is None:
+            if kind == "map" and accessor.map is None and not (self.wire and accessor.item_attributes):
                 raise CompileError(f"{where}: {accessor.text} is not a map", column)
             return accessor, _LEVELS[accessor.level]
         if kind == "value":
@@ -399,13 +425,15 @@ def _error(text: str, exc: Exception) -> CompileError:
     return exc
 
 
-def compile_condition(text: str, context: str) -> CompiledCondition:
-    """A boolean expression in ``context``. Raises ``CompileError`` (with ``column``) when it is invalid."""
+def compile_condition(text: str, context: str, wire: bool = False) -> CompiledCondition:
+    """A boolean expression in ``context``. Raises ``CompileError`` (with ``column``) when it is invalid.
+
+    ``wire``: for items of ``gateway.ottl.wire``'s view; raises ``NotWire`` when the view cannot run it."""
     try:
         tree = g.parse_condition(text)
     except g.OttlSyntaxError as exc:
         raise _error(text, exc) from None
-    compiler = _Compiler(context)
+    compiler = _Compiler(context, wire)
     compiled = compiler.boolean(tree)
     return CompiledCondition(text, context, compiled.fn, compiled.level, compiler.reads_cache)
 
@@ -424,13 +452,15 @@ def _invalidating(run: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
     return wrapped
 
 
-def compile_statement(text: str, context: str) -> CompiledStatement:
-    """``editor(...) [where condition]`` in ``context``. Raises ``CompileError`` when it is invalid."""
+def compile_statement(text: str, context: str, wire: bool = False) -> CompiledStatement:
+    """``editor(...) [where condition]`` in ``context``. Raises ``CompileError`` when it is invalid.
+
+    ``wire``: for items of ``gateway.ottl.wire``'s view; raises ``NotWire`` when the view cannot run it."""
     try:
         tree = g.parse_statement(text)
     except g.OttlSyntaxError as exc:
         raise _error(text, exc) from None
-    compiler = _Compiler(context)
+    compiler = _Compiler(context, wire)
     call = tree.editor
     spec = EDITORS.get(call.name)
     if spec is None:
@@ -443,7 +473,9 @@ def compile_statement(text: str, context: str) -> CompiledStatement:
     if isinstance(first, g.Path) and not (len(first.fields) == 1 and first.fields[0].isupper()):
         target = compiler.accessor(first)
         write_level = _LEVELS[target.level]
-        if target.item_attributes and (len(first.keys) > 1 or (target.whole and call.name not in _KEEP_VIEW)):
+        # The view's editors keep its key list in step (wire.py), whatever they change.
+        if target.item_attributes and not wire and (
+                len(first.keys) > 1 or (target.whole and call.name not in _KEEP_VIEW)):
             run = _invalidating(run)
     condition = None
     if tree.where is not None:

@@ -17,11 +17,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .compiler import ITEM, RESOURCE, SCOPE, CompiledCondition, CompiledStatement
+from .compiler import (
+    ITEM,
+    RESOURCE,
+    SCOPE,
+    CompiledCondition,
+    CompiledStatement,
+    CompileError,
+    compile_condition,
+    compile_statement,
+)
 from .paths import Ctx
+from .wire import NotWire, TracesEdit, real_resource, real_scope
 
-__all__ = ["ERROR_MODES", "ConditionSet", "ErrorReporter", "OttlRunError", "StatementGroup", "describe_item",
-           "envelope_fields"]
+__all__ = ["ERROR_MODES", "ConditionSet", "ErrorReporter", "OttlRunError", "StatementGroup", "WirePlan",
+           "describe_item", "envelope_fields"]
 
 ERROR_MODES = ("ignore", "silent", "propagate")
 
@@ -127,8 +137,12 @@ class StatementGroup:
     """Statements of one context, run in order on every item of a batch (the transform processor's unit)."""
 
     def __init__(self, signal: str, context: str, statements: Sequence[CompiledStatement],
-                 conditions: Sequence[CompiledCondition], error_mode: str, reporter: ErrorReporter) -> None:
+                 conditions: Sequence[CompiledCondition], error_mode: str, reporter: ErrorReporter,
+                 wire: bool = False) -> None:
         self.signal = signal
+        #: Statements compiled for the view of ``wire.py`` (``WirePlan``): batches are ``TracesEdit`` views.
+        self.wire = wire
+        self.conditions = list(conditions)
         self.context = context
         self.error_mode = error_mode
         self.reporter = reporter
@@ -161,8 +175,9 @@ class StatementGroup:
         ctx = Ctx(context)
         base = [(e.run, e.condition.fn if e.condition is not None else None, e) for e in self.entries]
         executed = False
+        wire = self.wire
         for resource_envelope in getattr(batch, f_resource):
-            ctx.resource = resource_envelope.resource
+            ctx.resource = real_resource(resource_envelope.resource) if wire else resource_envelope.resource
             if context == "resource":
                 ctx.item = ctx.resource
                 executed |= self._items(ctx, base, (ctx.resource,))
@@ -171,7 +186,7 @@ class StatementGroup:
             if not active:
                 continue
             for scope_envelope in getattr(resource_envelope, f_scope):
-                ctx.scope = scope_envelope.scope
+                ctx.scope = real_scope(scope_envelope.scope) if wire else scope_envelope.scope
                 if context == "scope":
                     executed |= self._items(ctx, active, (ctx.scope,))
                     continue
@@ -211,6 +226,44 @@ class StatementGroup:
                     executed = True
                     self.reporter.report(entry.statement.text, self.context, ctx, exc, self.error_mode)
         return executed
+
+
+    def wire_twin(self) -> StatementGroup | None:
+        """The group compiled for the view of ``wire.py``, or None when a statement or condition needs the OTLP
+        classes (``NotWire``) or the group writes above its items (the view's resource and scope are read-only)."""
+        if self.signal != "traces" or self.context != "span" or not self.prefilter:
+            return None
+        try:
+            statements = [compile_statement(e.statement.text, self.context, wire=True) for e in self.entries]
+            conditions = [compile_condition(c.text, self.context, wire=True) for c in self.conditions]
+        except (NotWire, CompileError):
+            return None
+        return StatementGroup(self.signal, self.context, statements, conditions, self.error_mode, self.reporter,
+                              wire=True)
+
+
+class WirePlan:
+    """The span statement groups of a transform, run on the received bytes of a trace request (see ``wire.py``)."""
+
+    def __init__(self, groups: Sequence[StatementGroup]) -> None:
+        self.groups = list(groups)
+
+    @classmethod
+    def of(cls, groups: Sequence[StatementGroup]) -> WirePlan | None:
+        """The plan for ``groups``, or None unless every group has its ``wire_twin``."""
+        twins = [group.wire_twin() for group in groups]
+        if not twins or any(twin is None for twin in twins):
+            return None
+        return cls([twin for twin in twins if twin is not None])
+
+    def run(self, data: bytes) -> bytes | None:
+        """The request ``data`` after the statements, serialized; None when no statement ran (nothing changed).
+        Raises ``OttlRunError`` as ``StatementGroup.run`` does."""
+        view = TracesEdit.FromString(data)
+        executed = False
+        for group in self.groups:
+            executed |= group.run(view)
+        return view.SerializeToString() if executed else None
 
 
 class ConditionSet:

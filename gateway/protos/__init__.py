@@ -6,4 +6,4 @@
 - ``gateway.protos.pprof``: pprof's Profile (CPU profiles of the ``pprof`` extension)
 - ``gateway.protos.prometheus``: Prometheus remote write (``WriteRequest``, package ``prometheus``)
 - ``gateway.protos.otelgw``: wire-compatible views of OTLP requests, for exporters that transcode and
-  processors that scan bytes"""
+  processors that scan or edit bytes"""

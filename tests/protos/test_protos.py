@@ -24,6 +24,7 @@ from gateway.protos.jaeger.api_v2 import collector_pb2, collector_pb2_grpc, mode
 from gateway.protos.loki import push_pb2
 from gateway.protos.otelgw import item_views_pb2 as items
 from gateway.protos.otelgw import otlp_views_pb2 as views
+from gateway.protos.otelgw import ottl_views_pb2 as edits
 from gateway.protos.prometheus import remote_pb2, types_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +178,36 @@ VIEWS = [
     (items.DataPoints, metrics_pb2.Histogram), (items.DataPoints, metrics_pb2.ExponentialHistogram),
     (items.DataPoints, metrics_pb2.Summary),
 ]
+#: Views that are serialized again (gateway/ottl/wire.py): they declare every OTLP field, so they write the fields
+#: in OTLP's order and keep nothing as an unknown field that OTLP knows.
+EDITS = [
+    (edits.TracesEdit, trace_service_pb2.ExportTraceServiceRequest),
+    (edits.ResourceSpansEdit, trace_pb2.ResourceSpans), (edits.ResourceEdit, resource_pb2.Resource),
+    (edits.ScopeSpansEdit, trace_pb2.ScopeSpans), (edits.ScopeEdit, common_pb2.InstrumentationScope),
+    (edits.SpanEdit, trace_pb2.Span), (edits.StatusEdit, trace_pb2.Status),
+]
+VIEWS += EDITS
+
+
+@pytest.mark.parametrize(("view", "otlp"), EDITS, ids=lambda m: m.DESCRIPTOR.name)
+def test_edit_views_declare_every_otlp_field(view: Any, otlp: Any) -> None:
+    assert sorted(f.number for f in view.DESCRIPTOR.fields) == sorted(f.number for f in otlp.DESCRIPTOR.fields)
+
+
+def test_an_edit_view_writes_what_otlp_writes() -> None:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    rs = request.resource_spans.add(schema_url="r")
+    rs.resource.attributes.add(key="service.name").value.string_value = "a"
+    ss = rs.scope_spans.add(schema_url="s")
+    ss.scope.name = "lib"
+    span = ss.spans.add(trace_id=b"t" * 16, span_id=b"s" * 8, parent_span_id=b"p" * 8, trace_state="x=y", name="n",
+                        kind=2, start_time_unix_nano=5, end_time_unix_nano=6, flags=257, dropped_links_count=1)
+    span.attributes.add(key="k").value.int_value = 1
+    span.events.add(name="e")
+    span.links.add(trace_id=b"t" * 16)
+    span.status.code = 2
+    data = request.SerializeToString()
+    assert edits.TracesEdit.FromString(data).SerializeToString() == data
 
 
 @pytest.mark.parametrize(("view", "otlp"), VIEWS, ids=lambda m: m.DESCRIPTOR.name)

@@ -240,3 +240,71 @@ async def test_wire_bytes_survive_when_no_statement_ran_and_are_forgotten_otherw
 def test_unknown_context_in_a_short_statement_for_the_signal() -> None:
     with pytest.raises(ConfigError, match="the log context is not available for traces"):
         config({"trace_statements": ['set(log.body, "x")']}).groups("traces")
+
+
+BENCH_STATEMENTS = ['delete_key(attributes, "peer")', 'set(attributes["method"], attributes["http.request.method"])',
+                    "truncate_all(attributes, 4)",
+                    'replace_pattern(attributes["route"], "[0-9]+", "{id}") where kind == 2']
+
+
+def bench_batch() -> ExportTraceServiceRequest:
+    return traces({"kind": 2, "attributes": {"peer": "10.0.0.1", "http.request.method": "GET", "route": "/a/12"}},
+                  {"kind": 3, "attributes": {"route": "/b/7", "long": "abcdefgh"}})
+
+
+async def test_with_received_bytes_the_statements_run_on_them_and_the_result_goes_on_as_bytes() -> None:
+    expected = bench_batch()
+    slow = Sink()
+    processor = factory.create_traces(  # type: ignore[misc]
+        settings_for(Kind.PROCESSOR, "transform", Signal.TRACES),
+        config({"trace_statements": [{"context": "span", "statements": BENCH_STATEMENTS}]}), slow)
+    await processor.consume_traces(expected)  # no bytes: the parsed request is changed in place
+    received: list[Any] = []
+
+    class WireTaker:
+        async def consume_traces(self, batch: Any) -> None:
+            received.append(("message", batch, wire_bytes(batch)))
+
+        async def consume_wire(self, batch: Any) -> None:
+            received.append(("wire", batch))
+
+    for downstream in (ForgetWireBytes(WireTaker()), ForgetWireBytes(Sink())):
+        processor = factory.create_traces(  # type: ignore[misc]
+            settings_for(Kind.PROCESSOR, "transform", Signal.TRACES),
+            config({"trace_statements": [{"context": "span", "statements": BENCH_STATEMENTS}]}), downstream)
+        batch = bench_batch()
+        data = batch.SerializeToString()
+        with attached(batch, data):
+            await processor.consume_traces(batch)
+        assert batch == bench_batch()  # the received request itself is left as it was
+    [(kind, wire_batch)] = received
+    assert kind == "wire" and wire_batch.items == 2
+    assert ExportTraceServiceRequest.FromString(wire_batch.data) == slow.batches[Signal.TRACES][0]
+    assert attrs(the_spans(slow)[0]) == {"http.request.method": "GET", "route": "/a/{id}", "method": "GET"}
+
+
+async def test_with_received_bytes_a_consumer_without_wire_gets_the_parse_with_its_bytes() -> None:
+    seen: list[tuple[Any, bytes | None]] = []
+
+    class Probe:
+        async def consume_traces(self, batch: Any) -> None:
+            seen.append((batch, wire_bytes(batch)))
+
+    processor = factory.create_traces(  # type: ignore[misc]
+        settings_for(Kind.PROCESSOR, "transform", Signal.TRACES),
+        config({"trace_statements": [{"context": "span", "statements": BENCH_STATEMENTS}]}), ForgetWireBytes(Probe()))
+    batch = bench_batch()
+    with attached(batch, batch.SerializeToString()):
+        await processor.consume_traces(batch)
+    [(message, data)] = seen
+    assert data is not None and ExportTraceServiceRequest.FromString(data) == message
+    assert attrs(message.resource_spans[0].scope_spans[0].spans[1]) == {"route": "/b/7", "long": "abcd"}
+
+
+async def test_with_received_bytes_errors_propagate_as_on_the_parsed_request() -> None:
+    processor = factory.create_traces(  # type: ignore[misc]
+        settings_for(Kind.PROCESSOR, "transform", Signal.TRACES), config({"trace_statements": [FAILING]}), Sink())
+    batch = two_spans()
+    with attached(batch, batch.SerializeToString()), pytest.raises(RetryableError) as info:
+        await processor.consume_traces(batch)
+    assert "span 'bad'" in str(info.value) and FAILING["statements"][0] in str(info.value)

@@ -1,0 +1,332 @@
+"""Span statements run on the received bytes: span attributes edited as serialized ``KeyValue``s.
+
+Reading a span's attributes through the OTLP classes builds a Python wrapper per ``KeyValue`` (and per
+``AnyValue``), and those wrappers were most of what transform cost. Here the request the receiver parsed is parsed
+once more, in C, as ``gateway.protos.otelgw.ottl_views_pb2.TracesEdit``: the same request, field for field, except
+that each attribute is one ``bytes`` object. The statements run on that view, and the view is serialized and parsed
+as the OTLP request again. A key is found with one dictionary lookup per attribute (``_KEYS``: serialized KeyValue
+to key, learned once per distinct attribute); values are decoded only when a statement reads them.
+
+Exactly the same statements, with exactly the slow path's effect, or not at all:
+
+- ``compile_wire`` compiles a statement with the item's ``attributes`` paths bound to the view (``accessor``
+  below). What the view does not support (a map editor other than ``delete_key``, ``delete_matching_keys``,
+  ``keep_keys``, ``keep_matching_keys`` and ``truncate_all`` on the whole ``attributes``, a nested key, a map
+  editor on one attribute, replacing all attributes) raises ``NotWire``, and the group keeps the OTLP path.
+- A value is set as the OTLP classes would set it in place: when the attribute held a plain string (key, then a
+  value that is a string and nothing else), its bytes are written anew; otherwise (unknown fields, repeated fields,
+  other value types) the ``KeyValue`` is parsed, changed with the same ``set_any`` and serialized.
+- A key is read from the bytes only when the ``KeyValue`` is canonical (the key field, then the value field that
+  ends the message); anything else is parsed with the OTLP class, which knows every other encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from gateway.protos.otelgw.ottl_views_pb2 import TracesEdit
+
+from .paths import Accessor, Ctx
+from .values import from_any, set_any
+
+__all__ = ["NotWire", "TracesEdit", "attributes_accessor", "real_resource", "real_scope", "wire_editor",
+           "wire_view"]
+
+
+class NotWire(Exception):
+    """The statement needs the OTLP classes: its group runs on the parsed request."""
+
+
+#: Serialized KeyValue → its key. Attributes repeat across spans (the same method, route, scheme...), so most
+#: lookups hit; a KeyValue larger than ``_CACHED_SIZE`` is not kept, and the table is emptied when full.
+_KEYS: dict[bytes, str] = {}
+_KEYS_LIMIT = 1 << 15
+_CACHED_SIZE = 256
+#: Key → its serialized ``key`` field (what starts a canonical KeyValue with that key).
+_PREFIXES: dict[str, bytes] = {}
+
+
+_VARINT1 = [bytes((n,)) for n in range(128)]
+
+
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return _VARINT1[n]
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _canonical_key(kv: bytes) -> str | None:
+    """The key of a KeyValue written as key field then value field (single-byte lengths), else None."""
+    if len(kv) < 2 or kv[0] != 0x0A or kv[1] > 0x7F:
+        return None
+    end = 2 + kv[1]
+    if end == len(kv):
+        return kv[2:end].decode()  # a key and no value
+    if end + 2 > len(kv) or kv[end] != 0x12 or kv[end + 1] > 0x7F or end + 2 + kv[end + 1] != len(kv):
+        return None
+    return kv[2:end].decode()
+
+
+def _learn(kv: bytes) -> str:
+    key = _canonical_key(kv)
+    if key is None:
+        key = KeyValue.FromString(kv).key
+    if len(kv) <= _CACHED_SIZE:
+        if len(_KEYS) >= _KEYS_LIMIT:
+            _KEYS.clear()
+        _KEYS[kv] = key
+    return key
+
+
+def _plain_string(kv: bytes) -> str | None:
+    """The value of a KeyValue that is key, then a value holding one string and nothing else; else None."""
+    if len(kv) < 2 or kv[0] != 0x0A or kv[1] > 0x7F:
+        return None
+    end = 2 + kv[1]
+    size = len(kv)
+    if end + 4 > size or kv[end] != 0x12 or kv[end + 1] > 0x7F or end + 2 + kv[end + 1] != size \
+            or kv[end + 2] != 0x0A or kv[end + 3] > 0x7F or end + 4 + kv[end + 3] != size:
+        return None
+    return kv[end + 4:].decode()
+
+
+#: Serialized KeyValue → its string value, for KeyValues that are ``_plain_string``s (read by statements, and
+#: repeated across spans as keys are); emptied when full, as ``_KEYS``.
+_STRINGS: dict[bytes, str] = {}
+
+
+def _value(kv: bytes) -> Any:
+    """The OTTL value of a serialized KeyValue's value (``from_any``)."""
+    text = _STRINGS.get(kv)
+    if text is not None:
+        return text
+    text = _plain_string(kv)
+    if text is None:
+        return from_any(KeyValue.FromString(kv).value)
+    if len(kv) <= _CACHED_SIZE:
+        if len(_STRINGS) >= _KEYS_LIMIT:
+            _STRINGS.clear()
+        _STRINGS[kv] = text
+    return text
+
+
+def _prefix(key: str) -> bytes:
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        prefix = KeyValue(key=key).SerializeToString()
+        if len(_PREFIXES) < 4096:
+            _PREFIXES[key] = prefix
+    return prefix
+
+
+def _value_field(value: Any) -> bytes:
+    """The serialized ``value`` field of a KeyValue whose value ``set_any`` set to ``value`` on an empty one."""
+    if value.__class__ is str:
+        data = value.encode()
+        any_value = b"\x0a" + _varint(len(data)) + data
+    else:
+        message = AnyValue()
+        set_any(message, value)
+        any_value = message.SerializeToString()
+    return b"\x12" + _varint(len(any_value)) + any_value
+
+
+#: (key, string) → the serialized KeyValue, for the strings statements set (often the same few values).
+_ENCODED: dict[tuple[str, str], bytes] = {}
+
+
+def _encode(key: str, value: Any) -> bytes:
+    """A new KeyValue ``key`` = ``value``, as ``attributes.add()`` then ``set_any`` would serialize it."""
+    if value.__class__ is not str or len(value) > _CACHED_SIZE:
+        return _prefix(key) + _value_field(value)
+    pair = (key, value)
+    kv = _ENCODED.get(pair)
+    if kv is None:
+        kv = _prefix(key) + _value_field(value)
+        if len(_ENCODED) >= _KEYS_LIMIT:
+            _ENCODED.clear()
+        _ENCODED[pair] = kv
+    return kv
+
+
+def _with_value(kv: bytes, key: str, value: Any) -> bytes:
+    """``kv`` after ``set_any(kv.value, value)``, as the OTLP classes would serialize it."""
+    if kv in _STRINGS or _plain_string(kv) is not None:  # only the key and one string: nothing else to keep
+        return _encode(key, value)
+    message = KeyValue.FromString(kv)
+    set_any(message.value, value)
+    return message.SerializeToString()
+
+
+View = tuple[Any, list[bytes], list[str]]
+
+
+def wire_view(ctx: Ctx) -> View:
+    """The item's attributes: the repeated ``bytes`` field, its elements and their keys, built once per item."""
+    view = ctx.view
+    if view is not None:
+        return view
+    field = ctx.item.attributes
+    kvs = field[:]
+    keys: list[Any] = list(map(_KEYS.get, kvs))
+    if not all(keys):  # some key not learnt yet (or an empty key)
+        for i, key in enumerate(keys):
+            if key is None:
+                keys[i] = _learn(kvs[i])
+    built = ctx.view = (field, kvs, keys)
+    return built
+
+
+def _set(view: View, key: str, value: Any) -> None:
+    field, kvs, keys = view
+    if key in keys:
+        i = keys.index(key)
+        field[i] = kvs[i] = _with_value(kvs[i], key, value)
+        return
+    kv = _encode(key, value)
+    field.append(kv)
+    kvs.append(kv)
+    keys.append(key)
+
+
+def attributes_accessor(text: str, keys: tuple[Any, ...]) -> Accessor:
+    """The item's ``attributes`` (whole, or one key) on the view. Raises ``NotWire`` for nested keys."""
+    if not keys:
+        def get_all(ctx: Ctx) -> Any:
+            _, kvs, names = wire_view(ctx)
+            return {name: _value(kv) for name, kv in zip(names, kvs, strict=True)}
+        # No setter (replacing every attribute) and no map: map editors are bound by ``wire_editor``.
+        return Accessor(get_all, None, None, "item", text, item_attributes=True, whole=True)
+    if len(keys) > 1 or not isinstance(keys[0], str):
+        raise NotWire(f"{text}: nested keys")
+    first: str = keys[0]
+
+    def get(ctx: Ctx) -> Any:
+        _, kvs, names = ctx.view or wire_view(ctx)
+        if first in names:
+            return _value(kvs[names.index(first)])
+        return None
+
+    def put(ctx: Ctx, value: Any) -> None:
+        if value is not None:
+            _set(ctx.view or wire_view(ctx), first, value)
+    # Marked with their key, so that ``wire_set`` can run them inline.
+    setattr(get, _KEY_MARK, first)
+    setattr(put, _KEY_MARK, first)
+    return Accessor(get, put, None, "item", text, item_attributes=True)
+
+
+_KEY_MARK = "_otelgw_wire_key"
+
+
+def wire_set(target: Accessor, value: Callable[[Ctx], Any]) -> Callable[[Ctx], None]:
+    """``set(attributes["k"], value)`` on the view, in one call per item (the copy of another attribute too)."""
+    key: str = getattr(target.set, _KEY_MARK)
+    source: str | None = getattr(value, _KEY_MARK, None)
+    if source is None:
+        def run(ctx: Ctx) -> None:
+            new = value(ctx)
+            if new is not None:
+                _set(ctx.view or wire_view(ctx), key, new)
+        return run
+
+    def copy(ctx: Ctx) -> None:
+        view = ctx.view or wire_view(ctx)
+        names = view[2]
+        if source in names:
+            kv = view[1][names.index(source)]
+            new = _STRINGS.get(kv)
+            if new is None:
+                new = _value(kv)
+                if new is None:
+                    return
+            _set(view, key, new)
+    return copy
+
+
+# --- map editors on the whole ``attributes`` ------------------------------------------------------------------------
+
+def _delete_key(key: str) -> Callable[[Ctx], None]:
+    def run(ctx: Ctx) -> None:
+        field, kvs, keys = ctx.view or wire_view(ctx)
+        if key in keys:
+            i = keys.index(key)
+            del field[i]
+            del kvs[i]
+            del keys[i]
+    return run
+
+
+def _delete_where(drop: Callable[[str], bool]) -> Callable[[Ctx], None]:
+    def run(ctx: Ctx) -> None:
+        field, kvs, keys = wire_view(ctx)
+        for i in range(len(keys) - 1, -1, -1):
+            if drop(keys[i]):
+                del field[i]
+                del kvs[i]
+                del keys[i]
+    return run
+
+
+def _truncate_all(limit: int) -> Callable[[Ctx], None]:
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    # A string value sits inside two length-delimited fields (the KeyValue's value, the AnyValue's string): at least
+    # four bytes of tags and lengths, so a KeyValue of at most limit + 4 bytes holds no string longer than limit
+    # bytes, let alone characters.
+    bound = limit + 4
+
+    def run(ctx: Ctx) -> None:
+        field, kvs, keys = wire_view(ctx)
+        if max(map(len, kvs), default=0) <= bound:
+            return
+        for i, kv in enumerate(kvs):
+            if len(kv) <= bound:
+                continue
+            text = _plain_string(kv)
+            if text is None:
+                message = KeyValue.FromString(kv)
+                text = message.value.string_value  # "" unless the value is a string, as in the OTLP path
+                if len(text) > limit:
+                    message.value.string_value = text[:limit]
+                    field[i] = kvs[i] = message.SerializeToString()
+            elif len(text) > limit:
+                field[i] = kvs[i] = _encode(keys[i], text[:limit])
+    return run
+
+
+def wire_editor(name: str, values: list[Any]) -> Callable[[Ctx], None]:
+    """The view's version of map editor ``name`` on the whole ``attributes`` (``values``: its compiled arguments,
+    the first being the target). Raises ``NotWire`` for the editors it does not have."""
+    if name == "delete_key":
+        return _delete_key(values[1])
+    if name == "delete_matching_keys":
+        search = values[1].search
+        return _delete_where(lambda k: search(k) is not None)
+    if name == "keep_matching_keys":
+        search = values[1].search
+        return _delete_where(lambda k: search(k) is None)
+    if name == "keep_keys":
+        keep = frozenset(values[1])
+        return _delete_where(lambda k: k not in keep)
+    if name == "truncate_all":
+        return _truncate_all(values[1])
+    raise NotWire(f"{name} on attributes")
+
+
+def real_resource(edit: Any) -> Resource:
+    """The OTLP ``Resource`` of a view's resource (read-only: statements that run on the view write only spans)."""
+    return Resource.FromString(edit.SerializeToString())
+
+
+def real_scope(edit: Any) -> InstrumentationScope:
+    return InstrumentationScope.FromString(edit.SerializeToString())
