@@ -23,7 +23,7 @@ from typing import Any
 from .paths import Accessor, Ctx, item_view
 from .values import Time, from_any, set_any, set_attribute
 
-__all__ = ["CONVERTERS", "EDITORS", "Param", "Spec", "go_regex", "go_replacement"]
+__all__ = ["CONVERTERS", "EDITORS", "Param", "Spec", "glob_regex", "go_regex", "go_replacement", "replacer"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class _Group:
     name: str
 
 
-def _glob(pattern: str) -> re.Pattern[str]:
+def glob_regex(pattern: str) -> re.Pattern[str]:
     """A glob as in the Collector's replace_match (``*``, ``?``, ``[abc]``, ``{a,b}``) → an anchored regex."""
     out, i = [], 0
     while i < len(pattern):
@@ -257,7 +257,7 @@ def _replace_pattern(target: Accessor, pattern: re.Pattern[str], replacement: st
                      function: str | None, fmt: str | None) -> Callable[[Ctx], None]:
     get, put = target.get, target.set
     assert put is not None
-    repl = _replacer(replacement, function, fmt)
+    repl = replacer(replacement, function, fmt)
     sub = pattern.sub
 
     def run(ctx: Ctx) -> None:
@@ -269,7 +269,7 @@ def _replace_pattern(target: Accessor, pattern: re.Pattern[str], replacement: st
     return run
 
 
-def _replacer(replacement: str, function: str | None, fmt: str | None) -> Callable[[re.Match[str]], str]:
+def replacer(replacement: str, function: str | None, fmt: str | None) -> Callable[[re.Match[str]], str]:
     expand = go_replacement(replacement)
     if function is None:
         return expand
@@ -286,7 +286,7 @@ def _replace_all_patterns(target: Accessor, mode: str, pattern: re.Pattern[str],
                           function: str | None, fmt: str | None) -> Callable[[Ctx], None]:
     get_map = target.map
     assert get_map is not None
-    repl = _replacer(replacement, function, fmt)
+    repl = replacer(replacement, function, fmt)
     sub = pattern.sub
     search = pattern.search
 
@@ -315,7 +315,7 @@ def _replace_all_patterns(target: Accessor, mode: str, pattern: re.Pattern[str],
 
 
 def _replace_match(target: Accessor, glob: str, replacement: str) -> Callable[[Ctx], None]:
-    matcher = _glob(glob).match
+    matcher = glob_regex(glob).match
     get, put = target.get, target.set
     assert put is not None
 
@@ -327,7 +327,7 @@ def _replace_match(target: Accessor, glob: str, replacement: str) -> Callable[[C
 
 
 def _replace_all_matches(target: Accessor, glob: str, replacement: str) -> Callable[[Ctx], None]:
-    matcher = _glob(glob).match
+    matcher = glob_regex(glob).match
     get_map = target.map
     assert get_map is not None
 

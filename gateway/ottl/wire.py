@@ -9,10 +9,12 @@ to key, learned once per distinct attribute); values are decoded only when a sta
 
 Exactly the same statements, with exactly the slow path's effect, or not at all:
 
-- ``compile_wire`` compiles a statement with the item's ``attributes`` paths bound to the view (``accessor``
-  below). What the view does not support (a map editor other than ``delete_key``, ``delete_matching_keys``,
-  ``keep_keys``, ``keep_matching_keys`` and ``truncate_all`` on the whole ``attributes``, a nested key, a map
-  editor on one attribute, replacing all attributes) raises ``NotWire``, and the group keeps the OTLP path.
+- ``compile_statement(..., wire=True)`` compiles a statement with the span's ``attributes`` paths bound to the view
+  (``attributes_accessor``); editors that read and set one attribute through their target (``set``,
+  ``replace_pattern``, ``replace_match``) are the usual functions, map editors on the whole ``attributes`` have
+  their own here (``wire_editor``). What the view does not support (``limit``, ``merge_maps``, ``flatten``, a
+  nested key, a map editor on one attribute, replacing all attributes, another context) raises ``NotWire``, and
+  the group keeps the OTLP path.
 - A value is set as the OTLP classes would set it in place: when the attribute held a plain string (key, then a
   value that is a string and nothing else), its bytes are written anew; otherwise (unknown fields, repeated fields,
   other value types) the ``KeyValue`` is parsed, changed with the same ``set_any`` and serialized.
@@ -30,6 +32,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from gateway.protos.otelgw.ottl_views_pb2 import TracesEdit
 
+from . import functions
 from .paths import Accessor, Ctx
 from .values import from_any, set_any
 
@@ -304,6 +307,56 @@ def _truncate_all(limit: int) -> Callable[[Ctx], None]:
     return run
 
 
+def _string_of(kv: bytes) -> str | None:
+    """The value of ``kv`` when it is a string, else None."""
+    text = _STRINGS.get(kv)
+    if text is None:
+        text = _plain_string(kv)
+        if text is None:
+            value = KeyValue.FromString(kv).value
+            return value.string_value if value.WhichOneof("value") == "string_value" else None
+    return text
+
+
+def _rekeyed(kv: bytes, key: str, new: str) -> bytes:
+    """``kv`` with its key set to ``new``, as the OTLP classes would serialize it."""
+    prefix = _prefix(key)
+    if _canonical_key(kv) is not None and kv.startswith(prefix):  # the key field first and once
+        return _prefix(new) + kv[len(prefix):]
+    message = KeyValue.FromString(kv)
+    message.key = new
+    return message.SerializeToString()
+
+
+def _replace_all_patterns(mode: str, pattern: Any, repl: Callable[[Any], str]) -> Callable[[Ctx], None]:
+    search, sub = pattern.search, pattern.sub
+
+    def run(ctx: Ctx) -> None:
+        field, kvs, keys = ctx.view or wire_view(ctx)
+        for i, kv in enumerate(kvs):
+            if mode == "value":
+                text = _string_of(kv)  # the OTLP path reads string_value: "" for other types, never matched
+                if text and search(text):
+                    field[i] = kvs[i] = _with_value(kv, keys[i], sub(repl, text))
+            elif search(keys[i]):
+                new = sub(repl, keys[i])
+                field[i] = kvs[i] = _rekeyed(kv, keys[i], new)
+                keys[i] = new
+    return run
+
+
+def _replace_all_matches(glob: str, replacement: str) -> Callable[[Ctx], None]:
+    matcher = functions.glob_regex(glob).match
+
+    def run(ctx: Ctx) -> None:
+        field, kvs, keys = ctx.view or wire_view(ctx)
+        for i, kv in enumerate(kvs):
+            text = _string_of(kv)
+            if text is not None and matcher(text):
+                field[i] = kvs[i] = _with_value(kv, keys[i], replacement)
+    return run
+
+
 def wire_editor(name: str, values: list[Any]) -> Callable[[Ctx], None]:
     """The view's version of map editor ``name`` on the whole ``attributes`` (``values``: its compiled arguments,
     the first being the target). Raises ``NotWire`` for the editors it does not have."""
@@ -320,6 +373,10 @@ def wire_editor(name: str, values: list[Any]) -> Callable[[Ctx], None]:
         return _delete_where(lambda k: k not in keep)
     if name == "truncate_all":
         return _truncate_all(values[1])
+    if name == "replace_all_patterns":
+        return _replace_all_patterns(values[1], values[2], functions.replacer(values[3], values[4], values[5]))
+    if name == "replace_all_matches":
+        return _replace_all_matches(values[1], values[2])
     raise NotWire(f"{name} on attributes")
 
 

@@ -56,6 +56,7 @@ def field(number: int, data: bytes) -> bytes:
 ODD = {
     "value first": field(2, any_value("v1")) + field(1, b"odd.a"),
     "key twice": field(1, b"odd.first") + field(1, b"odd.b") + field(2, any_value("v2")),
+    "same key twice": field(1, b"odd.j") + field(2, any_value("v3")) + field(1, b"odd.j"),
     "two values": field(1, b"odd.c") + field(2, any_value("x" * 80)) + field(2, any_value(7)),
     "string then int": field(1, b"odd.d") + field(2, field(1, b"s") + b"\x18\x05"),
     "unknown field": field(1, b"odd.e") + field(2, any_value("v")) + b"\x78\x01",
@@ -159,6 +160,12 @@ STATEMENTS = [
     ['replace_pattern(attributes["a"], "^(.)", "<$1>")', 'replace_pattern(attributes["n"], "4", "5")',
      'replace_pattern(attributes["b"], "b", "x", SHA256, "h:%s")'],
     ['replace_match(attributes["a"], "a*", "glob")'],
+    ['replace_all_matches(attributes, "*b*", "glob")', 'replace_all_matches(attributes, "", "empty")'],
+    ['replace_all_patterns(attributes, "value", "[a-d]", "<$0>")',
+     'replace_all_patterns(attributes, "value", "^$", "e")'],
+    ['replace_all_patterns(attributes, "key", "^(odd)\\.", "even.$1.")', 'delete_key(attributes, "even.odd.b")',
+     'replace_all_patterns(attributes, "key", "^$", "was.empty")', 'set(attributes["z"], attributes["even.odd.a"])'],
+    ['replace_all_patterns(attributes, "value", "b", "x", SHA256, "h:%s")'],
     ['set(attributes["hit"], true) where attributes["a"] == "aaa"', 'delete_key(attributes, "a") where name == "x"',
      'set(attributes["both"], Concat([attributes["a"], attributes["b"], name], "|"))'],
     ['set(cache["v"], attributes["b"])', 'set(attributes["from.cache"], cache["v"])',
@@ -170,7 +177,7 @@ STATEMENTS = [
 ODD_SPANS = [
     {"name": "x", "attributes": [("a", "aaa"), ("b", "bbb"), ("b", "dup"), ("n", 4), ("f", 1.5), ("t", True),
                                  ("raw", b"\x00\x01"), ("arr", [1, "two"]), ("map", {"k": "v"}),
-                                 ("uni", "é" * 40), ("uni2", "é" * 70), ("long", "L" * 300)]},
+                                 ("uni", "é" * 40), ("uni2", "é" * 70), ("long", "L" * 300), ("es", "")]},
     {"name": "odd", "attributes": list(ODD.values())},
     {"name": "none"},
 ]
@@ -204,8 +211,7 @@ def test_nothing_ran_means_no_bytes() -> None:
 
 @pytest.mark.parametrize("statement", [
     'merge_maps(attributes, {"a": 1}, "upsert")', 'set(attributes, {"a": 1})', "limit(attributes, 1)",
-    "flatten(attributes)", 'replace_all_patterns(attributes, "value", "a", "b")',
-    'replace_all_matches(attributes, "a*", "b")', 'delete_key(attributes["map"], "k")',
+    "flatten(attributes)", 'delete_key(attributes["map"], "k")', 'truncate_all(attributes["map"], 1)',
     'set(attributes["map"]["k"], 1)', 'set(resource.attributes["x"], 1)',
     'set(attributes["x"], attributes["map"]["k"])',
 ])
@@ -256,6 +262,8 @@ STATEMENT = st.sampled_from([
     'set(attributes["b"], attributes["a"])', 'set(attributes["c"], "set")', 'set(attributes["odd.b"], 1)',
     'set(attributes["a"], attributes["odd.b"])', 'replace_pattern(attributes["c"], "[0-9]", "#")',
     'set(attributes["hit"], true) where attributes["b"] == attributes["a"]', 'set(attributes[""], attributes["c"])',
+    'replace_all_patterns(attributes, "key", "^[ab]$", "c")', 'replace_all_patterns(attributes, "value", "1", "")',
+    'replace_all_matches(attributes, "*", "m")',
 ])
 
 
