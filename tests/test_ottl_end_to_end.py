@@ -141,3 +141,50 @@ async def test_propagate_answers_503_and_the_sender_keeps_its_data(tmp_path: Pat
     finally:
         assert await service.shutdown() == []
 
+
+
+@pytest.mark.parametrize("processors", ["[transform]", "[batch, transform]"])
+async def test_span_statements_on_the_received_bytes(tmp_path: Path, sink: OtlpSink, processors: str) -> None:
+    """transform right behind the receiver (or behind batch) edits the received bytes, and sends them on as they are
+    (gateway/ottl/wire.py): what arrives is what the statements say."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent(f"""
+        receivers:
+          otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:0"}}}}}}
+        processors:
+          batch: {{timeout: 50ms}}
+          transform:
+            error_mode: ignore
+            trace_statements:
+              - delete_key(span.attributes, "user.email")
+              - replace_pattern(span.attributes["http.url"], "token=[^&]+", "token=***")
+                  where span.kind == SPAN_KIND_SERVER
+              - set(span.attributes["http.method"], span.attributes["http.request.method"])
+              - truncate_all(span.attributes, 8)
+              - set(span.attributes["env"], resource.attributes["service.name"])
+        exporters:
+          otlp_grpc: {{endpoint: "{sink.grpc_endpoint}", tls: {{insecure: true}}}}
+        service:
+          telemetry: {{metrics: {{address: ""}}}}
+          pipelines:
+            traces: {{receivers: [otlp], processors: {processors}, exporters: [otlp_grpc]}}
+    """))
+    service = Service.from_files([str(config)])
+    await service.start()
+    try:
+        plan = service.graph.find(Kind.PROCESSOR, "transform").wire
+        runs: list[bytes] = []
+        run = plan.run
+        plan.run = lambda data: runs.append(data) or run(data)  # counts the batches that took the bytes path
+        address = service.graph.find(Kind.RECEIVER, "otlp").grpc_address
+        await asyncio.to_thread(emit, address)
+        await wait_until(lambda: len(sink.spans()) >= 3)
+        by_name = {span.name: span for span in sink.spans()}
+        assert attributes(by_name["GET /orders/42"]) == {
+            "http.url": "https://", "http.request.method": "GET", "http.response.status_code": 503,
+            "http.method": "GET", "env": "checkout"}
+        assert attributes(by_name["SELECT orders"]) == {"db.statement": "x", "env": "checkout"}
+        assert attributes(by_name["GET /healthz"]) == {"http.route": "/healthz", "env": "checkout"}
+        assert runs
+    finally:
+        assert await service.shutdown() == []
