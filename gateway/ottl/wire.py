@@ -173,14 +173,14 @@ def _with_value(kv: bytes, key: str, value: Any) -> bytes:
 View = tuple[Any, list[bytes], list[str]]
 
 
-def wire_view(ctx: Ctx) -> View:
+def wire_view(ctx: Ctx, _known: Callable[[bytes], str | None] = _KEYS.get) -> View:
     """The item's attributes: the repeated ``bytes`` field, its elements and their keys, built once per item."""
     view = ctx.view
     if view is not None:
         return view
     field = ctx.item.attributes
     kvs = field[:]
-    keys: list[Any] = list(map(_KEYS.get, kvs))
+    keys: list[Any] = list(map(_known, kvs))
     if not all(keys):  # some key not learnt yet (or an empty key)
         for i, key in enumerate(keys):
             if key is None:
@@ -244,15 +244,21 @@ def wire_set(target: Accessor, value: Callable[[Ctx], Any]) -> Callable[[Ctx], N
 
     def copy(ctx: Ctx) -> None:
         view = ctx.view or wire_view(ctx)
-        names = view[2]
+        field, kvs, names = view
         if source in names:
-            kv = view[1][names.index(source)]
+            kv = kvs[names.index(source)]
             new = _STRINGS.get(kv)
             if new is None:
                 new = _value(kv)
                 if new is None:
                     return
-            _set(view, key, new)
+            if key in names:
+                _set(view, key, new)
+                return
+            made = _encode(key, new)
+            field.append(made)
+            kvs.append(made)
+            names.append(key)
     return copy
 
 
@@ -289,8 +295,8 @@ def _truncate_all(limit: int) -> Callable[[Ctx], None]:
     bound = limit + 4
 
     def run(ctx: Ctx) -> None:
-        field, kvs, keys = wire_view(ctx)
-        if max(map(len, kvs), default=0) <= bound:
+        field, kvs, keys = ctx.view or wire_view(ctx)
+        if not kvs or max(map(len, kvs)) <= bound:  # max(..., default=0) would cost as much as the test
             return
         for i, kv in enumerate(kvs):
             if len(kv) <= bound:
