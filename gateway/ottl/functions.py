@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .paths import Accessor, Ctx, item_view
+from .paths import Accessor, Ctx, drop_key, item_view
 from .values import Time, from_any, set_any, set_attribute
 
 __all__ = ["CONVERTERS", "EDITORS", "Param", "Spec", "glob_regex", "go_regex", "go_replacement", "replacer"]
@@ -136,12 +136,7 @@ def _delete_key(target: Accessor, key: str) -> Callable[[Ctx], None]:
     assert get_map is not None
     if target.item_attributes and target.whole:
         def run_viewed(ctx: Ctx) -> None:
-            attributes, kvs, keys = item_view(ctx)
-            if key in keys:
-                i = keys.index(key)
-                del attributes[i]
-                del kvs[i]
-                del keys[i]
+            drop_key(item_view(ctx), key)
         return run_viewed
 
     def run(ctx: Ctx) -> None:

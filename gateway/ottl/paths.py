@@ -18,7 +18,7 @@ from typing import Any
 
 from .values import Time, find, from_any, set_any, set_attribute, to_dict
 
-__all__ = ["CONTEXTS", "Accessor", "Ctx", "PathError", "resolve"]
+__all__ = ["CONTEXTS", "Accessor", "Ctx", "PathError", "drop_key", "item_view", "resolve"]
 
 #: Every context, and what its items are.
 CONTEXTS = ("resource", "scope", "span", "spanevent", "metric", "datapoint", "log")
@@ -61,6 +61,17 @@ def item_view(ctx: Ctx) -> tuple[Any, list[Any], list[str]]:
         kvs = attributes[:]
         view = ctx.view = (attributes, kvs, [kv.key for kv in kvs])
     return view
+
+
+def drop_key(view: tuple[Any, list[Any], list[str]], key: str) -> None:
+    """Delete the first attribute ``key`` from an attribute view (the repeated field, its elements, their keys: the
+    OTLP classes' ``item_view`` or the bytes' ``wire.wire_view``), keeping the three in step."""
+    field, elements, keys = view
+    if key in keys:
+        i = keys.index(key)
+        del field[i]
+        del elements[i]
+        del keys[i]
 
 
 Getter = Callable[[Ctx], Any]

@@ -30,10 +30,11 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from gateway.helpers.protowire import varint
 from gateway.protos.otelgw.ottl_views_pb2 import TracesEdit
 
 from . import functions
-from .paths import Accessor, Ctx
+from .paths import Accessor, Ctx, drop_key
 from .values import from_any, set_any
 
 __all__ = ["NotWire", "TracesEdit", "attributes_accessor", "real_resource", "real_scope", "wire_editor",
@@ -44,27 +45,14 @@ class NotWire(Exception):
     """The statement needs the OTLP classes: its group runs on the parsed request."""
 
 
-#: Serialized KeyValue → its key. Attributes repeat across spans (the same method, route, scheme...), so most
-#: lookups hit; a KeyValue larger than ``_CACHED_SIZE`` is not kept, and the table is emptied when full.
+#: Serialized KeyValue → its key. Most attributes repeat across spans (the same method, route, scheme...), so most
+#: lookups hit; one whose value is new each time (an address, an id) is read from its bytes, then kept until the
+#: table is full and emptied (a few MiB at most: at most ``_KEYS_LIMIT`` KeyValues of ``_CACHED_SIZE`` bytes).
 _KEYS: dict[bytes, str] = {}
-_KEYS_LIMIT = 1 << 15
+_KEYS_LIMIT = 1 << 13
 _CACHED_SIZE = 256
 #: Key → its serialized ``key`` field (what starts a canonical KeyValue with that key).
 _PREFIXES: dict[str, bytes] = {}
-
-
-_VARINT1 = [bytes((n,)) for n in range(128)]
-
-
-def _varint(n: int) -> bytes:
-    if n < 128:
-        return _VARINT1[n]
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _canonical_key(kv: bytes) -> str | None:
@@ -135,12 +123,12 @@ def _value_field(value: Any) -> bytes:
     """The serialized ``value`` field of a KeyValue whose value ``set_any`` set to ``value`` on an empty one."""
     if value.__class__ is str:
         data = value.encode()
-        any_value = b"\x0a" + _varint(len(data)) + data
+        any_value = b"\x0a" + varint(len(data)) + data
     else:
         message = AnyValue()
         set_any(message, value)
         any_value = message.SerializeToString()
-    return b"\x12" + _varint(len(any_value)) + any_value
+    return b"\x12" + varint(len(any_value)) + any_value
 
 
 #: (key, string) → the serialized KeyValue, for the strings statements set (often the same few values).
@@ -266,12 +254,7 @@ def wire_set(target: Accessor, value: Callable[[Ctx], Any]) -> Callable[[Ctx], N
 
 def _delete_key(key: str) -> Callable[[Ctx], None]:
     def run(ctx: Ctx) -> None:
-        field, kvs, keys = ctx.view or wire_view(ctx)
-        if key in keys:
-            i = keys.index(key)
-            del field[i]
-            del kvs[i]
-            del keys[i]
+        drop_key(ctx.view or wire_view(ctx), key)
     return run
 
 
