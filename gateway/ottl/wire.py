@@ -46,8 +46,8 @@ class NotWire(Exception):
 
 
 #: Serialized KeyValue → its key. Most attributes repeat across spans (the same method, route, scheme...), so most
-#: lookups hit; one whose value is new each time (an address, an id) is read from its bytes, then kept until the
-#: table is full and emptied (a few MiB at most: at most ``_KEYS_LIMIT`` KeyValues of ``_CACHED_SIZE`` bytes).
+#: lookups hit; one whose value is new each time (an address, an id) is read from its bytes (``_learn``). The
+#: table is emptied when full: at most ``_KEYS_LIMIT`` KeyValues of at most ``_CACHED_SIZE`` bytes, a few MiB.
 _KEYS: dict[bytes, str] = {}
 _KEYS_LIMIT = 1 << 13
 _CACHED_SIZE = 256
@@ -56,25 +56,41 @@ _PREFIXES: dict[str, bytes] = {}
 
 
 def _canonical_key(kv: bytes) -> str | None:
-    """The key of a KeyValue written as key field then value field (single-byte lengths), else None."""
-    if len(kv) < 2 or kv[0] != 0x0A or kv[1] > 0x7F:
-        return None
-    end = 2 + kv[1]
-    if end == len(kv):
-        return kv[2:end].decode()  # a key and no value
-    if end + 2 > len(kv) or kv[end] != 0x12 or kv[end + 1] > 0x7F or end + 2 + kv[end + 1] != len(kv):
-        return None
-    return kv[2:end].decode()
+    """The key of a KeyValue written as its key field (length below 128) and then at most its value field, else
+    None. Every KeyValue here parsed once already (the receiver's parse), so its fields are well formed: a value
+    field whose one-byte length reaches the end exactly is the last field, and a longer length could not fit."""
+    if kv[0] == 0x0A and kv[1] < 0x80:
+        end = kv[1] + 2
+        if end == len(kv) or (kv[end] == 0x12 and kv[end + 1] + end + 2 == len(kv)):
+            return kv[2:end].decode()
+    return None
+
+
+_misses = 0
+
+
+def _remember(table: dict[Any, Any], entry: Any, value: Any) -> None:
+    """Keep one miss in eight of a cache table (emptied when full). What recurs is kept after a few sightings; what
+    is new every time (an address, an id) rarely takes a place, so the table is not emptied every few thousand
+    spans by values that never come again."""
+    global _misses
+    _misses += 1
+    if not _misses & 7:
+        if len(table) >= _KEYS_LIMIT:
+            table.clear()
+        table[entry] = value
 
 
 def _learn(kv: bytes) -> str:
-    key = _canonical_key(kv)
+    """The key of a KeyValue not in ``_KEYS``."""
+    try:
+        key = _canonical_key(kv)
+    except IndexError:  # a KeyValue of one byte
+        key = None
     if key is None:
         key = KeyValue.FromString(kv).key
     if len(kv) <= _CACHED_SIZE:
-        if len(_KEYS) >= _KEYS_LIMIT:
-            _KEYS.clear()
-        _KEYS[kv] = key
+        _remember(_KEYS, kv, key)
     return key
 
 
@@ -90,8 +106,8 @@ def _plain_string(kv: bytes) -> str | None:
     return kv[end + 4:].decode()
 
 
-#: Serialized KeyValue → its string value, for KeyValues that are ``_plain_string``s (read by statements, and
-#: repeated across spans as keys are); emptied when full, as ``_KEYS``.
+#: Serialized KeyValue → its string value, for KeyValues that are ``_plain_string``s read by statements (kept as
+#: ``_KEYS`` is).
 _STRINGS: dict[bytes, str] = {}
 
 
@@ -104,9 +120,7 @@ def _value(kv: bytes) -> Any:
     if text is None:
         return from_any(KeyValue.FromString(kv).value)
     if len(kv) <= _CACHED_SIZE:
-        if len(_STRINGS) >= _KEYS_LIMIT:
-            _STRINGS.clear()
-        _STRINGS[kv] = text
+        _remember(_STRINGS, kv, text)
     return text
 
 
@@ -131,7 +145,8 @@ def _value_field(value: Any) -> bytes:
     return b"\x12" + varint(len(any_value)) + any_value
 
 
-#: (key, string) → the serialized KeyValue, for the strings statements set (often the same few values).
+#: (key, string) → the serialized KeyValue, for the strings statements set (often the same few values; kept as
+#: ``_KEYS`` is).
 _ENCODED: dict[tuple[str, str], bytes] = {}
 
 
@@ -143,9 +158,7 @@ def _encode(key: str, value: Any) -> bytes:
     kv = _ENCODED.get(pair)
     if kv is None:
         kv = _prefix(key) + _value_field(value)
-        if len(_ENCODED) >= _KEYS_LIMIT:
-            _ENCODED.clear()
-        _ENCODED[pair] = kv
+        _remember(_ENCODED, pair, kv)
     return kv
 
 
@@ -169,10 +182,11 @@ def wire_view(ctx: Ctx, _known: Callable[[bytes], str | None] = _KEYS.get) -> Vi
     field = ctx.item.attributes
     kvs = field[:]
     keys: list[Any] = list(map(_known, kvs))
-    if not all(keys):  # some key not learnt yet (or an empty key)
-        for i, key in enumerate(keys):
-            if key is None:
-                keys[i] = _learn(kvs[i])
+    if not all(keys):  # some key not learnt yet (or an empty key): typically one new value, found in C
+        i = -1
+        for _ in range(keys.count(None)):
+            i = keys.index(None, i + 1)
+            keys[i] = _learn(kvs[i])
     built = ctx.view = (field, kvs, keys)
     return built
 

@@ -77,7 +77,7 @@ def request(spans: list[dict[str, Any]], resources: int = 1) -> bytes:
         ss = rs.scope_spans.add()
         ss.scope.name = "lib"
         for i, fields in enumerate(spans):
-            span = ss.spans.add(trace_id=bytes([i + 1]) * 16, span_id=bytes([i + 1]) * 8,
+            span = ss.spans.add(trace_id=bytes([i % 255 + 1]) * 16, span_id=bytes([i % 255 + 1]) * 8,
                                 name=fields.get("name", "op"), kind=fields.get("kind", 2))
             for item in fields.get("attributes", []):
                 span.attributes.append(item if isinstance(item, bytes) else kv(*item))
@@ -272,3 +272,13 @@ STATEMENT = st.sampled_from([
                                                                                       max_size=5))
 def test_any_attributes_any_statements(spans: list[list[Any]], statements: list[str]) -> None:
     assert_same(statements, request([{"attributes": attributes} for attributes in spans]))
+
+
+def test_caches_stay_bounded_and_do_not_change_results() -> None:
+    from gateway.ottl import wire
+    spans = [{"attributes": [("id", f"value {i}"), ("http.route", f"/r/{i % 3}")]} for i in range(3 * wire._KEYS_LIMIT)]
+    statements = ['set(attributes["copy"], attributes["id"])', 'replace_pattern(attributes["http.route"], "1", "one")']
+    for _ in range(2):  # the second time, what recurs comes from the caches
+        out = assert_same(statements, request(spans))
+    assert attributes(out, 4) == [("id", "value 4"), ("http.route", "/r/one"), ("copy", "value 4")]
+    assert max(len(wire._KEYS), len(wire._STRINGS), len(wire._ENCODED)) <= wire._KEYS_LIMIT
