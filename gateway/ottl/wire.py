@@ -59,7 +59,7 @@ def _canonical_key(kv: bytes) -> str | None:
     """The key of a KeyValue written as its key field (length below 128) and then at most its value field, else
     None. Every KeyValue here parsed once already (the receiver's parse), so its fields are well formed: a value
     field whose one-byte length reaches the end exactly is the last field, and a longer length could not fit."""
-    if kv[0] == 0x0A and kv[1] < 0x80:
+    if len(kv) > 1 and kv[0] == 0x0A and kv[1] < 0x80:
         end = kv[1] + 2
         if end == len(kv) or (kv[end] == 0x12 and kv[end + 1] + end + 2 == len(kv)):
             return kv[2:end].decode()
@@ -83,10 +83,7 @@ def _remember(table: dict[Any, Any], entry: Any, value: Any) -> None:
 
 def _learn(kv: bytes) -> str:
     """The key of a KeyValue not in ``_KEYS``."""
-    try:
-        key = _canonical_key(kv)
-    except IndexError:  # a KeyValue of one byte
-        key = None
+    key = _canonical_key(kv)
     if key is None:
         key = KeyValue.FromString(kv).key
     if len(kv) <= _CACHED_SIZE:

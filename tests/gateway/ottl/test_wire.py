@@ -65,6 +65,7 @@ ODD = {
     "key only": field(1, b"odd.h"),
     "empty key": field(2, any_value("empty")),
     "empty value": field(1, b"odd.i") + b"\x12\x00",
+    "nothing": b"",
 }
 
 
