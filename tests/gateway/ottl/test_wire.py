@@ -171,6 +171,10 @@ STATEMENTS = [
      'set(attributes["both"], Concat([attributes["a"], attributes["b"], name], "|"))'],
     ['set(cache["v"], attributes["b"])', 'set(attributes["from.cache"], cache["v"])',
      'set(attributes["len"], Len(attributes["a"]))', 'set(attributes["all"], Len(attributes))'],
+    ['set(name, Concat([name, attributes["a"]], "-"))', 'set(status.code, 2) where attributes["a"] == "aaa"',
+     'set(status.message, "m")', 'set(trace_state, "k=v")', 'set(kind, 3) where IsRootSpan()',
+     'set(end_time_unix_nano, start_time_unix_nano + 5)', 'set(dropped_attributes_count, Len(attributes))',
+     'set(attributes["id"], span_id.string)'],
     ['set(attributes["svc"], resource.attributes["service.name"]) where resource.attributes["service.name"] == "svc1"',
      'set(attributes["scope"], scope.name)'],
 ]
