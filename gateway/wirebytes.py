@@ -11,6 +11,8 @@ serialization of your own.
 - Who forgets: the graph puts a ``ForgetWireBytes`` after every processor whose factory has
   ``mutates_data=True``, so whatever it hands on has no bytes. Fan-outs give mutating consumers copies, which
   are new objects and so have no bytes either. Everything else passes batches on unchanged or builds new ones.
+  A mutating component that edits the bytes themselves (transform, see gateway/ottl/wire.py) hands on a
+  ``WireBatch`` of its result (``hand_on``): those bytes are its change, and ``ForgetWireBytes`` passes them on.
 - Who reads: processors that scan serialized bytes (redaction today; tail_sampling could later), at the start
   of their ``consume_*``, before they change anything.
 - Unchanged: a mutating component that changed nothing in a batch calls ``unchanged(batch)`` before handing it
