@@ -72,7 +72,13 @@ class _Held:
         self.message: Batch | None = None
         self.outcome: asyncio.Future[ConsumeError | None] = asyncio.get_running_loop().create_future()
 
-    def add(self, batch: Batch, items: int) -> None:
+    def add(self, batch: Batch | WireBatch, items: int) -> None:
+        if isinstance(batch, WireBatch):  # already serialized requests: joined as they are
+            self.parts.extend(batch.parts)
+            self.counts.extend(batch.counts)
+            self.items += items
+            self.message = None
+            return
         data = wire_bytes(batch)
         self.parts.append(data if data is not None else batch.SerializeToString())
         self.counts.append(items)
@@ -137,7 +143,12 @@ class BatchProcessor(BatchConsumer):
         if self._sends:
             await asyncio.gather(*self._sends)
 
-    async def consume_batch(self, batch: Batch) -> None:
+    async def consume_wire(self, batch: WireBatch) -> None:
+        """Serialized requests (tail_sampling's kept traces, a transform's result): held as the bytes they are, so
+        nothing parses them on the way to an exporter that sends bytes."""
+        await self.consume_batch(batch)
+
+    async def consume_batch(self, batch: Batch | WireBatch) -> None:
         items = count_items(self.signal, batch)
         if items == 0:
             return  # empty envelopes carry nothing; the OTLP specification lets a receiver drop them

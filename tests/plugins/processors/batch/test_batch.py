@@ -375,3 +375,45 @@ async def test_processor_exposes_only_its_signal() -> None:
     p = make(Config(), Sink(), Signal.METRICS)
     with pytest.raises(TypeError, match="BatchProcessor was created for metrics, not traces"):
         await p.consume_traces(make_traces(1))
+
+
+async def test_serialized_requests_are_held_and_sent_as_the_bytes_they_are() -> None:
+    """A ``WireBatch`` (tail_sampling's kept traces) handed to the batch processor is held as its bytes, joined with
+    the requests it batches with (parsed ones are taken as their serialization) and sent on as the joined bytes to
+    a consumer that takes bytes: nothing is parsed on the way. A split of an oversized one keeps every span."""
+    from gateway import WireBatch
+
+    class TakesBytes:
+        def __init__(self) -> None:
+            self.batches: list[WireBatch] = []
+
+        async def consume_wire(self, batch: WireBatch) -> None:
+            self.batches.append(batch)
+
+        async def consume_traces(self, batch: Any) -> None:
+            items = count_items(Signal.TRACES, batch)
+            self.batches.append(WireBatch(Signal.TRACES, [batch.SerializeToString()], [items]))
+
+    first, second, parsed = make_traces(3), make_traces(4), make_traces(5)
+    wire = [WireBatch(Signal.TRACES, [r.SerializeToString()], [count_items(Signal.TRACES, r)]) for r in (first, second)]
+    downstream = TakesBytes()
+    p = make(Config(send_batch_size=12, timeout=LONG), downstream)
+    await asyncio.gather(p.consume_wire(wire[0]), p.consume_wire(wire[1]), consume(p, Signal.TRACES, parsed))
+    assert len(downstream.batches) == 1
+    sent = downstream.batches[0]
+    assert sent.items == 12
+    assert sent.data == first.SerializeToString() + second.SerializeToString() + parsed.SerializeToString()
+    assert sent._message is None  # never parsed on the way
+
+    split = TakesBytes()
+    p = make(Config(send_batch_size=0, send_batch_max_size=5, timeout=LONG), split)
+    await p.consume_wire(WireBatch.join(Signal.TRACES, wire))
+    assert [b.items for b in split.batches] == [5, 2]
+    spans = [s.span_id for b in split.batches for s in flatten_spans(b.data)]
+    assert spans == [s.span_id for r in (first, second) for rs in r.resource_spans for ss in rs.scope_spans
+                     for s in ss.spans]
+
+
+def flatten_spans(data: bytes) -> list[Any]:
+    request = ExportTraceServiceRequest.FromString(data)
+    return [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
