@@ -176,3 +176,62 @@ def test_promtool_accepts_the_exported_rules(tmp_path: Path) -> None:
     path.write_text(export([str(ROOT / f) for f in KPI + ALERTS], [str(ROOT / "configs/prometheus/extra.yml")]))
     result = subprocess.run([str(PROMTOOL), "check", "rules", str(path)], capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+RATIO_PACK = """
+connectors:
+  kpi/support:
+    kpis:
+      - name: support.handoff
+        type: ratio
+        unit: "1"
+        numerator: {attributes: {reason: {exists: true}}}
+        labels: [{name: agent}, {name: reason, numerator_only: true}]
+processors:
+  alerts/support:
+    rules:
+      - {alert: HandoffByReason, metric: support.handoff, aggregation: last, window: 5m, op: gt, threshold: 0.2,
+         group_by: [agent, reason]}
+      - {alert: HandoffPerSeries, metric: support.handoff, aggregation: last, window: 5m, op: gt, threshold: 0.2,
+         match: {reason: price}}
+      - {alert: Handoff, metric: support.handoff, aggregation: last, window: 5m, op: gt, threshold: 0.2,
+         group_by: [agent]}
+"""
+
+#: Two replicas' parts: bot's turns 10 + 30, hand-offs for price 1 + 9, for anger 2 + 0; each replica alone
+#: would say 10% and 30% for price.
+RATIO_SERIES = """
+- {series: 'support_handoff_numerator{agent="bot", reason="price", instance="a"}', values: '1x5'}
+- {series: 'support_handoff_numerator{agent="bot", reason="price", instance="b"}', values: '9x5'}
+- {series: 'support_handoff_numerator{agent="bot", reason="anger", instance="a"}', values: '2x5'}
+- {series: 'support_handoff_denominator{agent="bot", instance="a"}', values: '10x5'}
+- {series: 'support_handoff_denominator{agent="bot", instance="b"}', values: '30x5'}
+"""
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (Debian package prometheus; "
+                                             "tests/install-test-servers.sh installs it)")
+def test_a_ratio_rule_divides_the_replicas_summed_parts_in_prometheus(tmp_path: Path) -> None:
+    """A ratio KPI's rule reads its numerator and denominator summed over the replicas; grouped by a label only
+    the numerator has, each group is divided by its own denominator (promtool evaluates the exported rules)."""
+    import yaml
+
+    pack = tmp_path / "pack.yaml"
+    pack.write_text(RATIO_PACK)
+    rules = yaml.safe_load(export([str(pack)], []))["groups"][0]["rules"]
+    exprs = {r["alert"]: r["expr"].rsplit("\n", 1)[0] for r in rules}  # the value, without its threshold
+    assert "on (agent) group_left" in exprs["HandoffByReason"]
+    assert 'support_handoff_denominator[5m]' in exprs["HandoffPerSeries"]  # reason is not matched there
+    tests = {"rule_files": [], "evaluation_interval": "1m", "tests": [{"interval": "1m", "input_series": yaml.safe_load(
+        RATIO_SERIES), "promql_expr_test": [
+        {"expr": exprs["HandoffByReason"], "eval_time": "2m", "exp_samples": [
+            {"labels": '{agent="bot", reason="price"}', "value": 0.25},
+            {"labels": '{agent="bot", reason="anger"}', "value": 0.05}]},
+        {"expr": exprs["HandoffPerSeries"], "eval_time": "2m", "exp_samples": [
+            {"labels": '{agent="bot", reason="price"}', "value": 0.25}]},
+        {"expr": exprs["Handoff"], "eval_time": "2m", "exp_samples": [
+            {"labels": '{agent="bot"}', "value": 0.3}]}]}]}
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run([str(PROMTOOL), "test", "rules", str(path)], capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -3,7 +3,10 @@
 A record is offered only to the KPIs that can match its span or event name (an index built once); for those, the
 record's attributes are read once, and only the keys some KPI uses. State is plain dicts keyed by label tuples,
 at most ``cardinality_limit`` per KPI, beyond which records count into one ``otel.metric.overflow=true`` series.
-Ratios keep per-label counts in ten sub-windows of their window, over arrival time.
+Ratios keep per-label counts in ten sub-windows of their window, over arrival time, and are sent with their two
+parts (``<name>.numerator`` and ``<name>.denominator``, the window's sums): a ratio cannot be added across
+replicas, but its parts can, so Prometheus computes the whole ratio as the sum of the numerators over the sum of
+the denominators.
 """
 
 from __future__ import annotations
@@ -267,9 +270,15 @@ class KpiEngine:
             # sets would live through the flush and make every full collection meanwhile visit them.
             keys: list[tuple[Any, ...]]
             cells: list[Any]
+            parts: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]], list[float]]] = []
             if kpi.type == "ratio":
                 keys, cells = [], []
-                yield from self._ratios(kpi, state, keys, cells, pause)
+                numerators: list[float] = []
+                denominators: dict[tuple[Any, ...], float] = {}
+                yield from self._ratios(kpi, state, keys, cells, pause, numerators, denominators)
+                shared = tuple(kpi.label_names[i] for i in kpi.shared_labels)
+                parts = [("numerator", kpi.label_names, keys, numerators),
+                         ("denominator", shared, list(denominators), list(denominators.values()))]
             else:
                 keys, cells = list(state.series), list(state.series.values())
             if not state.series:
@@ -302,6 +311,19 @@ class KpiEngine:
                     metric = out.metric(kpi)
                 elif pause and i % pause == 0:
                     yield ExportMetricsServiceRequest()
+            for part, names, part_keys, values in parts:
+                metric = out.part(kpi, part)
+                for i, (key, value) in enumerate(zip(part_keys, values, strict=True), 1):
+                    point = metric.gauge.data_points.add()
+                    self._point(point, kpi, key, now_ns, now_ns, names)
+                    point.as_double = value
+                    out.size += 1
+                    if max_series and out.size >= max_series:
+                        yield out.finish()
+                        out = _Output(self._resource, self.scope_name)
+                        metric = out.part(kpi, part)
+                    elif pause and i % pause == 0:
+                        yield ExportMetricsServiceRequest()
         yield out.finish()
 
     def _point(self, point: Any, kpi: CompiledKpi, key: tuple[Any, ...], start_ns: int, now_ns: int,
@@ -317,9 +339,12 @@ class KpiEngine:
         return [key_value(name, value) for name, value in zip(names, key, strict=False) if value is not None]
 
     def _ratios(self, kpi: CompiledKpi, state: _State, keys: list[tuple[Any, ...]], ratios: list[float],
-                pause: int) -> Iterator[ExportMetricsServiceRequest]:
-        """Drop a ratio's slots that left its window, and put each label set with a value into ``keys`` and its
-        value into ``ratios``; yields an empty request every ``pause`` label sets (0: never)."""
+                pause: int, numerators: list[float] | None = None,
+                denominators: dict[tuple[Any, ...], float] | None = None) -> Iterator[ExportMetricsServiceRequest]:
+        """Drop a ratio's slots that left its window, and put each label set with a value into ``keys``, its
+        value into ``ratios`` and its numerator's sum into ``numerators``; ``denominators`` gets the sum of every
+        denominator label set with records in the window. Yields an empty request every ``pause`` label sets
+        (0: never)."""
         oldest = int(time.monotonic() * _SLOTS / kpi.kpi.window) - _SLOTS + 1
         work = 0
         for table in (state.series, state.denominators):
@@ -334,7 +359,8 @@ class KpiEngine:
                 work += 1
                 if pause and work % pause == 0:
                     yield ExportMetricsServiceRequest()
-        denominators: dict[tuple[Any, ...], float] = {}
+        if denominators is None:
+            denominators = {}
         for key, slots in zip(list(state.denominators), list(state.denominators.values()), strict=True):
             denominators[key] = sum(slots.values())
             work += 1
@@ -348,8 +374,11 @@ class KpiEngine:
                 shared = tuple(key[i] for i in kpi.shared_labels) if kpi.split_numerator else key
                 denominator = denominators.get(shared, 0.0)
             if denominator > 0:
+                numerator = sum(slots.values())
                 keys.append(key)
-                ratios.append(sum(slots.values()) / denominator)
+                ratios.append(numerator / denominator)
+                if numerators is not None:
+                    numerators.append(numerator)
             work += 1
             if pause and work % pause == 0:
                 yield ExportMetricsServiceRequest()
@@ -400,6 +429,17 @@ class _Output:
         elif kpi.type in ("counter", "updown"):
             metric.sum.aggregation_temporality = _CUMULATIVE
             metric.sum.is_monotonic = kpi.type == "counter"
+        return metric
+
+    def part(self, kpi: CompiledKpi, part: str) -> pb.Metric:
+        """The gauge of a ratio's numerator or denominator: the sum over the window, in the unit of what its
+        records add (a count, or the KPI's ``value``), so no unit and no ``_ratio`` suffix."""
+        name = f"{kpi.kpi.name}.{part}"
+        metric = self.metrics.get(name)
+        if metric is None:
+            metric = self.metrics[name] = self.scope.metrics.add()
+            metric.name = name
+            metric.description = f"{part.capitalize()} of {kpi.kpi.name} over its window (sum across replicas)."
         return metric
 
     def finish(self) -> ExportMetricsServiceRequest:

@@ -14,6 +14,11 @@ How each aggregation reads, matching ``series.aggregate``: every series is aggre
 max or averaged for those aggregations); ``quantile`` adds the bucket increases of a group and interpolates as
 ``histogram_quantile`` does; ``ratio`` divides the numerator's groups by the denominator's. A rule without
 ``group_by`` alerts per series (a ratio rule: over all series).
+
+A ratio KPI read with ``last`` is the one exception: ratios of several replicas cannot be added, so the rule reads
+the two parts the kpi connector exports beside each ratio (``<name>.numerator`` and ``<name>.denominator``) and
+divides their sums, which is the ratio of all the replicas' records together (per label set of the KPI when the
+rule has no ``group_by``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ class MetricInfo:
     #: counter, updown, gauge, ratio or histogram (the kpi connector's types).
     type: str
     unit: str
+    #: A KPI's label names (attribute keys as the kpi connector writes them), in order.
+    labels: tuple[str, ...] = ()
+    #: Those of a ratio's labels that split only its numerator (``numerator_only``).
+    numerator_only: tuple[str, ...] = ()
 
     def prometheus_name(self, name: str) -> str:
         if self.type == "counter":
@@ -59,7 +68,11 @@ def catalogue(config: Mapping[str, Any]) -> dict[str, MetricInfo]:
         kind = _component_type(str(component_id))
         if kind == "kpi":
             for kpi in body.get("kpis") or []:
-                out[str(kpi["name"])] = MetricInfo(str(kpi.get("type", "counter")), str(kpi.get("unit", "")))
+                labels = [label for label in kpi.get("labels") or [] if isinstance(label, Mapping)]
+                out[str(kpi["name"])] = MetricInfo(
+                    str(kpi.get("type", "counter")), str(kpi.get("unit", "")),
+                    tuple(str(label["name"]) for label in labels),
+                    tuple(str(label["name"]) for label in labels if label.get("numerator_only")))
         elif kind in ("span_metrics", "spanmetrics"):
             namespace = str(body.get("namespace", "traces.span.metrics"))
             out[f"{namespace}.calls"] = MetricInfo("counter", "")
@@ -138,6 +151,9 @@ class _Translator:
 
     def expr(self, expr: Expr, group_by: list[str] | None, where: str) -> str:
         window = _duration(expr.window)
+        info = self.metrics.get(expr.metric)
+        if info is not None and info.type == "ratio" and expr.aggregation == "last":
+            return self._ratio_of_sums(expr, info, group_by, window)
         if expr.aggregation == "quantile":
             selector = self.series(expr, "_bucket", where)
             by = _by(group_by, "le") if group_by is not None else ""
@@ -157,6 +173,23 @@ class _Translator:
             return per_series
         combine = expr.aggregation if expr.aggregation in ("avg", "min", "max") else "sum"
         return f"{combine}{_by(group_by)} ({per_series})"
+
+    @staticmethod
+    def _ratio_of_sums(expr: Expr, info: MetricInfo, group_by: list[str] | None, window: str) -> str:
+        """A ratio KPI's last value over every replica: the sum of the numerators over the sum of the
+        denominators. The denominator lacks the numerator-only labels, so they are neither grouped nor matched
+        on there, and each numerator group is divided by the denominator group it belongs to."""
+        groups = list(info.labels) if group_by is None else list(group_by)
+        shared = [g for g in groups if g not in info.numerator_only]
+        denominator_match = {k: v for k, v in expr.match.items() if k not in info.numerator_only}
+        numerator = (f"sum{_by(groups)} (last_over_time({metric_name(expr.metric + '.numerator')}"
+                     f"{_matchers(expr.match)}[{window}]))")
+        denominator = (f"sum{_by(shared)} (last_over_time({metric_name(expr.metric + '.denominator')}"
+                       f"{_matchers(denominator_match)}[{window}]))")
+        if shared == groups:
+            return f"{numerator}\n  / {denominator}"
+        on = ", ".join(label_name(g) for g in shared)
+        return f"{numerator}\n  / on ({on}) group_left\n  {denominator}"
 
     def rule(self, rule: Rule, where: str) -> str:
         if rule.aggregation == "ratio":

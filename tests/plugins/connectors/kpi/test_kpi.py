@@ -127,14 +127,20 @@ def test_ratio_over_a_window_with_a_weighted_value(monkeypatch):
     e.add_logs(logs({"attributes": {"state": "busy", "seconds": 30}}, {"attributes": {"state": "idle", "seconds": 90}}))
     assert points(e, "sla") == {(("queue", "q"),): 0.5}
     assert points(e, "busy") == {(): 0.25}
+    # the window's sums go out beside each ratio, so replicas' parts can be added
+    assert points(e, "sla.numerator") == {(("queue", "q"),): 2.0}
+    assert points(e, "sla.denominator") == {(("queue", "q"),): 4.0}
+    assert points(e, "busy.numerator") == {(): 30.0} and points(e, "busy.denominator") == {(): 120.0}
     clock[0] += 300  # half a window later two more calls, both within 20 s
     e.add_traces(traces(*[{"name": "call", "seconds": 1, "attributes": {"queue": "q"}}] * 2))
     assert points(e, "sla") == {(("queue", "q"),): pytest.approx(4 / 6)}
     clock[0] += 400  # the first four calls have left the 10-minute window
     assert points(e, "sla") == {(("queue", "q"),): 1.0}
+    assert points(e, "sla.numerator") == {(("queue", "q"),): 2.0} == points(e, "sla.denominator")
     clock[0] += 1000  # everything has left: no point rather than a division by zero
     out = e.build()
-    assert out is None or "sla" not in [m.name for m in out.resource_metrics[0].scope_metrics[0].metrics]
+    names = [] if out is None else [m.name for m in out.resource_metrics[0].scope_metrics[0].metrics]
+    assert not {"sla", "sla.numerator", "sla.denominator"} & set(names)
 
 
 def test_ratio_by_a_numerator_only_label_divides_by_all_records():
@@ -145,6 +151,27 @@ def test_ratio_by_a_numerator_only_label_divides_by_all_records():
                           for r in ("price", None, "price", "angry", None, None, None, None)]))
     assert points(e, "handoff") == {(("agent", "bot"), ("reason", "price")): 0.25,
                                     (("agent", "bot"), ("reason", "angry")): 0.125}
+    # the denominator has only the labels that split it: every turn of the agent
+    assert points(e, "handoff.numerator") == {(("agent", "bot"), ("reason", "price")): 2.0,
+                                              (("agent", "bot"), ("reason", "angry")): 1.0}
+    assert points(e, "handoff.denominator") == {(("agent", "bot"),): 8.0}
+
+
+def test_ratio_parts_of_two_engines_add_up_to_the_ratio_of_all_records():
+    kpi = {"name": "sla", "type": "ratio", "unit": "1", "numerator": {"status_codes": ["ok"]},
+           "labels": [{"name": "queue"}]}
+    calls = [{"status": 1 if i % 3 else 2, "attributes": {"queue": f"q{i % 2}"}} for i in range(30)]
+    whole, first, second = engine(kpi), engine(kpi), engine(kpi)
+    whole.add_traces(traces(*calls))
+    first.add_traces(traces(*calls[::2][:7], *calls[1::2]))  # an uneven share each
+    second.add_traces(traces(*calls[::2][7:]))
+    for queue in ("q0", "q1"):
+        key = (("queue", queue),)
+        numerator = sum(points(e, "sla.numerator").get(key, 0.0) for e in (first, second))
+        denominator = sum(points(e, "sla.denominator").get(key, 0.0) for e in (first, second))
+        assert numerator / denominator == pytest.approx(points(whole, "sla")[key])
+    key = (("queue", "q0"),)  # split between the two: each share's own ratio is off (4/7 against 10/15)
+    assert points(first, "sla")[key] == pytest.approx(4 / 7) and points(whole, "sla")[key] == pytest.approx(2 / 3)
 
 
 @pytest.mark.parametrize(("condition", "values", "matches"), [
@@ -265,7 +292,8 @@ async def test_one_engine_serves_the_traces_and_the_logs_pipelines():
     await traces_node.consume_traces(traces({"name": "call"}))
     await logs_node.consume_logs(logs({"event": "resolved"}, {"event": "opened"}))
     out = from_traces.engine.build()
-    assert sorted(m.name for m in out.resource_metrics[0].scope_metrics[0].metrics) == ["calls", "handled"]
+    assert sorted(m.name for m in out.resource_metrics[0].scope_metrics[0].metrics) == [
+        "calls", "handled", "handled.denominator", "handled.numerator"]
     assert await graph.shutdown(host) == []
 
 
@@ -300,8 +328,8 @@ def test_a_flush_comes_in_pieces_holding_each_series_once_as_one_request_would()
     assert whole is not None
     pieces = [p for p in large_engine().build_batches(now, max_series=500) if p.resource_metrics]
     sizes = [len(values([p])) for p in pieces]
-    assert sizes == [500] * 7 + [100]  # 3600 points
-    assert values(pieces) == values([whole]) and len(values([whole])) == 3600
+    assert sizes == [500] * 12  # 6000 points: n, d, r, and r's numerator and denominator, 1200 each
+    assert values(pieces) == values([whole]) and len(values([whole])) == 6000
     assert {p.resource_metrics[0].scope_metrics[0].scope.name for p in pieces} == {"kpi"}
 
 
@@ -330,9 +358,10 @@ def test_expiry_and_ratio_windows_of_many_series_pause_between_slices(monkeypatc
     pieces = list(e.build_batches(max_series=10_000))
     pauses = [p for p in pieces if not p.resource_metrics]
     # One pause per 100 series looked at: expiry's 2400 (n and d), the ratio's 1200 numerators and 1200
-    # denominators twice (window, then sums) and its 1200 divisions, and the 3 x 1200 points emitted.
-    assert len(pauses) == 24 + 48 + 36
-    assert len(values([p for p in pieces if p.resource_metrics])) == 3600
+    # denominators twice (window, then sums) and its 1200 divisions, the 3 x 1200 points emitted, and the
+    # ratio's 2 x 1200 parts.
+    assert len(pauses) == 24 + 48 + 36 + 24
+    assert len(values([p for p in pieces if p.resource_metrics])) == 6000
 
 
 async def test_the_flush_timer_sends_the_pieces_and_not_the_pauses(monkeypatch):
@@ -346,5 +375,6 @@ async def test_the_flush_timer_sends_the_pieces_and_not_the_pauses(monkeypatch):
     runner.add_traces(traces(*[{"attributes": {"user": f"u{i}"}} for i in range(1200)]))
     await runner.flush()
     sent = sink.batches[Signal.METRICS]
-    assert all(b.resource_metrics for b in sent) and len(sent) == 8  # 3600 points of n, d and r, 500 a piece
-    assert len(values(sent)) == 3600
+    # 6000 points of n, d, r and r's two parts, 500 a piece
+    assert all(b.resource_metrics for b in sent) and len(sent) == 12
+    assert len(values(sent)) == 6000
