@@ -6,7 +6,8 @@ configs/redaction.yaml and configs/tail_sampling.yaml (plus endpoints on free po
 intervals, the LLM alert pack's for: durations shortened, a Loki exporter and Alertmanager). Then:
 
 - every KPI in a real Prometheus equals the value computed by hand here from the workload, token usage included;
-- every dashboard panel of the KPI dashboards finds series;
+- every dashboard panel of the KPI dashboards finds series, and so does every recording rule of
+  configs/prometheus/rules.yml (Prometheus scrapes the gateway's own metrics too);
 - the alerts the workload must raise (LLM error rate, at both severities, for one model only) are in a real
   Alertmanager, and no other alert is;
 - no e-mail address, phone number or customer sentence is in the kept traces, the Loki lines and metadata, the
@@ -25,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -53,6 +55,9 @@ S = 1_000_000_000
 EMAIL, PHONE = "jane.doe@example.com", "+1 415 555 0132"
 SENTENCE = "my parcel never arrived and I am furious"
 PII = [EMAIL, "jane.doe", PHONE, "415 555 0132", SENTENCE, "parcel never arrived"]
+RULES = ROOT / "configs/prometheus/rules.yml"
+RECORDING_RULES = [rule["record"] for group in yaml.safe_load(RULES.read_text())["groups"]
+                   for rule in group["rules"] if "record" in rule]
 
 pytestmark = pytest.mark.skipif(
     ALERTMANAGER is None or not Path(PROMETHEUS).is_file(),
@@ -86,7 +91,7 @@ exporters:
   debug: {{verbosity: detailed}}
   loki: {{endpoint: "{loki}"}}
 service:
-  telemetry: {{metrics: {{address: ""}}}}
+  telemetry: {{metrics: {{address: "127.0.0.1:0"}}}}   # scraped too, for the rules on the gateway's own metrics
   pipelines:
     logs: {{exporters: [loki]}}
 """)
@@ -152,6 +157,9 @@ def send(endpoint: str) -> dict[str, float]:
             expected[f'callcenter_contacts_offered_total{{queue="{queue}",channel="{channel}"}}'] = offered
             expected[f'callcenter_service_level_ratio{{queue="{queue}"}}'] = within / offered
             expected[f'callcenter_abandoned_ratio{{queue="{queue}"}}'] = abandoned / offered
+            # the ratio's parts, as the exported rules and the dashboards read them over replicas
+            expected[f'sum by (queue) (callcenter_service_level_numerator{{queue="{queue}"}})'
+                     f' / sum by (queue) (callcenter_service_level_denominator{{queue="{queue}"}})'] = within / offered
             expected[f'callcenter_wait_time_seconds_count{{queue="{queue}"}}'] = offered
             expected[f'callcenter_wait_time_seconds_sum{{queue="{queue}"}}'] = sum(s for s, _ in contacts)
         talks = [(120, True, True), (300, True, False), (200, False, True)]
@@ -212,6 +220,7 @@ def send(endpoint: str) -> dict[str, float]:
                 attributes["support.handoff.reason"] = reason
             w.span("support-agent", "invoke_agent helper", 1.5, attributes)
         expected['llm_agent_handoff_ratio{gen_ai_agent_name="helper",reason="angry_customer"}'] = 1 / len(turns)
+        expected['llm_agent_handoff_denominator{gen_ai_agent_name="helper"}'] = len(turns)  # no reason label
         expected['llm_agent_response_time_seconds_count{gen_ai_agent_name="helper"}'] = len(turns)
         results = [3, 0, 5, 1]
         for found in results:
@@ -285,7 +294,16 @@ async def test_customer_service_setup(tmp_path: Path, monkeypatch: pytest.Monkey
         endpoint = service.graph.find(Kind.RECEIVER, "otlp").grpc_address
         expected = await asyncio.to_thread(send, endpoint)
         exporter = service.graph.find(Kind.EXPORTER, "prometheus")
-        prometheus = PrometheusServer(tmp_path, scrape_target=exporter.address)
+        prometheus = PrometheusServer(tmp_path)
+        # The KPIs and the gateway's own metrics, with configs/prometheus/rules.yml loaded.
+        (prometheus.dir / "prom.yml").write_text(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: ["{RULES}"]
+scrape_configs:
+  - job_name: otelgw
+    honor_labels: true
+    static_configs: [{{targets: ["{exporter.address}", "127.0.0.1:{service.metrics_port}"]}}]
+""")
         await prometheus.start()
         async with aiohttp.ClientSession() as session:
             async def kpis() -> tuple[bool, list[str]]:
@@ -297,6 +315,11 @@ async def test_customer_service_setup(tmp_path: Path, monkeypatch: pytest.Monkey
                 return not wrong, wrong
             await poll("KPIs", kpis)
             await check_dashboards(prometheus, session)
+
+            async def recorded() -> tuple[bool, list[str]]:
+                empty = [name for name in RECORDING_RULES if not await prometheus.query(session, name)]
+                return not empty, empty
+            await poll("every recording rule of rules.yml has data", recorded)
             series = await session.get(f"{prometheus.url}/api/v1/series", params={"match[]": '{__name__=~".+"}'})
             prometheus_text = await series.text()
 

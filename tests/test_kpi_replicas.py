@@ -287,3 +287,48 @@ scrape_configs:
             alerts = {(r["metric"]["alertname"], r["metric"]["severity"], r["metric"].get("queue", ""))
                       for r in await prometheus.query(session, "ALERTS")}
             assert alerts == want
+
+
+async def test_a_ratio_whose_window_emptied_leaves_the_prometheus_exporter(tmp_path: Path) -> None:
+    """A replica that stops getting a queue's data must stop counting in the sums: once the window holds no
+    record, the ratio and its parts leave /metrics (they are not kept at their last value until they expire)."""
+    config = f"""
+        receivers: {{otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:0"}}}}}}}}
+        connectors:
+          kpi/shop:
+            metrics_flush_interval: 100ms
+            kpis:
+              - {{name: shop.checkout.success, type: ratio, unit: "1", window: 2s,
+                  numerator: {{status_codes: [ok, unset]}}, labels: [{{name: service, attribute: service.name}}]}}
+        exporters:
+          prometheus: {{endpoint: "127.0.0.1:0", metric_expiration: 1h}}
+        service:
+          {QUIET}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [kpi/shop]}}
+            metrics: {{receivers: [kpi/shop], exporters: [prometheus]}}
+    """
+    async with running(tmp_path / "gateway.yaml", config) as service, aiohttp.ClientSession() as session:
+        address = service.graph.find(Kind.RECEIVER, "otlp").http_address
+        exporter = service.graph.find(Kind.EXPORTER, "prometheus").address
+        request = make_traces(4, service="checkout", error_every=4)  # 3 of 4 succeed
+        async with session.post(f"http://{address}/v1/traces", data=request.SerializeToString(),
+                                headers={"Content-Type": "application/x-protobuf"}) as answer:
+            assert answer.status == 200
+
+        async def lines() -> list[str]:
+            async with session.get(f"http://{exporter}/metrics") as response:
+                text = await response.text()
+            return sorted(line for line in text.splitlines() if line.startswith("shop_checkout_success"))
+
+        deadline = time.monotonic() + 10
+        while len(await lines()) < 3:
+            assert time.monotonic() < deadline, await lines()
+            await asyncio.sleep(0.05)
+        values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in await lines()}
+        assert values == {"shop_checkout_success_denominator": 4.0, "shop_checkout_success_numerator": 3.0,
+                          "shop_checkout_success_ratio": 0.75}
+        deadline = time.monotonic() + 15  # the 2 s window empties; the exporter would otherwise keep them 1 h
+        while await lines():
+            assert time.monotonic() < deadline, await lines()
+            await asyncio.sleep(0.1)

@@ -235,3 +235,27 @@ def test_a_ratio_rule_divides_the_replicas_summed_parts_in_prometheus(tmp_path: 
     path.write_text(yaml.safe_dump(tests))
     result = subprocess.run([str(PROMTOOL), "test", "rules", str(path)], capture_output=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (Debian package prometheus; "
+                                             "tests/install-test-servers.sh installs it)")
+def test_the_shipped_exporter_failing_alert_fires_for_an_exporter_of_any_signal(tmp_path: Path) -> None:
+    """OtelgwExporterFailing's recording rule has data for an exporter that fails only spans, or only log records
+    (adding the three signals' rates would keep only exporters that have all three): promtool runs the shipped
+    rules.yml on such series, and the alert fires for each exporter, and not for one that recovered."""
+    import yaml
+
+    tests = {"rule_files": [str(ROOT / "configs/prometheus/rules.yml")], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [
+            {"series": 'otelcol_exporter_send_failed_spans_total{exporter="otlp"}', "values": "0+10x20"},
+            {"series": 'otelcol_exporter_send_failed_log_records_total{exporter="loki"}', "values": "0+5x20"},
+            {"series": 'otelcol_exporter_send_failed_metric_points_total{exporter="prometheusremotewrite"}',
+             "values": "0+1x3 3x17"}],
+        "alert_rule_test": [{"alertname": "OtelgwExporterFailing", "eval_time": "15m", "exp_alerts": [
+            {"exp_labels": {"severity": "critical", "exporter": name},
+             "exp_annotations": {"summary": f"Exporter {name} is dropping data"}} for name in ("loki", "otlp")]}]}]}
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run([str(PROMTOOL), "test", "rules", str(path)], capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -33,6 +33,7 @@ __all__ = ["KpiEngine"]
 
 _SLOTS = 10
 _CUMULATIVE = pb.AGGREGATION_TEMPORALITY_CUMULATIVE
+_NO_RECORDED_VALUE = pb.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _OVERFLOW: tuple[Any, ...] = ("\x00overflow",)
 _CACHE_LIMIT = 10_000
 #: Points per request a flush sends: a few milliseconds of work each, so the event loop runs in between.
@@ -55,13 +56,26 @@ def _gate(kpis: tuple[CompiledKpi, ...]) -> frozenset[str]:
 class _State:
     """One KPI's series: label tuple → cell. Ratios also keep their denominators apart."""
 
-    __slots__ = ("denominators", "series", "starts", "touched")
+    __slots__ = ("denominators", "sent", "sent_denominators", "series", "starts", "touched")
 
     def __init__(self) -> None:
         self.series: dict[tuple[Any, ...], Any] = {}
         self.denominators: dict[tuple[Any, ...], dict[int, float]] = {}
         self.starts: dict[tuple[Any, ...], int] = {}
         self.touched: dict[tuple[Any, ...], float] = {}
+        #: A ratio's label sets sent by the last flush (ratio and numerator; denominator).
+        self.sent: set[tuple[Any, ...]] = set()
+        self.sent_denominators: set[tuple[Any, ...]] = set()
+
+    def ended(self, keys: list[tuple[Any, ...]],
+              denominators: dict[tuple[Any, ...], float]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The label sets the last flush sent and this one does not (``keys``, ``denominators``); remembers
+        this flush's."""
+        sent, sent_denominators = set(keys), set(denominators)
+        ended = [key for key in self.sent if key not in sent]
+        ended_denominators = [key for key in self.sent_denominators if key not in sent_denominators]
+        self.sent, self.sent_denominators = sent, sent_denominators
+        return ended, ended_denominators
 
 
 class KpiEngine:
@@ -270,25 +284,38 @@ class KpiEngine:
             # sets would live through the flush and make every full collection meanwhile visit them.
             keys: list[tuple[Any, ...]]
             cells: list[Any]
-            parts: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]], list[float]]] = []
+            parts: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]], list[float | None]]] = []
             if kpi.type == "ratio":
                 keys, cells = [], []
-                numerators: list[float] = []
+                numerators: list[float | None] = []
                 denominators: dict[tuple[Any, ...], float] = {}
                 yield from self._ratios(kpi, state, keys, cells, pause, numerators, denominators)
+                # A label set sent last time and not now has left the window: it is sent once more, as
+                # "no recorded value", so the exporter drops it rather than showing its last value until it
+                # expires (which Prometheus would add to the other replicas' parts).
+                ended, ended_denominators = state.ended(keys, denominators)
+                keys += ended
+                cells += [None] * len(ended)
+                numerators += [None] * len(ended)
                 shared = tuple(kpi.label_names[i] for i in kpi.shared_labels)
                 parts = [("numerator", kpi.label_names, keys, numerators),
-                         ("denominator", shared, list(denominators), list(denominators.values()))]
+                         ("denominator", shared, [*denominators, *ended_denominators],
+                          [*denominators.values(), *[None] * len(ended_denominators)])]
+                if not keys and not parts[1][2]:
+                    continue
             else:
                 keys, cells = list(state.series), list(state.series.values())
-            if not state.series:
-                continue
+                if not state.series:
+                    continue
             metric = out.metric(kpi)
             for i, (key, cell) in enumerate(zip(keys, cells, strict=True), 1):
                 if kpi.type == "ratio":
                     point = metric.gauge.data_points.add()
                     self._point(point, kpi, key, now_ns, now_ns)
-                    point.as_double = cell
+                    if cell is None:
+                        point.flags = _NO_RECORDED_VALUE
+                    else:
+                        point.as_double = cell
                 elif kpi.type == "gauge":
                     point = metric.gauge.data_points.add()
                     self._point(point, kpi, key, state.starts.get(key, now_ns), now_ns)
@@ -316,7 +343,10 @@ class KpiEngine:
                 for i, (key, value) in enumerate(zip(part_keys, values, strict=True), 1):
                     point = metric.gauge.data_points.add()
                     self._point(point, kpi, key, now_ns, now_ns, names)
-                    point.as_double = value
+                    if value is None:
+                        point.flags = _NO_RECORDED_VALUE
+                    else:
+                        point.as_double = value
                     out.size += 1
                     if max_series and out.size >= max_series:
                         yield out.finish()
@@ -339,7 +369,7 @@ class KpiEngine:
         return [key_value(name, value) for name, value in zip(names, key, strict=False) if value is not None]
 
     def _ratios(self, kpi: CompiledKpi, state: _State, keys: list[tuple[Any, ...]], ratios: list[float],
-                pause: int, numerators: list[float] | None = None,
+                pause: int, numerators: list[float | None] | None = None,
                 denominators: dict[tuple[Any, ...], float] | None = None) -> Iterator[ExportMetricsServiceRequest]:
         """Drop a ratio's slots that left its window, and put each label set with a value into ``keys``, its
         value into ``ratios`` and its numerator's sum into ``numerators``; ``denominators`` gets the sum of every

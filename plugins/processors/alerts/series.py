@@ -21,6 +21,7 @@ __all__ = ["Hist", "Matcher", "Series", "Store", "histogram_quantile", "point_la
 Hist = tuple[float, float, tuple[float, ...]]
 Sample = float | Hist
 _DELTA = 1
+_NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 
 
 def _text(value: Any) -> str:
@@ -107,6 +108,9 @@ class Store:
                 labels = point_labels(point)
                 if not self.matcher(labels):
                     continue
+                if point.flags & _NO_RECORDED_VALUE:
+                    self._end(labels)
+                    continue
                 which = point.WhichOneof("value")
                 value = float(point.as_double if which == "as_double" else point.as_int)
                 series = self._series(labels)
@@ -119,6 +123,9 @@ class Store:
             for point in metric.histogram.data_points:
                 labels = point_labels(point)
                 if not self.matcher(labels):
+                    continue
+                if point.flags & _NO_RECORDED_VALUE:
+                    self._end(labels)
                     continue
                 series = self._series(labels)
                 bounds = tuple(point.explicit_bounds)
@@ -133,6 +140,11 @@ class Store:
                                   tuple(a + b for a, b in zip(prev[2], sample[2], strict=False)))
                     series.running = sample
                 self._add(series, now, sample)
+
+    def _end(self, labels: dict[str, str]) -> None:
+        """A point with no recorded value says the series ended (a ratio whose window emptied): it no longer
+        has a value, rather than reading as 0."""
+        self.series.pop(tuple(sorted(labels.items())), None)
 
     def _series(self, labels: dict[str, str]) -> Series:
         key = tuple(sorted(labels.items()))

@@ -22,6 +22,7 @@ from plugins.connectors.kpi.engine import KpiEngine
 from plugins.connectors.kpi.factory import factory
 
 S = 1_000_000_000
+NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 
 
 def engine(*kpis: dict[str, Any], **options: Any) -> KpiEngine:
@@ -137,10 +138,16 @@ def test_ratio_over_a_window_with_a_weighted_value(monkeypatch):
     clock[0] += 400  # the first four calls have left the 10-minute window
     assert points(e, "sla") == {(("queue", "q"),): 1.0}
     assert points(e, "sla.numerator") == {(("queue", "q"),): 2.0} == points(e, "sla.denominator")
-    clock[0] += 1000  # everything has left: no point rather than a division by zero
+    clock[0] += 1000  # everything has left: no value rather than a division by zero
     out = e.build()
-    names = [] if out is None else [m.name for m in out.resource_metrics[0].scope_metrics[0].metrics]
-    assert not {"sla", "sla.numerator", "sla.denominator"} & set(names)
+    assert out is not None
+    ended = {m.name: list(m.gauge.data_points) for m in out.resource_metrics[0].scope_metrics[0].metrics}
+    # sent once more as "no recorded value", so an exporter drops the series instead of keeping its last value
+    assert set(ended) == {"sla", "sla.numerator", "sla.denominator"}
+    for point in [p for points in ended.values() for p in points]:
+        assert point.flags == NO_RECORDED_VALUE and point.WhichOneof("value") is None
+        assert [(kv.key, kv.value.string_value) for kv in point.attributes] == [("queue", "q")]
+    assert e.build() is None  # and then never again
 
 
 def test_ratio_by_a_numerator_only_label_divides_by_all_records():

@@ -185,3 +185,24 @@ async def test_self_metrics_export_state():
     p.evaluate()
     assert registry.get_sample_value("otelgw_alerts", {**labels, "state": "pending"}) == 0
     assert registry.get_sample_value("otelgw_alerts", {**labels, "state": "firing"}) == 1
+
+
+async def test_a_point_with_no_recorded_value_ends_its_series_and_is_not_read_as_zero():
+    """The kpi connector sends a ratio whose window emptied once more, with no recorded value: the series has
+    ended. Read as 0 it would page "service level 0%"; it must end the alert instead."""
+    rules = {"notifiers": {"log": {}}, "rules": [
+        {"alert": "ServiceLevelLow", "metric": "callcenter.service_level", "aggregation": "last", "window": "5m",
+         "op": "lt", "threshold": 0.8, "severity": "high", "group_by": ["queue"]}]}
+    p, _, clock = make_processor(rules)
+    await p.consume_metrics(gauge("callcenter.service_level", [({"queue": "billing"}, 0.9), ({"queue": "sales"}, 0.5)]))
+    p.evaluate()
+    assert states(p) == {"ServiceLevelLow/high/sales": "firing"}
+    clock.advance(15)
+    ended = gauge("callcenter.service_level", [({"queue": "billing"}, 0.0), ({"queue": "sales"}, 0.0)])
+    for point in ended.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points:
+        point.ClearField("as_double")
+        point.flags = 1  # DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+    await p.consume_metrics(ended)
+    changed = p.evaluate()
+    assert [(a.labels["queue"], a.state) for a in changed] == [("sales", State.RESOLVED)]
+    assert "billing" not in str(states(p))  # the ended billing series did not page as 0%
