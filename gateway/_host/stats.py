@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["ErrorLog", "KpiBoard", "Stats", "effective_config", "kpi_board"]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_NO_RECORDED_VALUE = 1  # DataPointFlags.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 #: Samples kept for rates and sparklines: 5 minutes at one per second.
 HISTORY = 300
 
@@ -98,6 +99,9 @@ class KpiBoard:
                     self.units[metric.name] = metric.unit
                     for point in getattr(metric, data).data_points:
                         labels = ",".join(f"{a.key}={_any_text(a.value)}" for a in point.attributes)
+                        if point.flags & _NO_RECORDED_VALUE:  # the series ended (a ratio's window emptied)
+                            self.series.pop((connector, metric.name, labels), None)
+                            continue
                         value = _point_value(data, point)
                         if value is None:
                             continue

@@ -115,3 +115,27 @@ def test_totals_read_every_family_into_its_component() -> None:
     assert totals["processor:limit"] == {"refused": 9}
     assert totals["connector:kpi"] == {"errors": 11}
     assert totals["*:batch"] == {"dropped:filtered": 4}
+
+
+def test_a_kpi_series_that_ended_leaves_the_board() -> None:
+    """A ratio whose window emptied is sent with no recorded value: the board drops it rather than show 0."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from gateway._host.stats import KpiBoard
+
+    def batch(ended: bool) -> ExportMetricsServiceRequest:
+        request = ExportMetricsServiceRequest()
+        metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="shop.success", unit="1")
+        point = metric.gauge.data_points.add()
+        point.attributes.add(key="store").value.string_value = "berlin"
+        if ended:
+            point.flags = 1  # DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+        else:
+            point.as_double = 0.75
+        return request
+
+    board = KpiBoard()
+    board.record("kpi/shop", batch(ended=False))
+    assert [(k["name"], k["labels"], k["value"]) for k in board.snapshot()] == [("shop.success", "store=berlin", 0.75)]
+    board.record("kpi/shop", batch(ended=True))
+    assert board.snapshot() == []
