@@ -294,16 +294,9 @@ async def test_customer_service_setup(tmp_path: Path, monkeypatch: pytest.Monkey
         endpoint = service.graph.find(Kind.RECEIVER, "otlp").grpc_address
         expected = await asyncio.to_thread(send, endpoint)
         exporter = service.graph.find(Kind.EXPORTER, "prometheus")
-        prometheus = PrometheusServer(tmp_path)
         # The KPIs and the gateway's own metrics, with configs/prometheus/rules.yml loaded.
-        (prometheus.dir / "prom.yml").write_text(f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files: ["{RULES}"]
-scrape_configs:
-  - job_name: otelgw
-    honor_labels: true
-    static_configs: [{{targets: ["{exporter.address}", "127.0.0.1:{service.metrics_port}"]}}]
-""")
+        prometheus = PrometheusServer(tmp_path, scrape_target=[exporter.address, f"127.0.0.1:{service.metrics_port}"],
+                                      rule_files=[RULES])
         await prometheus.start()
         async with aiohttp.ClientSession() as session:
             async def kpis() -> tuple[bool, list[str]]:

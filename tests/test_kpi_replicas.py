@@ -219,7 +219,6 @@ async def test_ratio_kpis_and_counters_of_replicas_sharing_the_data_are_whole_in
     expected = by_hand()
     assert expected["billing"] == {"service_level": 0.7, "abandoned": 0.3}  # high, not critical; abandonment pages
     assert expected["counters"] == {"agents_available": 1, "queue_depth": 1}
-    prometheus = PrometheusServer(tmp_path)
     async with contextlib.AsyncExitStack() as stack:
         replicas = []
         for index in range(2):
@@ -227,17 +226,11 @@ async def test_ratio_kpis_and_counters_of_replicas_sharing_the_data_are_whole_in
             await service.start()
             stack.push_async_callback(service.shutdown)
             replicas.append(service)
-        targets = ", ".join(f'"{r.graph.find(Kind.EXPORTER, "prometheus").address}"' for r in replicas)
-        (prometheus.dir / "prom.yml").write_text(f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files: ["{ROOT / 'configs/prometheus/rules.yml'}"]
-scrape_configs:
-  - job_name: otelgw
-    honor_labels: true
-    static_configs: [{{targets: [{targets}]}}]
-""")
-        await prometheus.start()
+        prometheus = PrometheusServer(tmp_path, scrape_target=[r.graph.find(Kind.EXPORTER, "prometheus").address
+                                                               for r in replicas],
+                                      rule_files=[ROOT / "configs/prometheus/rules.yml"])
         stack.callback(prometheus.stop)
+        await prometheus.start()
         for index, service in enumerate(replicas):
             await asyncio.to_thread(send_share, service.graph.find(Kind.RECEIVER, "otlp").grpc_address, index)
 

@@ -66,22 +66,25 @@ def free_port() -> int:
 class PrometheusServer:
     """A prometheus process on a loopback port with a temporary data directory, killed at the end."""
 
-    def __init__(self, tmp_path: Path, scrape_target: str | None = None, remote_write: bool = False) -> None:
+    def __init__(self, tmp_path: Path, scrape_target: str | list[str] | None = None, remote_write: bool = False,
+                 rule_files: list[Path] | None = None) -> None:
         self.dir = tmp_path / "prometheus"
         self.dir.mkdir()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         scrape = ""
-        if scrape_target:
+        targets = [scrape_target] if isinstance(scrape_target, str) else scrape_target or []
+        if targets:
             # honor_labels: the exposition's job and instance (from the OTLP resource) are kept as they are.
             scrape = textwrap.dedent(f"""
                 scrape_configs:
                   - job_name: otelgw
                     honor_labels: true
                     scrape_interval: 1s
-                    static_configs: [{{targets: ["{scrape_target}"]}}]
+                    static_configs: [{{targets: {json.dumps(targets)}}}]
                 """)
-        (self.dir / "prom.yml").write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n" + scrape)
+        rules = f"rule_files: {json.dumps([str(f) for f in rule_files])}\n" if rule_files else ""
+        (self.dir / "prom.yml").write_text("global: {scrape_interval: 1s, evaluation_interval: 1s}\n" + rules + scrape)
         self.args = [PROMETHEUS, f"--web.listen-address=127.0.0.1:{self.port}",
                      f"--storage.tsdb.path={self.dir / 'data'}", f"--config.file={self.dir / 'prom.yml'}"]
         if remote_write:
