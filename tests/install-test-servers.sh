@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real servers the integration tests start on loopback (Debian packages: prometheus, alertmanager,
-# node exporter as a scrape target), the openssl command the TLS tests make certificates with, and Debian's
-# chromium for the status page test, when possible.
+# node exporter as a scrape target), the openssl command the TLS tests make certificates with, Debian's
+# chromium for the status page test, and Debian's Go toolchain for `go tool pprof`, the real pprof, which reads the
+# pprof extension's profiles in its test, when possible.
 # Tests that need a server that could not be installed skip with the reason; they never pass silently.
 set -u
-packages=(prometheus prometheus-alertmanager prometheus-node-exporter openssl chromium)
+packages=(prometheus prometheus-alertmanager prometheus-node-exporter openssl chromium golang-go)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

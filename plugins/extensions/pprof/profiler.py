@@ -10,6 +10,12 @@ CPU-second by default); nothing at all when no profile runs.
 The profile (``Profile`` in protos/pprof/profile.proto) has one sample type, ``cpu`` in ``nanoseconds``, one
 function per code object and one location per (code object, line), leaf first, as pprof expects; it is served
 gzip-compressed, as Go's ``/debug/pprof/profile`` is, and ``pprof`` and speedscope read it.
+
+Two details make ``go tool pprof`` show it as written. A function's ``system_name`` is left empty: pprof
+"demangles" a function whose name equals its system name, and its C++ heuristics delete what is between ``<``
+and ``>``, so ``<module>``, ``<lambda>`` and ``<genexpr>`` would become empty names. And every location is in one
+mapping, the Python interpreter, marked as already symbolized, so pprof neither looks for a binary to symbolize
+against nor warns that it has none.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import collections
 import gzip
 import signal
+import sys
 import threading
 import time
 from types import CodeType, FrameType
@@ -82,6 +89,9 @@ def to_pprof(counts: collections.Counter[Stack], period_ns: int, started_ns: int
         return index
 
     string("")
+    # One mapping for all locations: the interpreter, with function names, files and lines already in place.
+    profile.mapping.add(id=1, filename=string(sys.executable or "python"), has_functions=True, has_filenames=True,
+                        has_line_numbers=True)
     functions: dict[CodeType, int] = {}
     locations: dict[tuple[CodeType, int], int] = {}
 
@@ -94,10 +104,11 @@ def to_pprof(counts: collections.Counter[Stack], period_ns: int, started_ns: int
         if function_id is None:
             function_id = functions[code] = len(functions) + 1
             name = getattr(code, "co_qualname", code.co_name)
-            profile.function.add(id=function_id, name=string(name), system_name=string(name),
-                                 filename=string(code.co_filename), start_line=code.co_firstlineno)
+            # no system_name: see the module docstring (pprof would cut "<module>" down to nothing)
+            profile.function.add(id=function_id, name=string(name), filename=string(code.co_filename),
+                                 start_line=code.co_firstlineno)
         location_id = locations[key] = len(locations) + 1
-        profile.location.add(id=location_id).line.add(function_id=function_id, line=line)
+        profile.location.add(id=location_id, mapping_id=1).line.add(function_id=function_id, line=line)
         return location_id
 
     profile.sample_type.add(type=string("cpu"), unit=string("nanoseconds"))
