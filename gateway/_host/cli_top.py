@@ -62,6 +62,13 @@ def _num(value: Any) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.2f}"
 
 
+def _unit(unit: str) -> str:
+    """A KPI's unit as a reader says it: UCUM's "1" (a ratio) is no unit, "{contact}" is contacts' count."""
+    if unit == "1":
+        return ""
+    return unit[1:-1] if unit.startswith("{") and unit.endswith("}") else unit
+
+
 def _mib(value: Any) -> str:
     return "-" if value is None else f"{value / 1048576:.0f} MiB"
 
@@ -123,7 +130,8 @@ def _kpis(stats: dict[str, Any]) -> Table:
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("last minutes", no_wrap=True)
     for k in stats["kpis"]:
-        table.add_row(k["name"], k["labels"], f"{_num(k['value'])} {k['unit']}".strip(), sparkline(k["history"]))
+        table.add_row(k["name"], k["labels"], f"{_num(k['value'])} {_unit(k['unit'])}".strip(),
+                      sparkline(k["history"]))
     if not stats["kpis"]:
         table.add_row("(no kpi connector has flushed yet)", "", "", "")
     return table

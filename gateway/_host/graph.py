@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway._host.config import GatewayConfig, PipelineID
+from gateway._host.counted import counted
 from gateway._host.fanout import FanOut, Inlet
 from gateway._host.plan import NodeKey, Plan, PlannedNode, plan, reusable
 from gateway._host.telemetry import Telemetry
@@ -99,8 +100,16 @@ class Graph:
                     and previous.plan.pipelines[pid].consumers == consumers:
                 self._fanouts[pid] = previous._fanouts[pid]
             else:
-                self._fanouts[pid] = FanOut(pid.signal, [(self._components[c], self._mutates(c)) for c in consumers])
+                self._fanouts[pid] = FanOut(pid.signal, [(self._consumer(c), self._mutates(c)) for c in consumers])
         return self._fanouts[pid]
+
+    def _consumer(self, key: NodeKey) -> Any:
+        """What a pipeline's fan-out hands batches to: the exporter, or the connector behind a ``Counted``."""
+        component = self._components[key]
+        if key.kind is not Kind.CONNECTOR:
+            return component
+        counter = self.telemetry.connector_consumed.labels(str(key.id), key.signal.value)
+        return counted(component, key.signal, counter)
 
     def _mutates(self, key: NodeKey) -> bool:
         node = self.plan.get(key)
@@ -145,8 +154,13 @@ class Graph:
                 next_consumer, outlet = previous._outputs[key]
             else:
                 outlet = self._outlet(planned)
+                handed: Any = outlet
+                if kind is Kind.CONNECTOR:  # counted on its way out (gateway._host.counted)
+                    assert key.out_signal is not None
+                    handed = counted(outlet, key.out_signal,
+                                     self.telemetry.connector_produced.labels(str(key.id), key.out_signal.value))
                 # What a mutating component hands on no longer matches the receiver's bytes (gateway.wirebytes).
-                next_consumer = ForgetWireBytes(outlet) if planned.mutates_data else outlet
+                next_consumer = ForgetWireBytes(handed) if planned.mutates_data else handed
                 if kind is Kind.PROCESSOR:
                     create = cc.factory.create_fn(key.signal)
                 else:

@@ -177,6 +177,8 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "otelcol_exporter_sent_": ("exporter", ("out", "in")),
     "otelcol_exporter_send_failed_": ("exporter", ("errors", "in")),
     "otelcol_exporter_enqueue_failed_": ("exporter", ("refused", "in")),
+    "otelcol_connector_consumed_items": ("connector", ("in",)),
+    "otelcol_connector_produced_items": ("connector", ("out",)),
     "otelgw_connector_flush_failed_metric_points": ("connector", ("errors",)),
 }
 #: Samples of exporter gauges and of the send-duration histogram's sum and count → the total they are read into.

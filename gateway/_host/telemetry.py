@@ -185,6 +185,14 @@ class Telemetry:
         self.exporter_enqueue_failed = {
             i: Counter(f"otelcol_exporter_enqueue_failed_{i}", f"{i} refused because the sending queue was full.",
                        ["exporter"], registry=r) for i in _ITEMS}
+        # As the Collector counts connectors, from outside (gateway._host.counted): what each one was handed and
+        # what it handed on, by the signal of each side.
+        self.connector_consumed = Counter(
+            "otelcol_connector_consumed_items", "Items passed to the connector.",
+            ["connector", "otel_signal"], registry=r)
+        self.connector_produced = Counter(
+            "otelcol_connector_produced_items", "Items the connector emitted.",
+            ["connector", "otel_signal"], registry=r)
         self.component_dropped = Counter(
             "otelgw_component_dropped_items", "Items a component dropped, on purpose or by failure, by reason.",
             ["component", "otel_signal", "reason"], registry=r)

@@ -6,7 +6,7 @@ import asyncio
 import textwrap
 from pathlib import Path
 
-from gateway._host.cli_top import render, sparkline
+from gateway._host.cli_top import _unit, render, sparkline
 from gateway._host.service import Service
 from gateway._host.stats import effective_config
 from gateway.component import Kind
@@ -70,13 +70,14 @@ async def test_kpis_reach_the_snapshot_with_history(tmp_path: Path) -> None:
     console = Console(width=160, record=True)
     console.print(render({"stats": snapshot, "alerts": []}))
     text = console.export_text()
-    assert "shop.checkouts" in text and "store=berlin" in text and "7 {checkout}" in text
+    assert "shop.checkouts" in text and "store=berlin" in text and "7 checkout" in text
 
 
 def test_sparkline_and_effective_config() -> None:
     assert sparkline([]) == ""
     assert sparkline([1, 1, 1]) == "▁▁▁"
     assert sparkline([0, 5, 10]) == "▁▅█"
+    assert (_unit("1"), _unit("{contact}"), _unit("s"), _unit("")) == ("", "contact", "s", "")
     assert effective_config({"extensions": {"bearertokenauth": {"tokens": ["abcd1234", "efgh5678"]}}}) == {
         "extensions": {"bearertokenauth": {"tokens": ["<redacted>", "<redacted>"]}}}
 
@@ -104,6 +105,8 @@ def test_totals_read_every_family_into_its_component() -> None:
     telemetry.exporter_send_latency.labels("otlp_http", "logs").observe(0.5)
     telemetry.exporter_send_latency.labels("otlp_http", "logs").observe(1.5)
     Counter("otelcol_processor_refused_spans", "", ["processor"], registry=telemetry.registry).labels("limit").inc(9)
+    telemetry.connector_consumed.labels("kpi", "traces").inc(70)
+    telemetry.connector_produced.labels("kpi", "metrics").inc(8)
     Counter("otelgw_connector_flush_failed_metric_points", "", ["connector"],
             registry=telemetry.registry).labels("kpi").inc(11)
     totals = {component: dict(values) for component, values in _totals(telemetry).items()}
@@ -113,7 +116,7 @@ def test_totals_read_every_family_into_its_component() -> None:
                                             "latency_count": 2}
     assert totals["processor:batch"] == {"in": 50, "out": 40}
     assert totals["processor:limit"] == {"refused": 9}
-    assert totals["connector:kpi"] == {"errors": 11}
+    assert totals["connector:kpi"] == {"in": 70, "out": 8, "errors": 11}
     assert totals["*:batch"] == {"dropped:filtered": 4}
 
 
@@ -139,3 +142,79 @@ def test_a_kpi_series_that_ended_leaves_the_board() -> None:
     assert [(k["name"], k["labels"], k["value"]) for k in board.snapshot()] == [("shop.success", "store=berlin", 0.75)]
     board.record("kpi/shop", batch(ended=True))
     assert board.snapshot() == []
+
+
+CONNECTORS = textwrap.dedent("""
+    receivers:
+      otlp: {protocols: {http: {endpoint: "127.0.0.1:PORT"}}}
+    processors:
+      batch: {timeout: 1ms}
+    connectors:
+      forward: {}
+      kpi/shop:
+        metrics_flush_interval: 100ms
+        kpis:
+          - {name: shop.checkouts, match: {span_names: [checkout]}}
+    exporters:
+      debug: {}
+    service:
+      telemetry: {metrics: {address: ""}}
+      pipelines:
+        traces: {receivers: [otlp], exporters: [forward, kpi/shop]}
+        traces/out: {receivers: [forward], processors: [batch], exporters: [debug]}
+        metrics: {receivers: [kpi/shop], exporters: [debug]}
+""")
+
+
+async def test_connectors_are_counted_in_and_out(tmp_path: Path) -> None:
+    """A connector's items in and out (otelcol_connector_consumed_items / produced_items), counted by the graph
+    around it, match what reached it and what the next pipeline's exporter sent; top and the page show them."""
+    import sys
+
+    import aiohttp
+
+    sys.path.insert(0, str(Path(__file__).parents[2]))
+    from gwproc import free_port
+
+    port = free_port()
+    path = tmp_path / "gw.yaml"
+    path.write_text(CONNECTORS.replace("PORT", str(port)))
+    service = Service.from_files([str(path)])
+    await service.start()
+    telemetry = service.telemetry
+
+    def value(family: str, **labels: str) -> float:
+        return sum(s.value for m in telemetry.registry.collect() if m.name == family for s in m.samples
+                   if s.name.endswith("_total") and all(s.labels.get(k) == v for k, v in labels.items()))
+
+    try:
+        batch = make_traces(7)
+        for rs in batch.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    span.name = "checkout"
+        async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{port}/v1/traces", data=batch.SerializeToString(),
+                headers={"Content-Type": "application/x-protobuf"}) as answer:
+            assert answer.status == 200
+        for _ in range(100):  # the kpi connector flushes every 100 ms; the stats sample once a second
+            await asyncio.sleep(0.1)
+            if value("otelcol_exporter_sent_metric_points") and len(service.stats._samples) > 1:
+                break
+        await asyncio.sleep(1.1)  # a sample after the flush
+        snapshot = service.stats.snapshot()
+    finally:
+        await service.shutdown()
+    consumed, produced = "otelcol_connector_consumed_items", "otelcol_connector_produced_items"
+    assert value(consumed, connector="forward", otel_signal="traces") == 7
+    assert value(produced, connector="forward", otel_signal="traces") == 7
+    assert value("otelcol_exporter_sent_spans", exporter="debug") == 7
+    assert value(consumed, connector="kpi/shop", otel_signal="traces") == 7
+    points = value(produced, connector="kpi/shop", otel_signal="metrics")
+    assert points > 0 and points == value("otelcol_exporter_sent_metric_points", exporter="debug")
+    components = {(c["kind"], c["id"]): c for c in snapshot["components"]}
+    assert (components[("connector", "forward")]["in_total"], components[("connector", "forward")]["out_total"]) \
+        == (7, 7)
+    assert components[("connector", "kpi/shop")]["in_total"] == 7
+    # it flushes every 100 ms: the snapshot (sampled up to a second before the end) saw some of the flushes
+    assert 0 < components[("connector", "kpi/shop")]["out_total"] <= points
