@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -198,6 +200,14 @@ def _print_warnings(warnings: Sequence[str]) -> None:
         print(f"warning: {redact(message)}", file=sys.stderr)
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of a closed pipe does not print an error."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0].startswith(("--config", "--set", "--feature-gates")):
@@ -241,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         print(f"plugin error: {redact(str(exc))}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # the reader left (``otelgw alerts rules | head``): stop quietly, as other tools do
+        _quiet_stdout()
+        return 141  # what a shell reports for a writer ended by SIGPIPE
     except OSError as exc:  # a port in use, an unwritable file: one line, no traceback
         print(f"otelgw: {redact(str(exc))}", file=sys.stderr)
         return 1

@@ -112,3 +112,19 @@ def test_run_logs_what_components_say_while_they_are_created(write_yaml, monkeyp
     assert main(["run", "--config", path]) == 0
     records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
     assert any(r["logger"] == "otelgw.processor.redaction" and "prefilter cannot help" in r["msg"] for r in records)
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly():
+    """``otelgw ... | head``: when the pipe's reader is gone, no error and no traceback, exit 141 as for SIGPIPE."""
+    process = subprocess.Popen([sys.executable, "-m", "gateway", "components", "--json"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before it writes anything: its first write finds no reader
+    try:
+        stderr = process.stderr.read().decode()
+        assert process.wait(60) == 141, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert stderr == ""
