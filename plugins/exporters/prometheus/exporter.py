@@ -86,8 +86,11 @@ class PrometheusExporter:
         self._failed = root.exporter_send_failed["metric_points"].labels(name)
         metrics = _metrics(settings.telemetry.registry)
         metrics.series.labels(name).set_function(lambda: len(self.store))
-        self._refused = {reason: metrics.refused.labels(name, reason)
-                         for reason in ("max_series", "type_conflict", "untranslatable")}
+        reasons = ("max_series", "type_conflict", "untranslatable")
+        self._refused = {reason: metrics.refused.labels(name, reason) for reason in reasons}
+        # A refused point is also a dropped one, so top, the status page and the shutdown report name this exporter
+        dropped = settings.telemetry.dropped
+        self._dropped = {reason: dropped(reason, Signal.METRICS) for reason in reasons}
         self._seen = {"max_series": 0, "type_conflict": 0, "untranslatable": 0}
         #: The server block adds CORS and response_headers headers to what the handler returns.
         self._adds_headers = bool(config.response_headers or (config.cors and config.cors.allowed_origins))
@@ -118,6 +121,7 @@ class PrometheusExporter:
         except Exception:  # never crash on data: a point we cannot translate is counted, not raised
             self.logger.exception("translating metrics failed")
             self._failed.inc(items)
+            self._dropped["untranslatable"].inc(items)
             return
         self.store.update(points)
         self._sent.inc(items)
@@ -166,6 +170,7 @@ class PrometheusExporter:
         for reason, value in current.items():
             if value > self._seen[reason]:
                 self._refused[reason].inc(value - self._seen[reason])
+                self._dropped[reason].inc(value - self._seen[reason])
                 self._seen[reason] = value
 
     async def _expire_loop(self) -> None:

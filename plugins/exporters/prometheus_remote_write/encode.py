@@ -45,13 +45,17 @@ class Encoder:
         self._last_ms: dict[Labels, int] = {}
         #: Samples dropped because their series already had a sample at that time or later.
         self.dropped_out_of_order = 0
+        #: The points those samples came from (a histogram point is several samples): what the gateway's drop
+        #: accounting counts, in the data points the pipeline counts everywhere else.
+        self.dropped_points_out_of_order = 0
 
     def encode(self, points: Iterable[Point]) -> list[Shard]:
         """The requests for these points, one ``Shard`` per non-empty shard; each shard's requests in order."""
-        series: dict[Labels, list[tuple[int, float, Exemplar | None]]] = {}
+        series: dict[Labels, list[tuple[int, float, Exemplar | None, int]]] = {}
         names: dict[Labels, str] = {}
         families: dict[str, Point] = {}
-        for point in points:
+        dropped: set[int] = set()  # the numbers of the points with a sample dropped
+        for number, point in enumerate(points):
             families.setdefault(point.name, point)
             for sample in point.samples():
                 labels = (("__name__", sample.name), *point.labels)
@@ -62,23 +66,25 @@ class Encoder:
                 if entries is None:
                     entries = series[key] = []
                     names[key] = sample.name
-                entries.append((point.timestamp_ms, sample.value, sample.exemplar))
+                entries.append((point.timestamp_ms, sample.value, sample.exemplar, number))
         pending: list[list[tuple[str, types_pb2.TimeSeries]]] = [[] for _ in range(self.shards)]
         for key, samples in series.items():
-            timeseries = self._timeseries(key, samples)
+            timeseries = self._timeseries(key, samples, dropped)
             if timeseries is not None:
                 shard = zlib.crc32("\xff".join(f"{n}\xfe{v}" for n, v in key).encode()) % self.shards
                 pending[shard].append((names[key], timeseries))
+        self.dropped_points_out_of_order += len(dropped)
         return [self._requests(group, families) for group in pending if group]
 
-    def _timeseries(self, key: Labels, samples: list[tuple[int, float, Exemplar | None]]
-                    ) -> types_pb2.TimeSeries | None:
+    def _timeseries(self, key: Labels, samples: list[tuple[int, float, Exemplar | None, int]],
+                    dropped: set[int]) -> types_pb2.TimeSeries | None:
         samples.sort(key=lambda s: s[0])
         previous = self._last_ms.get(key)
         timeseries = types_pb2.TimeSeries()
-        for ms, value, exemplar in samples:
+        for ms, value, exemplar, number in samples:
             if previous is not None and ms <= previous:
                 self.dropped_out_of_order += 1
+                dropped.add(number)
                 continue
             previous = ms
             timeseries.samples.add(value=value, timestamp=ms)

@@ -26,6 +26,7 @@ from gateway import (
     PermanentError,
     QueueConfig,
     RetryableError,
+    Signal,
     parse_retry_after,
     permanent_http_error,
 )
@@ -73,6 +74,8 @@ class RemoteWriteExporter:
         self._client: HTTPClient | None = None
         self._prepared: dict[int, _Prepared] = {}
         self._send_lock = asyncio.Lock()
+        #: Points whose samples were not newer than the last sent for their series (see encode.py).
+        self._out_of_order = settings.telemetry.dropped("out_of_order", Signal.METRICS)
         queue = config.remote_write_queue
         # One worker: batches must reach the receiver in order; concurrency comes from shards inside a batch.
         self._helper = ExporterHelper(
@@ -102,7 +105,9 @@ class RemoteWriteExporter:
             return prepared
         assert isinstance(batch, ExportMetricsServiceRequest)
         try:
+            dropped_before = self.encoder.dropped_points_out_of_order
             shards = self.encoder.encode(self.translator.translate(batch))
+            self._out_of_order.inc(self.encoder.dropped_points_out_of_order - dropped_before)
         except Exception as exc:  # a bug or data we cannot translate: retrying would not help
             self.logger.exception("translating metrics failed")
             raise PermanentError(f"cannot translate the batch: {exc}") from exc

@@ -236,6 +236,8 @@ async def test_new_series_beyond_the_cap_are_refused_and_counted():
     assert body.count("requests{") == 3 and 'user="0"} 99.0' in body
     assert telemetry.registry.get_sample_value("otelgw_exporter_prometheus_refused_points_total",
                                                {"exporter": "prometheus", "reason": "max_series"}) == 7
+    assert telemetry.registry.get_sample_value("otelgw_component_dropped_items_total", {
+        "component": "prometheus", "otel_signal": "metrics", "reason": "max_series"}) == 7
     assert telemetry.registry.get_sample_value("otelgw_exporter_prometheus_series", {"exporter": "prometheus"}) == 3
     assert telemetry.registry.get_sample_value("otelcol_exporter_sent_metric_points_total",
                                                {"exporter": "prometheus"}) == 11
@@ -254,6 +256,8 @@ async def test_one_name_with_two_types_keeps_the_first():
     assert "# TYPE thing gauge" in body and "thing_bucket" not in body
     assert telemetry.registry.get_sample_value("otelgw_exporter_prometheus_refused_points_total",
                                                {"exporter": "prometheus", "reason": "type_conflict"}) == 1
+    assert telemetry.registry.get_sample_value("otelgw_component_dropped_items_total", {
+        "component": "prometheus", "otel_signal": "metrics", "reason": "type_conflict"}) == 1
 
 
 async def test_serves_https_with_a_certificate():

@@ -198,11 +198,16 @@ async def test_samples_not_newer_than_the_last_sent_are_dropped_not_sent(receive
         await instance.consume_metrics(request(number_metric("gauge", value=1, time=T0 + 5 * SEC)))
         await instance.consume_metrics(request(number_metric("gauge", value=2, time=T0 + 3 * SEC)))  # late
         await instance.consume_metrics(request(number_metric("gauge", value=3, time=T0 + 6 * SEC)))
+        # a late histogram point: its bucket, sum and count samples are all dropped, and it is one point dropped
+        await instance.consume_metrics(request(histogram_metric([1, 5], [1, 1, 1], time=T0 + 5 * SEC)))
+        await instance.consume_metrics(request(histogram_metric([1, 5], [1, 1, 1], time=T0 + 4 * SEC)))
     finally:
         await instance.shutdown()
     [samples] = [s for key, s in receiver.series().items() if dict(key)["__name__"] == "requests"]
     assert [v for _, v in samples] == [1, 3]
-    assert instance.encoder.dropped_out_of_order == 1
+    assert instance.encoder.dropped_out_of_order == 1 + 5  # 3 buckets (+Inf included), _sum and _count
+    assert instance.settings.telemetry.registry.get_sample_value("otelgw_component_dropped_items_total", {
+        "component": "prometheusremotewrite", "otel_signal": "metrics", "reason": "out_of_order"}) == 2
 
 
 async def test_a_retry_resends_only_the_failed_shard_and_never_recounts_deltas(receiver):
