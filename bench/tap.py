@@ -8,12 +8,13 @@ measured in the same run, in rounds of back-to-back pairs in ABBA order (A B, B 
 falls on both alike):
 
 - N rounds before anything is tapped: B's throughput over A's, per round (the two processes' own difference);
-- one run of B with a tap attached (``GET /api/tap?component=batch``, 100 items/s sampled, read and thrown away);
-  then the tap is detached (checked: ``taps_attached`` is 0 in ``/api/stats``);
+- N rounds with a tap attached to B (``GET /api/tap?component=batch``, 100 items/s sampled, read and thrown
+  away, as ``otelgw tap`` does); then the tap is detached (checked: ``taps_attached`` is 0 in ``/api/stats``);
 - N rounds again: B over A once more.
 
 The cost of a detached tap is the median B/A ratio after against the median before (a difference of
-differences: the machine's drift and the processes' own difference cancel out).
+differences: the machine's drift and the processes' own difference cancel out); the cost of an attached one is
+the median B/A ratio while attached against the same median before.
 
     python -m bench.tap [--requests 1000] [--concurrency 64] [--rounds 6]
 """
@@ -114,8 +115,8 @@ async def _rounds(sink: CountingSink, a: _Gateway, b: _Gateway, rounds: int, req
 
 
 async def run(requests: int, concurrency: int, spans: int, rounds: int
-              ) -> tuple[dict[str, list[float]], list[float], list[float]]:
-    """Figures per gateway, and the rounds' B/A ratios before the tap and after it was detached."""
+              ) -> tuple[dict[str, list[float]], list[float], list[float], list[float]]:
+    """Figures per gateway, and the rounds' B/A ratios before the tap, while attached and after it was detached."""
     sink = CountingSink()
     await sink.server.start()
     workdir = Path(tempfile.mkdtemp(prefix="otelgw-bench-tap-"))
@@ -137,7 +138,10 @@ async def run(requests: int, concurrency: int, spans: int, rounds: int
                         pass
 
                 reader = asyncio.create_task(drain())
-                figures["B tap attached (100 items/s)"].append(await b.measure(sink, requests, concurrency, spans))
+                attached = await _rounds(sink, a, b, rounds, requests, concurrency, spans, figures,
+                                         "B tap attached (100 items/s)")
+                if reader.done():  # the stream ended early: the rounds did not measure an attached tap
+                    raise RuntimeError(f"the tap's stream ended during the attached rounds: {reader.exception()}")
                 reader.cancel()
             for _ in range(100):  # the gateway notices the client left and detaches
                 if await b.taps_attached(session) == 0:
@@ -150,15 +154,15 @@ async def run(requests: int, concurrency: int, spans: int, rounds: int
         a.stop()
         b.stop()
         await sink.server.stop(None)
-    return figures, before, after
+    return figures, before, attached, after
 
 
 def main() -> None:
     args, _payloads, ceiling = prepare(__doc__, requests=1000, options=lambda parser: parser.add_argument(
-        "--rounds", type=int, default=6, help="rounds before the tap and after it (default 6 each)"))
-    figures, before, after = asyncio.run(run(args.requests, args.concurrency, args.spans, args.rounds))
+        "--rounds", type=int, default=6, help="rounds before the tap, while attached and after it (default 6 each)"))
+    figures, before, attached, after = asyncio.run(run(args.requests, args.concurrency, args.spans, args.rounds))
     print(heading("tap"))
-    print(f"  workload: {args.rounds} + {args.rounds} interleaved rounds of {args.requests} requests x {args.spans} "
+    print(f"  workload: 3 x {args.rounds} interleaved rounds of {args.requests} requests x {args.spans} "
           f"spans per gateway, concurrency {args.concurrency}; OTLP/gRPC -> memory_limiter -> batch -> OTLP/gRPC")
     print(f"  ceiling (parse + serialize, 1 core):     {ceiling:>10,.0f} spans/s")
     base = statistics.median(figures["A never tapped"])
@@ -169,8 +173,10 @@ def main() -> None:
               f"{median / base - 1:+.1%} vs A)")
     cost = statistics.median(after) / statistics.median(before) - 1
     spread = [r / statistics.median(before) - 1 for r in after]
-    print(f"  B/A per round, median: {statistics.median(before):.3f} before the tap, {statistics.median(after):.3f} "
-          f"after it was detached")
+    print(f"  B/A per round, median: {statistics.median(before):.3f} before the tap, "
+          f"{statistics.median(attached):.3f} while attached, {statistics.median(after):.3f} after it was detached")
+    attached_cost = statistics.median(attached) / statistics.median(before) - 1
+    print(f"  attached tap (100 items/s): {attached_cost:+.1%} (a negative figure is a cost)")
     print(f"  detached tap: {cost:+.1%} (a negative figure is a cost; the rounds after it range "
           f"{min(spread):+.1%} to {max(spread):+.1%} against the ratio before)")
 

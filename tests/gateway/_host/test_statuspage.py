@@ -205,6 +205,9 @@ async def test_status_page_shows_error_rates(page: tuple[DevTools, GatewayProces
         assert await wait_for(devtools, "document.querySelector('#graph g[data-key=\"exporter:otlp_http/backend\"] "
                                         "rect').classList.contains('failing')")
         assert await devtools.evaluate(row("exporter:debug", "error-rate")) == "0.0%"
+        # the exporter's failures are listed under recent errors, with the component that logged them
+        assert await wait_for(devtools, "[...document.querySelectorAll('#errors tbody tr')].some(tr => "
+                                        "tr.cells[2].textContent === 'otlp_http/backend')")
     finally:
         stop.set()
         await sender
