@@ -218,3 +218,51 @@ async def test_connectors_are_counted_in_and_out(tmp_path: Path) -> None:
     assert components[("connector", "kpi/shop")]["in_total"] == 7
     # it flushes every 100 ms: the snapshot (sampled up to a second before the end) saw some of the flushes
     assert 0 < components[("connector", "kpi/shop")]["out_total"] <= points
+
+
+GATEWAY_VIEW = textwrap.dedent("""
+    receivers:
+      otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}
+    processors:
+      memory_limiter: {check_interval: 1s, limit_mib: 4000, spike_limit_mib: 800}
+    exporters:
+      debug: {}
+    service:
+      telemetry: {metrics: {address: ""}}
+      pipelines:
+        traces: {receivers: [otlp], processors: [memory_limiter], exporters: [debug]}
+""")
+
+
+async def test_the_gateway_line_memory_against_the_limits_lag_and_config_generation(tmp_path: Path) -> None:
+    """The gateway view of top and the page: resident memory next to the memory_limiter's soft and hard limits,
+    the event loop's lag, uptime, taps attached and the config generation, which a reload moves on."""
+    from rich.console import Console
+
+    from gateway._host.stats import resident_bytes
+
+    path = tmp_path / "gw.yaml"
+    path.write_text(GATEWAY_VIEW)
+    service = Service.from_files([str(path)])
+    await service.start()
+    try:
+        await asyncio.sleep(1.2)  # one sample of the loop's lag
+        before = service.stats.snapshot()["gateway"]
+        path.write_text(GATEWAY_VIEW.replace("limit_mib: 4000", "limit_mib: 6000"))
+        assert (await service.reload()).ok
+        snapshot = service.stats.snapshot()
+        after = snapshot["gateway"]
+    finally:
+        await service.shutdown()
+    mib = 1024 * 1024
+    assert (before["limit_bytes"], before["soft_limit_bytes"]) == (4000 * mib, 3200 * mib)
+    assert (after["limit_bytes"], after["soft_limit_bytes"]) == (6000 * mib, 5200 * mib)  # the new limiter's
+    assert (before["config_generation"], after["config_generation"]) == (0, 1)
+    assert 0 < before["rss_bytes"] <= resident_bytes() * 2 and before["taps_attached"] == 0
+    assert before["healthy"] is True and before["uptime_s"] >= 1.0
+    assert 0 <= before["loop_lag_ms"] <= before["loop_lag_max_ms"]
+    console = Console(width=200, record=True)
+    console.print(render({"stats": snapshot, "alerts": None}))
+    text = console.export_text()
+    assert "(soft 5200 MiB, hard 6000 MiB)" in text and "config generation 1" in text
+    assert f"RSS {after['rss_bytes'] / mib:.0f} MiB" in text and "loop lag" in text
