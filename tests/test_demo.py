@@ -254,3 +254,48 @@ def test_top_takes_the_terminal_while_the_demo_plays_and_q_quits_both(tmp_path: 
             with contextlib.suppress(ProcessLookupError):
                 os.kill(gateway_pid, signal.SIGKILL)
         os.close(leader)
+
+
+def test_a_killed_demo_takes_its_gateway_with_it_and_prints_no_grpc_fork_noise(tmp_path: Path) -> None:
+    """The demo's gateway asks for SIGTERM when the demo dies (even by SIGKILL) and drains; the demo starts it with
+    no preexec_fn, so gRPC's fork handlers print nothing ("skipping fork() handlers") among the demo's lines."""
+    ports = {name: free_port() for name in ("grpc", "http", "prometheus", "metrics", "health", "admin")}
+    env = {**os.environ, "OTELGW_STATE_DIR": str(tmp_path)}
+    for name in ("grpc", "http", "prometheus", "health", "admin"):
+        env[f"OTELGW_{name.upper()}_ENDPOINT"] = f"127.0.0.1:{ports[name]}"
+    env["OTELGW_METRICS_ADDRESS"] = f"127.0.0.1:{ports['metrics']}"
+    demo = subprocess.Popen([sys.executable, "-m", "gateway", "demo", "all", "--speed", "60"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert demo.stdout is not None
+    output: list[str] = []
+    gateway_pid = None
+    gateway_gone = False
+    try:
+        deadline = time.monotonic() + 120
+        while not any("tail sampling kept" in line for line in output):  # traffic flows through the gateway
+            assert demo.poll() is None and time.monotonic() < deadline, "".join(output)
+            output.append(demo.stdout.readline())
+        gateway_pid = started_gateway(output)
+        assert gateway_pid is not None
+        demo.kill()
+        demo.wait()
+        deadline = time.monotonic() + 60
+        while True:  # the gateway got SIGTERM, drained and exited (it is reaped by init, not by us)
+            try:
+                os.kill(gateway_pid, 0)
+                with open(f"/proc/{gateway_pid}/stat") as stat:
+                    if stat.read().split(") ", 1)[1].startswith("Z"):
+                        break
+            except (ProcessLookupError, FileNotFoundError):
+                break
+            assert time.monotonic() < deadline, "the demo's gateway outlived the demo"
+            time.sleep(0.2)
+        gateway_gone = True
+        assert not any("fork" in line for line in output), "".join(output)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        if gateway_pid is not None and not gateway_gone:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(gateway_pid, signal.SIGKILL)

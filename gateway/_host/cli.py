@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway._host import cli_ottl, cli_tap, cli_top, gcpolicy, scaffold
+from gateway._host.children import die_with_starter
 from gateway._host.config import GatewayConfig
 from gateway._host.confmap import set_option_source
 from gateway._host.demo import cli as cli_demo
@@ -209,6 +210,7 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    die_with_starter()  # started by the demo: end with it (gateway._host.children)
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0].startswith(("--config", "--set", "--feature-gates")):
         arguments.insert(0, "run")  # the Collector's root command runs the gateway

@@ -35,7 +35,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from gateway._host.admin import default_token_file
-from gateway._host.children import die_with_parent
+from gateway._host.children import started_by_me
 from gateway._host.cli_admin import AdminClient, add_admin_options
 
 from . import SCENARIOS
@@ -122,8 +122,9 @@ class _Gateway:
             command += ["--config", str(path)]
         with self.log_path.open("wb") as log:
             # Its own session: a Ctrl-C in the terminal reaches the demo, which stops the traffic first.
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True, preexec_fn=die_with_parent)
+            # It ends if the demo is killed (gateway._host.children).
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            env=started_by_me(env), start_new_session=True)
 
     def wait_listening(self, endpoints: list[str], stop: threading.Event, limit: float = 120.0) -> bool:
         deadline = time.monotonic() + limit
@@ -290,7 +291,7 @@ def _play_under_top(args: argparse.Namespace, scenarios: tuple[str, ...], grpc: 
     if args.token:  # through the environment, not the command line that ps shows
         env["OTELGW_ADMIN_TOKEN"] = args.token
     # Same session and terminal: Ctrl-C reaches it as it reaches the demo; and it ends if the demo is killed.
-    top = subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
+    top = subprocess.Popen(command, env=started_by_me(env))
     while top.poll() is None and player.is_alive():
         stop.wait(0.2)
     stop.set()
