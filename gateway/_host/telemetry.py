@@ -7,7 +7,6 @@ dashboards work; metrics the Collector has no name for start with ``otelgw_``. E
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway._host import gcpolicy
 from gateway._host.redact import RedactingFilter
 from gateway.component import ComponentID, Kind, Signal
 
@@ -221,7 +221,7 @@ class Telemetry:
             ["exporter", "data_type"], registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         Gauge("otelgw_gc_frozen_objects", "Objects the garbage collector no longer visits (gateway._host.gcpolicy).",
-              registry=r).set_function(gc.get_freeze_count)
+              registry=r).set_function(gcpolicy.frozen_objects)
 
     def for_component(self, kind: Kind, cid: ComponentID, signal: Signal | None = None) -> ComponentTelemetry:
         return ComponentTelemetry(self, kind, cid, signal)
