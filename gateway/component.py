@@ -320,6 +320,12 @@ class Factory:
     #: when something in a pipeline it feeds may change batches in place, and the graph decides that; its own
     #: ``mutates_data`` is ignored.
     passes_batches_on: bool = False
+    #: Connectors: True when its state must see the items of every worker of ``otelgw run --workers N`` (a KPI
+    #: whose events arrive on connections other workers serve). Worker 0 then runs it for the whole gateway; every
+    #: other worker neither starts it nor feeds it, but hands what reaches it to worker 0 and answers once worker
+    #: 0 accepted. A connector may define ``owner_share(signal, batch)``, returning the part of a batch its state
+    #: can use (or None for none of it), so the rest does not travel.
+    single_owner: bool = False
 
     def create_fn(self, signal: Signal) -> Callable[..., Component] | None:
         """The create function of ``signal``; its arguments depend on the kind (see above)."""

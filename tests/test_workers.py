@@ -480,6 +480,84 @@ async def test_span_metrics_through_workers_add_up_in_the_prometheus_view(tmp_pa
         gateway.kill()
 
 
+def _desk_events(logins: int, logouts: int, errors_every: int) -> ExportTraceServiceRequest:
+    """Agents logging in and out, each event a trace of its own (so routing by trace would scatter them), and a
+    few spans no KPI reads."""
+    request = make_traces(logins + logouts + 5, spans_per_trace=1, service="desk")
+    for i, span in enumerate(request.resource_spans[0].scope_spans[0].spans):
+        if i < logins:
+            span.name = "agent.login"
+            if errors_every and i % errors_every == 0:
+                span.status.code = 2
+        elif i < logins + logouts:
+            span.name = "agent.logout"
+    return request
+
+
+async def test_kpis_are_kept_by_one_worker_for_the_whole_gateway(tmp_path: Path) -> None:
+    """kpi is a single-owner connector: with 2 workers, logins and logouts arriving on connections both workers
+    serve give one up/down counter and one ratio, kept by worker 0, over every event; the other worker handed over
+    its share (and only the spans some KPI reads)."""
+    ports = {**_ports(), "prom": free_port()}
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent(f"""
+        extensions:
+          health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
+        receivers:
+          otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:{ports['grpc']}"}}}}}}
+        connectors:
+          kpi/desk:
+            metrics_flush_interval: 100ms
+            kpis:
+              - name: desk.agents.available
+                type: updown
+                match: {{span_names: [agent.login, agent.logout]}}
+                increment: {{span_names: [agent.login]}}
+                decrement: {{span_names: [agent.logout]}}
+              - name: desk.login.success
+                type: ratio
+                unit: "1"
+                match: {{span_names: [agent.login]}}
+                numerator: {{status_codes: [ok, unset]}}
+        exporters:
+          prometheus: {{endpoint: "127.0.0.1:{ports['prom']}"}}
+        service:
+          extensions: [health_check]
+          telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [kpi/desk]}}
+            metrics: {{receivers: [kpi/desk], exporters: [prometheus]}}
+    """))
+    gateway = GatewayProcess(config, ports, tmp_path / "gateway.log")
+    try:
+        gateway.start("--workers", "2")
+        await asyncio.to_thread(gateway.wait_ready, 60)
+        for _ in range(10):  # 10 connections: both workers receive; 20 logins (4 failed) and 10 logouts each
+            await asyncio.to_thread(_send_alone, ports["grpc"], _desk_events(20, 10, errors_every=5))
+        deadline = time.monotonic() + 60
+        pattern = r'^desk_{}\{{worker="(\d)"[^}}]*\}} (\S+)$'
+        while True:
+            _, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{ports['prom']}/metrics")
+            text = body.decode()
+            available = dict(re.findall(pattern.format("agents_available"), text, re.M))
+            success = dict(re.findall(pattern.format("login_success_ratio"), text, re.M))
+            if (available.get("0") == "100.0" and success) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert available == {"0": "100.0"}, text[-3000:]  # 200 logins - 100 logouts, one series, worker 0's
+        assert {worker: float(value) for worker, value in success.items()} == {"0": 0.8}, text[-3000:]
+        sent = _per_worker(gateway, "otelgw_worker_routed_items_total")
+        assert sent.get("1", 0) > 0, sent  # worker 1 took connections and handed their events over
+        # Only KPI spans travel: 30 of the 35 spans of each request worker 1 took.
+        _, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{ports['metrics']}/metrics")
+        handed = re.findall(r'^otelgw_worker_routed_items_total\{worker="1",[^}]*direction="sent"[^}]*\} (\S+)$',
+                            body.decode(), re.M)
+        assert handed and float(handed[0]) % 30 == 0, handed
+        assert await asyncio.to_thread(gateway.stop) == 0, gateway.log()
+    finally:
+        gateway.kill()
+
+
 # ---------------------------------------------------------------------------------------------- the admin view
 
 

@@ -26,6 +26,7 @@ from gateway._host.counted import counted
 from gateway._host.fanout import FanOut, Inlet
 from gateway._host.plan import NodeKey, Plan, PlannedNode, plan, reusable
 from gateway._host.telemetry import Telemetry
+from gateway._host.workers.owner import OwnerRouted
 from gateway.component import ComponentID, ComponentSettings, Draining, Kind, Signal
 from gateway.host import Host, Status
 from gateway.wirebytes import ForgetWireBytes
@@ -76,6 +77,7 @@ class Graph:
         self._fanouts: dict[PipelineID, FanOut] = {}
         self._inlets: dict[NodeKey, Inlet] = {}
         self._retargets: list[tuple[Inlet, list[tuple[Any, bool]]]] = []
+        self._single_owner: dict[tuple[str, Signal], OwnerRouted] = {}
         for node in self.plan.nodes:
             self._add(node)
         self._previous = None  # only needed while building: a chain of graphs would keep every old one alive
@@ -168,6 +170,10 @@ class Graph:
                     create = cc.factory.connectors.get((key.signal, key.out_signal))
                 assert create is not None
                 component = create(self._settings(kind, key.id, key.signal), cc.config, next_consumer)
+                if kind is Kind.CONNECTOR and cc.factory.single_owner:
+                    component = OwnerRouted(component, str(key.id), key.signal)
+            if isinstance(component, OwnerRouted):
+                self._single_owner[(str(key.id), key.signal)] = component
             self._outputs[key] = (next_consumer, outlet)
             outlets = [outlet]
         self._components[key] = component
@@ -207,6 +213,10 @@ class Graph:
     def inlet(self, receiver: str, signal: Signal) -> Inlet | None:
         """The fan-out of receiver ``receiver`` for ``signal``; None when no pipeline of the signal lists it."""
         return self._inlets.get(NodeKey(Kind.RECEIVER, ComponentID.parse(receiver), signal))
+
+    def single_owner(self, connector_id: str, in_signal: Signal) -> OwnerRouted | None:
+        """The single-owner connector ``connector_id`` taking ``in_signal`` (``workers.owner``), if configured."""
+        return self._single_owner.get((connector_id, in_signal))
 
     def find(self, kind: Kind, component_id: str, signal: Signal | None = None) -> Any:
         """The component object for ``kind`` and id (unwrapping shared ones); for tests and tools."""

@@ -7,7 +7,7 @@ the supervisor's token) and combines the answers:
 - ``GET /api/stats``: counters, rates and queue sizes are summed per component; the error rate is weighted by
   the items that arrived; latency is the mean of the workers that sent; health is the worst worker's. Memory is
   the sum of the workers' (each has its own memory_limiter). KPIs and recent errors carry a ``worker`` field:
-  each worker computes KPIs over the traces it owns, and a ratio cannot be summed.
+  the KPIs are worker 0's, which keeps them for the whole gateway (``workers.owner``).
 - ``GET /api/tap``: a tap on every worker at ``rate / N`` each, their lines interleaved as they come, each with
   its ``worker``; ``limit`` is applied to the total; the stream ends when every worker's has.
 - ``/api/alerts...``: alerts of every worker (each evaluates the series it owns); a silence is created with one

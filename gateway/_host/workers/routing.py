@@ -14,6 +14,8 @@ Contract:
   every owner holds its items, exactly as if one process had taken the whole request.
 - Only signals whose pipelines hold a component that needs whole traces or series are routed
   (``STATEFUL_TYPES``); everything else stays in the worker that received it, at no cost.
+- The same frames carry what a single-owner connector takes (``workers.owner``) to worker 0: the receiver id is
+  then ``connector:<id>``.
 
 Frames on a connection (one request at a time; a sender opens more connections for more concurrency):
 request ``!IBH`` (payload length, signal, receiver id length), receiver id, payload; answer ``!BdI`` (outcome,
@@ -42,8 +44,9 @@ __all__ = ["STATEFUL_TYPES", "Router", "active", "split", "split_trace_bytes"]
 
 log = logging.getLogger("otelgw.workers")
 
-#: Component types whose state must see every item of a trace (or series): their signal is routed.
-STATEFUL_TYPES = frozenset({"tail_sampling", "span_metrics", "kpi", "alerts"})
+#: Component types whose state must see every item of a trace (or series): their signal is routed. (``kpi``
+#: needs more, every item of the gateway: it runs in one worker, ``Factory.single_owner``, see ``workers.owner``.)
+STATEFUL_TYPES = frozenset({"tail_sampling", "span_metrics", "alerts"})
 
 _REQUEST = struct.Struct("!IBH")
 _ANSWER = struct.Struct("!BdI")
@@ -201,6 +204,11 @@ class Router:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    async def hand_to(self, owner: int, target: str, signal: Signal, payload: bytes, items: int) -> None:
+        """Hand serialized ``payload`` to ``target`` in worker ``owner`` (a single-owner connector, see
+        ``workers.owner``); returns once it was accepted there, raises its refusal otherwise."""
+        await self._send(owner, target, signal, payload, items)
 
     @staticmethod
     async def _local_piece(local: Local, signal: Signal, piece: bytes) -> None:

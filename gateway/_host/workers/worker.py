@@ -46,6 +46,13 @@ class WorkerRole:
         return signal in self._routed_for[1]
 
     async def _deliver(self, receiver: str, signal: Signal, batch: Batch) -> None:
+        if receiver.startswith("connector:"):  # for a single-owner connector that runs here (workers.owner)
+            connector = self.service.graph.single_owner(receiver.partition(":")[2], signal)
+            if connector is None:
+                raise RetryableError(f"worker {self.context.index} has no connector {receiver.partition(':')[2]} "
+                                     f"taking {signal.value} (its configuration is being reloaded?)", retry_after=1.0)
+            await connector.consume_here(batch)
+            return
         inlet = self.service.graph.inlet(receiver, signal)
         if inlet is None:
             raise RetryableError(f"worker {self.context.index} has no {signal.value} pipeline for receiver "

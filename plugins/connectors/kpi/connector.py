@@ -2,22 +2,27 @@
 
 The host creates one connector per input signal; both share one engine (``SharedComponents``), so one KPI pack
 that reads spans and logs has one state, one flush timer and one set of series, as a ratio across both needs.
+With ``otelgw run --workers N`` the KPIs are kept in worker 0 alone (``single_owner``): the other workers hand it
+the spans and records some KPI may take, so an up/down counter or a ratio is the whole gateway's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway import (
+    Batch,
     ComponentSettings,
     FlushingConnector,
     Host,
     MetricsConsumer,
     SharedComponent,
     SharedComponents,
+    Signal,
     Storage,
 )
 
@@ -87,6 +92,14 @@ class KpiConnector:
 
     async def shutdown(self) -> None:
         await self._shared.shutdown()
+
+    def owner_share(self, signal: Signal, batch: Batch) -> Batch | None:
+        """With ``--workers N``, the part of a batch another worker hands to worker 0, where the KPIs are kept
+        (``Factory.single_owner``): the spans or records some KPI may take."""
+        engine = self.component.engine
+        if signal is Signal.TRACES:
+            return engine.offered_traces(cast(ExportTraceServiceRequest, batch))
+        return engine.offered_logs(cast(ExportLogsServiceRequest, batch))
 
     async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
         self.component.add_traces(batch)

@@ -53,6 +53,38 @@ def _gate(kpis: tuple[CompiledKpi, ...]) -> frozenset[str]:
     return frozenset(gate)
 
 
+#: The arguments of ``KpiEngine._offer``: KPIs, name, kind, status code, severity, duration (ns), values, resource.
+_Offer = tuple[tuple[CompiledKpi, ...], str, int, int, int, int, dict[str, Any], dict[str, Any]]
+
+
+def _part(request: Any, offered: Iterator[tuple[int, int, Any, _Offer]], outer: str, middle: str,
+          inner: str) -> Any:
+    """A request of ``request``'s type holding the ``offered`` items under copies of their resource and scope."""
+    chosen: dict[int, dict[int, list[Any]]] = {}
+    count = 0
+    for resource_index, scope_index, item, _ in offered:
+        chosen.setdefault(resource_index, {}).setdefault(scope_index, []).append(item)
+        count += 1
+    if not count:
+        return None
+    resources = getattr(request, outer)
+    if count == sum(len(getattr(scope, inner)) for entry in resources for scope in getattr(entry, middle)):
+        return request  # every item: no copy
+    part = type(request)()
+    for resource_index, scopes in chosen.items():
+        source = resources[resource_index]
+        entry = getattr(part, outer).add()
+        entry.resource.CopyFrom(source.resource)
+        entry.schema_url = source.schema_url
+        for scope_index, items in scopes.items():
+            scope_source = getattr(source, middle)[scope_index]
+            scope = getattr(entry, middle).add()
+            scope.scope.CopyFrom(scope_source.scope)
+            scope.schema_url = scope_source.schema_url
+            getattr(scope, inner).extend(items)
+    return part
+
+
 class _State:
     """One KPI's series: label tuple → cell. Ratios also keep their denominators apart."""
 
@@ -115,17 +147,36 @@ class KpiEngine:
     # ---------------------------------------------------------------- intake
 
     def add_traces(self, request: ExportTraceServiceRequest) -> None:
+        for _, _, _, offer in self._spans_offered(request):
+            self._offer(*offer)
+
+    def add_logs(self, request: ExportLogsServiceRequest) -> None:
+        for _, _, _, offer in self._logs_offered(request):
+            self._offer(*offer)
+
+    def offered_traces(self, request: ExportTraceServiceRequest) -> ExportTraceServiceRequest | None:
+        """The spans of ``request`` some KPI may take, under their resource and scope (``request`` itself when
+        that is all of them; None for none). No other span can change a KPI, so a worker that does not own the
+        KPIs hands on only these (``Factory.single_owner``)."""
+        return _part(request, self._spans_offered(request), "resource_spans", "scope_spans", "spans")
+
+    def offered_logs(self, request: ExportLogsServiceRequest) -> ExportLogsServiceRequest | None:
+        """The log records of ``request`` some KPI may take; as ``offered_traces``."""
+        return _part(request, self._logs_offered(request), "resource_logs", "scope_logs", "log_records")
+
+    def _spans_offered(self, request: ExportTraceServiceRequest) -> Iterator[tuple[int, int, Any, _Offer]]:
+        """(resource index, scope index, span, ``_offer`` arguments) of every span some KPI may take."""
         if not self._by_signal["spans"]:
             return
         needed = self._keys["spans"]
         candidates = self._candidates["spans"]
-        for rs in request.resource_spans:
+        for resource_index, rs in enumerate(request.resource_spans):
             resource = {kv.key: hashable_value(kv.value) for kv in rs.resource.attributes}
             # Gated KPIs need one of a few attribute keys. Whether any span of this resource carries one is
             # decided once on the serialized bytes, so spans that cannot match are skipped unread.
             serialized: bytes | None = None
             present: dict[frozenset[str], bool] = {}
-            for ss in rs.scope_spans:
+            for scope_index, ss in enumerate(rs.scope_spans):
                 for span in ss.spans:
                     self.records += 1
                     name = span.name
@@ -152,15 +203,16 @@ class KpiEngine:
                     values["status.code"] = STATUS_CODES[code] if 0 <= code < 3 else str(code)
                     start, end = span.start_time_unix_nano, span.end_time_unix_nano
                     duration_ns = end - start if end > start else 0
-                    self._offer(kpis, name, kind, code, 0, duration_ns, values, resource)
+                    yield resource_index, scope_index, span, (kpis, name, kind, code, 0, duration_ns, values, resource)
 
-    def add_logs(self, request: ExportLogsServiceRequest) -> None:
+    def _logs_offered(self, request: ExportLogsServiceRequest) -> Iterator[tuple[int, int, Any, _Offer]]:
+        """(resource index, scope index, log record, ``_offer`` arguments) of every record some KPI may take."""
         if not self._by_signal["logs"]:
             return
         needed = self._keys["logs"]
-        for rl in request.resource_logs:
+        for resource_index, rl in enumerate(request.resource_logs):
             resource = {kv.key: hashable_value(kv.value) for kv in rl.resource.attributes}
-            for sl in rl.scope_logs:
+            for scope_index, sl in enumerate(rl.scope_logs):
                 for log in sl.log_records:
                     self.records += 1
                     event = log.event_name
@@ -177,7 +229,8 @@ class KpiEngine:
                     values["event.name"] = event
                     values["severity.text"] = log.severity_text
                     values["severity.number"] = log.severity_number
-                    self._offer(kpis, event, 0, 0, log.severity_number, 0, values, resource)
+                    yield resource_index, scope_index, log, (kpis, event, 0, 0, log.severity_number, 0, values,
+                                                             resource)
 
     def _offer(self, kpis: Iterable[CompiledKpi], name: str, kind: int, code: int, severity: int, duration_ns: int,
                values: dict[str, Any], resource: dict[str, Any]) -> None:

@@ -16,4 +16,6 @@ factory = Factory(
     create_default_config=create_default_config,
     connectors={(Signal.TRACES, Signal.METRICS): create, (Signal.LOGS, Signal.METRICS): create},
     stability=Stability.ALPHA,
+    # Its KPIs add up events of many traces (an up/down counter, a ratio): with --workers N, one worker keeps them.
+    single_owner=True,
 )

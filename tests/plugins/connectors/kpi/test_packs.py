@@ -109,3 +109,50 @@ def test_the_workload_gives_every_documented_value():
         for documented in header_section(pack, "Metrics (Prometheus names)"):
             family = re.split(r"_\{|\{", documented)[0]
             assert family in names, f"{pack}: {family} is documented but not produced"
+
+
+def _samples(engine: KpiEngine, now_ns: int) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return sorted((s.name, tuple(sorted(p.labels)), s.value)
+                  for p in Translator().translate(engine.build(now_ns)) for s in p.samples())
+
+
+@pytest.mark.parametrize("pack", PACKS)
+def test_the_part_a_worker_hands_to_the_kpi_owner_gives_the_same_kpis_as_everything(pack):
+    """With --workers N only worker 0 keeps the KPIs; the others send it what ``offered_traces``/``offered_logs``
+    keep. Fed only that part, an engine gives exactly the KPIs of the whole workload, and the part is smaller."""
+    now = time.time_ns()
+    workload = _load_workload().pack_workload(now)
+    whole, owner, sender = (KpiEngine(pack_config(pack)) for _ in range(3))
+    sent = total = 0
+    for requests, add, offered in ((workload.traces, "add_traces", "offered_traces"),
+                                   (workload.logs, "add_logs", "offered_logs")):
+        for request in requests:
+            getattr(whole, add)(request)
+            part = getattr(sender, offered)(request)
+            total += request.ByteSize()
+            if part is not None:
+                sent += part.ByteSize()
+                getattr(owner, add)(part)
+    assert _samples(owner, now) == _samples(whole, now) != []
+    assert 0 < sent < total
+
+
+def test_the_part_keeps_resources_scopes_and_only_matching_items():
+    from gateway.testing import make_traces
+
+    engine = KpiEngine(pack_config("callcenter"))
+    noise = make_traces(20, service="shop")
+    assert engine.offered_traces(noise) is None  # no callcenter span name: nothing travels
+    workload = _load_workload().pack_workload(time.time_ns())
+    request = next(r for r in workload.traces if engine.offered_traces(r) is not None)
+    mixed = type(request)()
+    mixed.CopyFrom(request)
+    mixed.resource_spans.extend(noise.resource_spans)
+    part = engine.offered_traces(mixed)
+    assert part is not None and part is not mixed
+    kept = {span.SerializeToString() for rs in part.resource_spans for ss in rs.scope_spans for span in ss.spans}
+    assert kept and kept <= {span.SerializeToString() for rs in request.resource_spans
+                             for ss in rs.scope_spans for span in ss.spans}
+    for rs in part.resource_spans:  # each under its own resource and scope
+        source = next(r for r in request.resource_spans if r.resource == rs.resource)
+        assert [ss.scope for ss in rs.scope_spans] == [ss.scope for ss in source.scope_spans][:len(rs.scope_spans)]
