@@ -558,6 +558,86 @@ async def test_kpis_are_kept_by_one_worker_for_the_whole_gateway(tmp_path: Path)
         gateway.kill()
 
 
+def _queue_config(tmp_path: Path, sink: OtlpSink, ports: dict[str, int]) -> Path:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent(f"""
+        extensions:
+          health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
+          file_storage/queue: {{directory: "{tmp_path / 'queue'}", create_directory: true}}
+        receivers:
+          otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:{ports['grpc']}"}}}}}}
+        exporters:
+          otlp:
+            endpoint: {sink.grpc_endpoint}
+            tls: {{insecure: true}}
+            sending_queue: {{storage: file_storage/queue}}
+            retry_on_failure: {{initial_interval: 50ms, max_interval: 100ms, max_elapsed_time: 0}}
+        service:
+          extensions: [health_check, file_storage/queue]
+          telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [otlp]}}
+    """))
+    return config
+
+
+def _gone(config: Path) -> bool:
+    """No process runs this configuration any more (workers die with their supervisor, a moment later)."""
+    return subprocess.run(["pgrep", "-f", str(config)], capture_output=True).returncode != 0
+
+
+async def test_persistent_queues_survive_a_change_of_the_worker_count(tmp_path: Path) -> None:
+    """Each worker keeps its persistent queue in a directory of its own (one directory cannot be locked by two
+    processes). Requests acknowledged by two workers, the backend down, everything SIGKILLed: a gateway restarted
+    on its own takes both workers' queues over and delivers every request; then the way back, one process to two
+    workers, delivers what the single gateway acknowledged."""
+    sink = OtlpSink()
+    await sink.start()
+    ports = _ports()
+    config = _queue_config(tmp_path, sink, ports)
+    queue = tmp_path / "queue"
+    gateway = GatewayProcess(config, ports, tmp_path / "gateway.log")
+    try:
+        for phase, (before, after) in enumerate(((["--workers", "2"], []), ([], ["--workers", "2"]))):
+            sink.clear()
+            sink.fail_next(100_000, message="backend down")
+            gateway.start(*before)
+            await asyncio.to_thread(gateway.wait_ready, 60)
+            names = [f"phase{phase}-{i}" for i in range(12)]
+            for name in names:  # a connection each: with two workers, both take some
+                await asyncio.to_thread(_send_alone, ports["grpc"], make_traces(3, service=name))
+            homes = sorted(p.parent.name for p in queue.glob("*/exporter_otlp_traces"))
+            if before:
+                assert homes == ["worker-0", "worker-1"], homes
+            else:
+                assert (queue / "exporter_otlp_traces").is_dir()
+            gateway.kill()  # SIGKILL, backend still down: everything acknowledged is only on disk
+            deadline = time.monotonic() + 30
+            while not _gone(config) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert sink.item_count(Signal.TRACES) == 0
+            sink.clear()  # the backend is back
+            gateway.start(*after)
+            await asyncio.to_thread(gateway.wait_ready, 60)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                got = {batch.resource_spans[0].resource.attributes[0].value.string_value
+                       for batch in sink.batches(Signal.TRACES)}
+                if got >= set(names):
+                    break
+                await asyncio.sleep(0.1)
+            assert got >= set(names), (sorted(set(names) - got), gateway.log())
+            if after:  # the single gateway's queue is worker 0's now
+                assert not (queue / "exporter_otlp_traces").exists()
+                assert (queue / "worker-0" / "exporter_otlp_traces").is_dir()
+            else:  # both workers' queues merged into the single gateway's
+                assert not list(queue.glob("worker-*")), list(queue.iterdir())
+            assert await asyncio.to_thread(gateway.stop) == 0, gateway.log()
+    finally:
+        gateway.kill()
+        await sink.stop()
+
+
 # ---------------------------------------------------------------------------------------------- the admin view
 
 

@@ -10,6 +10,7 @@ import logging
 import signal as signals
 import uuid
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from gateway._host.statuspage import add_status_page
 from gateway._host.tap import TapHub
 from gateway._host.telemetry import CONTENT_TYPE_LATEST, Telemetry
 from gateway._host.workers import context as workers
+from gateway._host.workers.storage import WORKER_PREFIX, adopt
 from gateway._host.workers.worker import WorkerRole
 from gateway.component import ComponentSettings, Kind
 from gateway.errors import ConfigError
@@ -192,6 +194,12 @@ class Service:
         for cid in ids:
             cc = config.get(Kind.EXTENSION, cid)
             assert cc.factory.create_extension is not None
+            if cc.factory.type == "file_storage":  # data another worker count left behind (workers.storage)
+                context = workers.current()
+                index, count = (context.index, context.count) if context is not None else (0, 1)
+                home = Path(cc.config.directory)
+                base = home.parent if count > 1 and home.name == f"{WORKER_PREFIX}{index}" else home
+                await asyncio.to_thread(adopt, base, index, count, cc.config.fsync)
             settings = ComponentSettings(cid, Kind.EXTENSION, self.telemetry.for_component(Kind.EXTENSION, cid))
             extension = cc.factory.create_extension(settings, cc.config)
             self.host.report_status(Kind.EXTENSION, cid, Status.STARTING)

@@ -52,7 +52,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias, cast
 
 from gateway.client import ClientInfo
 from gateway.component import Batch, Signal
@@ -60,7 +60,7 @@ from gateway.helpers.batching import measure
 from gateway.helpers.walog import HEADER_BYTES, SegmentLog, StorageUnavailable
 from gateway.wirebytes import WireBatch, wire_bytes
 
-__all__ = ["MemoryQueue", "PersistentQueue", "QueueFull", "SendingQueue", "StorageUnavailable"]
+__all__ = ["MemoryQueue", "PersistentQueue", "QueueFull", "SendingQueue", "StorageUnavailable", "merge_queue"]
 
 _ACK_ID = struct.Struct("<Q")
 _ACK_CRC = struct.Struct("<I")
@@ -438,6 +438,26 @@ class PersistentQueue:
             if fd >= 0:
                 os.close(fd)  # closing the lock file releases the flock
                 setattr(self, attr, -1)
+
+
+def merge_queue(source: Path, target: Path, fsync: bool) -> int:
+    """Append the unsent records of the queue in ``source`` to the queue in ``target``, payloads as written (sender
+    metadata included), and return how many. Both directories are locked meanwhile. ``source`` is left as it was:
+    the caller removes it once this returned, so a crash in between means duplicates, never a loss."""
+    unlimited = 1 << 62
+    old = PersistentQueue(source, cast("Callable[[bytes], Queued]", bytes), capacity=unlimited, fsync=fsync)
+    new = PersistentQueue(target, cast("Callable[[bytes], Queued]", bytes), capacity=unlimited, fsync=fsync)
+    old.open()
+    try:
+        new.open()
+        try:
+            for record in old._pending:
+                new._log.append(old._log.read(record.segment, record.offset, record.length))
+            return len(old._pending)
+        finally:
+            new.close()
+    finally:
+        old.close()
 
 
 def _ack(record_id: int) -> bytes:

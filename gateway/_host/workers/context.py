@@ -24,6 +24,8 @@ WORKER_DIR_ENV = "OTELGW_WORKER_DIR"
 WORKER_TOKEN_ENV = "OTELGW_WORKER_ADMIN_TOKEN"
 #: Where a worker listens for what it must serve itself instead of the configured address: loopback, any port.
 PRIVATE_ENDPOINT = "127.0.0.1:0"
+#: file_storage's default ``directory`` (plugins/extensions/file_storage/config.py).
+DEFAULT_STORAGE_DIRECTORY = "/var/lib/otelgw/file_storage"
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ def _section(parent: dict[str, Any], key: str) -> dict[str, Any]:
 def adjust_config(raw: dict[str, Any]) -> dict[str, Any]:
     """A worker's configuration: the configured files, with every endpoint that is one view of the whole gateway
     (self-metrics, admin, health_check, prometheus exporters, and the debugging extensions) moved to a loopback
-    port of its own. The supervisor serves those addresses and asks each worker. Unchanged outside a worker."""
+    port of its own, and each ``file_storage`` directory to its ``worker-<index>`` subdirectory. The supervisor
+    serves those addresses and asks each worker. Unchanged outside a worker."""
     context = _CURRENT
     if context is None or context.count < 2:
         return raw
@@ -139,6 +142,19 @@ def adjust_config(raw: dict[str, Any]) -> dict[str, Any]:
     admin = service.get("admin")
     if isinstance(admin, dict) and admin.get("endpoint"):
         admin.update(endpoint=PRIVATE_ENDPOINT, token=context.admin_token)
+    # A persistent queue's directory is locked by one process: each worker keeps its data apart (workers.storage).
+    extensions = raw.get("extensions")
+    if isinstance(extensions, dict):
+        for cid, section in extensions.items():
+            if str(cid).split("/", 1)[0] == "file_storage":
+                section = _section(extensions, cid)
+                base = Path(str(section.get("directory") or DEFAULT_STORAGE_DIRECTORY))
+                if base.is_dir():  # else the extension names the missing base (or creates it, then this)
+                    home = base / f"worker-{context.index}"
+                    home.mkdir(mode=0o750, exist_ok=True)
+                    section["directory"] = str(home)
+                elif section.get("create_directory"):
+                    section["directory"] = str(base / f"worker-{context.index}")
     for kind, types in (("extensions", ("health_check", "zpages", "pprof")), ("exporters", ("prometheus",))):
         components = raw.get(kind)
         if not isinstance(components, dict):
