@@ -74,7 +74,8 @@ class Host(Protocol):
       (``Storage``, ``Authenticator``, ``ClientAuthenticator``), or a ``ConfigError`` under ``setting``;
     - ``report_status``: a component's own status (``Status``), shown by health_check, zpages and ``otelgw top``;
     - ``ready``, ``healthy()``, ``component_status()``: the gateway's health, for health endpoints;
-    - ``admin``: the admin endpoint's routes; ``stats``: the whole gateway's figures (None until it runs).
+    - ``admin``: the admin endpoint's routes; ``stats``: the whole gateway's figures (None until it runs);
+    - ``drain_deadline``: while the gateway shuts down, when (``time.monotonic()``) its grace period ends.
     """
 
     @property
@@ -87,6 +88,13 @@ class Host(Protocol):
 
     @property
     def stats(self) -> GatewayStats | None: ...
+
+    @property
+    def drain_deadline(self) -> float | None:
+        """Set when shutdown begins under ``--grace-period``: the ``time.monotonic()`` by which components must
+        have let go of what they hold (a little before the grace period ends, so what could not be delivered is
+        still counted and logged). None otherwise (running, reloading, or no grace period)."""
+        ...
 
     def extension(self, component_id: ComponentID | str, protocol: type[_P], setting: str) -> _P:
         """The extension ``component_id`` as a ``protocol``. Raises ``ConfigError`` under the config key

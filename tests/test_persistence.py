@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import sys
 import textwrap
 import time
@@ -94,6 +95,58 @@ async def test_sigkill_with_backend_down_loses_nothing(tmp_path: Path) -> None:
               f"duplicate requests: {duplicates}")
         assert duplicates == 0  # the backend took nothing before the kill, so nothing can repeat
         assert gateway.stop() == 0  # SIGTERM drains within the grace period
+    finally:
+        gateway.kill()
+        await sink.stop()
+
+
+async def test_sigterm_keeps_retrying_an_in_memory_queue_until_the_grace_period_ends(tmp_path: Path) -> None:
+    """In-memory sending queue, backend down when SIGTERM comes and back 8 s later: the exporter keeps retrying
+    within --grace-period (not only its own 5 s of drain), so every acknowledged span arrives and the exit is
+    clean. A persistent queue would keep the rest on disk instead and stop at once."""
+    sink = OtlpSink()
+    await sink.start()
+    sink.fail_next(100_000, message="backend down")
+    ports = {name: free_port() for name in ("http", "health", "metrics")}
+    config = tmp_path / "gateway.yaml"
+    config.write_text(textwrap.dedent(f"""
+        extensions:
+          health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
+        receivers:
+          otlp: {{protocols: {{http: {{endpoint: "127.0.0.1:{ports['http']}"}}}}}}
+        exporters:
+          otlp:
+            endpoint: {sink.grpc_endpoint}
+            tls: {{insecure: true}}
+            retry_on_failure: {{initial_interval: 1s, max_interval: 2s, max_elapsed_time: 0}}
+        service:
+          extensions: [health_check]
+          telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
+          pipelines:
+            traces: {{receivers: [otlp], exporters: [otlp]}}
+    """))
+    gateway = GatewayProcess(config, ports, tmp_path / "gateway.log").start("--grace-period", "30")
+    try:
+        await asyncio.to_thread(gateway.wait_ready)
+        sent = 0
+        for i in range(10):
+            batch = make_traces(5, service=f"req-{i}")
+            sent += 5
+            status, body = await asyncio.to_thread(
+                http_post, f"http://127.0.0.1:{ports['http']}/v1/traces", batch.SerializeToString(),
+                {"Content-Type": "application/x-protobuf"})
+            assert status == 200, body
+        await wait_for(lambda: len(sink.received(Signal.TRACES)) >= 1, 30, "a first failed attempt")
+        stopped = time.monotonic()
+        gateway.send_signal(signal.SIGTERM)
+        await asyncio.sleep(8)  # longer than the exporter's own drain of 5 s
+        assert gateway.process is not None and gateway.process.poll() is None  # still retrying
+        sink.clear()  # the backend is back
+        code = await asyncio.to_thread(gateway.process.wait, 60)
+        assert sink.item_count(Signal.TRACES) == sent, gateway.log()
+        assert code == 0, gateway.log()
+        assert time.monotonic() - stopped < 29  # it left once the queue was empty, not at the deadline
+        assert "items were lost" not in gateway.log()
     finally:
         gateway.kill()
         await sink.stop()

@@ -32,6 +32,8 @@ class RunningHost:
         self._status: dict[str, ComponentStatus] = {}
         self.ready = False
         self.stats: GatewayStats | None = None
+        #: Set by ``Service.run`` when shutdown begins (``Host.drain_deadline``).
+        self.drain_deadline: float | None = None
 
     def extension(self, component_id: ComponentID | str, protocol: type[_P], setting: str) -> _P:
         cid = ComponentID.parse(component_id) if isinstance(component_id, str) else component_id

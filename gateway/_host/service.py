@@ -8,6 +8,7 @@ import hashlib
 import importlib.metadata
 import logging
 import signal as signals
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -277,6 +278,10 @@ class Service:
         if watcher is not None:
             watcher.cancel()
         log.info("shutting down")
+        if grace_period is not None:
+            # Exporters keep retrying what they hold until shortly before the grace period ends; the margin is
+            # for counting and logging what could not be delivered before the process is cut off.
+            self.host.drain_deadline = time.monotonic() + grace_period - min(1.0, grace_period / 10)
         try:
             errors = await asyncio.wait_for(self.shutdown(), grace_period)
         except TimeoutError:

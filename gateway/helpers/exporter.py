@@ -295,8 +295,11 @@ class ExporterHelper:
         self._timeout = timeout
         self._retry = retry
         self._num_consumers = queue.num_consumers
-        #: How long shutdown keeps sending what is queued (and retrying) before it drops the rest.
+        #: How long shutdown keeps sending what is queued (and retrying) before it drops the rest, at least: up to
+        #: the end of the gateway's grace period when it has one (``Host.drain_deadline``) and what is queued
+        #: would be lost (a persistent queue keeps it for the next start instead).
         self.drain_timeout = drain_timeout if drain_timeout is not None else max(timeout, 5.0)
+        self._host: Host | None = None
         root, name, data_type = settings.telemetry.root, str(settings.id), self.signal.value
         self._task_name = f"exporter {name} {data_type} sender"
         item = self.signal.item_name
@@ -364,6 +367,7 @@ class ExporterHelper:
                 raise error
 
     async def start(self, host: Host) -> None:
+        self._host = host
         if self._queue_config.storage and self._queue is None:
             self._queue = self._open_persistent_queue(host)
         if self._queue is not None and not self._workers and not self._closing.is_set():
@@ -397,7 +401,12 @@ class ExporterHelper:
         if self._closing.is_set():
             return
         loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + self.drain_timeout
+        drain = self.drain_timeout
+        grace_ends = self._host.drain_deadline if self._host is not None else None
+        if grace_ends is not None and not (self._queue is not None and self._queue.persistent):
+            drain = max(drain, grace_ends - time.monotonic())
+        self.drain_timeout = drain
+        self._deadline = loop.time() + drain
         self._closing.set()  # wakes retries that are sleeping, so they can check the deadline
         self._room.set()  # and senders blocked on a full queue, which are now refused
         if self._queue is None:
