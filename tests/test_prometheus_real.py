@@ -191,8 +191,9 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 async def check_dashboards(prometheus: PrometheusServer, session: aiohttp.ClientSession) -> None:
-    """Every panel query is valid PromQL, and every KPI panel finds series in the workload's data."""
-    deadline = time.monotonic() + 20
+    """Every panel query is valid PromQL, and every KPI panel finds series in the workload's data (waiting up to a
+    minute in all: on a loaded machine the connectors' flushes and Prometheus' scrapes can lag)."""
+    deadline = time.monotonic() + 60
     for name, expr in dashboard_queries():
         while True:
             result = await prometheus.query(session, expr)
