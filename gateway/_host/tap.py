@@ -97,26 +97,50 @@ class Tap:
             self.skipped += 1
 
 
-def _downstream_redaction(graph: Graph, node: Node) -> tuple[list[str], list[str]]:
-    """(redaction processors the node's output has passed, those it has still to pass) in its pipelines."""
+def _redactions(processors: list[ComponentID]) -> list[str]:
+    return [str(p) for p in processors if p.type == "redaction"]
+
+
+def _relayed(graph: Graph, pid: Any, downstream: bool, seen: set[Any]) -> list[str]:
+    """The redaction processors of the pipelines that connectors relay ``pid``'s data to (``downstream``) or from:
+    a pipeline exporting to a connector that keeps the signal (``forward``, routing) hands the same items to the
+    pipelines that connector feeds. Connectors that derive other data (span metrics, KPIs) are not followed."""
     config = graph.config
-    before: list[str] = []
-    after: list[str] = []
+    connectors = {n.id for n in graph.nodes if n.kind is Kind.CONNECTOR and n.out_signal in (None, n.signal)}
+    out: list[str] = []
+    ends = config.pipelines[pid].exporters if downstream else config.pipelines[pid].receivers
+    for connector in ends:
+        if connector not in connectors:
+            continue
+        for other, pipeline in config.pipelines.items():
+            if other in seen or other.signal is not pid.signal:
+                continue
+            if connector in (pipeline.receivers if downstream else pipeline.exporters):
+                seen.add(other)
+                out += _redactions(pipeline.processors) + _relayed(graph, other, downstream, seen)
+    return out
 
-    def redactions(pipeline_ids: list[Any], start: int = 0) -> list[str]:
-        return [str(p) for pid in pipeline_ids for p in config.pipelines[pid].processors[start:]
-                if p.type == "redaction"]
 
+def _downstream_redaction(graph: Graph, node: Node) -> tuple[list[str], list[str]]:
+    """(redaction processors the node's output has passed, those it has still to pass): in its pipeline, and in the
+    pipelines a connector that keeps the signal relays it from or to."""
+    config = graph.config
     if node.kind is Kind.PROCESSOR:
         pid = next(p for p in config.pipelines if str(p) == node.pipeline)
         chain = config.pipelines[pid].processors
         index = chain.index(node.id)
-        before = [str(p) for p in chain[:index + 1] if p.type == "redaction"]
-        after = [str(p) for p in chain[index + 1:] if p.type == "redaction"]
-    else:
+        before = _redactions(chain[:index + 1]) + _relayed(graph, pid, False, {pid})
+        after = _redactions(chain[index + 1:]) + _relayed(graph, pid, True, {pid})
+    else:  # a receiver, or a connector's output side: the pipelines it feeds are ahead
         signal = node.out_signal or node.signal
         fed = [pid for pid, p in config.pipelines.items() if pid.signal is signal and node.id in p.receivers]
-        after = redactions(fed)
+        after = [r for pid in fed for r in _redactions(config.pipelines[pid].processors)
+                 + _relayed(graph, pid, True, set(fed))]
+        before = []
+        if node.kind is Kind.CONNECTOR and node.out_signal in (None, node.signal):  # what it relays, as it got it
+            feeding = [pid for pid, p in config.pipelines.items() if pid.signal is signal and node.id in p.exporters]
+            before = [r for pid in feeding for r in _redactions(config.pipelines[pid].processors)
+                      + _relayed(graph, pid, False, set(feeding))]
     return sorted(set(before)), sorted(set(after))
 
 

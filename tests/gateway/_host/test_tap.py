@@ -147,3 +147,48 @@ async def test_tap_route_streams_and_a_reload_ends_it(tmp_path: Path) -> None:
         assert status == 401
     finally:
         await service.shutdown()
+
+
+RELAYED = textwrap.dedent("""
+    receivers:
+      otlp: {protocols: {http: {endpoint: "127.0.0.1:0"}}}
+    processors:
+      batch: {timeout: 1ms}
+      redaction: {allow_all_keys: true, blocked_values: ['secret-[0-9]+']}
+    connectors:
+      forward/redact: {}
+      forward/out: {}
+      span_metrics: {metrics_flush_interval: 1h}
+    exporters:
+      debug: {verbosity: basic}
+    service:
+      telemetry: {metrics: {address: ""}}
+      pipelines:
+        traces/in: {receivers: [otlp], processors: [batch], exporters: [forward/redact, span_metrics]}
+        traces/redact: {receivers: [forward/redact], processors: [redaction], exporters: [forward/out]}
+        traces/out: {receivers: [forward/out], processors: [batch], exporters: [debug]}
+        metrics: {receivers: [span_metrics], processors: [batch], exporters: [debug]}
+""")
+
+
+async def test_tap_headers_follow_the_data_through_connectors_that_relay_it(tmp_path: Path) -> None:
+    """A tap before a forward connector whose pipeline redacts says the data is not yet redacted; one after says it
+    was; connectors that derive other data (span_metrics) are not followed."""
+    service = await started(tmp_path, RELAYED)
+    try:
+        def header(component: str, pipeline: str | None = None) -> tuple[list[str], list[str]]:
+            points = [p for p in tap_points(service.graph, component) if pipeline in (None, p.node.pipeline)]
+            assert points
+            return (sorted({r for p in points for r in p.redacted_by}),
+                    sorted({r for p in points for r in p.not_yet_redacted_by}))
+
+        assert header("otlp") == ([], ["redaction"])
+        assert header("batch", "traces/in") == ([], ["redaction"])
+        assert header("forward/redact") == ([], ["redaction"])
+        assert header("redaction") == (["redaction"], [])
+        assert header("forward/out") == (["redaction"], [])
+        assert header("batch", "traces/out") == (["redaction"], [])
+        assert header("span_metrics") == ([], [])  # derived metrics: neither claim
+        assert header("batch", "metrics") == ([], [])
+    finally:
+        await service.shutdown()
