@@ -138,10 +138,11 @@ def test_top_once_matches_self_metrics(gateway: GatewayProcess) -> None:
 
 def test_tap_shows_data_as_it_leaves_the_component(gateway: GatewayProcess) -> None:
     before, before_header = start_tap(gateway, "batch", "--limit", "3")
-    after, after_header = start_tap(gateway, "redaction", "--limit", "2", "--output", "json")
+    after, after_header = start_tap(gateway, "redaction", "--limit", "2", "--output", "json", "--signal", "traces",
+                                    "--rate", "50/s")
     try:
         assert "NOT yet redacted" in before_header and "redaction" in before_header
-        assert "redacted by redaction" in after_header
+        assert "redacted by redaction" in after_header and "at most 50 items/s" in after_header
         send_spans(gateway.ports["grpc"], 20)
         out_before, _ = before.communicate(timeout=20)
         out_after, _ = after.communicate(timeout=20)
@@ -162,6 +163,8 @@ def test_tap_errors_and_token(gateway: GatewayProcess) -> None:
     url = f"http://127.0.0.1:{gateway.ports['admin']}"
     unknown = otelgw("tap", "nope", "--admin", url, "--token", TOKEN)
     assert unknown.returncode != 0 and "404" in unknown.stderr and "receiver:otlp" in unknown.stderr
+    bad_rate = otelgw("tap", "batch", "--rate", "fast", "--admin", url, "--token", TOKEN)
+    assert bad_rate.returncode == 2 and "items per second, e.g. 50 or 50/s" in bad_rate.stderr
     exporter = otelgw("tap", "debug", "--admin", url, "--token", TOKEN)  # exporters have no output to tap
     assert exporter.returncode != 0 and "no receiver, processor or connector debug" in exporter.stderr
     status, _ = http_get(f"{url}/api/tap?component=batch")

@@ -27,10 +27,22 @@ def add_parser(commands: Any) -> None:
                      help="a receiver, processor or connector id as in the config (kind:id when ambiguous)")
     tap.add_argument("--signal", choices=("traces", "metrics", "logs"), help="only this signal")
     tap.add_argument("--limit", type=int, default=0, metavar="N", help="stop after N items (default: never)")
-    tap.add_argument("--rate", type=float, default=100.0, metavar="R",
-                     help="at most R items per second (default 100); more are skipped, never waited for")
+    tap.add_argument("--rate", type=_rate, default=100.0, metavar="R",
+                     help="at most R items per second, as R or R/s (default 100); more are skipped, never waited for")
     tap.add_argument("--output", "-o", choices=("json", "line"), default="line",
                      help="line (default: one compact line per item) or json (OTLP/JSON per sampled batch)")
+
+
+def _rate(text: str) -> float:
+    """``--rate`` as a number of items per second, written ``50`` or ``50/s``."""
+    number = text[:-2] if text.endswith("/s") else text
+    try:
+        rate = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: items per second, e.g. 50 or 50/s") from None
+    if not 0 < rate <= 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r}: between 0 (excluded) and 1000000 items per second")
+    return rate
 
 
 def _value(v: dict[str, Any]) -> str:
