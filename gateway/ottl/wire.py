@@ -34,7 +34,7 @@ from gateway.helpers.protowire import varint
 from gateway.protos.otelgw.ottl_views_pb2 import TracesEdit
 
 from . import functions
-from .paths import Accessor, Ctx, drop_key
+from .paths import Accessor, Ctx
 from .values import from_any, set_any
 
 __all__ = ["NotWire", "TracesEdit", "attributes_accessor", "real_resource", "real_scope", "wire_editor",
@@ -81,12 +81,30 @@ def _remember(table: dict[Any, Any], entry: Any, value: Any) -> None:
         table[entry] = value
 
 
+#: A canonical KeyValue's key field (tag, length, key) → the key: what ``_learn`` reads a new KeyValue's key from.
+#: Keys are few (a few dozen per service) even where values are new on every span (addresses, ids).
+_KEY_FIELDS: dict[bytes, str] = {}
+
+
 def _learn(kv: bytes) -> str:
-    """The key of a KeyValue not in ``_KEYS``."""
-    key = _canonical_key(kv)
-    if key is None:
-        key = KeyValue.FromString(kv).key
-    if len(kv) <= _CACHED_SIZE:
+    """The key of a KeyValue not in ``_KEYS`` (``_canonical_key`` inlined: this runs for about one attribute per
+    span, the one whose value is new each time, so its calls showed in profiles)."""
+    size = len(kv)
+    if size > 1 and kv[0] == 0x0A and kv[1] < 0x80:
+        end = kv[1] + 2
+        if end == size or (kv[end] == 0x12 and kv[end + 1] + end + 2 == size):
+            field = kv[:end]
+            key = _KEY_FIELDS.get(field)
+            if key is None:
+                key = field[2:].decode()
+                if len(_KEY_FIELDS) >= _KEYS_LIMIT:
+                    _KEY_FIELDS.clear()
+                _KEY_FIELDS[field] = key
+            if size <= _CACHED_SIZE:
+                _remember(_KEYS, kv, key)
+            return key
+    key = KeyValue.FromString(kv).key
+    if size <= _CACHED_SIZE:
         _remember(_KEYS, kv, key)
     return key
 
@@ -179,11 +197,10 @@ def wire_view(ctx: Ctx, _known: Callable[[bytes], str | None] = _KEYS.get) -> Vi
     field = ctx.item.attributes
     kvs = field[:]
     keys: list[Any] = list(map(_known, kvs))
-    if not all(keys):  # some key not learnt yet (or an empty key): typically one new value, found in C
-        i = -1
-        for _ in range(keys.count(None)):
-            i = keys.index(None, i + 1)
-            keys[i] = _learn(kvs[i])
+    if not all(keys):  # some key not learnt yet (or an empty key): typically one whose value is new each time
+        for i, key in enumerate(keys):
+            if key is None:
+                keys[i] = _learn(kvs[i])
     built = ctx.view = (field, kvs, keys)
     return built
 
@@ -241,20 +258,28 @@ def wire_set(target: Accessor, value: Callable[[Ctx], Any]) -> Callable[[Ctx], N
                 _set(ctx.view or wire_view(ctx), key, new)
         return run
 
+    #: Source KeyValue → the KeyValue ``key`` = its value (what ``_encode`` makes of ``_value``): one lookup, its
+    #: hash already computed by ``wire_view``, where most copies would decode and encode the same few values.
+    made_of: dict[bytes, bytes] = {}
+
     def copy(ctx: Ctx) -> None:
         view = ctx.view or wire_view(ctx)
         field, kvs, names = view
         if source in names:
             kv = kvs[names.index(source)]
-            new = _STRINGS.get(kv)
-            if new is None:
+            if key in names:
+                new = _value(kv)
+                if new is not None:
+                    _set(view, key, new)
+                return
+            made = made_of.get(kv)
+            if made is None:
                 new = _value(kv)
                 if new is None:
                     return
-            if key in names:
-                _set(view, key, new)
-                return
-            made = _encode(key, new)
+                made = _encode(key, new)
+                if len(kv) <= _CACHED_SIZE:
+                    _remember(made_of, kv, made)
             field.append(made)
             kvs.append(made)
             names.append(key)
@@ -264,8 +289,13 @@ def wire_set(target: Accessor, value: Callable[[Ctx], Any]) -> Callable[[Ctx], N
 # --- map editors on the whole ``attributes`` ------------------------------------------------------------------------
 
 def _delete_key(key: str) -> Callable[[Ctx], None]:
-    def run(ctx: Ctx) -> None:
-        drop_key(ctx.view or wire_view(ctx), key)
+    def run(ctx: Ctx) -> None:  # ``drop_key`` inlined: one call less on every span, for the most used editor
+        field, kvs, keys = ctx.view or wire_view(ctx)
+        if key in keys:
+            i = keys.index(key)
+            del field[i]
+            del kvs[i]
+            del keys[i]
     return run
 
 
@@ -287,10 +317,23 @@ def _truncate_all(limit: int) -> Callable[[Ctx], None]:
     # four bytes of tags and lengths, so a KeyValue of at most limit + 4 bytes holds no string longer than limit
     # bytes, let alone characters.
     bound = limit + 4
+    #: KeyValues seen to be at most ``bound`` bytes (kept as ``_KEYS`` is; none when ``bound`` is above
+    #: ``_CACHED_SIZE``): where every attribute of a span recurs, one set test (their hashes computed by
+    #: ``wire_view`` already) instead of a length per attribute.
+    short: set[bytes] = set()
+    remember = bound <= _CACHED_SIZE
 
     def run(ctx: Ctx) -> None:
+        global _misses
         field, kvs, keys = ctx.view or wire_view(ctx)
-        if not kvs or max(map(len, kvs)) <= bound:  # max(..., default=0) would cost as much as the test
+        if short.issuperset(kvs):
+            return
+        if max(map(len, kvs)) <= bound:  # not empty: the empty list is a subset of any set
+            _misses += 1
+            if remember and not _misses & 7:
+                if len(short) >= _KEYS_LIMIT:
+                    short.clear()
+                short.update(kvs)
             return
         for i, kv in enumerate(kvs):
             if len(kv) <= bound:
