@@ -218,8 +218,8 @@ class StatementGroup:
         shape = tuple((entry.index, condition is not None) for _, condition, entry in active)
         loop = self._loops.get(shape)
         if loop is None:
-            closures = [fn for run, condition, _ in active for fn in (run, condition)]
-            loop = self._loops[shape] = make_loop(shape, self.uses_cache)(*closures)
+            loop = self._loops[shape] = make_loop([(entry.index, run, condition) for run, condition, entry in active],
+                                                  self.uses_cache)
         entries, reporter, context, mode = self.entries, self.reporter, self.context, self.error_mode
 
         def report(index: int, exc: BaseException) -> None:

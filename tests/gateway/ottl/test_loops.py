@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.ottl import Ctx, ErrorReporter, OttlRunError, StatementGroup, compile_condition, compile_statement
-from gateway.ottl.loops import make_loop
+from gateway.ottl.loops import INLINE_MARK, Inline, inline_closure, make_loop
 
 
 class Failed(Exception):
@@ -47,20 +47,37 @@ def reference(ctx: Ctx, active: list[tuple[Any, Any, int]], items: list[Any], fr
 
 
 # A statement: (has a condition, the condition's answer per item (None: it fails), the statement fails on items
-# where item % fail_every == 0 (0: never)).
+# where item % fail_every == 0 (0: never), it is an ``Inline``).
 STATEMENT = st.tuples(st.booleans(), st.lists(st.sampled_from([True, False, None]), min_size=4, max_size=4),
-                      st.integers(0, 3))
+                      st.integers(0, 3), st.booleans())
 
 
-def closures(spec: list[tuple[bool, list[bool | None], int]], log: list[Any]) -> list[tuple[Any, Any, int]]:
+def fail(index: int, item: int) -> None:
+    raise Failed(f"statement {index} on {item}")
+
+
+def inline_statement(index: int, fail_every: int, log: list[Any]) -> Any:
+    """The same statement as ``run`` of ``closures``, as an ``Inline`` (its body written into the loop)."""
+    return inline_closure(Inline((
+        "{log}.append(('run', {index}, ctx.item, dict(ctx.cache), ctx.view))",
+        "ctx.cache[{index}] = ctx.item",
+        "ctx.view = ('view', {index})",
+        "if {fail_every} and ctx.item % {fail_every} == 0:",
+        "    {fail}({index}, ctx.item)",
+    ), {"log": log, "index": index, "fail_every": fail_every, "fail": fail}))
+
+
+def closures(spec: list[tuple[bool, list[bool | None], int, bool]], log: list[Any]) -> list[tuple[Any, Any, int]]:
     active = []
-    for index, (conditional, answers, fail_every) in enumerate(spec):
+    for index, (conditional, answers, fail_every, inline) in enumerate(spec):
         def run(ctx: Ctx, index: int = index, fail_every: int = fail_every) -> None:
             log.append(("run", index, ctx.item, dict(ctx.cache), ctx.view))
             ctx.cache[index] = ctx.item
             ctx.view = ("view", index)
             if fail_every and ctx.item % fail_every == 0:
-                raise Failed(f"statement {index} on {ctx.item}")
+                fail(index, ctx.item)
+        if inline:
+            run = inline_statement(index, fail_every, log)
 
         def condition(ctx: Ctx, index: int = index, answers: list[bool | None] = answers) -> bool:
             log.append(("condition", index, ctx.item, dict(ctx.cache)))
@@ -91,8 +108,7 @@ def outcome(loop_of: Callable[..., bool], spec: list[Any], items: list[int], fre
 
 def generated(ctx: Ctx, active: list[tuple[Any, Any, int]], items: list[int], fresh_cache: bool,
               report: Callable[[int, BaseException], None]) -> bool:
-    shape = tuple((index, condition is not None) for _, condition, index in active)
-    loop = make_loop(shape, fresh_cache)(*[fn for run, condition, _ in active for fn in (run, condition)])
+    loop = make_loop([(index, run, condition) for run, condition, index in active], fresh_cache)
     return loop(ctx, items, report)
 
 
@@ -106,7 +122,7 @@ def test_the_written_out_loop_is_the_generic_loop(spec: list[Any], items: list[i
 
 
 def test_a_subset_of_statements_keeps_their_indexes_in_reports() -> None:
-    spec = [(False, [True] * 4, 1), (True, [True] * 4, 0), (False, [True] * 4, 1)]
+    spec = [(False, [True] * 4, 1, False), (True, [True] * 4, 0, True), (False, [True] * 4, 1, True)]
     for keep in ([0, 2], [2], [1, 2]):
         def subset(ctx: Ctx, active: Any, items: Any, fresh: bool, report: Any, keep: list[int] = keep,
                    loop_of: Any = None) -> bool:
@@ -157,3 +173,11 @@ def test_a_group_with_envelope_conditions_and_failures_runs_as_before(mode: str,
     else:
         assert keys == [["n", "a"], ["n", "a", "c"], ["n", "a", "c"], ["n"], ["n", "c"], ["n", "c"]]
         assert len(group._loops) == 2  # the statements active for service a, and for b
+
+
+@pytest.mark.parametrize("statement", ['delete_key(attributes, "a")', "truncate_all(attributes, 3)",
+                                       'set(attributes["b"], attributes["a"])'])
+def test_the_cheapest_editors_on_the_bytes_are_written_into_the_loop(statement: str) -> None:
+    """Their results on the bytes equal the parsed request's in tests/gateway/ottl/test_wire.py."""
+    assert getattr(compile_statement(statement, "span", wire=True).run, INLINE_MARK, None) is not None
+    assert getattr(compile_statement(statement, "span").run, INLINE_MARK, None) is None
