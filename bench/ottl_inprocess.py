@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+import timeit
 from collections.abc import Callable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -33,16 +34,14 @@ def _group(statements: list[str], reporter: ErrorReporter) -> StatementGroup:
 
 def _per_span(work: Callable[[bytes], object], payloads: list[bytes], seconds: float, rounds: int) -> float:
     """The least CPU microseconds per span that ``work`` took on a payload, over ``rounds`` rounds."""
-    best = float("inf")
-    for _ in range(rounds):
-        count = 0
-        start = time.process_time()
-        while time.process_time() - start < seconds:
-            for payload in payloads:
-                work(payload)
-            count += len(payloads)
-        best = min(best, (time.process_time() - start) / (count * SPANS) * 1e6)
-    return best
+    def one_pass() -> None:
+        for payload in payloads:
+            work(payload)
+    timer = timeit.Timer(one_pass, timer=time.process_time)
+    passes, took = timer.autorange()  # also the warm-up: caches, allocator
+    passes = max(1, round(passes * seconds / max(took, 1e-9)))
+    best = min(timer.repeat(rounds, passes))
+    return best / (passes * len(payloads) * SPANS) * 1e6
 
 
 def main() -> None:
