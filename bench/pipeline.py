@@ -73,11 +73,16 @@ def gateway_config(receiver_port: int, sink_port: int, metrics_port: int, promet
 
 async def run(requests: int, concurrency: int, profile: str | None) -> dict[str, Any]:
     command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "gateway"] if profile else None
-    sink, receiver_port, gateway = await start_gateway(
-        "pipeline", lambda receiver, sink_port, metrics: gateway_config(receiver, sink_port, metrics, free_port()),
-        command)
+    ports: dict[str, int] = {}
+
+    def config(receiver_port: int, sink_port: int, metrics_port: int) -> str:
+        ports["metrics"] = metrics_port
+        return gateway_config(receiver_port, sink_port, metrics_port, free_port())
+
+    sink, receiver_port, gateway = await start_gateway("pipeline", config, command)
     return await measure_sampled(sink, receiver_port, gateway, ["bench.pipeline_workload"], requests, concurrency,
-                                 stop=signal.SIGINT if profile else signal.SIGTERM)  # SIGINT: cProfile writes
+                                 stop=signal.SIGINT if profile else signal.SIGTERM,  # SIGINT: cProfile writes
+                                 metrics_port=ports["metrics"])
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import urllib.request
 
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -54,16 +55,33 @@ def gateway_config(receiver_port: int, sink_port: int, metrics_port: int) -> str
 
 
 async def run(requests: int, concurrency: int, spans: int) -> dict:
-    sink, receiver_port, gateway = await start_gateway("tail_sampling", gateway_config)
+    ports: dict[str, int] = {}
+
+    def config(receiver_port: int, sink_port: int, metrics_port: int) -> str:
+        ports["metrics"] = metrics_port
+        return gateway_config(receiver_port, sink_port, metrics_port)
+
+    sink, receiver_port, gateway = await start_gateway("tail_sampling", config)
     return await measure_sampled(sink, receiver_port, gateway, ["bench.tail_sampling_load", "--spans", str(spans)],
-                                 requests, concurrency)
+                                 requests, concurrency, metrics_port=ports["metrics"])
 
 
 async def measure_sampled(sink: CountingSink, receiver_port: int, gateway: subprocess.Popen, load_module: list[str],
-                          requests: int, concurrency: int, stop: int = signal.SIGTERM) -> dict:
+                          requests: int, concurrency: int, stop: int = signal.SIGTERM,
+                          metrics_port: int | None = None) -> dict:
     """Warm a gateway whose pipeline samples by trace up, send ``requests`` with ``python -m load_module`` on core
-    1, and wait until the sink has been quiet for longer than a decision round; then stop the gateway with
-    ``stop``. What was sent, spans kept, gateway CPU-s, and seconds until the last kept span arrived."""
+    1, and wait until the sink has been quiet for longer than a decision round and (with ``metrics_port``, the
+    gateway's self-metrics) tail_sampling holds no trace; then stop the gateway with ``stop``. What was sent,
+    spans kept, gateway CPU-s, and seconds until the last kept span arrived."""
+
+    def waiting_traces() -> float:
+        """Traces tail_sampling still holds, from the gateway's self-metrics (0 without them)."""
+        if metrics_port is None:
+            return 0.0
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("otelcol_processor_tail_sampling_sampling_traces_on_memory"))
 
     async def load(count: int) -> dict:
         process = await asyncio.create_subprocess_exec(
@@ -74,9 +92,15 @@ async def measure_sampled(sink: CountingSink, receiver_port: int, gateway: subpr
         return json.loads(out)  # type: ignore[no-any-return]
 
     async def settle() -> None:
-        """Wait until the sink has received nothing for longer than a decision round."""
-        while time.perf_counter() - sink.last_receive < DECISION_WAIT_S + 1.5:
-            await asyncio.sleep(0.1)
+        """Wait until the sink has received nothing for longer than a decision round, and no trace waits. (A quiet
+        sink alone ended runs early on a loaded machine, whose gateway can be off the CPU for seconds: the kept
+        spans then came short and the CPU-seconds with them.)"""
+        while True:
+            while time.perf_counter() - sink.last_receive < DECISION_WAIT_S + 1.5:
+                await asyncio.sleep(0.1)
+            if await asyncio.to_thread(waiting_traces) == 0:
+                return
+            await asyncio.sleep(0.5)
 
     try:
         await wait_for_port(receiver_port, gateway)
