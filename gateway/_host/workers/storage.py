@@ -12,9 +12,10 @@ count must still be sent, so at start each process takes over the data no proces
 Each owner's subdirectory (``exporter_otlp_traces``, ``processor_tail_sampling``, ``connector_kpi_kpi``...) is
 moved into the home by a rename when the home has none of that name. When both have one, an exporter's queue is
 merged: the unsent records are appended to the home's queue (sender metadata included) and the old directory is
-removed afterwards, so a crash in between sends some records twice, never none. Other owners' data cannot be
-merged; it stays where it is, named in an error, and is taken over by a later start that can. A subdirectory
-locked by a running process is left alone.
+removed afterwards, so a crash in between sends some records twice, never none. Other owners' data is moved
+beside the home's own as ``<owner>.from-<where>``, for the owner to take over in its own format: tail_sampling
+replays such logs into its own at start (``TraceStorage.take_over_adopted``). A subdirectory locked by a
+running process is left alone.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ def _locked_elsewhere(owner: Path) -> bool:
     return False
 
 
+def _free_name(home: Path, name: str) -> Path:
+    path, n = home / name, 1
+    while path.exists():
+        n += 1
+        path = home / f"{name}-{n}"
+    return path
+
+
 def adopt(directory: Path, index: int, count: int, fsync: bool) -> None:
     """Move or merge into this process's home the owners' data of ``foreign_directories`` (module docstring)."""
     home = worker_home(directory, index, count)
@@ -99,10 +108,11 @@ def adopt(directory: Path, index: int, count: int, fsync: bool) -> None:
                 shutil.rmtree(owner)
                 log.info("persistent queue of another worker count merged into this worker's",
                          extra={"from": str(owner), "to": str(target), "records": records})
-            else:
-                log.error("file_storage data of another worker count cannot be merged with this worker's and is "
-                          "left in place; it is taken over by a start in which this worker has none of its own",
-                          extra={"directory": str(owner), "kept": str(target)})
+            else:  # beside the home's own, for its owner to take over (tail_sampling replays such logs)
+                beside = _free_name(home, f"{owner.name}.from-{source.name if not is_root else 'single'}")
+                owner.rename(beside)
+                log.warning("file_storage data of another worker count put beside this worker's, for its owner to "
+                            "take over at start", extra={"from": str(owner), "to": str(beside)})
         if not is_root:
             with contextlib.suppress(OSError):
                 source.rmdir()  # only when empty: what could not be taken over stays

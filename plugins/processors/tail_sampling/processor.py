@@ -176,7 +176,7 @@ class TailSamplingProcessor:
         pending, limit = self._pending, self.config.maximum_trace_size_bytes
         oversized: dict[bytes, TraceState] = {}
         spans = 0
-        for record_id, segment, arrived_wall, body in replay.spans:
+        for record_id, segment, arrived_wall, body in [*replay.spans, *storage.take_over_adopted()]:
             arrival = now - max(0.0, wall - arrived_wall)
             request = ExportTraceServiceRequest.FromString(body) if self._want_times else None
             for resource_header, scope_header, runs in split_request(body, request, self._want_times,

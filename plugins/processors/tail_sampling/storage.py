@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway import SegmentLog, StorageUnavailable
+from gateway import EnvelopeTable, SegmentLog, StorageUnavailable, assemble, split_request
 
 __all__ = ["DISCARDED", "EVICTED", "KEPT", "Decided", "Replayed", "TraceStorage"]
 
@@ -93,6 +94,35 @@ class TraceStorage:
                     out.decisions.append((wall, trace_id, outcome, policy, composite))
         return out
 
+    def take_over_adopted(self) -> list[tuple[int, int, float, bytes]]:
+        """The waiting spans of the logs another worker count left beside this one (``<directory>.from-*``, put
+        there by ``otelgw run --workers``), written into this log first: ``(record id, segment, wall time,
+        request bytes)`` as in ``Replayed.spans``, with ids above every decision of this log. Each adopted log is
+        removed once its spans are in this one (a crash in between replays them twice, never loses them)."""
+        found: list[tuple[int, int, float, bytes]] = []
+        for adopted in sorted(self.directory.parent.glob(f"{self.directory.name}.from-*")):
+            if not adopted.is_dir():
+                continue
+            other = TraceStorage(adopted, fsync=False, max_bytes=1 << 62, logger=self.logger)
+            try:
+                replay = other.open()
+            except OSError as exc:  # held by a running process, or unreadable: left for a later start
+                self.logger.error("tail_sampling storage left by another worker count not taken over",
+                                  extra={"directory": str(adopted), "error": str(exc)})
+                continue
+            try:
+                for record_id, _segment, wall, body in replay.spans:
+                    waiting = _waiting_part(body, record_id, replay.last_decision)
+                    if waiting:
+                        segment = self.write_spans(waiting, wall)
+                        found.append((1 << 62, segment, wall, waiting))
+            finally:
+                other.close()
+            shutil.rmtree(adopted)
+            self.logger.info("tail_sampling storage of another worker count taken over",
+                             extra={"from": str(adopted), "to": str(self.directory)})
+        return found
+
     def keep_segment(self, segment: int) -> None:
         """A waiting trace has spans in ``segment`` (released again through :meth:`retire`)."""
         self.log.retain((segment, 0))
@@ -146,6 +176,17 @@ class TraceStorage:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)  # releases the flock (as SIGKILL does)
             self._lock_fd = -1
+
+
+def _waiting_part(body: bytes, record_id: int, last_decision: dict[bytes, int]) -> bytes:
+    """The runs of spans record ``body`` whose traces were not decided after it, as request bytes (the record
+    itself when none was)."""
+    scopes = split_request(body, None)
+    if not any(last_decision.get(run[0], -1) > record_id for _, _, runs in scopes for run in runs):
+        return body
+    table = EnvelopeTable()
+    return assemble((table.get(resource, scope), run[1]) for resource, scope, runs in scopes for run in runs
+                    if last_decision.get(run[0], -1) <= record_id)
 
 
 def _decode_decisions(payload: bytes, pos: int) -> list[tuple[bytes, int, str, str | None]]:

@@ -75,13 +75,14 @@ async def test_one_gateway_s_data_becomes_worker_0_s(tmp_path: Path) -> None:
 async def test_from_three_workers_to_two_the_third_s_data_goes_to_worker_0(tmp_path: Path) -> None:
     fill(tmp_path / "worker-0" / QUEUE, "w0")
     fill(tmp_path / "worker-2" / QUEUE, "w2")
-    for home in ("worker-0", "worker-2"):  # tail_sampling buffers: a format of their own, not mergeable
+    for home in ("worker-0", "worker-2"):  # tail_sampling buffers: a format of their own
         (tmp_path / home / "processor_tail_sampling").mkdir()
     adopt(tmp_path, 0, 2, fsync=False)
     assert await drain(tmp_path / "worker-0" / QUEUE) == [("w0", None), ("w2", None)]
-    # Not lost: left where it was, for a later start in which worker 0 has none of its own.
-    assert (tmp_path / "worker-2" / "processor_tail_sampling").is_dir()
-    assert not (tmp_path / "worker-2" / QUEUE).exists()
+    # Put beside worker 0's own, for tail_sampling to replay into it at start (tail_sampling/test_storage.py).
+    assert sorted(p.name for p in (tmp_path / "worker-0").iterdir()) == [
+        QUEUE, "processor_tail_sampling", "processor_tail_sampling.from-worker-2"]
+    assert not (tmp_path / "worker-2").exists()
 
 
 async def test_a_queue_a_running_process_holds_is_left_alone(tmp_path: Path) -> None:

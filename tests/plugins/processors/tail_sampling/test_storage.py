@@ -225,3 +225,35 @@ async def test_a_full_disk_refuses_retryably_and_recovers_without_restart(tmp_pa
         await processor.decide_due(clock.now + 11)
         assert len(sink.spans()) == accepted * 5 + 1
         await processor.shutdown()
+
+
+async def test_logs_another_worker_count_left_beside_this_one_are_taken_over(tmp_path: Path) -> None:
+    """Two workers' logs, a restart with one: the file_storage take-over (gateway/_host/workers/storage.py) moves
+    worker 1's log beside worker 0's, and the processor replays both. Waiting traces of both are decided, a trace
+    worker 1 had decided already is not replayed, and the adopted log is gone once its spans are in this one."""
+    from gateway._host.workers.storage import adopt
+
+    clock, wall = Clock(), Wall()
+    for worker, traces in ((0, [1, 2]), (1, [3, 4])):
+        home = tmp_path / f"worker-{worker}"
+        processor, sink = await started(host_with_storage(home), clock, wall)
+        for number in traces:
+            await processor.consume_traces(trace([span(number, 0, root=True, status=2)]))
+        if worker == 1:
+            await processor.decide_due(clock.now + 11)  # trace 3 and 4 kept (sent) and recorded as decided
+            assert len(sink.spans()) == 2
+            await processor.consume_traces(trace([span(5, 0, root=True, status=2), span(6, 0, root=True)]))
+        await crash(processor)
+    adopt(tmp_path, 0, 1, fsync=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["processor_tail_sampling",
+                                                          "processor_tail_sampling.from-worker-1"]
+    single, sink = await started(host_with_storage(tmp_path), clock, wall)
+    assert single.pending_traces == 4  # 1 and 2 of worker 0, 5 and 6 of worker 1; not 3 and 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["processor_tail_sampling"]
+    await single.decide_due(clock.now + 11)
+    kept = sorted(s.span_id for s in spans_of(sink.batches[Signal.TRACES]))
+    assert kept == sorted(span(n, 0).span_id for n in (1, 2, 5))  # the errors; 6 is not one
+    await crash(single)
+    again, _ = await started(host_with_storage(tmp_path), clock, wall)
+    assert again.pending_traces == 0  # what was taken over was decided in this log, as its own spans are
+    await again.shutdown()
