@@ -435,27 +435,32 @@ async def test_a_second_gateway_with_workers_does_not_share_the_ports(tmp_path: 
             second.kill()
 
 
-async def test_span_metrics_through_workers_add_up_in_the_prometheus_view(tmp_path: Path) -> None:
-    """span_metrics (a stateful connector: its traces are routed) feeding a prometheus exporter, with 2 workers:
-    the supervisor serves the exporter's endpoint, every worker's series labelled, summing to every span sent."""
-    ports = {**_ports(), "prom": free_port()}
+def _connector_config(tmp_path: Path, ports: dict[str, int], connector: str, block: str) -> Path:
+    """OTLP/gRPC traces into the connector ``connector`` (configured by the YAML ``block``), its metrics to a
+    prometheus exporter on ``ports['prom']``."""
     config = tmp_path / "gateway.yaml"
     config.write_text(textwrap.dedent(f"""
         extensions:
           health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
         receivers:
           otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:{ports['grpc']}"}}}}}}
-        connectors:
-          span_metrics: {{metrics_flush_interval: 100ms}}
         exporters:
           prometheus: {{endpoint: "127.0.0.1:{ports['prom']}"}}
         service:
           extensions: [health_check]
           telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
           pipelines:
-            traces: {{receivers: [otlp], exporters: [span_metrics]}}
-            metrics: {{receivers: [span_metrics], exporters: [prometheus]}}
-    """))
+            traces: {{receivers: [otlp], exporters: [{connector}]}}
+            metrics: {{receivers: [{connector}], exporters: [prometheus]}}
+    """) + "connectors:\n" + textwrap.indent(textwrap.dedent(block).strip("\n"), "  ") + "\n")
+    return config
+
+
+async def test_span_metrics_through_workers_add_up_in_the_prometheus_view(tmp_path: Path) -> None:
+    """span_metrics (a stateful connector: its traces are routed) feeding a prometheus exporter, with 2 workers:
+    the supervisor serves the exporter's endpoint, every worker's series labelled, summing to every span sent."""
+    ports = {**_ports(), "prom": free_port()}
+    config = _connector_config(tmp_path, ports, "span_metrics", "span_metrics: {metrics_flush_interval: 100ms}")
     gateway = GatewayProcess(config, ports, tmp_path / "gateway.log")
     try:
         gateway.start("--workers", "2")
@@ -499,35 +504,20 @@ async def test_kpis_are_kept_by_one_worker_for_the_whole_gateway(tmp_path: Path)
     serve give one up/down counter and one ratio, kept by worker 0, over every event; the other worker handed over
     its share (and only the spans some KPI reads)."""
     ports = {**_ports(), "prom": free_port()}
-    config = tmp_path / "gateway.yaml"
-    config.write_text(textwrap.dedent(f"""
-        extensions:
-          health_check: {{endpoint: "127.0.0.1:{ports['health']}"}}
-        receivers:
-          otlp: {{protocols: {{grpc: {{endpoint: "127.0.0.1:{ports['grpc']}"}}}}}}
-        connectors:
-          kpi/desk:
-            metrics_flush_interval: 100ms
-            kpis:
-              - name: desk.agents.available
-                type: updown
-                match: {{span_names: [agent.login, agent.logout]}}
-                increment: {{span_names: [agent.login]}}
-                decrement: {{span_names: [agent.logout]}}
-              - name: desk.login.success
-                type: ratio
-                unit: "1"
-                match: {{span_names: [agent.login]}}
-                numerator: {{status_codes: [ok, unset]}}
-        exporters:
-          prometheus: {{endpoint: "127.0.0.1:{ports['prom']}"}}
-        service:
-          extensions: [health_check]
-          telemetry: {{metrics: {{address: "127.0.0.1:{ports['metrics']}"}}}}
-          pipelines:
-            traces: {{receivers: [otlp], exporters: [kpi/desk]}}
-            metrics: {{receivers: [kpi/desk], exporters: [prometheus]}}
-    """))
+    config = _connector_config(tmp_path, ports, "kpi/desk", """
+        kpi/desk:
+          metrics_flush_interval: 100ms
+          kpis:
+            - name: desk.agents.available
+              type: updown
+              match: {span_names: [agent.login, agent.logout]}
+              increment: {span_names: [agent.login]}
+              decrement: {span_names: [agent.logout]}
+            - name: desk.login.success
+              type: ratio
+              unit: "1"
+              match: {span_names: [agent.login]}
+              numerator: {status_codes: [ok, unset]}""")
     gateway = GatewayProcess(config, ports, tmp_path / "gateway.log")
     try:
         gateway.start("--workers", "2")
