@@ -1,7 +1,8 @@
 # otelgw: small runtime image. Build: docker build -t otelgw .   Run: docker run -p 4317:4317 -p 4318:4318 otelgw
-FROM python:3.11-slim AS build
+# The build stage is the full image: it has the C compiler for the optional extension (gateway/helpers/_spanscan.c).
+FROM python:3.11 AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY gateway ./gateway
 COPY plugins ./plugins
 RUN pip install --no-cache-dir --prefix=/install '.[hyperscan]'

@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install run demo test faults bench protos rules compat lint clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C source: the extension is built at install time (gateway/helpers/_spanscan.c).
+$(STAMP): pyproject.toml setup.py gateway/helpers/_spanscan.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[hyperscan,test,dev]'

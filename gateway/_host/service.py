@@ -35,6 +35,7 @@ from gateway._host.workers.storage import WORKER_PREFIX, adopt
 from gateway._host.workers.worker import WorkerRole
 from gateway.component import ComponentSettings, Kind
 from gateway.errors import ConfigError
+from gateway.helpers.native import spanscan
 from gateway.host import Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
 
@@ -162,7 +163,8 @@ class Service:
         if self.worker is not None:
             self.worker.write_report()
         self.registry.plugin_manager.hook.otelgw_service_started(host=self.host)
-        log.info("gateway started", extra={"pipelines": ", ".join(str(p) for p in sorted(self.config.pipelines))})
+        log.info("gateway started", extra={"pipelines": ", ".join(str(p) for p in sorted(self.config.pipelines)),
+                                           "native_span_scan": "off" if spanscan is None else "on"})
 
     async def shutdown(self) -> list[BaseException]:
         """Receivers first, so every stage drains into the next; collects every error instead of stopping."""

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gateway.helpers.native import spanscan
 from gateway.helpers.protowire import varint
 
 __all__ = ["Envelope", "EnvelopeTable", "Run", "assemble", "split_request", "stamp", "varint"]
@@ -177,7 +178,19 @@ def _is_root(buf: bytes, pos: int, end: int) -> bool:
 
 def split_request(buf: bytes, request: Any, want_times: bool = False,
                   want_root: bool = False) -> list[tuple[bytes, bytes, list[Run]]]:
-    """``(resource header, scope header, runs)`` per ScopeSpans of the serialized ``request`` ``buf``."""
+    """``(resource header, scope header, runs)`` per ScopeSpans of the serialized ``request`` ``buf``.
+
+    ``request`` is ``buf`` parsed (the Python twin reads span times from it; None unless ``want_times``). With
+    the C twin (``gateway.helpers.native``) the whole walk, times included, reads ``buf`` only.
+    """
+    if spanscan is not None:
+        return spanscan.split_request(buf, want_times, want_root)
+    return split_request_python(buf, request, want_times, want_root)
+
+
+def split_request_python(buf: bytes, request: Any, want_times: bool = False,
+                         want_root: bool = False) -> list[tuple[bytes, bytes, list[Run]]]:
+    """The Python twin of ``_spanscan.split_request``: the reference, and what runs without the C module."""
     out: list[tuple[bytes, bytes, list[Run]]] = []
     pos, end = 0, len(buf)
     resource_index = 0

@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 from gateway import Envelope
+from gateway.helpers.native import spanscan
 
 __all__ = ["TraceState", "TraceView"]
 
@@ -114,6 +115,8 @@ class TraceView:
         hint = _STATUS_HINT.get(code)
         if hint is not None and not self.spans_may_contain(hint):
             return False
+        if self._scopes is None and spanscan is not None:  # not decoded yet: read the codes off the bytes
+            return spanscan.runs_have_status(self._state.parts[1::2], code)
         return any(span.status.code == code for span in self.spans())
 
     def spans(self) -> list[Any]:

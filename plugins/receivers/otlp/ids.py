@@ -6,10 +6,11 @@ that breaks this would travel on inside a merged batch (the batch processor) and
 merged request, losing other senders' acknowledged data. So the receiver takes it out here and tells its sender
 with ``partial_success``; the valid items of the same request go on.
 
-Cost: a protobuf request has its bytes, and a second parse of them with a schema that knows only the ids,
-plus one regular expression over the ids, proves in C that every item is valid (about a quarter of the real
-parse). Only a request that fails that, and JSON (no bytes), are walked item by item in Python. The batch is
-only changed when something is wrong, which is rare.
+Cost: a protobuf request has its bytes, and one walk over them in C (``spanscan.ids_valid``) proves that every
+item is valid (about a twentieth of the real parse); without the C extension, a second parse of them with a
+schema that knows only the ids, plus one regular expression over the ids, does (about a quarter). Only a
+request that fails that, and JSON (no bytes), are walked item by item in Python. The batch is only changed when
+something is wrong, which is rare.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 from gateway import Batch, Signal
+from gateway.helpers.native import spanscan
 
 from .responses import RESPONSE_TYPES
 
@@ -158,6 +160,16 @@ _SHADOWS: dict[Signal, tuple[type[Message], re.Pattern[bytes], tuple[bytes, ...]
 
 
 def _all_valid(signal: Signal, wire: bytes) -> bool:
+    if spanscan is not None:  # the same check, in one C walk over the bytes
+        try:
+            return spanscan.ids_valid(wire, signal is Signal.LOGS)
+        except ValueError:  # the real parse of these bytes succeeded; let the item loop decide
+            return False
+    return _all_valid_python(signal, wire)
+
+
+def _all_valid_python(signal: Signal, wire: bytes) -> bool:
+    """The Python twin of ``spanscan.ids_valid``: a shadow parse and a regular expression, both in C."""
     shadow_type, valid, zeros = _SHADOWS[signal]
     try:
         shadow: Any = shadow_type.FromString(wire)

@@ -12,10 +12,11 @@ from fractions import Fraction
 from typing import Any
 
 from gateway import raise_if
+from gateway.helpers.native import spanscan
 
 from .base import Decision, PolicyKind
 
-__all__ = ["KIND", "fnv1a_64", "threshold"]
+__all__ = ["KIND", "fnv1a_64", "fnv1a_64_python", "threshold"]
 
 _OFFSET = 0xCBF29CE484222325
 _PRIME = 0x100000001B3
@@ -23,10 +24,14 @@ _MASK = (1 << 64) - 1
 DEFAULT_SALT = "default-hash-seed"
 
 
-def fnv1a_64(data: bytes, state: int = _OFFSET) -> int:
+def fnv1a_64_python(data: bytes, state: int = _OFFSET) -> int:
+    """FNV-1a 64 of ``data`` continued from ``state``; the twin of ``spanscan.fnv1a_64``."""
     for byte in data:
         state = ((state ^ byte) * _PRIME) & _MASK
     return state
+
+
+fnv1a_64 = fnv1a_64_python if spanscan is None else spanscan.fnv1a_64
 
 
 def threshold(percentage: float) -> int:

@@ -4,7 +4,8 @@
 counting the lists later (``_add_grouped``); every other configuration counts one span at a time
 (``_add_spans``). Both must give the same output to the last bit: same series in the same order, counts,
 buckets, sums, exponential histograms, overflow, delta starts. These tests feed the same requests to one
-aggregator of each kind and compare what they build, serialized.
+aggregator of each kind and compare what they build, serialized; each runs with the grouped loop in C and in
+Python.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ from plugins.connectors.span_metrics.histograms import add_in_order, count_sorte
 MS = 1_000_000
 T0 = 1_700_000_000_000_000_000
 BOUNDS_MS = (2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10_000, 15_000)
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def intake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the grouped loop in C (``spanscan.span_groups``) and in Python."""
+    if request.param == "c" and aggregator_module.spanscan is None:
+        pytest.skip("the C extension is not built here")
+    if request.param == "python":
+        monkeypatch.setattr(aggregator_module, "spanscan", None)
+    return str(request.param)
 
 
 def config(**overrides: Any) -> Any:

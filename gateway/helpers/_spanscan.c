@@ -1,0 +1,738 @@
+/* Per-span walks over serialized OTLP trace requests, in C.
+
+   Each function here has a Python twin that is the reference (named in its comment); the twin runs when this
+   module is not built (no C compiler at install time) or when OTELGW_PURE_PYTHON=1, and the tests check that
+   both give the same answer for the same bytes. What moves here is only the loop over every span: reading a
+   length, a trace id, a few scalar fields. Python still owns every decision made with the results.
+
+   Every read is bounds-checked: bytes that are not well-formed protobuf raise ValueError, never read past the
+   buffer. The callers pass bytes that upb parsed or serialized, so that error means a bug, not bad input. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    const unsigned char *data;
+    Py_ssize_t size;
+} Buffer;
+
+static int fail(const char *what) {
+    PyErr_Format(PyExc_ValueError, "malformed protobuf: %s", what);
+    return -1;
+}
+
+/* Reads the varint at *pos, moving *pos past it. */
+static int read_varint(const Buffer *buf, Py_ssize_t *pos, uint64_t *out) {
+    uint64_t result = 0;
+    int shift = 0;
+    while (*pos < buf->size && shift < 64) {
+        unsigned char byte = buf->data[(*pos)++];
+        result |= (uint64_t)(byte & 0x7F) << shift;
+        if (byte < 0x80) {
+            *out = result;
+            return 0;
+        }
+        shift += 7;
+    }
+    return fail("truncated varint");
+}
+
+/* The field at *pos: its tag, where its payload starts (length-delimited fields) and where it ends. */
+static int skip_field(const Buffer *buf, Py_ssize_t pos, uint64_t *tag, Py_ssize_t *body, Py_ssize_t *field_end) {
+    uint64_t value;
+    if (read_varint(buf, &pos, tag) < 0)
+        return -1;
+    *body = pos;
+    switch (*tag & 7) {
+    case 0:
+        if (read_varint(buf, &pos, &value) < 0)
+            return -1;
+        *field_end = pos;
+        break;
+    case 1:
+        *field_end = pos + 8;
+        break;
+    case 5:
+        *field_end = pos + 4;
+        break;
+    case 2:
+        if (read_varint(buf, &pos, &value) < 0)
+            return -1;
+        if (value > (uint64_t)(buf->size - pos))
+            return fail("length past the end");
+        *body = pos;
+        *field_end = pos + (Py_ssize_t)value;
+        break;
+    default:
+        return fail("unsupported wire type");
+    }
+    if (*field_end > buf->size)
+        return fail("field past the end");
+    return 0;
+}
+
+/* Little-endian fixed64 at p. */
+static uint64_t fixed64(const unsigned char *p) {
+    uint64_t value = 0;
+    for (int i = 7; i >= 0; i--)
+        value = (value << 8) | p[i];
+    return value;
+}
+
+/* The fields of a span the functions here read. Scalars: the last occurrence, as a parse keeps. */
+typedef struct {
+    Py_ssize_t name_start, name_length;  /* field 5 */
+    int32_t kind;                        /* field 6 */
+    uint64_t start, end;                 /* fields 7 and 8 */
+    int32_t status_code;                 /* field 15, its field 3: occurrences of a message field merge */
+} SpanFields;
+
+static int read_status_code(const Buffer *buf, Py_ssize_t pos, Py_ssize_t end, int32_t *code) {
+    uint64_t tag, value;
+    Py_ssize_t body, field_end;
+    while (pos < end) {
+        if (skip_field(buf, pos, &tag, &body, &field_end) < 0)
+            return -1;
+        if (field_end > end)
+            return fail("status field past the status");
+        if (tag == 0x18) {
+            Py_ssize_t at = body;
+            if (read_varint(buf, &at, &value) < 0)
+                return -1;
+            *code = (int32_t)(uint32_t)value;  /* an enum is an int32 on the wire */
+        }
+        pos = field_end;
+    }
+    return 0;
+}
+
+static int read_span(const Buffer *buf, Py_ssize_t pos, Py_ssize_t end, SpanFields *span) {
+    uint64_t tag, value;
+    Py_ssize_t body, field_end;
+    memset(span, 0, sizeof *span);
+    while (pos < end) {
+        if (skip_field(buf, pos, &tag, &body, &field_end) < 0)
+            return -1;
+        if (field_end > end)
+            return fail("span field past the span");
+        switch (tag) {
+        case 0x2A:
+            span->name_start = body;
+            span->name_length = field_end - body;
+            break;
+        case 0x30: {
+            Py_ssize_t at = body;
+            if (read_varint(buf, &at, &value) < 0)
+                return -1;
+            span->kind = (int32_t)(uint32_t)value;
+            break;
+        }
+        case 0x39:
+            span->start = fixed64(buf->data + body);
+            break;
+        case 0x41:
+            span->end = fixed64(buf->data + body);
+            break;
+        case 0x7A:
+            if (read_status_code(buf, body, field_end, &span->status_code) < 0)
+                return -1;
+            break;
+        }
+        pos = field_end;
+    }
+    return 0;
+}
+
+/* end - start as Python computes it from the two unsigned fields: negative when the span ends first. */
+static PyObject *duration(const SpanFields *span) {
+    if (span->end >= span->start)
+        return PyLong_FromUnsignedLongLong(span->end - span->start);
+    PyObject *positive = PyLong_FromUnsignedLongLong(span->start - span->end);
+    if (positive == NULL)
+        return NULL;
+    PyObject *negative = PyNumber_Negative(positive);
+    Py_DECREF(positive);
+    return negative;
+}
+
+/* Twin: trace_runs._is_root. True when the span has no parent_span_id (field 4), reading fields 1-3 only
+   (the canonical order puts field 4 right after them). */
+static int is_root(const Buffer *buf, Py_ssize_t pos, Py_ssize_t end) {
+    const unsigned char *d = buf->data;
+    while (pos < end) {
+        unsigned char tag = d[pos];
+        if (tag == 0x22)
+            return pos + 1 < buf->size && d[pos + 1] == 0;
+        if (tag > 0x22 || (tag & 7) != 2)
+            return 1;
+        Py_ssize_t at = pos + 1;
+        uint64_t length;
+        if (read_varint(buf, &at, &length) < 0)
+            return -1;
+        if (length > (uint64_t)(buf->size - at))
+            return fail("length past the end");
+        pos = at + (Py_ssize_t)length;
+    }
+    return 1;
+}
+
+static PyObject *slice(const Buffer *buf, Py_ssize_t start, Py_ssize_t end) {
+    return PyBytes_FromStringAndSize((const char *)buf->data + start, end - start);
+}
+
+/* Appends buf[start:end] to *header (a growing bytes object; NULL when empty so far). */
+static int append_to(PyObject **header, const Buffer *buf, Py_ssize_t start, Py_ssize_t end) {
+    PyObject *part = slice(buf, start, end);
+    if (part == NULL)
+        return -1;
+    if (*header == NULL) {
+        *header = part;
+        return 0;
+    }
+    PyBytes_ConcatAndDel(header, part);
+    return *header == NULL ? -1 : 0;
+}
+
+typedef struct {
+    Py_ssize_t start;      /* where the run's first span field starts; -1: no run yet */
+    Py_ssize_t key_start;  /* the bytes every span of the run starts with (tag, length and trace id) */
+    Py_ssize_t key_length;
+    Py_ssize_t tid_start;
+    Py_ssize_t tid_length;
+    long count;
+    uint64_t first, last;
+    int root;
+} Run;
+
+static int close_run(const Buffer *buf, const Run *run, Py_ssize_t end, PyObject *runs) {
+    PyObject *item = Py_BuildValue("(NNlNNO)", slice(buf, run->tid_start, run->tid_start + run->tid_length),
+                                   slice(buf, run->start, end), run->count,
+                                   PyLong_FromUnsignedLongLong(run->first), PyLong_FromUnsignedLongLong(run->last),
+                                   run->root ? Py_True : Py_False);
+    if (item == NULL)
+        return -1;
+    int result = PyList_Append(runs, item);
+    Py_DECREF(item);
+    return result;
+}
+
+/* Twin: trace_runs._scope_runs. Appends to ``runs`` the runs of the ScopeSpans payload buf[start:end] and
+   returns its header bytes (every field but the spans). */
+static PyObject *scope_runs(const Buffer *buf, Py_ssize_t start, Py_ssize_t end, int want_times, int want_root,
+                            PyObject *runs) {
+    static const unsigned char no_key = 0xFF;  /* matches no span: a span never starts with a 0xff byte */
+    const unsigned char *d = buf->data;
+    PyObject *header = NULL;
+    Run run = {-1, 0, 1, 0, 0, 0, 0, 0, 0};  /* key_length 1: the no_key byte */
+    const unsigned char *key = &no_key;
+    Py_ssize_t pos = start;
+    while (pos < end) {
+        uint64_t tag, length;
+        Py_ssize_t body, field_end;
+        if (d[pos] != 0x12) {
+            if (skip_field(buf, pos, &tag, &body, &field_end) < 0 || append_to(&header, buf, pos, field_end) < 0)
+                goto error;
+            pos = field_end;
+            continue;
+        }
+        body = pos + 1;
+        if (read_varint(buf, &body, &length) < 0)
+            goto error;
+        if (length > (uint64_t)(end - body)) {
+            fail("span past its scope");
+            goto error;
+        }
+        Py_ssize_t span_end = body + (Py_ssize_t)length;
+        Py_ssize_t key_length = run.key_length;
+        int same = body < span_end && body + key_length <= buf->size &&
+                   memcmp(d + body, key, (size_t)key_length) == 0;
+        if (!same) {
+            if (run.start >= 0 && close_run(buf, &run, pos, runs) < 0)
+                goto error;
+            run.start = pos;
+            run.count = 0;
+            run.first = run.last = 0;
+            run.root = 0;
+            if (body < span_end && d[body] == 0x0A) {
+                /* As the twin: the id's length is read as one byte, and the key is cut at the buffer's end. */
+                Py_ssize_t want = 2 + (body + 1 < buf->size ? d[body + 1] : 0);
+                run.key_length = body + want <= buf->size ? want : buf->size - body;
+                run.tid_start = body + 2 <= buf->size ? body + 2 : buf->size;
+                run.tid_length = body + run.key_length - run.tid_start;
+                key = d + body;
+            } else {  /* no trace id (or an empty span): invalid, but kept together rather than lost */
+                /* As the twin: the key is the byte at the span's start, even past an empty span's end. */
+                run.key_length = 1;
+                run.tid_start = body;
+                run.tid_length = 0;
+                key = body < buf->size ? d + body : &no_key;
+            }
+        }
+        run.count++;
+        if (want_times) {
+            SpanFields span;
+            if (read_span(buf, body, span_end, &span) < 0)
+                goto error;
+            if (run.count == 1 || span.start < run.first)
+                run.first = span.start;
+            if (span.end > run.last)
+                run.last = span.end;
+        }
+        if (want_root && !run.root) {
+            int root = is_root(buf, body, span_end);
+            if (root < 0)
+                goto error;
+            run.root = root;
+        }
+        pos = span_end;
+    }
+    if (run.start >= 0 && close_run(buf, &run, pos, runs) < 0)
+        goto error;
+    if (header == NULL)
+        header = PyBytes_FromStringAndSize(NULL, 0);
+    return header;
+error:
+    Py_XDECREF(header);
+    return NULL;
+}
+
+/* Twin: trace_runs.split_request (the pure-Python one). */
+static PyObject *split_request(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int want_times = 0, want_root = 0;
+    if (!PyArg_ParseTuple(args, "y*|pp", &view, &want_times, &want_root))
+        return NULL;
+    Buffer buf = {(const unsigned char *)view.buf, view.len};
+    PyObject *out = PyList_New(0), *scopes = NULL, *resource_header = NULL;
+    if (out == NULL)
+        goto error;
+    Py_ssize_t pos = 0;
+    while (pos < buf.size) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        if (skip_field(&buf, pos, &tag, &body, &field_end) < 0)
+            goto error;
+        if (tag != 0x0A) {
+            pos = field_end;
+            continue;
+        }
+        scopes = PyList_New(0);  /* (scope header, runs) until the resource header is complete */
+        if (scopes == NULL)
+            goto error;
+        resource_header = NULL;
+        Py_ssize_t inner = body;
+        while (inner < field_end) {
+            uint64_t inner_tag;
+            Py_ssize_t inner_body, inner_end;
+            if (skip_field(&buf, inner, &inner_tag, &inner_body, &inner_end) < 0)
+                goto error;
+            if (inner_end > field_end) {
+                fail("field past its resource");
+                goto error;
+            }
+            if (inner_tag == 0x12) {
+                PyObject *runs = PyList_New(0);
+                if (runs == NULL)
+                    goto error;
+                PyObject *scope_header = scope_runs(&buf, inner_body, inner_end, want_times, want_root, runs);
+                if (scope_header == NULL) {
+                    Py_DECREF(runs);
+                    goto error;
+                }
+                PyObject *pair = Py_BuildValue("(NN)", scope_header, runs);
+                if (pair == NULL || PyList_Append(scopes, pair) < 0) {
+                    Py_XDECREF(pair);
+                    goto error;
+                }
+                Py_DECREF(pair);
+            } else if (append_to(&resource_header, &buf, inner, inner_end) < 0) {
+                goto error;
+            }
+            inner = inner_end;
+        }
+        if (resource_header == NULL && (resource_header = PyBytes_FromStringAndSize(NULL, 0)) == NULL)
+            goto error;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(scopes); i++) {
+            PyObject *pair = PyList_GET_ITEM(scopes, i);
+            PyObject *item = PyTuple_Pack(3, resource_header, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
+            if (item == NULL || PyList_Append(out, item) < 0) {
+                Py_XDECREF(item);
+                goto error;
+            }
+            Py_DECREF(item);
+        }
+        Py_CLEAR(scopes);
+        Py_CLEAR(resource_header);
+        pos = field_end;
+    }
+    PyBuffer_Release(&view);
+    return out;
+error:
+    Py_XDECREF(scopes);
+    Py_XDECREF(resource_header);
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* One series of span_groups: spans of one name, kind and status code. */
+typedef struct {
+    Py_ssize_t name_start, name_length;
+    int32_t kind, code;
+    uint64_t hash;
+    PyObject *durations;  /* a list, in span order */
+} Group;
+
+typedef struct {
+    Group *groups;
+    Py_ssize_t count, capacity;
+    Py_ssize_t *slots;  /* open addressing: index + 1 into groups, 0 empty */
+    Py_ssize_t mask;
+} GroupTable;
+
+static uint64_t group_hash(const unsigned char *name, Py_ssize_t length, int32_t kind, int32_t code) {
+    uint64_t hash = 1469598103934665603ULL ^ ((uint64_t)(uint32_t)kind << 8) ^ ((uint64_t)(uint32_t)code << 40);
+    for (Py_ssize_t i = 0; i < length; i++)
+        hash = (hash ^ name[i]) * 1099511628211ULL;
+    return hash;
+}
+
+static int table_grow(GroupTable *table) {
+    Py_ssize_t size = (table->mask + 1) * 2;
+    Py_ssize_t *slots = PyMem_Calloc((size_t)size, sizeof *slots);
+    Group *groups = PyMem_Realloc(table->groups, (size_t)(size / 2) * sizeof *groups);
+    if (slots == NULL || groups == NULL) {
+        PyMem_Free(slots);
+        if (groups != NULL)
+            table->groups = groups;
+        PyErr_NoMemory();
+        return -1;
+    }
+    table->groups = groups;
+    table->capacity = size / 2;
+    for (Py_ssize_t i = 0; i < table->count; i++) {
+        Py_ssize_t slot = (Py_ssize_t)(groups[i].hash & (uint64_t)(size - 1));
+        while (slots[slot])
+            slot = (slot + 1) & (size - 1);
+        slots[slot] = i + 1;
+    }
+    PyMem_Free(table->slots);
+    table->slots = slots;
+    table->mask = size - 1;
+    return 0;
+}
+
+/* The group of a span, made when it is the first of its name, kind and code. */
+static Group *group_of(const Buffer *buf, GroupTable *table, const SpanFields *span, int32_t code) {
+    const unsigned char *name = buf->data + span->name_start;
+    uint64_t hash = group_hash(name, span->name_length, span->kind, code);
+    Py_ssize_t slot = (Py_ssize_t)(hash & (uint64_t)table->mask);
+    while (table->slots[slot]) {
+        Group *group = &table->groups[table->slots[slot] - 1];
+        if (group->hash == hash && group->kind == span->kind && group->code == code &&
+            group->name_length == span->name_length &&
+            memcmp(buf->data + group->name_start, name, (size_t)span->name_length) == 0)
+            return group;
+        slot = (slot + 1) & table->mask;
+    }
+    if (table->count == table->capacity) {  /* at half the slots: grow, then find the free slot again */
+        if (table_grow(table) < 0)
+            return NULL;
+        slot = (Py_ssize_t)(hash & (uint64_t)table->mask);
+        while (table->slots[slot])
+            slot = (slot + 1) & table->mask;
+    }
+    Group *group = &table->groups[table->count];
+    group->durations = PyList_New(0);
+    if (group->durations == NULL)
+        return NULL;
+    group->name_start = span->name_start;
+    group->name_length = span->name_length;
+    group->kind = span->kind;
+    group->code = code;
+    group->hash = hash;
+    table->slots[slot] = ++table->count;
+    return group;
+}
+
+static void table_free(GroupTable *table) {
+    for (Py_ssize_t i = 0; i < table->count; i++)
+        Py_XDECREF(table->groups[i].durations);
+    PyMem_Free(table->groups);
+    PyMem_Free(table->slots);
+}
+
+/* The groups of the ScopeSpans payload buf[start:end], as a list of (name, kind, code, durations). */
+static PyObject *scope_groups(const Buffer *buf, Py_ssize_t start, Py_ssize_t end, int read_status) {
+    GroupTable table = {NULL, 0, 0, NULL, 7};
+    PyObject *out = NULL;
+    table.slots = PyMem_Calloc(8, sizeof *table.slots);
+    table.groups = PyMem_Malloc(4 * sizeof *table.groups);
+    table.capacity = 4;
+    if (table.slots == NULL || table.groups == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t pos = start;
+    while (pos < end) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        if (skip_field(buf, pos, &tag, &body, &field_end) < 0)
+            goto done;
+        if (field_end > end) {
+            fail("field past its scope");
+            goto done;
+        }
+        if (tag == 0x12) {
+            SpanFields span;
+            if (read_span(buf, body, field_end, &span) < 0)
+                goto done;
+            Group *group = group_of(buf, &table, &span, read_status ? span.status_code : 0);
+            if (group == NULL)
+                goto done;
+            PyObject *value = duration(&span);
+            if (value == NULL)
+                goto done;
+            int appended = PyList_Append(group->durations, value);
+            Py_DECREF(value);
+            if (appended < 0)
+                goto done;
+        }
+        pos = field_end;
+    }
+    out = PyList_New(table.count);
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < table.count; i++) {
+        Group *group = &table.groups[i];
+        PyObject *name = PyUnicode_DecodeUTF8((const char *)buf->data + group->name_start, group->name_length,
+                                              NULL);
+        PyObject *item = name == NULL ? NULL : Py_BuildValue("(NiiO)", name, group->kind, group->code,
+                                                             group->durations);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, item);
+    }
+done:
+    table_free(&table);
+    return out;
+}
+
+/* Twin: span_metrics.aggregator.SpanAggregator._add_grouped's loop over spans. Per ResourceSpans of the
+   serialized request, per ScopeSpans: its spans grouped by (name, kind, status code), in the order each group's
+   first span came, each group with the spans' end - start in span order. */
+static PyObject *span_groups(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int read_status = 1;
+    if (!PyArg_ParseTuple(args, "y*|p", &view, &read_status))
+        return NULL;
+    Buffer buf = {(const unsigned char *)view.buf, view.len};
+    PyObject *out = PyList_New(0), *scopes = NULL;
+    if (out == NULL)
+        goto error;
+    Py_ssize_t pos = 0;
+    while (pos < buf.size) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        if (skip_field(&buf, pos, &tag, &body, &field_end) < 0)
+            goto error;
+        if (tag == 0x0A) {
+            scopes = PyList_New(0);
+            if (scopes == NULL)
+                goto error;
+            Py_ssize_t inner = body;
+            while (inner < field_end) {
+                uint64_t inner_tag;
+                Py_ssize_t inner_body, inner_end;
+                if (skip_field(&buf, inner, &inner_tag, &inner_body, &inner_end) < 0)
+                    goto error;
+                if (inner_end > field_end) {
+                    fail("field past its resource");
+                    goto error;
+                }
+                if (inner_tag == 0x12) {
+                    PyObject *groups = scope_groups(&buf, inner_body, inner_end, read_status);
+                    if (groups == NULL)
+                        goto error;
+                    int appended = PyList_Append(scopes, groups);
+                    Py_DECREF(groups);
+                    if (appended < 0)
+                        goto error;
+                }
+                inner = inner_end;
+            }
+            int appended = PyList_Append(out, scopes);
+            Py_CLEAR(scopes);
+            if (appended < 0)
+                goto error;
+        }
+        pos = field_end;
+    }
+    PyBuffer_Release(&view);
+    return out;
+error:
+    Py_XDECREF(scopes);
+    Py_XDECREF(out);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* The last occurrence of up to three length-delimited fields of one item: its length, and whether it is all
+   zero bytes. Absent: length 0. */
+typedef struct {
+    Py_ssize_t length[3];
+    int zero[3];
+} Ids;
+
+static int read_ids(const Buffer *buf, Py_ssize_t pos, Py_ssize_t end, const uint64_t tags[3], Ids *ids) {
+    uint64_t tag;
+    Py_ssize_t body, field_end;
+    memset(ids, 0, sizeof *ids);
+    while (pos < end) {
+        if (skip_field(buf, pos, &tag, &body, &field_end) < 0)
+            return -1;
+        if (field_end > end)
+            return fail("item field past the item");
+        for (int i = 0; i < 3; i++) {
+            if (tag == tags[i]) {
+                ids->length[i] = field_end - body;
+                int zero = 1;
+                for (Py_ssize_t at = body; at < field_end && zero; at++)
+                    zero = buf->data[at] == 0;
+                ids->zero[i] = zero;
+            }
+        }
+        pos = field_end;
+    }
+    return 0;
+}
+
+/* Twin: plugins/receivers/otlp/ids.py, _first_bad_span and _first_bad_log over every item. True when every
+   span has a 16-byte trace_id and an 8-byte span_id, neither all zero, and an empty or 8-byte parent_span_id
+   (logs: trace_id empty or 16 bytes, span_id empty or 8). The nesting of requests, resources, scopes and items
+   is the same for traces and logs (fields 1, 2, 2). */
+static PyObject *ids_valid(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    int logs = 0;
+    if (!PyArg_ParseTuple(args, "y*|p", &view, &logs))
+        return NULL;
+    static const uint64_t span_tags[3] = {0x0A, 0x12, 0x22};  /* trace_id, span_id, parent_span_id */
+    static const uint64_t log_tags[3] = {0x4A, 0x52, 0};      /* trace_id (9), span_id (10) */
+    const uint64_t *tags = logs ? log_tags : span_tags;
+    Buffer buf = {(const unsigned char *)view.buf, view.len};
+    int valid = 1;
+    Py_ssize_t pos = 0;
+    while (pos < buf.size && valid) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        if (skip_field(&buf, pos, &tag, &body, &field_end) < 0)
+            goto error;
+        for (Py_ssize_t inner = body; tag == 0x0A && inner < field_end && valid;) {
+            uint64_t inner_tag;
+            Py_ssize_t inner_body, inner_end;
+            if (skip_field(&buf, inner, &inner_tag, &inner_body, &inner_end) < 0)
+                goto error;
+            for (Py_ssize_t at = inner_body; inner_tag == 0x12 && at < inner_end && valid;) {
+                uint64_t item_tag;
+                Py_ssize_t item_body, item_end;
+                if (skip_field(&buf, at, &item_tag, &item_body, &item_end) < 0)
+                    goto error;
+                if (item_tag == 0x12) {
+                    Ids ids;
+                    if (read_ids(&buf, item_body, item_end, tags, &ids) < 0)
+                        goto error;
+                    if (logs)
+                        valid = (ids.length[0] == 0 || ids.length[0] == 16) &&
+                                (ids.length[1] == 0 || ids.length[1] == 8);
+                    else
+                        valid = ids.length[0] == 16 && !ids.zero[0] && ids.length[1] == 8 && !ids.zero[1] &&
+                                (ids.length[2] == 0 || ids.length[2] == 8);
+                }
+                at = item_end;
+            }
+            inner = inner_end;
+        }
+        pos = field_end;
+    }
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(valid);
+error:
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* Twin: tail_sampling's TraceView.has_status when decoding. True when some span of the runs (each a sequence
+   of framed ScopeSpans.spans entries) has this status code; a span without a status has code 0 (UNSET). */
+static PyObject *runs_have_status(PyObject *self, PyObject *args) {
+    PyObject *runs;
+    int code;
+    if (!PyArg_ParseTuple(args, "Oi", &runs, &code))
+        return NULL;
+    PyObject *iterator = PyObject_GetIter(runs), *run;
+    if (iterator == NULL)
+        return NULL;
+    int found = 0;
+    while (!found && (run = PyIter_Next(iterator)) != NULL) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(run, &view, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(run);
+            break;
+        }
+        Buffer buf = {(const unsigned char *)view.buf, view.len};
+        int failed = 0;
+        for (Py_ssize_t pos = 0; pos < buf.size && !found;) {
+            uint64_t tag;
+            Py_ssize_t body, field_end;
+            SpanFields span;
+            if (skip_field(&buf, pos, &tag, &body, &field_end) < 0 ||
+                (tag == 0x12 && read_span(&buf, body, field_end, &span) < 0)) {
+                failed = 1;
+                break;
+            }
+            found = tag == 0x12 && span.status_code == code;
+            pos = field_end;
+        }
+        PyBuffer_Release(&view);
+        Py_DECREF(run);
+        if (failed)
+            break;
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyBool_FromLong(found);
+}
+
+/* Twin: tail_sampling's probabilistic.fnv1a_64. FNV-1a 64 of data, from state. */
+static PyObject *fnv1a_64(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    unsigned long long state = 0xCBF29CE484222325ULL;
+    if (!PyArg_ParseTuple(args, "y*|K", &view, &state))
+        return NULL;
+    const unsigned char *data = view.buf;
+    for (Py_ssize_t i = 0; i < view.len; i++)
+        state = (state ^ data[i]) * 0x100000001B3ULL;
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLongLong(state);
+}
+
+static PyMethodDef methods[] = {
+    {"split_request", split_request, METH_VARARGS,
+     "split_request(data, want_times=False, want_root=False): see gateway.helpers.trace_runs.split_request."},
+    {"span_groups", span_groups, METH_VARARGS,
+     "span_groups(data, read_status=True): per resource, per scope, [(name, kind, code, durations)]."},
+    {"ids_valid", ids_valid, METH_VARARGS,
+     "ids_valid(data, logs=False): whether every span (log record) of the request has ids of the OTLP sizes."},
+    {"runs_have_status", runs_have_status, METH_VARARGS,
+     "runs_have_status(runs, code): whether some span of the runs has this status code."},
+    {"fnv1a_64", fnv1a_64, METH_VARARGS, "fnv1a_64(data, state=offset basis): FNV-1a 64."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spanscan", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__spanscan(void) { return PyModule_Create(&module); }

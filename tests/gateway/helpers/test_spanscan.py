@@ -1,0 +1,215 @@
+"""The C twins in ``gateway.helpers._spanscan`` against their Python references, on the same bytes.
+
+Each C function must give exactly what its Python twin gives (the twin is what runs without the extension), and
+bytes that are not well-formed protobuf must raise ValueError, never crash or read past the buffer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
+
+from gateway import Signal
+from gateway.helpers import native
+from gateway.helpers.trace_runs import split_request_python
+from plugins.processors.tail_sampling.policies.probabilistic import fnv1a_64_python
+from plugins.receivers.otlp.ids import _all_valid_python, _log_problem, _span_problem
+
+spanscan = native.spanscan
+pytestmark = pytest.mark.skipif(spanscan is None, reason="the C extension is not built here")
+
+U64 = st.integers(min_value=0, max_value=2**64 - 1)
+NAMES = st.sampled_from(["GET /a", "GET /b", "db.query", "", "zz", "ünïcode", "x" * 300])
+
+
+@st.composite
+def spans(draw: Any) -> Span:
+    span = Span(name=draw(NAMES), kind=draw(st.sampled_from([0, 1, 2, 3, 4, 5, 9, -1])))
+    trace = draw(st.sampled_from([None, b"\x01" * 16, b"\x02" * 16, b"\x03" * 16, b"\x04" * 8, bytes(16)]))
+    if trace is not None:
+        span.trace_id = trace
+    span.span_id = draw(st.binary(min_size=0, max_size=8))
+    if draw(st.booleans()):
+        span.parent_span_id = draw(st.sampled_from([b"\x09" * 8, b"\x00" * 8]))
+    if draw(st.booleans()):
+        span.start_time_unix_nano = draw(U64)
+    if draw(st.booleans()):
+        span.end_time_unix_nano = draw(U64)
+    status = draw(st.sampled_from([None, 0, 1, 2, 7, -3]))
+    if status is not None:
+        span.status.CopyFrom(Status(code=status, message=draw(st.sampled_from(["", "boom"]))))
+    for key in draw(st.lists(st.sampled_from(["a", "b", "http.status_code"]), max_size=3)):
+        span.attributes.append(KeyValue(key=key, value=AnyValue(int_value=draw(st.integers(-5, 2**40)))))
+    return span
+
+
+@st.composite
+def requests(draw: Any) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(0, 3))):
+        resource = request.resource_spans.add()
+        if draw(st.booleans()):
+            resource.resource.attributes.append(
+                KeyValue(key="service.name", value=AnyValue(string_value=draw(st.sampled_from(["a", "b"])))))
+        if draw(st.booleans()):
+            resource.schema_url = "https://opentelemetry.io/schemas/1.21.0"
+        for _ in range(draw(st.integers(0, 3))):
+            scope = resource.scope_spans.add()
+            scope.scope.name = draw(st.sampled_from(["", "lib", "other"]))
+            scope.spans.extend(draw(st.lists(spans(), max_size=12)))
+    return request
+
+
+def with_padding(data: bytes, draw_empty_span: bool) -> bytes:
+    """Adds what a parser accepts but no serializer writes: an empty span, an unknown field in a scope."""
+    if not draw_empty_span:
+        return data
+    return data + b"\x0a\x04\x12\x02\x12\x00"  # a resource holding a scope holding one empty span
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.booleans(), st.booleans(), st.booleans())
+def test_split_request_gives_what_the_python_twin_gives(request: ExportTraceServiceRequest, want_times: bool,
+                                                          want_root: bool, padded: bool) -> None:
+    data = with_padding(request.SerializeToString(), padded)
+    parsed = ExportTraceServiceRequest.FromString(data)
+    assert spanscan.split_request(data, want_times, want_root) == split_request_python(data, parsed, want_times,
+                                                                                       want_root)
+
+
+def groups_python(request: ExportTraceServiceRequest, read_status: bool) -> list[list[list[Any]]]:
+    """What span_groups must give, computed from the parsed request."""
+    out = []
+    for rs in request.resource_spans:
+        scopes = []
+        for ss in rs.scope_spans:
+            groups: dict[tuple[str, int, int], list[int]] = {}
+            for span in ss.spans:
+                code = span.status.code if read_status and span.HasField("status") else 0
+                groups.setdefault((span.name, span.kind, code), []).append(
+                    span.end_time_unix_nano - span.start_time_unix_nano)
+            scopes.append([(name, kind, code, durations) for (name, kind, code), durations in groups.items()])
+        out.append(scopes)
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.booleans(), st.booleans())
+def test_span_groups_gives_what_a_parse_gives(request: ExportTraceServiceRequest, read_status: bool,
+                                              padded: bool) -> None:
+    data = with_padding(request.SerializeToString(), padded)
+    assert spanscan.span_groups(data, read_status) == groups_python(ExportTraceServiceRequest.FromString(data),
+                                                                   read_status)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_ids_valid_is_true_exactly_when_no_span_has_a_bad_id(request: ExportTraceServiceRequest) -> None:
+    data = request.SerializeToString()
+    spans = [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    valid = all(_span_problem(span) is None for span in spans)
+    assert spanscan.ids_valid(data) is valid
+    if _all_valid_python(Signal.TRACES, data):  # the twin may send a valid request down the item path, no more
+        assert valid
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([b"", b"\x01" * 16, b"\x02" * 8, bytes(16)]),
+                          st.sampled_from([b"", b"\x01" * 8, b"\x01" * 16, bytes(8)])), max_size=8),
+       st.integers(1, 3))
+def test_ids_valid_for_log_records(ids: list[tuple[bytes, bytes]], scopes: int) -> None:
+    request = ExportLogsServiceRequest()
+    resource = request.resource_logs.add()
+    for _ in range(scopes):
+        resource.scope_logs.add().log_records.extend(
+            LogRecord(trace_id=trace, span_id=span, body={"string_value": "x"}) for trace, span in ids)
+    valid = all(_log_problem(record) is None for sl in resource.scope_logs for record in sl.log_records)
+    assert spanscan.ids_valid(request.SerializeToString(), True) is valid
+    assert _all_valid_python(Signal.LOGS, request.SerializeToString()) is valid
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.sampled_from([0, 1, 2, 7, -3]))
+def test_runs_have_status_reads_what_a_decode_reads(request: ExportTraceServiceRequest, code: int) -> None:
+    data = request.SerializeToString()
+    runs = [run[1] for _, _, scope_runs in spanscan.split_request(data) for run in scope_runs]
+    decoded = [span for run in runs for span in ScopeSpans.FromString(run).spans]
+    assert spanscan.runs_have_status(runs, code) is any(span.status.code == code for span in decoded)
+
+
+@given(st.binary(max_size=64), st.integers(0, 2**64 - 1))
+def test_fnv1a_64_is_its_python_twin(data: bytes, state: int) -> None:
+    assert spanscan.fnv1a_64(data, state) == fnv1a_64_python(data, state)
+    assert spanscan.fnv1a_64(data) == fnv1a_64_python(data)
+
+
+def test_a_repeated_scalar_takes_its_last_value_and_a_repeated_status_merges() -> None:
+    """As a parse: two encodings of name, kind and times, the last wins; two status fields merge (a later one
+    without a code keeps the earlier code)."""
+    first = Span(name="old", kind=1, start_time_unix_nano=5, end_time_unix_nano=9, status=Status(code=2))
+    second = Span(name="new", kind=3, start_time_unix_nano=10, end_time_unix_nano=40, status=Status(message="m"))
+    body = first.SerializeToString() + second.SerializeToString()
+    span = b"\x12" + bytes([len(body)]) + body
+    scope = b"\x12" + bytes([len(span)]) + span
+    data = b"\x0a" + bytes([len(scope)]) + scope
+    assert spanscan.span_groups(data) == groups_python(ExportTraceServiceRequest.FromString(data), True)
+    assert spanscan.span_groups(data) == [[[("new", 3, 2, [30])]]]
+
+
+def test_bytes_that_are_not_protobuf_raise_value_error() -> None:
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    scope.spans.extend(Span(trace_id=bytes([i]) * 16, name=f"s{i}", start_time_unix_nano=i) for i in range(1, 5))
+    data = request.SerializeToString()
+    calls = (lambda d: spanscan.split_request(d, True, True), spanscan.span_groups, spanscan.ids_valid,
+             lambda d: spanscan.runs_have_status([d], 2))
+    for cut in range(1, len(data)):  # every truncation: a length past the end somewhere
+        for call in calls:
+            try:
+                call(data[:cut])
+            except ValueError as exc:
+                assert "malformed protobuf" in str(exc)
+    for garbage in (b"\xff" * 20, b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", b"\x0f", b"\x0a\x05\x12\x03\x12"):
+        with pytest.raises(ValueError, match="malformed protobuf"):
+            spanscan.span_groups(garbage)
+        with pytest.raises(ValueError, match="malformed protobuf"):
+            spanscan.split_request(garbage, True, True)
+        with pytest.raises(ValueError, match="malformed protobuf"):
+            spanscan.ids_valid(garbage)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_never_crash(data: bytes) -> None:
+    for call in (lambda d: spanscan.split_request(d, True, True), spanscan.span_groups, spanscan.ids_valid,
+                 lambda d: spanscan.runs_have_status([d], 2)):
+        with contextlib.suppress(ValueError):
+            call(data)
+
+
+def test_a_name_that_is_not_utf8_is_an_error_the_caller_can_take() -> None:
+    span = Span(name="x").SerializeToString().replace(b"x", b"\xff")
+    scope = b"\x12" + bytes([len(span)]) + span
+    data = b"\x0a" + bytes([len(scope) + 2]) + b"\x12" + bytes([len(scope)]) + scope
+    with pytest.raises(ValueError):
+        spanscan.span_groups(data)
+
+
+def test_the_environment_switch_turns_the_c_twins_off() -> None:
+    code = "from gateway.helpers import native; print(native.spanscan is None)"
+    for value, off in (("1", "True"), ("0", "False"), ("", "False")):
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OTELGW_PURE_PYTHON": value},
+                             capture_output=True, text=True, check=True).stdout.strip()
+        assert out == off
