@@ -23,8 +23,7 @@ static int fail(const char *what) {
     return -1;
 }
 
-/* Reads the varint at *pos, moving *pos past it. */
-static int read_varint(const Buffer *buf, Py_ssize_t *pos, uint64_t *out) {
+static int read_varint_slow(const Buffer *buf, Py_ssize_t *pos, uint64_t *out) {
     uint64_t result = 0;
     int shift = 0;
     while (*pos < buf->size && shift < 64) {
@@ -39,8 +38,19 @@ static int read_varint(const Buffer *buf, Py_ssize_t *pos, uint64_t *out) {
     return fail("truncated varint");
 }
 
+/* Reads the varint at *pos, moving *pos past it. Inlined with a one-byte fast path: tags and most lengths are
+   one byte, and this runs for every field of every span. */
+static inline int read_varint(const Buffer *buf, Py_ssize_t *pos, uint64_t *out) {
+    if (*pos < buf->size && buf->data[*pos] < 0x80) {
+        *out = buf->data[(*pos)++];
+        return 0;
+    }
+    return read_varint_slow(buf, pos, out);
+}
+
 /* The field at *pos: its tag, where its payload starts (length-delimited fields) and where it ends. */
-static int skip_field(const Buffer *buf, Py_ssize_t pos, uint64_t *tag, Py_ssize_t *body, Py_ssize_t *field_end) {
+static inline int skip_field(const Buffer *buf, Py_ssize_t pos, uint64_t *tag, Py_ssize_t *body,
+                             Py_ssize_t *field_end) {
     uint64_t value;
     if (read_varint(buf, &pos, tag) < 0)
         return -1;
@@ -204,13 +214,14 @@ typedef struct {
     long count;
     uint64_t first, last;
     int root;
+    long codes;  /* status codes seen: bit c for code c (0-2), bit 3 for any other; -1 when not read */
 } Run;
 
 static int close_run(const Buffer *buf, const Run *run, Py_ssize_t end, PyObject *runs) {
-    PyObject *item = Py_BuildValue("(NNlNNO)", slice(buf, run->tid_start, run->tid_start + run->tid_length),
+    PyObject *item = Py_BuildValue("(NNlNNOl)", slice(buf, run->tid_start, run->tid_start + run->tid_length),
                                    slice(buf, run->start, end), run->count,
                                    PyLong_FromUnsignedLongLong(run->first), PyLong_FromUnsignedLongLong(run->last),
-                                   run->root ? Py_True : Py_False);
+                                   run->root ? Py_True : Py_False, run->codes);
     if (item == NULL)
         return -1;
     int result = PyList_Append(runs, item);
@@ -221,11 +232,12 @@ static int close_run(const Buffer *buf, const Run *run, Py_ssize_t end, PyObject
 /* Twin: trace_runs._scope_runs. Appends to ``runs`` the runs of the ScopeSpans payload buf[start:end] and
    returns its header bytes (every field but the spans). */
 static PyObject *scope_runs(const Buffer *buf, Py_ssize_t start, Py_ssize_t end, int want_times, int want_root,
-                            PyObject *runs) {
+                            int want_status, PyObject *runs) {
     static const unsigned char no_key = 0xFF;  /* matches no span: a span never starts with a 0xff byte */
     const unsigned char *d = buf->data;
     PyObject *header = NULL;
-    Run run = {-1, 0, 1, 0, 0, 0, 0, 0, 0};  /* key_length 1: the no_key byte */
+    Run run = {-1, 0, 1, 0, 0, 0, 0, 0, 0, -1};  /* key_length 1: the no_key byte */
+    int walk = want_times || want_status;
     const unsigned char *key = &no_key;
     Py_ssize_t pos = start;
     while (pos < end) {
@@ -255,6 +267,7 @@ static PyObject *scope_runs(const Buffer *buf, Py_ssize_t start, Py_ssize_t end,
             run.count = 0;
             run.first = run.last = 0;
             run.root = 0;
+            run.codes = want_status ? 0 : -1;
             if (body < span_end && d[body] == 0x0A) {
                 /* As the twin: the id's length is read as one byte, and the key is cut at the buffer's end. */
                 Py_ssize_t want = 2 + (body + 1 < buf->size ? d[body + 1] : 0);
@@ -271,14 +284,18 @@ static PyObject *scope_runs(const Buffer *buf, Py_ssize_t start, Py_ssize_t end,
             }
         }
         run.count++;
-        if (want_times) {
+        if (walk) {
             SpanFields span;
             if (read_span(buf, body, span_end, &span) < 0)
                 goto error;
-            if (run.count == 1 || span.start < run.first)
-                run.first = span.start;
-            if (span.end > run.last)
-                run.last = span.end;
+            if (want_times) {
+                if (run.count == 1 || span.start < run.first)
+                    run.first = span.start;
+                if (span.end > run.last)
+                    run.last = span.end;
+            }
+            if (want_status)
+                run.codes |= span.status_code >= 0 && span.status_code <= 2 ? 1L << span.status_code : 8L;
         }
         if (want_root && !run.root) {
             int root = is_root(buf, body, span_end);
@@ -301,8 +318,8 @@ error:
 /* Twin: trace_runs.split_request (the pure-Python one). */
 static PyObject *split_request(PyObject *self, PyObject *args) {
     Py_buffer view;
-    int want_times = 0, want_root = 0;
-    if (!PyArg_ParseTuple(args, "y*|pp", &view, &want_times, &want_root))
+    int want_times = 0, want_root = 0, want_status = 0;
+    if (!PyArg_ParseTuple(args, "y*|ppp", &view, &want_times, &want_root, &want_status))
         return NULL;
     Buffer buf = {(const unsigned char *)view.buf, view.len};
     PyObject *out = PyList_New(0), *scopes = NULL, *resource_header = NULL;
@@ -336,7 +353,8 @@ static PyObject *split_request(PyObject *self, PyObject *args) {
                 PyObject *runs = PyList_New(0);
                 if (runs == NULL)
                     goto error;
-                PyObject *scope_header = scope_runs(&buf, inner_body, inner_end, want_times, want_root, runs);
+                PyObject *scope_header = scope_runs(&buf, inner_body, inner_end, want_times, want_root, want_status,
+                                                    runs);
                 if (scope_header == NULL) {
                     Py_DECREF(runs);
                     goto error;
@@ -722,7 +740,8 @@ static PyObject *fnv1a_64(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"split_request", split_request, METH_VARARGS,
-     "split_request(data, want_times=False, want_root=False): see gateway.helpers.trace_runs.split_request."},
+     "split_request(data, want_times=False, want_root=False, want_status=False): see\n"
+     "gateway.helpers.trace_runs.split_request."},
     {"span_groups", span_groups, METH_VARARGS,
      "span_groups(data, read_status=True): per resource, per scope, [(name, kind, code, durations)]."},
     {"ids_valid", ids_valid, METH_VARARGS,

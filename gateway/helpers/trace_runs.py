@@ -100,17 +100,22 @@ class EnvelopeTable:
         return len(self._table)
 
 
-#: One run: trace id, framed span bytes, span count, earliest start, latest end (0 when not read), has a root span.
-Run = tuple[bytes, bytes, int, int, int, bool]
+#: One run: trace id, framed span bytes, span count, earliest start, latest end (0 when not read), has a root span,
+#: the status codes of its spans (bit c for code c = 0 UNSET, 1 OK, 2 ERROR, bit 3 for any other; -1 when not read).
+Run = tuple[bytes, bytes, int, int, int, bool, int]
+#: Status code -> its bit in a run's codes.
+STATUS_BITS = {0: 1, 1: 2, 2: 4}
+_OTHER_STATUS = 8
 
 
 def _scope_runs(buf: bytes, start: int, end: int, spans: Any, want_times: bool,
-                want_root: bool, runs: list[Run]) -> bytes:
+                want_root: bool, want_status: bool, runs: list[Run]) -> bytes:
     """Append the runs of one ScopeSpans payload ``buf[start:end]``; return its header bytes.
 
     ``spans`` is the same scope's repeated field from the parsed request, read for start and end times only
-    when ``want_times``: two attribute reads cost less than walking a span's header fields in Python. The
-    per-span path is kept to a handful of operations: one ``startswith`` compares tag, length and trace id.
+    when ``want_times`` (and status codes when ``want_status``): two attribute reads cost less than walking a
+    span's header fields in Python. The per-span path is kept to a handful of operations: one ``startswith``
+    compares tag, length and trace id.
     """
     header = b""
     pos = start
@@ -119,7 +124,9 @@ def _scope_runs(buf: bytes, start: int, end: int, spans: Any, want_times: bool,
     run_start = -1
     count = first = last = 0
     root = False
-    span_iter = iter(spans) if want_times else None
+    no_codes = 0 if want_status else -1
+    codes = no_codes
+    span_iter = iter(spans) if want_times or want_status else None
     while pos < end:
         if buf[pos] != _SPAN:
             _, _, field_end = _skip_field(buf, pos)
@@ -138,28 +145,31 @@ def _scope_runs(buf: bytes, start: int, end: int, spans: Any, want_times: bool,
             span_end = body + length
         if not buf.startswith(run_key, body) or body == span_end:
             if run_start >= 0:
-                runs.append((run_tid, buf[run_start:pos], count, first, last, root))
+                runs.append((run_tid, buf[run_start:pos], count, first, last, root, codes))
             if body < span_end and buf[body] == 0x0A:
                 run_key = buf[body:body + 2 + buf[body + 1]]
                 run_tid = run_key[2:]
             else:  # no trace id: invalid, but kept together rather than lost
                 run_key = buf[body:body + 1] or b"\xff"
                 run_tid = b""
-            run_start, count, first, last, root = pos, 0, 0, 0, False
+            run_start, count, first, last, root, codes = pos, 0, 0, 0, False, no_codes
         count += 1
         if span_iter is not None:
             span = next(span_iter)
-            begin = span.start_time_unix_nano
-            finish = span.end_time_unix_nano
-            if count == 1 or begin < first:
-                first = begin
-            if finish > last:
-                last = finish
+            if want_times:
+                begin = span.start_time_unix_nano
+                finish = span.end_time_unix_nano
+                if count == 1 or begin < first:
+                    first = begin
+                if finish > last:
+                    last = finish
+            if want_status:
+                codes |= STATUS_BITS.get(span.status.code, _OTHER_STATUS)
         if want_root and not root:
             root = _is_root(buf, body, span_end)
         pos = span_end
     if run_start >= 0:
-        runs.append((run_tid, buf[run_start:pos], count, first, last, root))
+        runs.append((run_tid, buf[run_start:pos], count, first, last, root, codes))
     return header
 
 
@@ -176,20 +186,21 @@ def _is_root(buf: bytes, pos: int, end: int) -> bool:
     return True
 
 
-def split_request(buf: bytes, request: Any, want_times: bool = False,
-                  want_root: bool = False) -> list[tuple[bytes, bytes, list[Run]]]:
+def split_request(buf: bytes, request: Any, want_times: bool = False, want_root: bool = False,
+                  want_status: bool = False) -> list[tuple[bytes, bytes, list[Run]]]:
     """``(resource header, scope header, runs)`` per ScopeSpans of the serialized ``request`` ``buf``.
 
-    ``request`` is ``buf`` parsed (the Python twin reads span times from it; None unless ``want_times``). With
-    the C twin (``gateway.helpers.native``) the whole walk, times included, reads ``buf`` only.
+    ``request`` is ``buf`` parsed (the Python twin reads span times and status codes from it; None unless
+    ``want_times`` or ``want_status``). With the C twin (``gateway.helpers.native``) the whole walk reads ``buf``
+    only, and reading a span's times and status code costs about as much as reading one of them.
     """
     if spanscan is not None:
-        return spanscan.split_request(buf, want_times, want_root)
-    return split_request_python(buf, request, want_times, want_root)
+        return spanscan.split_request(buf, want_times, want_root, want_status)
+    return split_request_python(buf, request, want_times, want_root, want_status)
 
 
-def split_request_python(buf: bytes, request: Any, want_times: bool = False,
-                         want_root: bool = False) -> list[tuple[bytes, bytes, list[Run]]]:
+def split_request_python(buf: bytes, request: Any, want_times: bool = False, want_root: bool = False,
+                         want_status: bool = False) -> list[tuple[bytes, bytes, list[Run]]]:
     """The Python twin of ``_spanscan.split_request``: the reference, and what runs without the C module."""
     out: list[tuple[bytes, bytes, list[Run]]] = []
     pos, end = 0, len(buf)
@@ -202,14 +213,15 @@ def split_request_python(buf: bytes, request: Any, want_times: bool = False,
         resource_header = b""
         scopes: list[tuple[bytes, list[Run]]] = []
         scope_index = 0
-        resource_spans = request.resource_spans[resource_index] if want_times else None
+        resource_spans = request.resource_spans[resource_index] if want_times or want_status else None
         inner = body
         while inner < field_end:
             inner_tag, inner_body, inner_end = _skip_field(buf, inner)
             if inner_tag == _SCOPE_SPANS:
                 runs: list[Run] = []
                 spans = resource_spans.scope_spans[scope_index].spans if resource_spans is not None else None
-                scope_header = _scope_runs(buf, inner_body, inner_end, spans, want_times, want_root, runs)
+                scope_header = _scope_runs(buf, inner_body, inner_end, spans, want_times, want_root, want_status,
+                                           runs)
                 scopes.append((scope_header, runs))
                 scope_index += 1
             else:

@@ -56,7 +56,7 @@ from .caches import DecisionCache
 from .config import Config
 from .decide import Decider
 from .metrics import tail_sampling_metrics
-from .policies import Decision, build_policy, needs_times
+from .policies import Decision, build_policy, needs_status, needs_times
 from .storage import DISCARDED, EVICTED, KEPT, Decided, TraceStorage
 from .trace import TraceState, TraceView
 
@@ -115,6 +115,7 @@ class TailSamplingProcessor:
         self._decider = Decider([(build_policy(p, wall_clock), p.type == "drop") for p in config.policies],
                                 config.sample_on_first_match, name, metrics, self.logger)
         self._want_times = any(needs_times(p) for p in config.policies)
+        self._want_status = any(needs_status(p) for p in config.policies)
         self._wait = config.decision_wait
         self._root_wait = config.decision_wait_after_root_received
         waits = [w for w in (self._wait, self._root_wait) if w > 0]
@@ -178,11 +179,11 @@ class TailSamplingProcessor:
         spans = 0
         for record_id, segment, arrived_wall, body in [*replay.spans, *storage.take_over_adopted()]:
             arrival = now - max(0.0, wall - arrived_wall)
-            request = ExportTraceServiceRequest.FromString(body) if self._want_times else None
+            request = ExportTraceServiceRequest.FromString(body) if self._want_times or self._want_status else None
             for resource_header, scope_header, runs in split_request(body, request, self._want_times,
-                                                                     self._root_wait > 0):
+                                                                     self._root_wait > 0, self._want_status):
                 envelope = self._envelopes.get(resource_header, scope_header)
-                for trace_id, run, count, first, last, root in runs:
+                for trace_id, run, count, first, last, root, codes in runs:
                     if last_decision.get(trace_id, -1) > record_id:
                         continue  # decided after this record was written: released (or dropped) back then
                     state = pending.get(trace_id)
@@ -190,7 +191,7 @@ class TailSamplingProcessor:
                         state = TraceState(trace_id, arrival, arrival + self._wait)
                         pending[trace_id] = state
                         self._order.append(state)
-                    self._add(state, envelope, run, count, first, last, root, arrival, segment)
+                    self._add(state, envelope, run, count, first, last, root, codes, arrival, segment)
                     spans += count
                     if limit and state.size > limit:
                         oversized[trace_id] = state
@@ -208,8 +209,8 @@ class TailSamplingProcessor:
         self._update_gauges()
 
     def _add(self, state: TraceState, envelope: Envelope, run: bytes, count: int, first: int, last: int,
-             root: bool, now: float, segment: int) -> None:
-        state.add(envelope, run, count, first, last)
+             root: bool, codes: int, now: float, segment: int) -> None:
+        state.add(envelope, run, count, first, last, codes)
         self.buffered_spans += count
         self.buffered_bytes += len(run)
         if root and self._root_wait > 0 and now + self._root_wait < state.decide_at:
@@ -269,14 +270,14 @@ class TailSamplingProcessor:
         """The request's bytes and its per-trace runs. The bytes it was received as serve when the sender
         encoded every span with its trace id first, as every OTLP SDK does; otherwise (a run without a trace id)
         the request is serialized once, which puts it first."""
-        want_times, want_root = self._want_times, self._root_wait > 0
+        want_times, want_root, want_status = self._want_times, self._root_wait > 0, self._want_status
         raw = wire_bytes(batch)
         if raw is not None:
-            scopes = split_request(raw, batch, want_times, want_root)
+            scopes = split_request(raw, batch, want_times, want_root, want_status)
             if all(run[0] for _, _, runs in scopes for run in runs):
                 return raw, scopes
         raw = batch.SerializeToString()
-        return raw, split_request(raw, batch, want_times, want_root)
+        return raw, split_request(raw, batch, want_times, want_root, want_status)
 
     async def consume_traces(self, batch: ExportTraceServiceRequest) -> None:
         spans = count_items(Signal.TRACES, batch)
@@ -294,7 +295,7 @@ class TailSamplingProcessor:
         new_traces = 0
         for resource_header, scope_header, runs in scopes:
             envelope = self._envelopes.get(resource_header, scope_header)
-            for trace_id, run, count, first, last, root in runs:
+            for trace_id, run, count, first, last, root, codes in runs:
                 state = pending.get(trace_id)
                 if state is None:
                     if self._follow_decision(trace_id, envelope, run, count, now, releases):
@@ -303,7 +304,7 @@ class TailSamplingProcessor:
                     pending[trace_id] = state
                     self._order.append(state)
                     new_traces += 1
-                self._add(state, envelope, run, count, first, last, root, now, segment)
+                self._add(state, envelope, run, count, first, last, root, codes, now, segment)
                 if limit and state.size > limit:
                     oversized[trace_id] = state
         if new_traces:

@@ -1,10 +1,11 @@
 """One buffered trace (``TraceState``) and the read-only view policies decide on (``TraceView``).
 
 A trace waits as a flat list of (envelope, run bytes) pairs plus a few numbers kept up to date on ingest: span
-count, serialized size and, when a policy needs them, earliest start and latest end. Everything else a policy
-may ask for (status codes, attributes, trace state) is answered from the bytes at decision time: first a
-substring test on the serialized runs, which is C code and rules most traces out, then, only for traces that
-pass it, a decode of the runs into messages, done once and shared by every policy that evaluates the trace.
+count, serialized size and, when a policy needs them, earliest start and latest end and which status codes its
+spans have (read while splitting the request into runs, ``gateway.helpers.trace_runs``). Everything else a policy
+may ask for (attributes, trace state) is answered from the bytes at decision time: first a substring test on the
+serialized runs, which is C code and rules most traces out, then, only for traces that pass it, a decode of the
+runs into messages, done once and shared by every policy that evaluates the trace.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 from gateway import Envelope
 from gateway.helpers.native import spanscan
+from gateway.helpers.trace_runs import STATUS_BITS
 
 __all__ = ["TraceState", "TraceView"]
 
-# Status.code as serialized: field 3, varint. A cheap, sometimes false-positive hint that a run has that code.
-_STATUS_HINT = {1: b"\x18\x01", 2: b"\x18\x02"}
 #: Needles up to this long are searched with a compiled regex: CPython's substring search skips at most the
 #: needle's length per step, so for a two-byte needle over a trace's ~6 KB ``re`` (a memchr on the first byte,
 #: then a compare) is about 2.5 times faster; longer needles skip far enough that ``in`` wins.
@@ -40,7 +40,8 @@ def _searcher(needle: bytes) -> Callable[[bytes], Any] | None:
 class TraceState:
     """A trace waiting for its decision. ``parts`` alternates envelope and run bytes."""
 
-    __slots__ = ("arrival", "decide_at", "end", "parts", "segments", "size", "span_count", "start", "trace_id")
+    __slots__ = ("arrival", "codes", "decide_at", "end", "parts", "segments", "size", "span_count", "start",
+                 "trace_id")
 
     def __init__(self, trace_id: bytes, arrival: float, decide_at: float) -> None:
         self.trace_id = trace_id
@@ -51,10 +52,14 @@ class TraceState:
         self.size = 0
         self.start = 0
         self.end = 0
+        #: The status codes of its spans as a run gives them (``trace_runs.Run``): bit c for code c; -1 once a run
+        #: came without them.
+        self.codes = 0
         #: Storage segments holding this trace's spans (with ``storage`` only), oldest first.
         self.segments: list[int] = []
 
-    def add(self, envelope: Envelope, run: bytes, count: int, first: int, last: int) -> None:
+    def add(self, envelope: Envelope, run: bytes, count: int, first: int, last: int, codes: int = -1) -> None:
+        self.codes = -1 if codes < 0 or self.codes < 0 else self.codes | codes
         if self.span_count == 0 or first < self.start:
             self.start = first
         if last > self.end:
@@ -112,9 +117,9 @@ class TraceView:
 
     def has_status(self, code: int) -> bool:
         """True when some span has this status code (0 UNSET, 1 OK, 2 ERROR)."""
-        hint = _STATUS_HINT.get(code)
-        if hint is not None and not self.spans_may_contain(hint):
-            return False
+        codes, bit = self._state.codes, STATUS_BITS.get(code)
+        if codes >= 0 and bit is not None:  # recorded on ingest
+            return bool(codes & bit)
         if self._scopes is None and spanscan is not None:  # not decoded yet: read the codes off the bytes
             return spanscan.runs_have_status(self._state.parts[1::2], code)
         return any(span.status.code == code for span in self.spans())

@@ -80,13 +80,13 @@ def with_padding(data: bytes, draw_empty_span: bool) -> bytes:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(requests(), st.booleans(), st.booleans(), st.booleans())
+@given(requests(), st.booleans(), st.booleans(), st.booleans(), st.booleans())
 def test_split_request_gives_what_the_python_twin_gives(request: ExportTraceServiceRequest, want_times: bool,
-                                                          want_root: bool, padded: bool) -> None:
+                                                          want_root: bool, want_status: bool, padded: bool) -> None:
     data = with_padding(request.SerializeToString(), padded)
     parsed = ExportTraceServiceRequest.FromString(data)
-    assert spanscan.split_request(data, want_times, want_root) == split_request_python(data, parsed, want_times,
-                                                                                       want_root)
+    assert spanscan.split_request(data, want_times, want_root, want_status) == split_request_python(
+        data, parsed, want_times, want_root, want_status)
 
 
 def groups_python(request: ExportTraceServiceRequest, read_status: bool) -> list[list[list[Any]]]:

@@ -24,7 +24,7 @@ from . import (
 from .base import Decision, Policy, PolicyKind
 
 __all__ = ["KINDS", "LEAF_TYPES", "SUB_POLICY_TYPES", "Decision", "Policy", "PolicyKind", "build_policy",
-           "needs_times"]
+           "needs_status", "needs_times"]
 
 KINDS: dict[str, PolicyKind] = {module.KIND.type: module.KIND for module in (
     always_sample, and_, boolean_attribute, composite, drop, latency, numeric_attribute, ottl_condition,
@@ -47,9 +47,18 @@ def build_policy(config: Any, clock: Callable[[], float]) -> Policy:
 
 def needs_times(config: Any) -> bool:
     """True when the policy or one of its sub-policies reads span start and end times."""
+    return _needs(config, "needs_times")
+
+
+def needs_status(config: Any) -> bool:
+    """True when the policy or one of its sub-policies asks which status codes a trace has."""
+    return _needs(config, "needs_status")
+
+
+def _needs(config: Any, flag: str) -> bool:
     kind = KINDS[config.type]
-    if kind.needs_times:
+    if getattr(kind, flag):
         return True
     if kind.sub_policy_key is None:
         return False
-    return any(needs_times(sub) for sub in getattr(config.settings, kind.sub_policy_key))
+    return any(_needs(sub, flag) for sub in getattr(config.settings, kind.sub_policy_key))

@@ -49,6 +49,9 @@ class PolicyKind:
     sub_policy_key: str | None = None
     #: True when the policy reads span start and end times, which the processor then tracks on ingest.
     needs_times: bool = False
+    #: True when the policy asks which status codes a trace's spans have, which the processor then records on
+    #: ingest (a bit per code per trace, read off the bytes in the same walk as the times).
+    needs_status: bool = False
 
 
 def _configs(allowed: str) -> Callable[[], Mapping[str, builtins.type[Any]]]:

@@ -29,7 +29,7 @@ class Config:
 class StatusCode:
     def __init__(self, name: str, config: Config) -> None:
         self.name = name
-        # ERROR first: the common rule, and the one the byte pre-filter answers without decoding.
+        # ERROR first: the common rule.
         self.codes = sorted({_CODES[c] for c in config.status_codes}, reverse=True)
 
     def evaluate(self, trace: Any) -> Decision:
@@ -38,4 +38,5 @@ class StatusCode:
         return Decision.NOT_SAMPLED
 
 
-KIND = PolicyKind("status_code", Config, lambda name, config, build, clock: StatusCode(name, config))
+KIND = PolicyKind("status_code", Config, lambda name, config, build, clock: StatusCode(name, config),
+                  needs_status=True)

@@ -53,15 +53,17 @@ def trace(spans: Iterable[Span], resource: Mapping[str, Any] | None = None) -> E
     return request(({"service.name": "svc", **(resource or {})}, list(spans)))
 
 
-def view(batch: ExportTraceServiceRequest) -> TraceView:
-    """A decision-time view of the one trace in ``batch``, built the way the processor builds it."""
+def view(batch: ExportTraceServiceRequest, status_on_ingest: bool = True) -> TraceView:
+    """A decision-time view of the one trace in ``batch``, built the way the processor builds it; without
+    ``status_on_ingest`` its status codes are not recorded, so policies read them off the bytes."""
     table = EnvelopeTable()
     state: TraceState | None = None
-    for resource_header, scope_header, runs in split_request(batch.SerializeToString(), batch, True, True):
+    for resource_header, scope_header, runs in split_request(batch.SerializeToString(), batch, True, True,
+                                                             status_on_ingest):
         envelope = table.get(resource_header, scope_header)
-        for trace_id, run, count, first, last, _ in runs:
+        for trace_id, run, count, first, last, _, codes in runs:
             state = state or TraceState(trace_id, 0.0, 0.0)
-            state.add(envelope, run, count, first, last)
+            state.add(envelope, run, count, first, last, codes)
     assert state is not None
     return TraceView(state)
 
