@@ -738,6 +738,80 @@ static PyObject *fnv1a_64(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLongLong(state);
 }
 
+/* Twin: span_metrics.aggregator.SpanAggregator._count with explicit buckets (its loop over one value at a time).
+   Counts each span's duration, given its end - start in ``diffs`` (ints, in span order): value = diff / divider,
+   or 0.0 when diff <= 0; counts[bisect_left(bounds, value)] += 1; total += value, left to right. Returns the new
+   total: the same double, to the last bit, as the Python loop (the int becomes a double as Python converts it,
+   then one division and one addition per value, in order). ``counts`` must be one longer than ``bounds``. */
+static PyObject *count_durations(PyObject *self, PyObject *args) {
+    PyObject *counts, *bounds, *diffs;
+    double divider, total;
+    if (!PyArg_ParseTuple(args, "O!O!O!dd", &PyList_Type, &counts, &PyTuple_Type, &bounds, &PyList_Type, &diffs,
+                          &divider, &total))
+        return NULL;
+    Py_ssize_t nbounds = PyTuple_GET_SIZE(bounds), nbuckets = PyList_GET_SIZE(counts);
+    if (nbuckets != nbounds + 1) {
+        PyErr_SetString(PyExc_ValueError, "counts must have one more entry than bounds");
+        return NULL;
+    }
+    double *edges = PyMem_Malloc((size_t)(nbounds ? nbounds : 1) * sizeof *edges);
+    Py_ssize_t *added = PyMem_Calloc((size_t)nbuckets, sizeof *added);
+    if (edges == NULL || added == NULL) {
+        PyMem_Free(edges);
+        PyMem_Free(added);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < nbounds; i++) {
+        edges[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(bounds, i));
+        if (edges[i] == -1.0 && PyErr_Occurred())
+            goto error;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(diffs); i++) {
+        PyObject *diff = PyList_GET_ITEM(diffs, i);
+        int overflow;
+        long long small = PyLong_AsLongLongAndOverflow(diff, &overflow);
+        if (small == -1 && !overflow && PyErr_Occurred())
+            goto error;
+        double value = 0.0;
+        if (overflow > 0) {  /* beyond 64 bits: convert as Python does */
+            value = PyLong_AsDouble(diff);
+            if (value == -1.0 && PyErr_Occurred())
+                goto error;
+            value = value / divider;
+        } else if (!overflow && small > 0) {
+            /* Rounds to nearest, ties to even, as Python's int to float conversion. */
+            value = (double)small / divider;
+        }
+        Py_ssize_t low = 0, high = nbounds;  /* bisect_left */
+        while (low < high) {
+            Py_ssize_t middle = (low + high) / 2;
+            if (edges[middle] < value)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        added[low]++;
+        total += value;
+    }
+    for (Py_ssize_t i = 0; i < nbuckets; i++) {
+        if (!added[i])
+            continue;
+        PyObject *more = PyLong_FromSsize_t(added[i]);
+        PyObject *sum = more == NULL ? NULL : PyNumber_Add(PyList_GET_ITEM(counts, i), more);
+        Py_XDECREF(more);
+        if (sum == NULL)
+            goto error;
+        PyList_SetItem(counts, i, sum);  /* steals sum, releases the old count */
+    }
+    PyMem_Free(edges);
+    PyMem_Free(added);
+    return PyFloat_FromDouble(total);
+error:
+    PyMem_Free(edges);
+    PyMem_Free(added);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"split_request", split_request, METH_VARARGS,
      "split_request(data, want_times=False, want_root=False, want_status=False): see\n"
@@ -749,6 +823,8 @@ static PyMethodDef methods[] = {
     {"runs_have_status", runs_have_status, METH_VARARGS,
      "runs_have_status(runs, code): whether some span of the runs has this status code."},
     {"fnv1a_64", fnv1a_64, METH_VARARGS, "fnv1a_64(data, state=offset basis): FNV-1a 64."},
+    {"count_durations", count_durations, METH_VARARGS,
+     "count_durations(counts, bounds, diffs, divider, total): the explicit-bucket count of span durations."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -321,6 +321,9 @@ class SpanAggregator:
         series.calls += len(diffs)
         divider = self._divider
         if self._buckets:
+            if spanscan is not None:  # the loop below, one value at a time, in C
+                series.total = spanscan.count_durations(series.counts, self._bounds, diffs, divider, series.total)
+                return
             if len(diffs) < _FEW:
                 total = series.total
                 counts, bounds = series.counts, self._bounds

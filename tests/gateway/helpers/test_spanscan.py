@@ -10,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
+from bisect import bisect_left
 from typing import Any
 
 import pytest
@@ -153,6 +154,26 @@ def test_runs_have_status_reads_what_a_decode_reads(request: ExportTraceServiceR
 def test_fnv1a_64_is_its_python_twin(data: bytes, state: int) -> None:
     assert spanscan.fnv1a_64(data, state) == fnv1a_64_python(data, state)
     assert spanscan.fnv1a_64(data) == fnv1a_64_python(data)
+
+
+BOUNDS = (2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 250.0, 1000.0, 15000.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(-10**6, 10**11), st.sampled_from([b * 10**6 for b in (2, 4, 100)]),
+                          st.integers(-2**64, 2**64)), max_size=60),
+       st.sampled_from([1e6, 1e9]), st.floats(0, 1e6))
+def test_count_durations_counts_and_adds_as_the_loop_one_value_at_a_time(diffs: list[int], divider: float,
+                                                                         total: float) -> None:
+    counts, expected = [3] * (len(BOUNDS) + 1), [3] * (len(BOUNDS) + 1)
+    expected_total = total
+    for diff in diffs:  # span_metrics' loop
+        value = diff / divider if diff > 0 else 0.0
+        expected[bisect_left(BOUNDS, value)] += 1
+        expected_total += value
+    result = spanscan.count_durations(counts, BOUNDS, diffs, divider, total)
+    assert counts == expected
+    assert result == expected_total and str(result) == str(expected_total)  # the same double to the last bit
 
 
 def test_a_repeated_scalar_takes_its_last_value_and_a_repeated_status_merges() -> None:
