@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.configtypes import decode
+from gateway.wirebytes import attached
 from plugins.connectors.span_metrics import aggregator as aggregator_module
 from plugins.connectors.span_metrics.aggregator import SpanAggregator
 from plugins.connectors.span_metrics.factory import factory
@@ -37,6 +38,13 @@ def intake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     if request.param == "python":
         monkeypatch.setattr(aggregator_module, "spanscan", None)
     return str(request.param)
+
+
+def add(aggregator: SpanAggregator, request: ExportTraceServiceRequest) -> None:
+    """``aggregator.add`` with the request's bytes attached, as the otlp receiver hands a request on (the C
+    grouping reads them)."""
+    with attached(request, request.SerializeToString()):
+        aggregator.add(request)
 
 
 def config(**overrides: Any) -> Any:
@@ -141,8 +149,8 @@ def test_grouped_intake_gives_what_counting_span_by_span_gives(name: str, fold_a
     grouped, per_span = pair(**CONFIGS[name])
     for flush in range(3):
         for request in traffic(seed=flush, resources=4):
-            grouped.add(request)
-            per_span.add(request)
+            add(grouped, request)
+            add(per_span, request)
         assert_same(grouped, per_span, now_ns=T0 + flush * 10**9)
 
 
@@ -158,8 +166,8 @@ def test_a_set_status_is_never_skipped_and_an_unset_one_counts_as_unset() -> Non
         if code or message:
             span.status.code, span.status.message = code, message
     grouped, per_span = pair()
-    grouped.add(request)
-    per_span.add(request)
+    add(grouped, request)
+    add(per_span, request)
     out = grouped.build(T0)
     assert serialized(out) == serialized(per_span.build(T0))
     points = out.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points
@@ -179,8 +187,8 @@ def test_a_stream_of_new_names_is_counted_span_by_span_and_the_usual_one_grouped
                 for ss in rs.scope_spans:
                     for span in ss.spans:
                         span.name = f"GET /users/{rng.randrange(10**9)}"
-        grouped.add(request)
-        per_span.add(request)
+        add(grouped, request)
+        add(per_span, request)
         [resource] = grouped._resources.values()
         assert resource.sparse == (i in (2, 3) and any(ss.spans for rs in request.resource_spans
                                                         for ss in rs.scope_spans))
@@ -205,7 +213,7 @@ def test_spans_arriving_during_a_flush_in_pieces_count_once_with_pending_spans_h
     def fill(aggregator: SpanAggregator) -> None:
         for service in ("a", "b"):
             for i in range(0, 1200, 100):  # 100 new series of 5 spans each per request: grouped, not sparse
-                aggregator.add(request(service, [f"op-{j}" for j in range(i, i + 100)] * 5))
+                add(aggregator, request(service, [f"op-{j}" for j in range(i, i + 100)] * 5))
 
     def late(service: str, new: str) -> ExportTraceServiceRequest:
         # a series of the first piece, one of the last pieces, and a new one (not enough of those to be sparse)
@@ -221,7 +229,7 @@ def test_spans_arriving_during_a_flush_in_pieces_count_once_with_pending_spans_h
             pieces.append(serialized(piece))
             if len(pieces) in (1, 4):  # resource a being sent (b not reached yet), then b being sent
                 for service in ("a", "b"):
-                    aggregator.add(late(service, f"new-{len(pieces)}"))
+                    add(aggregator, late(service, f"new-{len(pieces)}"))
                 if len(pieces) == 1:  # b, seen last, still has its series: its late spans took the grouped path
                     assert not list(aggregator._resources.values())[-1].sparse
         outputs.append((pieces, serialized(aggregator.build(T0 + 10**9))))
@@ -273,10 +281,22 @@ def test_a_dimension_takes_the_last_attribute_of_its_key_then_the_resource_then_
                 kv.value.int_value = value
             else:
                 kv.value.string_value = value
-    aggregator.add(request)
+    add(aggregator, request)
     points = aggregator.build(T0).resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points
     dims = sorted(tuple(sorted((kv.key, kv.value.string_value or kv.value.int_value) for kv in p.attributes
                                if kv.key in ("http.method", "host", "code"))) for p in points)
     assert dims == sorted([(("code", 1), ("host", "node-1"), ("http.method", "POST")),
                            (("code", 2), ("host", "span-host"), ("http.method", "GET")),
                            (("host", "node-1"), ("http.method", "GET"))])
+
+
+def test_the_c_grouping_reads_the_bytes_a_request_came_with_and_only_those(intake: str) -> None:
+    """With the received bytes attached the spans are grouped in C; without them (a processor before changed
+    the batch) in Python, since serializing the request would cost what the C loop saves."""
+    grouped, _ = pair()
+    [request] = traffic(3, requests=1)
+    assert grouped._groups(request) is None if intake == "c" else not grouped._grouped_in_c
+    if intake == "c":
+        with attached(request, request.SerializeToString()):
+            groups = grouped._groups(request)
+        assert groups is not None and len(groups) == len(request.resource_spans)
