@@ -40,8 +40,9 @@ in ``gateway._host`` and may change without notice; a plugin never imports them 
   ``USER_AGENT``, ``ExporterChannel``; the OTLP/gRPC client ``OtlpGrpcExporter``, ``OtlpGrpcConfig``,
   ``parse_grpc_endpoint``; request building ``Part``, ``PartSender``, ``Split``, ``offloaded``, ``split``;
   protobuf wire pieces ``varint``, ``field``, ``timestamp``, ``any_value_to_python``; trace runs ``Envelope``,
-  ``EnvelopeTable``, ``assemble``, ``split_request``, ``stamp``; write-ahead log ``SegmentLog``,
-  ``StorageUnavailable``.
+  ``EnvelopeTable``, ``assemble``, ``split_request``, ``stamp``, ``STATUS_BITS``; write-ahead log
+  ``SegmentLog``, ``StorageUnavailable``; the C twins of per-span loops ``spanscan`` (None where the optional
+  extension is not built: then use the Python twins).
 - Commands that talk to a running gateway: ``AdminClient``, ``add_admin_options``, ``admin_token``,
   ``alerts_summary``; config files ``load_config_files``, ``safe_yaml_load``.
 """
@@ -129,13 +130,14 @@ from gateway.helpers.exporter import (
 )
 from gateway.helpers.flushing_connector import FlushingConnector
 from gateway.helpers.grpc_channel import ExporterChannel
+from gateway.helpers.native import spanscan
 from gateway.helpers.otlp_grpc import OtlpGrpcConfig, OtlpGrpcExporter, parse_grpc_endpoint
 from gateway.helpers.parts import Part, PartSender, Split, offloaded
 from gateway.helpers.processor import Processor
 from gateway.helpers.protowire import any_value_to_python, field, timestamp, varint
 from gateway.helpers.shared import SharedComponent, SharedComponents
 from gateway.helpers.split import split
-from gateway.helpers.trace_runs import Envelope, EnvelopeTable, assemble, split_request, stamp
+from gateway.helpers.trace_runs import STATUS_BITS, Envelope, EnvelopeTable, assemble, split_request, stamp
 from gateway.helpers.walog import SegmentLog, StorageUnavailable
 from gateway.hookspecs import hookimpl
 from gateway.host import AdminRoutes, GatewayStats, Host, Status
@@ -145,6 +147,7 @@ from gateway.wirebytes import WireBatch, attached, hand_on, message_of, rewritte
 __all__ = [
     "MIB",
     "OVERFLOW_ATTRIBUTE",
+    "STATUS_BITS",
     "USER_AGENT",
     "AdminClient",
     "AdminRoutes",
@@ -260,6 +263,7 @@ __all__ = [
     "server_auth",
     "server_middleware",
     "shared_ports",
+    "spanscan",
     "split",
     "split_host_port",
     "split_request",

@@ -206,9 +206,8 @@ static int append_to(PyObject **header, const Buffer *buf, Py_ssize_t start, Py_
 }
 
 typedef struct {
-    Py_ssize_t start;      /* where the run's first span field starts; -1: no run yet */
-    Py_ssize_t key_start;  /* the bytes every span of the run starts with (tag, length and trace id) */
-    Py_ssize_t key_length;
+    Py_ssize_t start;       /* where the run's first span field starts; -1: no run yet */
+    Py_ssize_t key_length;  /* how many bytes every span of the run starts with (tag, length, trace id) */
     Py_ssize_t tid_start;
     Py_ssize_t tid_length;
     long count;
@@ -236,7 +235,7 @@ static PyObject *scope_runs(const Buffer *buf, Py_ssize_t start, Py_ssize_t end,
     static const unsigned char no_key = 0xFF;  /* matches no span: a span never starts with a 0xff byte */
     const unsigned char *d = buf->data;
     PyObject *header = NULL;
-    Run run = {-1, 0, 1, 0, 0, 0, 0, 0, 0, -1};  /* key_length 1: the no_key byte */
+    Run run = {-1, 1, 0, 0, 0, 0, 0, 0, -1};  /* key_length 1: the no_key byte */
     int walk = want_times || want_status;
     const unsigned char *key = &no_key;
     Py_ssize_t pos = start;
@@ -244,7 +243,13 @@ static PyObject *scope_runs(const Buffer *buf, Py_ssize_t start, Py_ssize_t end,
         uint64_t tag, length;
         Py_ssize_t body, field_end;
         if (d[pos] != 0x12) {
-            if (skip_field(buf, pos, &tag, &body, &field_end) < 0 || append_to(&header, buf, pos, field_end) < 0)
+            if (skip_field(buf, pos, &tag, &body, &field_end) < 0)
+                goto error;
+            if (field_end > end) {
+                fail("field past its scope");
+                goto error;
+            }
+            if (append_to(&header, buf, pos, field_end) < 0)
                 goto error;
             pos = field_end;
             continue;
@@ -812,6 +817,57 @@ error:
     return NULL;
 }
 
+/* Twin: trace_runs.stamp (the Python one). ``run`` (framed ScopeSpans.spans entries) with ``suffix`` (serialized
+   Span fields) appended to every span: each span's length prefix is written again, its bytes copied, then the
+   suffix; a parse merges the appended fields into the span. */
+static PyObject *stamp(PyObject *self, PyObject *args) {
+    Py_buffer view, extra;
+    if (!PyArg_ParseTuple(args, "y*y*", &view, &extra))
+        return NULL;
+    Buffer buf = {(const unsigned char *)view.buf, view.len};
+    PyObject *out = NULL;
+    /* Output size: each span grows by the suffix and by at most 9 more length-prefix bytes. */
+    Py_ssize_t spans = 0;
+    for (Py_ssize_t pos = 0; pos < buf.size;) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        if (skip_field(&buf, pos, &tag, &body, &field_end) < 0)
+            goto done;
+        if (tag != 0x12) {
+            fail("a run holds spans only");
+            goto done;
+        }
+        spans++;
+        pos = field_end;
+    }
+    out = PyBytes_FromStringAndSize(NULL, buf.size + spans * (extra.len + 10));
+    if (out == NULL)
+        goto done;
+    unsigned char *write = (unsigned char *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t pos = 0; pos < buf.size;) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        skip_field(&buf, pos, &tag, &body, &field_end);  /* checked in the first pass */
+        uint64_t length = (uint64_t)(field_end - body + extra.len);
+        *write++ = 0x12;
+        do {
+            unsigned char byte = length & 0x7F;
+            length >>= 7;
+            *write++ = length ? byte | 0x80 : byte;
+        } while (length);
+        memcpy(write, buf.data + body, (size_t)(field_end - body));
+        write += field_end - body;
+        memcpy(write, extra.buf, (size_t)extra.len);
+        write += extra.len;
+        pos = field_end;
+    }
+    _PyBytes_Resize(&out, (Py_ssize_t)(write - (unsigned char *)PyBytes_AS_STRING(out)));
+done:
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&extra);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"split_request", split_request, METH_VARARGS,
      "split_request(data, want_times=False, want_root=False, want_status=False): see\n"
@@ -823,6 +879,7 @@ static PyMethodDef methods[] = {
     {"runs_have_status", runs_have_status, METH_VARARGS,
      "runs_have_status(runs, code): whether some span of the runs has this status code."},
     {"fnv1a_64", fnv1a_64, METH_VARARGS, "fnv1a_64(data, state=offset basis): FNV-1a 64."},
+    {"stamp", stamp, METH_VARARGS, "stamp(run, suffix): see gateway.helpers.trace_runs.stamp."},
     {"count_durations", count_durations, METH_VARARGS,
      "count_durations(counts, bounds, diffs, divider, total): the explicit-bucket count of span durations."},
     {NULL, NULL, 0, NULL},

@@ -243,6 +243,13 @@ def stamp(run: bytes, suffix: bytes) -> bytes:
     Protobuf merges repeated fields wherever they appear in a message, so appending ``4a <len> <KeyValue>``
     to a span's bytes adds an attribute; only each span's length prefix has to be rewritten.
     """
+    if spanscan is not None:
+        return spanscan.stamp(run, suffix)
+    return stamp_python(run, suffix)
+
+
+def stamp_python(run: bytes, suffix: bytes) -> bytes:
+    """The Python twin of ``_spanscan.stamp``."""
     parts: list[bytes] = []
     append = parts.append
     frames = _SPAN_FRAMES

@@ -31,8 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
-from gateway import OVERFLOW_ATTRIBUTE, hashable_value, key_value, wire_bytes
-from gateway.helpers.native import spanscan
+from gateway import OVERFLOW_ATTRIBUTE, hashable_value, key_value, spanscan, wire_bytes
 
 from .config import Config, Dimension
 from .histograms import ExponentialHistogram, add_in_order, count_sorted

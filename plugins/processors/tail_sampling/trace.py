@@ -19,9 +19,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-from gateway import Envelope
-from gateway.helpers.native import spanscan
-from gateway.helpers.trace_runs import STATUS_BITS
+from gateway import STATUS_BITS, Envelope, spanscan
 
 __all__ = ["TraceState", "TraceView"]
 
@@ -114,6 +112,11 @@ class TraceView:
         if search is not None:
             return any(map(search, self._state.parts[1::2]))
         return any(map(contains, self._state.parts[1::2], repeat(needle)))
+
+    def status_bits(self) -> int:
+        """The status codes of the trace's spans, as recorded on ingest: bit ``STATUS_BITS[c]`` for code c (bit 8
+        for a code outside 0-2); -1 when they were not recorded (then ask ``has_status``)."""
+        return self._state.codes
 
     def has_status(self, code: int) -> bool:
         """True when some span has this status code (0 UNSET, 1 OK, 2 ERROR)."""

@@ -24,8 +24,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from gateway import Batch, Signal
-from gateway.helpers.native import spanscan
+from gateway import Batch, Signal, spanscan
 
 from .responses import RESPONSE_TYPES
 

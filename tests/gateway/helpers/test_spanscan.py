@@ -24,7 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Span, Status
 
 from gateway import Signal
 from gateway.helpers import native
-from gateway.helpers.trace_runs import split_request_python
+from gateway.helpers.trace_runs import split_request_python, stamp_python
 from plugins.processors.tail_sampling.policies.probabilistic import fnv1a_64_python
 from plugins.receivers.otlp.ids import _all_valid_python, _log_problem, _span_problem
 
@@ -176,6 +176,14 @@ def test_count_durations_counts_and_adds_as_the_loop_one_value_at_a_time(diffs: 
     assert result == expected_total and str(result) == str(expected_total)  # the same double to the last bit
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.binary(max_size=40))
+def test_stamp_gives_what_the_python_twin_gives(request: ExportTraceServiceRequest, suffix: bytes) -> None:
+    for _, _, scope_runs in spanscan.split_request(request.SerializeToString()):
+        for run in scope_runs:
+            assert spanscan.stamp(run[1], suffix) == stamp_python(run[1], suffix)
+
+
 def test_a_repeated_scalar_takes_its_last_value_and_a_repeated_status_merges() -> None:
     """As a parse: two encodings of name, kind and times, the last wins; two status fields merge (a later one
     without a code keeps the earlier code)."""
@@ -195,7 +203,7 @@ def test_bytes_that_are_not_protobuf_raise_value_error() -> None:
     scope.spans.extend(Span(trace_id=bytes([i]) * 16, name=f"s{i}", start_time_unix_nano=i) for i in range(1, 5))
     data = request.SerializeToString()
     calls = (lambda d: spanscan.split_request(d, True, True), spanscan.span_groups, spanscan.ids_valid,
-             lambda d: spanscan.runs_have_status([d], 2))
+             lambda d: spanscan.runs_have_status([d], 2), lambda d: spanscan.stamp(d, b"x"))
     for cut in range(1, len(data)):  # every truncation: a length past the end somewhere
         for call in calls:
             try:
@@ -215,7 +223,7 @@ def test_bytes_that_are_not_protobuf_raise_value_error() -> None:
 @given(st.binary(max_size=200))
 def test_random_bytes_never_crash(data: bytes) -> None:
     for call in (lambda d: spanscan.split_request(d, True, True), spanscan.span_groups, spanscan.ids_valid,
-                 lambda d: spanscan.runs_have_status([d], 2)):
+                 lambda d: spanscan.runs_have_status([d], 2), lambda d: spanscan.stamp(d, b"x")):
         with contextlib.suppress(ValueError):
             call(data)
 

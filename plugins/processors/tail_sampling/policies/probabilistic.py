@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from gateway import raise_if
-from gateway.helpers.native import spanscan
+from gateway import raise_if, spanscan
 
 from .base import Decision, PolicyKind
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway import raise_if
+from gateway import STATUS_BITS, raise_if
 
 from .base import Decision, PolicyKind
 
@@ -31,8 +31,12 @@ class StatusCode:
         self.name = name
         # ERROR first: the common rule.
         self.codes = sorted({_CODES[c] for c in config.status_codes}, reverse=True)
+        self.bits = sum(STATUS_BITS[code] for code in self.codes)
 
     def evaluate(self, trace: Any) -> Decision:
+        seen = trace.status_bits()  # the codes recorded on ingest, one bit each; -1 when not recorded
+        if seen >= 0:
+            return Decision.SAMPLED if seen & self.bits else Decision.NOT_SAMPLED
         if any(trace.has_status(code) for code in self.codes):
             return Decision.SAMPLED
         return Decision.NOT_SAMPLED
