@@ -91,6 +91,46 @@ static uint64_t fixed64(const unsigned char *p) {
     return value;
 }
 
+/* What walk_request calls back, in request order: each ScopeSpans payload (ScopeLogs for logs: the nesting is the
+   same) with the index of its resource, each other field of a ResourceSpans (its header), and the end of each
+   ResourceSpans. A callback returns -1 with an exception set to stop the walk; NULL callbacks are skipped. */
+typedef struct {
+    int (*scope)(void *context, const Buffer *buf, Py_ssize_t start, Py_ssize_t end);
+    int (*resource_field)(void *context, const Buffer *buf, Py_ssize_t start, Py_ssize_t end);
+    int (*resource_end)(void *context);
+} RequestVisitor;
+
+/* Walks an Export*ServiceRequest: its field 1 (resources), their field 2 (scopes); other top-level fields are
+   skipped. */
+static int walk_request(const Buffer *buf, const RequestVisitor *visitor, void *context) {
+    for (Py_ssize_t pos = 0; pos < buf->size;) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        if (skip_field(buf, pos, &tag, &body, &field_end) < 0)
+            return -1;
+        for (Py_ssize_t inner = body; tag == 0x0A && inner < field_end;) {
+            uint64_t inner_tag;
+            Py_ssize_t inner_body, inner_end;
+            if (skip_field(buf, inner, &inner_tag, &inner_body, &inner_end) < 0)
+                return -1;
+            if (inner_end > field_end)
+                return fail("field past its resource");
+            if (inner_tag == 0x12) {
+                if (visitor->scope != NULL && visitor->scope(context, buf, inner_body, inner_end) < 0)
+                    return -1;
+            } else if (visitor->resource_field != NULL &&
+                       visitor->resource_field(context, buf, inner, inner_end) < 0) {
+                return -1;
+            }
+            inner = inner_end;
+        }
+        if (tag == 0x0A && visitor->resource_end != NULL && visitor->resource_end(context) < 0)
+            return -1;
+        pos = field_end;
+    }
+    return 0;
+}
+
 /* The fields of a span the functions here read. Scalars: the last occurrence, as a parse keeps. */
 typedef struct {
     Py_ssize_t name_start, name_length;  /* field 5 */
@@ -320,84 +360,66 @@ error:
     return NULL;
 }
 
+typedef struct {
+    int want_times, want_root, want_status;
+    PyObject *out;              /* (resource header, scope header, runs) per scope */
+    PyObject *scopes;           /* (scope header, runs) of the current resource, until its header is complete */
+    PyObject *resource_header;  /* NULL while empty */
+} SplitState;
+
+static int split_scope(void *context, const Buffer *buf, Py_ssize_t start, Py_ssize_t end) {
+    SplitState *state = context;
+    PyObject *runs = PyList_New(0);
+    if (runs == NULL)
+        return -1;
+    PyObject *header = scope_runs(buf, start, end, state->want_times, state->want_root, state->want_status, runs);
+    if (header == NULL) {
+        Py_DECREF(runs);
+        return -1;
+    }
+    PyObject *pair = Py_BuildValue("(NN)", header, runs);
+    int result = pair == NULL ? -1 : PyList_Append(state->scopes, pair);
+    Py_XDECREF(pair);
+    return result;
+}
+
+static int split_resource_field(void *context, const Buffer *buf, Py_ssize_t start, Py_ssize_t end) {
+    return append_to(&((SplitState *)context)->resource_header, buf, start, end);
+}
+
+static int split_resource_end(void *context) {
+    SplitState *state = context;
+    int result = 0;
+    if (state->resource_header == NULL && (state->resource_header = PyBytes_FromStringAndSize(NULL, 0)) == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(state->scopes) && result == 0; i++) {
+        PyObject *pair = PyList_GET_ITEM(state->scopes, i);
+        PyObject *item = PyTuple_Pack(3, state->resource_header, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
+        result = item == NULL ? -1 : PyList_Append(state->out, item);
+        Py_XDECREF(item);
+    }
+    Py_CLEAR(state->resource_header);
+    if (result == 0)
+        result = PyList_SetSlice(state->scopes, 0, PyList_GET_SIZE(state->scopes), NULL);
+    return result;
+}
+
 /* Twin: trace_runs.split_request (the pure-Python one). */
 static PyObject *split_request(PyObject *self, PyObject *args) {
     Py_buffer view;
-    int want_times = 0, want_root = 0, want_status = 0;
-    if (!PyArg_ParseTuple(args, "y*|ppp", &view, &want_times, &want_root, &want_status))
+    SplitState state = {0, 0, 0, NULL, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "y*|ppp", &view, &state.want_times, &state.want_root, &state.want_status))
         return NULL;
     Buffer buf = {(const unsigned char *)view.buf, view.len};
-    PyObject *out = PyList_New(0), *scopes = NULL, *resource_header = NULL;
-    if (out == NULL)
-        goto error;
-    Py_ssize_t pos = 0;
-    while (pos < buf.size) {
-        uint64_t tag;
-        Py_ssize_t body, field_end;
-        if (skip_field(&buf, pos, &tag, &body, &field_end) < 0)
-            goto error;
-        if (tag != 0x0A) {
-            pos = field_end;
-            continue;
-        }
-        scopes = PyList_New(0);  /* (scope header, runs) until the resource header is complete */
-        if (scopes == NULL)
-            goto error;
-        resource_header = NULL;
-        Py_ssize_t inner = body;
-        while (inner < field_end) {
-            uint64_t inner_tag;
-            Py_ssize_t inner_body, inner_end;
-            if (skip_field(&buf, inner, &inner_tag, &inner_body, &inner_end) < 0)
-                goto error;
-            if (inner_end > field_end) {
-                fail("field past its resource");
-                goto error;
-            }
-            if (inner_tag == 0x12) {
-                PyObject *runs = PyList_New(0);
-                if (runs == NULL)
-                    goto error;
-                PyObject *scope_header = scope_runs(&buf, inner_body, inner_end, want_times, want_root, want_status,
-                                                    runs);
-                if (scope_header == NULL) {
-                    Py_DECREF(runs);
-                    goto error;
-                }
-                PyObject *pair = Py_BuildValue("(NN)", scope_header, runs);
-                if (pair == NULL || PyList_Append(scopes, pair) < 0) {
-                    Py_XDECREF(pair);
-                    goto error;
-                }
-                Py_DECREF(pair);
-            } else if (append_to(&resource_header, &buf, inner, inner_end) < 0) {
-                goto error;
-            }
-            inner = inner_end;
-        }
-        if (resource_header == NULL && (resource_header = PyBytes_FromStringAndSize(NULL, 0)) == NULL)
-            goto error;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(scopes); i++) {
-            PyObject *pair = PyList_GET_ITEM(scopes, i);
-            PyObject *item = PyTuple_Pack(3, resource_header, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1));
-            if (item == NULL || PyList_Append(out, item) < 0) {
-                Py_XDECREF(item);
-                goto error;
-            }
-            Py_DECREF(item);
-        }
-        Py_CLEAR(scopes);
-        Py_CLEAR(resource_header);
-        pos = field_end;
-    }
+    static const RequestVisitor visitor = {split_scope, split_resource_field, split_resource_end};
+    state.out = PyList_New(0);
+    state.scopes = PyList_New(0);
+    if (state.out == NULL || state.scopes == NULL || walk_request(&buf, &visitor, &state) < 0)
+        Py_CLEAR(state.out);
+    Py_XDECREF(state.scopes);
+    Py_XDECREF(state.resource_header);
     PyBuffer_Release(&view);
-    return out;
-error:
-    Py_XDECREF(scopes);
-    Py_XDECREF(resource_header);
-    Py_XDECREF(out);
-    PyBuffer_Release(&view);
-    return NULL;
+    return state.out;
 }
 
 /* One series of span_groups: spans of one name, kind and status code. */
@@ -545,63 +567,47 @@ done:
     return out;
 }
 
+typedef struct {
+    int read_status;
+    PyObject *out;     /* per resource: its scopes' groups */
+    PyObject *scopes;  /* of the current resource */
+} GroupsState;
+
+static int groups_scope(void *context, const Buffer *buf, Py_ssize_t start, Py_ssize_t end) {
+    GroupsState *state = context;
+    if (state->scopes == NULL && (state->scopes = PyList_New(0)) == NULL)
+        return -1;
+    PyObject *groups = scope_groups(buf, start, end, state->read_status);
+    int result = groups == NULL ? -1 : PyList_Append(state->scopes, groups);
+    Py_XDECREF(groups);
+    return result;
+}
+
+static int groups_resource_end(void *context) {
+    GroupsState *state = context;
+    if (state->scopes == NULL && (state->scopes = PyList_New(0)) == NULL)
+        return -1;
+    int result = PyList_Append(state->out, state->scopes);
+    Py_CLEAR(state->scopes);
+    return result;
+}
+
 /* Twin: span_metrics.aggregator.SpanAggregator._add_grouped's loop over spans. Per ResourceSpans of the
    serialized request, per ScopeSpans: its spans grouped by (name, kind, status code), in the order each group's
    first span came, each group with the spans' end - start in span order. */
 static PyObject *span_groups(PyObject *self, PyObject *args) {
     Py_buffer view;
-    int read_status = 1;
-    if (!PyArg_ParseTuple(args, "y*|p", &view, &read_status))
+    GroupsState state = {1, NULL, NULL};
+    if (!PyArg_ParseTuple(args, "y*|p", &view, &state.read_status))
         return NULL;
     Buffer buf = {(const unsigned char *)view.buf, view.len};
-    PyObject *out = PyList_New(0), *scopes = NULL;
-    if (out == NULL)
-        goto error;
-    Py_ssize_t pos = 0;
-    while (pos < buf.size) {
-        uint64_t tag;
-        Py_ssize_t body, field_end;
-        if (skip_field(&buf, pos, &tag, &body, &field_end) < 0)
-            goto error;
-        if (tag == 0x0A) {
-            scopes = PyList_New(0);
-            if (scopes == NULL)
-                goto error;
-            Py_ssize_t inner = body;
-            while (inner < field_end) {
-                uint64_t inner_tag;
-                Py_ssize_t inner_body, inner_end;
-                if (skip_field(&buf, inner, &inner_tag, &inner_body, &inner_end) < 0)
-                    goto error;
-                if (inner_end > field_end) {
-                    fail("field past its resource");
-                    goto error;
-                }
-                if (inner_tag == 0x12) {
-                    PyObject *groups = scope_groups(&buf, inner_body, inner_end, read_status);
-                    if (groups == NULL)
-                        goto error;
-                    int appended = PyList_Append(scopes, groups);
-                    Py_DECREF(groups);
-                    if (appended < 0)
-                        goto error;
-                }
-                inner = inner_end;
-            }
-            int appended = PyList_Append(out, scopes);
-            Py_CLEAR(scopes);
-            if (appended < 0)
-                goto error;
-        }
-        pos = field_end;
-    }
+    static const RequestVisitor visitor = {groups_scope, NULL, groups_resource_end};
+    state.out = PyList_New(0);
+    if (state.out == NULL || walk_request(&buf, &visitor, &state) < 0)
+        Py_CLEAR(state.out);
+    Py_XDECREF(state.scopes);
     PyBuffer_Release(&view);
-    return out;
-error:
-    Py_XDECREF(scopes);
-    Py_XDECREF(out);
-    PyBuffer_Release(&view);
-    return NULL;
+    return state.out;
 }
 
 /* The last occurrence of up to three length-delimited fields of one item: its length, and whether it is all
@@ -634,58 +640,52 @@ static int read_ids(const Buffer *buf, Py_ssize_t pos, Py_ssize_t end, const uin
     return 0;
 }
 
+typedef struct {
+    const uint64_t *tags;
+    int logs;
+    int valid;
+} IdsState;
+
+static int ids_scope(void *context, const Buffer *buf, Py_ssize_t start, Py_ssize_t end) {
+    IdsState *state = context;
+    for (Py_ssize_t at = start; at < end && state->valid;) {
+        uint64_t tag;
+        Py_ssize_t body, item_end;
+        if (skip_field(buf, at, &tag, &body, &item_end) < 0)
+            return -1;
+        if (tag == 0x12) {
+            Ids ids;
+            if (read_ids(buf, body, item_end, state->tags, &ids) < 0)
+                return -1;
+            if (state->logs)
+                state->valid = (ids.length[0] == 0 || ids.length[0] == 16) &&
+                               (ids.length[1] == 0 || ids.length[1] == 8);
+            else
+                state->valid = ids.length[0] == 16 && !ids.zero[0] && ids.length[1] == 8 && !ids.zero[1] &&
+                               (ids.length[2] == 0 || ids.length[2] == 8);
+        }
+        at = item_end;
+    }
+    return 0;
+}
+
 /* Twin: plugins/receivers/otlp/ids.py, _first_bad_span and _first_bad_log over every item. True when every
    span has a 16-byte trace_id and an 8-byte span_id, neither all zero, and an empty or 8-byte parent_span_id
-   (logs: trace_id empty or 16 bytes, span_id empty or 8). The nesting of requests, resources, scopes and items
-   is the same for traces and logs (fields 1, 2, 2). */
+   (logs: trace_id empty or 16 bytes, span_id empty or 8). */
 static PyObject *ids_valid(PyObject *self, PyObject *args) {
     Py_buffer view;
-    int logs = 0;
-    if (!PyArg_ParseTuple(args, "y*|p", &view, &logs))
-        return NULL;
     static const uint64_t span_tags[3] = {0x0A, 0x12, 0x22};  /* trace_id, span_id, parent_span_id */
     static const uint64_t log_tags[3] = {0x4A, 0x52, 0};      /* trace_id (9), span_id (10) */
-    const uint64_t *tags = logs ? log_tags : span_tags;
+    IdsState state = {span_tags, 0, 1};
+    if (!PyArg_ParseTuple(args, "y*|p", &view, &state.logs))
+        return NULL;
+    if (state.logs)
+        state.tags = log_tags;
     Buffer buf = {(const unsigned char *)view.buf, view.len};
-    int valid = 1;
-    Py_ssize_t pos = 0;
-    while (pos < buf.size && valid) {
-        uint64_t tag;
-        Py_ssize_t body, field_end;
-        if (skip_field(&buf, pos, &tag, &body, &field_end) < 0)
-            goto error;
-        for (Py_ssize_t inner = body; tag == 0x0A && inner < field_end && valid;) {
-            uint64_t inner_tag;
-            Py_ssize_t inner_body, inner_end;
-            if (skip_field(&buf, inner, &inner_tag, &inner_body, &inner_end) < 0)
-                goto error;
-            for (Py_ssize_t at = inner_body; inner_tag == 0x12 && at < inner_end && valid;) {
-                uint64_t item_tag;
-                Py_ssize_t item_body, item_end;
-                if (skip_field(&buf, at, &item_tag, &item_body, &item_end) < 0)
-                    goto error;
-                if (item_tag == 0x12) {
-                    Ids ids;
-                    if (read_ids(&buf, item_body, item_end, tags, &ids) < 0)
-                        goto error;
-                    if (logs)
-                        valid = (ids.length[0] == 0 || ids.length[0] == 16) &&
-                                (ids.length[1] == 0 || ids.length[1] == 8);
-                    else
-                        valid = ids.length[0] == 16 && !ids.zero[0] && ids.length[1] == 8 && !ids.zero[1] &&
-                                (ids.length[2] == 0 || ids.length[2] == 8);
-                }
-                at = item_end;
-            }
-            inner = inner_end;
-        }
-        pos = field_end;
-    }
+    static const RequestVisitor visitor = {ids_scope, NULL, NULL};
+    int walked = walk_request(&buf, &visitor, &state);
     PyBuffer_Release(&view);
-    return PyBool_FromLong(valid);
-error:
-    PyBuffer_Release(&view);
-    return NULL;
+    return walked < 0 ? NULL : PyBool_FromLong(state.valid);
 }
 
 /* Twin: tail_sampling's TraceView.has_status when decoding. True when some span of the runs (each a sequence
