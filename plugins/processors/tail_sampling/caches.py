@@ -28,8 +28,9 @@ class DecisionCache:
         if self.capacity <= 0:
             return
         entries = self._entries
+        if trace_id in entries:  # a new id goes in at the end already: one call less per decision
+            entries.move_to_end(trace_id)
         entries[trace_id] = value
-        entries.move_to_end(trace_id)
         if len(entries) > self.capacity:
             entries.popitem(last=False)
 
