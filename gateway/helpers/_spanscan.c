@@ -868,6 +868,248 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------------------------------------------------
+   Redaction: a traces or logs request's items (spans, log records) as byte ranges of the request, and a splice
+   of new items into the request's bytes. Both signals nest the same way: request field 1 (resources), resource
+   field 2 (scopes), scope field 2 (items), each length-delimited; an occurrence with another wire type is an
+   unknown field to the parser, so it is no element here either. */
+
+/* Appends value to list (a new reference is made and given to the list). */
+static int append_size(PyObject *list, Py_ssize_t value) {
+    PyObject *number = PyLong_FromSsize_t(value);
+    if (number == NULL)
+        return -1;
+    int result = PyList_Append(list, number);
+    Py_DECREF(number);
+    return result;
+}
+
+/* Adds buf[start:end] to the envelope ranges (flat [start, end, ...]), joined to the last range when adjacent. */
+static int add_envelope(PyObject *envelope, Py_ssize_t start, Py_ssize_t end) {
+    Py_ssize_t count = PyList_GET_SIZE(envelope);
+    if (count && PyLong_AsSsize_t(PyList_GET_ITEM(envelope, count - 1)) == start) {
+        PyObject *number = PyLong_FromSsize_t(end);
+        if (number == NULL)
+            return -1;
+        return PyList_SetItem(envelope, count - 1, number);  /* steals number */
+    }
+    return append_size(envelope, start) < 0 || append_size(envelope, end) < 0 ? -1 : 0;
+}
+
+/* Length-delimited fields with this tag in buf[start:end] are the containers one level down (resources in a
+   request, scopes in a resource, items in a scope); every other field there is envelope content. */
+static const uint64_t CHILD_TAG = 0x0A;  /* in the request; 0x12 (field 2) in a resource and in a scope */
+
+/* Twin: plugins/processors/redaction/items.py, split_python (the item view). Walks the request payload
+   buf[start:end] at ``level`` (0 request, 1 resource, 2 scope) and appends item ranges, envelope ranges and,
+   per scope, (first item index, resource index, scope index). */
+static int walk_items(const Buffer *buf, Py_ssize_t start, Py_ssize_t end, int level, Py_ssize_t resource,
+                      PyObject *items, PyObject *envelope, PyObject *scopes) {
+    uint64_t child = level == 0 ? CHILD_TAG : 0x12;
+    Py_ssize_t index = 0, pos = start;
+    while (pos < end) {
+        uint64_t tag;
+        Py_ssize_t body, field_end;
+        if (skip_field(buf, pos, &tag, &body, &field_end) < 0)
+            return -1;
+        if (field_end > end)
+            return fail("field past its container");
+        if (tag != child) {
+            if (add_envelope(envelope, pos, field_end) < 0)
+                return -1;
+        } else if (level == 2) {
+            if (append_size(items, body) < 0 || append_size(items, field_end) < 0)
+                return -1;
+        } else {
+            if (level == 1) {
+                PyObject *scope = Py_BuildValue("(nnn)", PyList_GET_SIZE(items) / 2, resource, index);
+                if (scope == NULL)
+                    return -1;
+                int appended = PyList_Append(scopes, scope);
+                Py_DECREF(scope);
+                if (appended < 0)
+                    return -1;
+            }
+            if (walk_items(buf, body, field_end, level + 1, index, items, envelope, scopes) < 0)
+                return -1;
+            index++;
+        }
+        pos = field_end;
+    }
+    return 0;
+}
+
+/* request_items(data) -> (items, envelope, scopes): see the method table. */
+static PyObject *request_items(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view))
+        return NULL;
+    Buffer buf = {(const unsigned char *)view.buf, view.len};
+    PyObject *items = PyList_New(0), *envelope = PyList_New(0), *scopes = PyList_New(0), *out = NULL;
+    if (items != NULL && envelope != NULL && scopes != NULL &&
+        walk_items(&buf, 0, buf.size, 0, 0, items, envelope, scopes) == 0)
+        out = PyTuple_Pack(3, items, envelope, scopes);
+    Py_XDECREF(items);
+    Py_XDECREF(envelope);
+    Py_XDECREF(scopes);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* The new items of a splice, by ascending flat index, and how far the walk has got. */
+typedef struct {
+    Py_ssize_t count;
+    Py_ssize_t *indexes;
+    Py_buffer *items;
+    Py_ssize_t item;  /* flat index of the next item the walk meets */
+    Py_ssize_t next;  /* the first change not yet met */
+} Changes;
+
+static Py_ssize_t varint_size(uint64_t value) {
+    Py_ssize_t size = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        size++;
+    }
+    return size;
+}
+
+static unsigned char *write_varint(unsigned char *out, uint64_t value) {
+    while (value >= 0x80) {
+        *out++ = (unsigned char)(value | 0x80);
+        value >>= 7;
+    }
+    *out++ = (unsigned char)value;
+    return out;
+}
+
+/* Twin: plugins/processors/redaction/items.py, splice_python. The new size of the container payload
+   buf[start:end] at ``level`` (as walk_items) with the changes it holds put in, writing it at *out unless out
+   is NULL (then it only measures). A field holding no change is copied byte for byte, framing included; a
+   changed item or a container holding one keeps its tag bytes and gets a new length. */
+static Py_ssize_t splice_walk(const Buffer *buf, Py_ssize_t start, Py_ssize_t end, int level, Changes *changes,
+                              unsigned char **out) {
+    uint64_t child = level == 0 ? CHILD_TAG : 0x12;
+    Py_ssize_t size = 0, pos = start;
+    while (pos < end) {
+        uint64_t tag;
+        Py_ssize_t body, field_end, tag_end = pos;
+        if (skip_field(buf, pos, &tag, &body, &field_end) < 0 || read_varint(buf, &tag_end, &tag) < 0)
+            return -1;
+        if (field_end > end)
+            return fail("field past its container");
+        const unsigned char *payload = NULL;
+        Py_ssize_t length = -1;  /* -1: copy the field as it is */
+        if (tag == child && level == 2) {
+            if (changes->next < changes->count && changes->indexes[changes->next] == changes->item) {
+                payload = changes->items[changes->next].buf;
+                length = changes->items[changes->next].len;
+                changes->next++;
+            }
+            changes->item++;
+        } else if (tag == child) {
+            Py_ssize_t item = changes->item, next = changes->next;
+            Py_ssize_t inner = splice_walk(buf, body, field_end, level + 1, changes, NULL);
+            if (inner < 0)
+                return -1;
+            if (changes->next != next) {  /* holds a change: write it again, this time for real */
+                length = inner;
+                if (out != NULL) {
+                    changes->item = item;
+                    changes->next = next;
+                    memcpy(*out, buf->data + pos, (size_t)(tag_end - pos));
+                    *out = write_varint(*out + (tag_end - pos), (uint64_t)length);
+                    if (splice_walk(buf, body, field_end, level + 1, changes, out) < 0)
+                        return -1;
+                }
+                size += (tag_end - pos) + varint_size((uint64_t)length) + length;
+                pos = field_end;
+                continue;
+            }
+        }
+        if (length < 0) {
+            size += field_end - pos;
+            if (out != NULL) {
+                memcpy(*out, buf->data + pos, (size_t)(field_end - pos));
+                *out += field_end - pos;
+            }
+        } else {
+            size += (tag_end - pos) + varint_size((uint64_t)length) + length;
+            if (out != NULL) {
+                memcpy(*out, buf->data + pos, (size_t)(tag_end - pos));
+                *out = write_varint(*out + (tag_end - pos), (uint64_t)length);
+                memcpy(*out, payload, (size_t)length);
+                *out += length;
+            }
+        }
+        pos = field_end;
+    }
+    return size;
+}
+
+/* splice_items(data, changes) -> bytes: see the method table. */
+static PyObject *splice_items(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *given, *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*O", &view, &given))
+        return NULL;
+    Buffer buf = {(const unsigned char *)view.buf, view.len};
+    PyObject *sequence = PySequence_Fast(given, "changes must be a sequence of (index, bytes)");
+    Changes changes = {0, NULL, NULL, 0, 0};
+    Py_ssize_t taken = 0;
+    if (sequence == NULL)
+        goto done;
+    changes.count = PySequence_Fast_GET_SIZE(sequence);
+    changes.indexes = PyMem_Malloc((size_t)(changes.count ? changes.count : 1) * sizeof *changes.indexes);
+    changes.items = PyMem_Malloc((size_t)(changes.count ? changes.count : 1) * sizeof *changes.items);
+    if (changes.indexes == NULL || changes.items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; taken < changes.count; taken++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(sequence, taken);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "a change is a tuple (index, bytes)");
+            goto done;
+        }
+        changes.indexes[taken] = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 0));
+        if (changes.indexes[taken] == -1 && PyErr_Occurred())
+            goto done;
+        if (taken && changes.indexes[taken] <= changes.indexes[taken - 1]) {
+            PyErr_SetString(PyExc_ValueError, "changes must come by ascending index, each once");
+            goto done;
+        }
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(pair, 1), &changes.items[taken], PyBUF_SIMPLE) < 0)
+            goto done;
+    }
+    Py_ssize_t size = splice_walk(&buf, 0, buf.size, 0, &changes, NULL);
+    if (size < 0)
+        goto done;
+    if (changes.next != changes.count) {
+        PyErr_Format(PyExc_ValueError, "no item at index %zd: the request has %zd", changes.indexes[changes.next],
+                     changes.item);
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL)
+        goto done;
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(out);
+    changes.item = changes.next = 0;
+    if (splice_walk(&buf, 0, buf.size, 0, &changes, &at) != size || at != (unsigned char *)PyBytes_AS_STRING(out) + size) {
+        Py_CLEAR(out);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_SystemError, "splice_items wrote another size than it measured");
+    }
+done:
+    for (Py_ssize_t i = 0; i < taken; i++)
+        PyBuffer_Release(&changes.items[i]);
+    PyMem_Free(changes.indexes);
+    PyMem_Free(changes.items);
+    Py_XDECREF(sequence);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"split_request", split_request, METH_VARARGS,
      "split_request(data, want_times=False, want_root=False, want_status=False): see\n"
@@ -882,6 +1124,14 @@ static PyMethodDef methods[] = {
     {"stamp", stamp, METH_VARARGS, "stamp(run, suffix): see gateway.helpers.trace_runs.stamp."},
     {"count_durations", count_durations, METH_VARARGS,
      "count_durations(counts, bounds, diffs, divider, total): the explicit-bucket count of span durations."},
+    {"request_items", request_items, METH_VARARGS,
+     "request_items(data) -> (items, envelope, scopes) of a serialized traces or logs request: items = [start, end,"
+     " ...] of every item's payload in request order; envelope = [start, end, ...] of everything that is neither an"
+     " item nor the framing (tag and length) of an item, scope or resource; scopes = [(first item index, resource"
+     " index, scope index)] per scope in order."},
+    {"splice_items", splice_items, METH_VARARGS,
+     "splice_items(data, changes) -> bytes: the request data with the item at each flat index of changes (a"
+     " sequence of (index, bytes) by ascending index) replaced, every enclosing length rewritten."},
     {NULL, NULL, 0, NULL},
 };
 

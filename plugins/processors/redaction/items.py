@@ -1,52 +1,142 @@
-"""A request's items (spans, log records, metric data points) as their own serialized bytes, for the scanner.
+"""A traces or logs request's items (spans, log records) and envelopes as bytes, for the scanner and the splice.
 
-The request's bytes (the receiver's when still exact, else one serialization) are parsed once more, in C, as an
-item view (``gateway.protos.otelgw.item_views``): the same request with each item left as bytes. A view parses
-exactly like OTLP (same items, same order), so the n-th bytes are the n-th item of the parsed batch. The scanner
-runs over the items' bytes joined, and a hit's offset names its item by bisection, with no Python loop over the
-items. The parts of the request outside every item (resource, scope, schema URLs, fields this schema does not
-know) are scanned too, as a few more parts: a hit there must be looked at by the caller.
+Two twins find them in the request's bytes (the receiver's when still exact, else one serialization):
 
-After redaction the same view gives the request's new bytes (``splice``): each changed item's new serialization
-in place of its old bytes, the view serialized again (in C, mostly copying). The result parses to the redacted
-batch when the view held the envelopes exactly as the batch has them (``Items.exact``): every resource and scope
-the view keeps as bytes is the batch's own serialization of it. That fails (and the caller forgets the bytes
-instead) when an envelope was changed (its attributes redacted), occurs twice on the wire (the parser merges
-both, the view keeps the last), is present but empty (the view, having no presence for bytes, drops it), or
-was encoded in another field order than the parser's.
+- **In C** (``gateway.helpers._spanscan``, when built): one walk over the bytes gives the byte ranges of every
+  item in request order, of all envelope content (resource and scope fields, schema URLs, fields this schema
+  does not know, at any level) and, per scope, the flat index of its first item. The scanner runs over the
+  request's bytes themselves (no join, no copy), and each hit is mapped by bisection to the items it overlaps
+  (ranges relative to the item) and to "envelope" when it overlaps envelope content. What is left is framing:
+  the tag and length of an item, a scope or a resource, which holds no text anyone sent, so a hit only there
+  flags nothing (a real secret lies inside some value, and every value lies inside an item or an envelope
+  field). After redaction ``splice`` puts the changed items' new bytes in place and rewrites the length of
+  every item, scope and resource around them; everything else, envelopes included, is copied byte for byte.
+  So the result parses to the changed batch whenever the bytes were exact for the batch and no envelope was
+  changed (then the caller forgets the bytes): ``Items.exact`` is always true here.
+- **In Python** (the reference, and what runs without the extension): the bytes are parsed once more, in C,
+  as an item view (``gateway.protos.otelgw.item_views``): the same request with each item left as bytes. A
+  view parses exactly like OTLP (same items, same order), so the n-th bytes are the n-th item of the parsed
+  batch. The scanner runs over the items' bytes joined with the envelopes (re-serialized from the view), and
+  ``prefilter.bucket`` names each hit's part. Its splice assigns the changed items in the view and serializes
+  it again, which re-serializes the envelopes: the result parses to the redacted batch only when every
+  resource and scope the view keeps as bytes is the batch's own serialization of it (``Items.exact``). That
+  fails (and the caller forgets the bytes instead) when an envelope occurs twice on the wire (the parser
+  merges both, the view keeps the last), is present but empty (the view, having no presence for bytes, drops
+  it), or was encoded in another field order than the parser's.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from gateway import Signal
+from gateway.helpers.native import spanscan
 from gateway.protos.otelgw import item_views_pb2 as views
 
-__all__ = ["Items", "metric_points", "splice", "split"]
+from .prefilter import Hit, RawHit, bucket
+
+__all__ = ["Items", "metric_points", "splice", "split", "split_python"]
 
 
-@dataclass
 class Items:
-    #: The bytes of every item in request order, then of every envelope (everything outside the items).
-    parts: list[bytes]
-    #: How many of ``parts`` are items.
+    """The items of one request; see the module docstring. Built by ``split`` or ``split_python``."""
+
+    #: How many items the request has.
     count: int
     #: Per scope, the flat index of its first item and (resource index, scope index), in order.
     starts: list[int]
     scopes: list[tuple[int, int]]
-    #: Whether every resource and scope in the bytes is exactly the batch's (see the module docstring), so a
-    #: ``splice`` of these bytes parses to the batch once its changed items are put in.
-    exact: bool = False
+    #: Whether a ``splice`` of these bytes parses to the batch once its changed items are put in (given the
+    #: bytes were exact for the batch and no envelope changed).
+    exact: bool
+    #: The bytes the scanner runs over; ``locate`` takes hits on them.
+    text: bytes
 
     def address(self, index: int) -> tuple[int, int, int]:
         """(resource, scope, item) indexes of the item at flat ``index``."""
         at = bisect.bisect_right(self.starts, index) - 1
         i, j = self.scopes[at]
         return i, j, index - self.starts[at]
+
+    def item(self, index: int) -> bytes:
+        """The serialized item at flat ``index``, as the request holds it."""
+        raise NotImplementedError
+
+    def locate(self, hits: Iterable[RawHit]) -> tuple[dict[int, Hit], bool]:
+        """The hits (on ``text``) per flat item index, with ranges relative to the item, and whether any hit
+        overlaps envelope content."""
+        raise NotImplementedError
+
+
+class _WireItems(Items):
+    """The C twin: ranges of the request's own bytes (``_spanscan.request_items``)."""
+
+    def __init__(self, data: bytes) -> None:
+        assert spanscan is not None
+        bounds, envelope, scopes = spanscan.request_items(data)
+        self.text = self._data = data
+        #: [start, end, start, end, ...] of every item's payload, then of every envelope range, in byte order:
+        #: an offset lies inside a range exactly when a bisection from the right gives an odd position.
+        self._bounds: list[int] = bounds
+        self._envelope: list[int] = envelope
+        self.count = len(bounds) // 2
+        self.starts = [first for first, _, _ in scopes]
+        self.scopes = [(i, j) for _, i, j in scopes]
+        self.exact = True
+
+    def item(self, index: int) -> bytes:
+        return self._data[self._bounds[2 * index]:self._bounds[2 * index + 1]]
+
+    def locate(self, hits: Iterable[RawHit]) -> tuple[dict[int, Hit], bool]:
+        bounds, envelope = self._bounds, self._envelope
+        right, left = bisect.bisect_right, bisect.bisect_left
+        located: dict[int, Hit] = {}
+        in_envelope = False
+        for first, last, mask in hits:
+            end = last + 1
+            at = right(bounds, first)
+            places: Iterable[tuple[int, int, int]]
+            if at & 1 and end <= bounds[at]:  # the common case: inside one item
+                places = ((at >> 1, bounds[at - 1], bounds[at]),)
+            else:  # from the item holding (or next after) the first byte to the last item starting before ``end``
+                places = tuple((index, bounds[2 * index], bounds[2 * index + 1])
+                               for index in range(at >> 1, (left(bounds, end) + 1) >> 1))
+            for index, start, stop in places:
+                if start == stop:
+                    continue  # an empty item holds nothing
+                hit = located.get(index)
+                span = (max(first, start) - start, min(end, stop) - start)
+                if hit is None:
+                    located[index] = Hit(mask, [span])
+                else:
+                    hit.mask |= mask
+                    hit.ranges.append(span)
+            if not in_envelope:
+                at = right(envelope, first)
+                in_envelope = bool(at & 1) or (at < len(envelope) and envelope[at] < end)
+        return located, in_envelope
+
+
+class _ViewItems(Items):
+    """The Python twin: the items' bytes and the envelopes' as parts, from the item view."""
+
+    def __init__(self, parts: list[bytes], count: int, starts: list[int], scopes: list[tuple[int, int]],
+                 exact: bool) -> None:
+        #: The bytes of every item in request order, then of every envelope (everything outside the items).
+        self.parts = parts
+        self.count, self.starts, self.scopes, self.exact = count, starts, scopes, exact
+        self.text = b"".join(parts)
+
+    def item(self, index: int) -> bytes:
+        return self.parts[index]
+
+    def locate(self, hits: Iterable[RawHit]) -> tuple[dict[int, Hit], bool]:
+        located = bucket(self.parts, hits)
+        count = self.count
+        in_envelope = any(index >= count for index in located)
+        return {index: hit for index, hit in located.items() if index < count}, in_envelope
 
 
 def _view(data: bytes, signal: Signal) -> tuple[Any, str, str, str]:
@@ -57,7 +147,18 @@ def _view(data: bytes, signal: Signal) -> tuple[Any, str, str, str]:
 
 
 def split(data: bytes, signal: Signal, batch: Any) -> Items:
-    """The items of the traces or logs request ``batch``, serialized as ``data``; see the module docstring."""
+    """The items of the traces or logs request ``batch``, serialized as ``data``: in C when the extension is
+    built, else (and for bytes the C walk refuses, such as a group-encoded unknown field) by ``split_python``."""
+    if spanscan is not None:
+        try:
+            return _WireItems(data)
+        except ValueError:  # well-formed for upb but not for the walk: the view takes it
+            pass
+    return split_python(data, signal, batch)
+
+
+def split_python(data: bytes, signal: Signal, batch: Any) -> Items:
+    """The Python twin of ``_spanscan.request_items``; see the module docstring."""
     request, outer, middle, inner = _view(data, signal)
     parts: list[bytes] = []
     envelopes: list[bytes] = []
@@ -87,7 +188,7 @@ def split(data: bytes, signal: Signal, batch: Any) -> Items:
     envelopes.append(request.SerializeToString())  # fields of the request itself this schema does not know
     count = len(parts)
     parts.extend(envelopes)
-    return Items(parts, count, starts, scopes, exact)
+    return _ViewItems(parts, count, starts, scopes, exact)
 
 
 def _same(held: bytes, own: bytes, parent: Any, name: str) -> bool:
@@ -98,7 +199,18 @@ def _same(held: bytes, own: bytes, parent: Any, name: str) -> bool:
 
 def splice(data: bytes, signal: Signal, items: Items, changed: dict[int, bytes]) -> bytes:
     """The traces or logs request serialized as ``data`` (split as ``items``), with the items at the flat
-    indexes of ``changed`` replaced by the bytes given there. Parses to the changed batch when ``items.exact``."""
+    indexes of ``changed`` replaced by the bytes given there. Parses to the changed batch when ``items.exact``
+    (and no envelope changed)."""
+    if isinstance(items, _WireItems):
+        assert spanscan is not None
+        spliced: bytes = spanscan.splice_items(data, sorted(changed.items()))
+        return spliced
+    return splice_python(data, signal, items, changed)
+
+
+def splice_python(data: bytes, signal: Signal, items: Items, changed: dict[int, bytes]) -> bytes:
+    """The Python twin of ``_spanscan.splice_items``: the changed items assigned in the item view, which is
+    serialized again (in C, mostly copying)."""
     request, outer, middle, inner = _view(data, signal)
     resources = getattr(request, outer)
     scope: tuple[int, int] | None = None

@@ -1,8 +1,9 @@
 """The redaction processor: picks the items that need work, then visits only the fields that need it.
 
 Per traces or logs request, the prefilter scans the request's items (spans, log records) and its envelopes once,
-as bytes: ``items`` splits the request's bytes into them in C (the bytes the receiver parsed when no component has
-changed the batch since, ``gateway.wirebytes``; else one serialization). Each hit names its item, and
+as bytes: the request's bytes themselves (the bytes the receiver parsed when no component has changed the batch
+since, ``gateway.wirebytes``; else one serialization), whose item and envelope ranges ``items`` finds in C (or,
+without the extension, its parts joined). Each hit names its item, and
 ``guide.touched`` the attributes, events, links, names or bodies to visit there. With an allow-list
 (``allow_all_keys: false``) every item's keys are visited anyway, since a key's absence from the list is not
 visible in bytes; ``redact_all_types`` or a rule without a searchable literal makes every item be walked
@@ -26,7 +27,7 @@ from .config import Config
 from .guide import touched
 from .items import Items, metric_points, splice, split
 from .metrics import redaction_metrics
-from .prefilter import Hit, bucket
+from .prefilter import Hit
 from .rules import RuleSet, ValueRule
 from .walk import DROPPED, Stats, redact_any, redact_attributes, redact_name, write_summary
 
@@ -56,9 +57,9 @@ class _Selection:
         #: items (it scans the envelopes too), so no rule can match there.
         self.envelopes = envelopes
         #: The received bytes when the walk's result can be spliced into them (only flagged items walked, and
-        #: ``Items.exact``), else None: the bytes are then forgotten.
+        #: ``Items.exact``), else None: the bytes are then forgotten. ``parts`` is set then.
         self.data = data
-        self.parts = parts if parts is not None else Items([], 0, [], [])
+        self.parts = parts
 
 
 def _points(metric: Any) -> Any:
@@ -156,16 +157,15 @@ class RedactionProcessor(Processor):
         if data is None:
             data = batch.SerializeToString()
         parts = split(data, signal, batch)
-        hits = bucket(parts.parts, scanner.find(b"".join(parts.parts)))
+        hits, envelopes = parts.locate(scanner.find(parts.text))
         items = parts.count
         self._scanned.inc(items)
-        envelopes = any(index >= items for index in hits)
         if envelopes:
             # A hit outside every item: resource and scope attributes are walked, and text in fields this schema
             # does not know cannot be checked, so it does not leave.
             batch.DiscardUnknownFields()
             received = False  # the envelopes changed: the bytes are forgotten
-        located = {parts.address(index): (hit, index) for index, hit in hits.items() if index < parts.count}
+        located = {parts.address(index): (hit, index) for index, hit in hits.items()}
         if rules.walk_all_keys:
             self._walked.inc(items)
             for indexes, item in _indexed(batch, names):
@@ -183,7 +183,7 @@ class RedactionProcessor(Processor):
                 scope, items_of_scope = (i, j), getattr(getattr(getattr(batch, outer)[i], middle)[j], inner)
             item = items_of_scope[k]
             item.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
-            chosen.append((index, (i, j, k), item, hit.mask, touched(parts.parts[index], hit.ranges)))
+            chosen.append((index, (i, j, k), item, hit.mask, touched(parts.item(index), hit.ranges)))
         return _Selection(chosen, data if received and parts.exact else None, parts, envelopes)
 
     def _hand_on_bytes(self, batch: Any, signal: Signal, selection: _Selection) -> None:
@@ -191,17 +191,16 @@ class RedactionProcessor(Processor):
         (``items.splice``): the received bytes themselves when no walked item changed, else those bytes with
         the changed items' new serializations in place. Otherwise the ``ForgetWireBytes`` after this processor
         forgets the bytes, and whoever needs them serializes the batch."""
-        data = selection.data
-        if data is None:
+        data, parts = selection.data, selection.parts
+        if data is None or parts is None:
             return
-        old = selection.parts.parts
         changed: dict[int, bytes] = {}
         for index, _, item, _, _ in selection.chosen:
             new = item.SerializeToString()
-            if new != old[index]:
+            if new != parts.item(index):
                 changed[index] = new
         if changed:
-            rewritten(batch, splice(data, signal, selection.parts, changed))
+            rewritten(batch, splice(data, signal, parts, changed))
         else:
             unchanged(batch)
 

@@ -27,6 +27,7 @@ from gateway.helpers import native
 from gateway.helpers.trace_runs import split_request_python, stamp_python
 from plugins.processors.tail_sampling.policies.probabilistic import fnv1a_64_python
 from plugins.receivers.otlp.ids import _all_valid_python, _log_problem, _span_problem
+from tests.plugins.processors.redaction.generators import EMAIL, field, item_bytes, wire_requests
 
 spanscan = native.spanscan
 pytestmark = pytest.mark.skipif(spanscan is None, reason="the C extension is not built here")
@@ -242,3 +243,172 @@ def test_the_environment_switch_turns_the_c_twins_off() -> None:
         out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OTELGW_PURE_PYTHON": value},
                              capture_output=True, text=True, check=True).stdout.strip()
         assert out == off
+
+
+# ---------------------------------------------------------------------------------------------------- redaction
+# request_items and splice_items against redaction's item view (plugins/processors/redaction/items.py), on
+# requests written field by field as a sender may: envelopes holding an address, unknown fields at every level,
+# repeated and present-but-empty envelopes, empty items, any field order (``wire_requests``).
+
+def reference_items(data: bytes) -> tuple[list[int], list[int], list[tuple[int, int, int]]]:
+    """What request_items must give, by a plain walk in Python."""
+    items: list[int] = []
+    envelope_ranges: list[int] = []
+    scopes: list[tuple[int, int, int]] = []
+
+    def read(pos: int) -> tuple[int, int]:
+        value, shift = 0, 0
+        while True:
+            byte = data[pos]
+            value |= (byte & 0x7F) << shift
+            pos, shift = pos + 1, shift + 7
+            if byte < 0x80:
+                return value, pos
+
+    def walk(start: int, end: int, level: int, resource: int) -> None:
+        index, pos = 0, start
+        while pos < end:
+            tag, body = read(pos)
+            if tag & 7 == 2:
+                length, body = read(body)
+                field_end = body + length
+            elif tag & 7 == 0:
+                field_end = read(body)[1]
+            else:
+                field_end = body + (8 if tag & 7 == 1 else 4)
+            if tag != (0x0A if level == 0 else 0x12):
+                if envelope_ranges and envelope_ranges[-1] == pos:
+                    envelope_ranges[-1] = field_end
+                else:
+                    envelope_ranges.extend((pos, field_end))
+            elif level == 2:
+                items.extend((body, field_end))
+            else:
+                if level == 1:
+                    scopes.append((len(items) // 2, resource, index))
+                walk(body, field_end, level + 1, index)
+                index += 1
+            pos = field_end
+
+    walk(0, len(data), 0, 0)
+    return items, envelope_ranges, scopes
+
+
+def _parse(data: bytes, logs: bool) -> Any:
+    return (ExportLogsServiceRequest if logs else ExportTraceServiceRequest).FromString(data)
+
+
+def _items_of(batch: Any, logs: bool) -> list[Any]:
+    if logs:
+        return [r for rl in batch.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    return [s for rs in batch.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.booleans())
+def test_request_items_gives_the_items_of_the_view_and_every_envelope_byte(data: Any, logs: bool) -> None:
+    from plugins.processors.redaction.items import split_python
+
+    request = data.draw(wire_requests(logs))
+    signal = Signal.LOGS if logs else Signal.TRACES
+    bounds, envelope_ranges, scopes = spanscan.request_items(request)
+    assert (bounds, envelope_ranges, scopes) == reference_items(request)
+    view = split_python(request, signal, _parse(request, logs))
+    assert [request[bounds[i]:bounds[i + 1]] for i in range(0, len(bounds), 2)] == view.parts[:view.count]
+    assert [first for first, _, _ in scopes] == view.starts and [(i, j) for _, i, j in scopes] == view.scopes
+    # The envelope content holds every envelope text, and with the items it covers all but the framing.
+    content = b"|".join(request[a:b] for a, b in zip(envelope_ranges[::2], envelope_ranges[1::2], strict=True))
+    for part in view.parts[view.count:]:
+        for text in (b"unknown text", EMAIL.encode(), b"https://schema/", b"service.name", b"lib"):
+            assert text not in part or text in content
+    covered = sum(b - a for a, b in zip(bounds[::2], bounds[1::2], strict=True))
+    covered += sum(b - a for a, b in zip(envelope_ranges[::2], envelope_ranges[1::2], strict=True))
+    containers = len(bounds) // 2 + len(scopes)
+    assert len(request) - covered >= 2 * containers  # each item and scope has at least a tag and a length
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.booleans())
+def test_hits_land_on_the_same_items_as_in_the_view(data: Any, logs: bool) -> None:
+    """The scanner on the request's bytes (C) and on the view's parts joined (Python) flags the same items, with
+    the same ranges in them, and sees an address in the envelopes in both or neither."""
+    from plugins.processors.redaction.config import Config
+    from plugins.processors.redaction.items import _WireItems, split_python
+    from plugins.processors.redaction.rules import RuleSet
+
+    scanner = RuleSet(Config(detectors=["email"])).scanner
+    assert scanner is not None
+    request = data.draw(wire_requests(logs))
+    wire = _WireItems(request)
+    view = split_python(request, Signal.LOGS if logs else Signal.TRACES, _parse(request, logs))
+    (c_hits, c_envelope), (p_hits, p_envelope) = (items.locate(scanner.find(items.text)) for items in (wire, view))
+    assert {i: (h.mask, sorted(h.ranges)) for i, h in c_hits.items()} == {
+        i: (h.mask, sorted(h.ranges)) for i, h in p_hits.items()}
+    assert c_envelope == p_envelope
+    assert set(c_hits) == {i for i in range(wire.count) if EMAIL.encode() in wire.item(i)}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.booleans())
+def test_splice_items_parses_to_the_batch_with_the_changed_items(data: Any, logs: bool) -> None:
+    from plugins.processors.redaction.items import splice_python, split_python
+
+    request = data.draw(wire_requests(logs))
+    count = len(spanscan.request_items(request)[0]) // 2
+    chosen = data.draw(st.sets(st.integers(0, count - 1), max_size=count)) if count else set()
+    changed = {index: data.draw(item_bytes(logs)) for index in sorted(chosen)}
+    spliced = spanscan.splice_items(request, sorted(changed.items()))
+    expected = _parse(request, logs)
+    for index, item in zip(range(count), _items_of(expected, logs), strict=True):
+        if index in changed:
+            item.Clear()
+            item.MergeFromString(changed[index])
+    assert _parse(spliced, logs) == expected
+    assert spanscan.splice_items(request, []) == request
+    # Where the view's splice is exact too and the request canonical, both give the same bytes.
+    signal = Signal.LOGS if logs else Signal.TRACES
+    view = split_python(request, signal, _parse(request, logs))
+    if view.exact and _parse(request, logs).SerializeToString() == request:
+        assert splice_python(request, signal, view, changed) == spliced
+
+
+def test_a_long_item_gets_a_longer_length_in_every_container() -> None:
+    scope = field(2, field(2, Span(name="a").SerializeToString()) + field(1, field(1, b"lib")))
+    request = field(1, field(1, b"") + scope) + field(1, scope)
+    long = Span(name="b" * 300).SerializeToString()
+    spliced = spanscan.splice_items(request, [(0, long), (1, b"")])
+    parsed = ExportTraceServiceRequest.FromString(spliced)
+    assert [[[s.name for s in ss.spans] for ss in rs.scope_spans] for rs in parsed.resource_spans] == [
+        [["b" * 300]], [[""]]]
+    assert parsed.resource_spans[0].HasField("resource")  # present but empty, as it came
+    assert spliced.endswith(field(1, field(2, field(2, b"") + field(1, field(1, b"lib")))))
+
+
+def test_redaction_walks_refuse_bad_bytes_and_bad_changes() -> None:
+    request = field(1, field(2, field(2, Span(name="a").SerializeToString()) * 3))
+    for cut in range(1, len(request)):  # every truncation: a length past the end somewhere
+        with contextlib.suppress(ValueError):
+            spanscan.request_items(request[:cut])
+        with contextlib.suppress(ValueError):
+            spanscan.splice_items(request[:cut], [(0, b"x")])
+    for garbage in (b"\xff" * 20, b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", b"\x0f", b"\x0a\x05\x12\x03\x12",
+                    b"\x0a\x02\x12\x05"):
+        with pytest.raises(ValueError, match="malformed protobuf"):
+            spanscan.request_items(garbage)
+        with pytest.raises(ValueError, match="malformed protobuf"):
+            spanscan.splice_items(garbage, [(0, b"")])
+    with pytest.raises(ValueError, match="no item at index 3"):
+        spanscan.splice_items(request, [(3, b"")])
+    with pytest.raises(ValueError, match="ascending"):
+        spanscan.splice_items(request, [(1, b""), (0, b"")])
+    with pytest.raises(TypeError):
+        spanscan.splice_items(request, [(0, "text")])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.tuples(st.integers(0, 5), st.binary(max_size=4)), max_size=3))
+def test_redaction_walks_never_crash_on_random_bytes(data: bytes, changes: list[tuple[int, bytes]]) -> None:
+    with contextlib.suppress(ValueError):
+        spanscan.request_items(data)
+    with contextlib.suppress(ValueError):
+        spanscan.splice_items(data, sorted(dict(changes).items()))

@@ -13,6 +13,9 @@ import string
 from typing import Any
 
 from hypothesis import strategies as st
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from plugins.processors.redaction.detectors.payment import IBAN_LENGTHS, luhn_valid
 
@@ -189,3 +192,83 @@ context = st.tuples(
     st.sampled_from(["", "note ", "call: ", "(", "user wrote\n", "x, "]),
     st.sampled_from(["", " end", ")", ", thanks", ".", "\t"]),
 )
+
+
+# ------------------------------------------------------------------ requests as a sender may write them
+# For the twins of redaction's item split and splice (items.py, gateway/helpers/_spanscan.c): requests written
+# field by field, with envelopes holding an address, unknown fields at every level, repeated and present-but-
+# empty envelopes, empty items, any field order.
+
+EMAIL = "jane.doe@example.com"
+
+
+def varint(value: int) -> bytes:
+    out = b""
+    while True:
+        out += bytes([value & 0x7F | (0x80 if value > 0x7F else 0)])
+        value >>= 7
+        if not value:
+            return out
+
+
+def field(number: int, payload: bytes) -> bytes:
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+TEXT = st.sampled_from(["", "GET /a", "db.query", "x" * 200, f"mail {EMAIL}", "ünïcode"])
+#: Fields no schema here knows (a varint, a fixed32, a length-delimited one), and field 2 or 1 with another
+#: wire type, which a parser keeps as an unknown field too.
+UNKNOWN = st.sampled_from([b"\x48\x05", b"\x7d" + bytes(4), field(14, b"unknown text"), field(14, EMAIL.encode()),
+                           b"\x10\x07", b"\x08\x01"])
+
+
+@st.composite
+def item_bytes(draw: Any, logs: bool) -> bytes:
+    if draw(st.integers(0, 9)) == 0:
+        return b""  # an empty item: a span or record with every field at its default
+    attributes = [KeyValue(key=draw(st.sampled_from(["a", "user.email", "http.route"])),
+                           value=AnyValue(string_value=draw(TEXT))) for _ in range(draw(st.integers(0, 3)))]
+    if logs:
+        record = LogRecord(time_unix_nano=draw(st.integers(min_value=0, max_value=2**64 - 1)), attributes=attributes)
+        record.body.string_value = draw(TEXT)
+        data = record.SerializeToString()
+    else:
+        data = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name=draw(TEXT),
+                    attributes=attributes).SerializeToString()
+    return data + (draw(UNKNOWN) if draw(st.integers(0, 4)) == 0 else b"")
+
+
+def envelope(draw: Any, scope: bool) -> list[bytes]:
+    """Zero, one or two occurrences of the resource or scope field (the parser merges two), maybe empty, a
+    scope's name and version in either order."""
+    out = []
+    for _ in range(draw(st.integers(0, 2))):
+        kv = KeyValue(key=draw(st.sampled_from(["service.name", "owner"])), value=AnyValue(string_value=draw(TEXT)))
+        attributes = field(3 if scope else 1, kv.SerializeToString())
+        choices = [b"", attributes] + ([field(1, b"lib") + field(2, b"1.0"), field(2, b"1.0") + field(1, b"lib")]
+                                       if scope else [])
+        out.append(field(1, draw(st.sampled_from(choices))))
+    return out
+
+
+@st.composite
+def wire_requests(draw: Any, logs: bool) -> bytes:
+    """A traces (logs) request's bytes, written field by field in any order."""
+    resources = []
+    for _ in range(draw(st.integers(0, 3))):
+        scopes = []
+        for _ in range(draw(st.integers(0, 3))):
+            fields = [field(2, draw(item_bytes(logs))) for _ in range(draw(st.integers(0, 6)))]
+            extra = envelope(draw, True) + [field(3, b"https://schema/1")] * draw(st.integers(0, 1))
+            extra += draw(st.lists(UNKNOWN, max_size=2))
+            for part in extra:  # envelope fields anywhere between the items
+                fields.insert(draw(st.integers(0, len(fields))), part)
+            scopes.append(field(2, b"".join(fields)))
+        extra = envelope(draw, False) + [field(3, b"https://schema/2")] * draw(st.integers(0, 1))
+        extra += draw(st.lists(UNKNOWN, max_size=2))
+        for part in extra:
+            scopes.insert(draw(st.integers(0, len(scopes))), part)
+        resources.append(field(1, b"".join(scopes)))
+    for part in draw(st.lists(st.sampled_from([field(5, EMAIL.encode()), b"\x10\x01"]), max_size=1)):
+        resources.insert(draw(st.integers(0, len(resources))), part)
+    return b"".join(resources)

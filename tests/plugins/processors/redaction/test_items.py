@@ -1,15 +1,39 @@
-"""A request's items as their own bytes, from its wire format (plugins/processors/redaction/items.py)."""
+"""A request's items as their own bytes, from its wire format (plugins/processors/redaction/items.py).
+
+Each test runs on both twins: ``split`` (the C walk when the extension is built) and ``split_python`` (the item
+view).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.component import Signal
+from gateway.helpers import native
 from gateway.testing import make_metrics
-from plugins.processors.redaction.items import metric_points, split
+from plugins.processors.redaction.items import Items, metric_points, split, split_python
+
+TWINS = [pytest.param(split, id="c", marks=pytest.mark.skipif(native.spanscan is None, reason="not built")),
+         pytest.param(split_python, id="python")]
+Split = Callable[[bytes, Signal, Any], Items]
+
+
+def envelope_text(items: Items) -> bytes:
+    """What the scanner sees outside the items: the envelope content (C) or the envelope parts (view)."""
+    text = items.text
+    for index in reversed(range(items.count)):  # cut every item out; what is left is envelope and framing
+        item = items.item(index)
+        at = text.rfind(item) if item else -1
+        if at >= 0:
+            text = text[:at] + b"|" + text[at + len(item):]
+    return text
 
 
 def request(shape: list[list[int]]) -> ExportTraceServiceRequest:
@@ -33,22 +57,24 @@ def field(number: int, payload: bytes) -> bytes:
     return bytes([number << 3 | 2]) + length + payload
 
 
+@pytest.mark.parametrize("twin", TWINS)
 @settings(max_examples=60, deadline=None)
 @given(shape=st.lists(st.lists(st.integers(0, 30), min_size=0, max_size=3), min_size=0, max_size=3))
-def test_items_come_in_request_order_with_their_addresses(shape: list[list[int]]) -> None:
+def test_items_come_in_request_order_with_their_addresses(twin: Split, shape: list[list[int]]) -> None:
     batch = request(shape)
-    items = split(batch.SerializeToString(), Signal.TRACES, batch)
+    items = twin(batch.SerializeToString(), Signal.TRACES, batch)
     expected = [(i, j, k) for i, scopes in enumerate(shape) for j, count in enumerate(scopes) for k in range(count)]
     assert items.count == len(expected)
     for index, (i, j, k) in enumerate(expected):
         assert items.address(index) == (i, j, k)
-        assert items.parts[index] == batch.resource_spans[i].scope_spans[j].spans[k].SerializeToString()
-    envelope = b"".join(items.parts[items.count:])
+        assert items.item(index) == batch.resource_spans[i].scope_spans[j].spans[k].SerializeToString()
+    envelope = envelope_text(items)
     assert all(f"scope-{i}-{j}".encode() in envelope for i, j, _ in expected)
     assert b"span-" not in envelope
 
 
-def test_items_follow_the_parser_whatever_the_encoding() -> None:
+@pytest.mark.parametrize("twin", TWINS)
+def test_items_follow_the_parser_whatever_the_encoding(twin: Split) -> None:
     """Unknown fields between items, a field-2 occurrence with another wire type (an unknown field to the
     parser, so no item) and the scope after the spans: the items are still those of the parsed batch."""
     batch = request([[2]])
@@ -59,18 +85,19 @@ def test_items_follow_the_parser_whatever_the_encoding() -> None:
                    + field(1, scope) + field(7, b"unknown text"))
     data = field(1, field(1, rs.resource.SerializeToString()) + field(2, scope_spans))
     parsed = ExportTraceServiceRequest.FromString(data)
-    items = split(data, Signal.TRACES, parsed)
-    assert items.parts[:items.count] == spans
-    assert any(b"unknown text" in part for part in items.parts[items.count:])
+    items = twin(data, Signal.TRACES, parsed)
+    assert [items.item(index) for index in range(items.count)] == spans
+    assert b"unknown text" in envelope_text(items)
 
 
-def test_log_records_and_metric_points() -> None:
+@pytest.mark.parametrize("twin", TWINS)
+def test_log_records_and_metric_points(twin: Split) -> None:
     logs = ExportLogsServiceRequest()
     records = logs.resource_logs.add().scope_logs.add().log_records
     for i in range(3):
         records.add().body.string_value = f"record {i}"
-    items = split(logs.SerializeToString(), Signal.LOGS, logs)
-    assert items.parts[:items.count] == [record.SerializeToString() for record in records]
+    items = twin(logs.SerializeToString(), Signal.LOGS, logs)
+    assert [items.item(index) for index in range(items.count)] == [record.SerializeToString() for record in records]
 
     metrics = make_metrics()
     expected = [point.SerializeToString() for rm in metrics.resource_metrics for sm in rm.scope_metrics

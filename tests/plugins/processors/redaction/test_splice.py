@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
@@ -18,11 +20,15 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from gateway._host.telemetry import Telemetry
 from gateway.component import Batch, Kind, Signal, consume
 from gateway.configtypes import decode, validate_tree
+from gateway.helpers import native
 from gateway.testing import any_value, settings_for
 from gateway.wirebytes import ForgetWireBytes, _registry, _unchanged, attached, wire_bytes
+from plugins.processors.redaction import items
 from plugins.processors.redaction.factory import factory
+from plugins.processors.redaction.rules import RuleSet
 
-EMAIL = "jane.doe@example.com"
+from .generators import EMAIL, field, wire_requests
+
 CONFIG = {"allow_all_keys": True, "detectors": ["email"], "blocked_key_patterns": ["(^|\\.)password$"]}
 
 
@@ -52,20 +58,6 @@ async def redact(batch: Batch, data: bytes, signal: Signal = Signal.TRACES,
     [(offered, handed)] = after.seen
     assert handed is batch
     return offered
-
-
-def varint(value: int) -> bytes:
-    out = b""
-    while True:
-        out += bytes([value & 0x7F | (0x80 if value > 0x7F else 0)])
-        value >>= 7
-        if not value:
-            return out
-
-
-def field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field as a sender may write it."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def spans_request(shape: list[list[int]], pii: set[tuple[int, int, int]]) -> ExportTraceServiceRequest:
@@ -152,10 +144,21 @@ async def test_a_request_in_another_field_order_with_unknown_fields() -> None:
     assert b"unknown " + EMAIL.encode() not in offered
 
 
+#: Envelopes the item view cannot vouch for (it re-serializes them); the C splice copies them byte for byte.
+VIEW_ONLY = ("duplicate resource", "empty resource", "non-canonical scope")
+
+
+@pytest.mark.parametrize("native_twin", [
+    pytest.param(True, id="c", marks=pytest.mark.skipif(native.spanscan is None, reason="not built")),
+    pytest.param(False, id="python")])
 @pytest.mark.parametrize("case", ["resource attribute", "scope attribute", "resource key", "scope key",
-                                  "duplicate resource", "empty resource",
-                                  "non-canonical scope", "unknown field of an envelope"])
-async def test_envelopes_the_view_cannot_vouch_for_forget_the_bytes(case: str) -> None:
+                                  *VIEW_ONLY, "unknown field of an envelope"])
+async def test_envelopes_the_splice_cannot_vouch_for_forget_the_bytes(
+        case: str, native_twin: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A changed envelope always forgets the bytes. The view's splice also forgets them for envelopes it would
+    re-serialize differently; the C splice copies envelopes as they came, so its bytes parse to the batch."""
+    if not native_twin:
+        monkeypatch.setattr(items, "spanscan", None)
     batch = spans_request([[2]], {(0, 0, 1)})
     rs = batch.resource_spans[0]
     data = batch.SerializeToString()
@@ -184,7 +187,11 @@ async def test_envelopes_the_view_cannot_vouch_for_forget_the_bytes(case: str) -
     else:  # an address in a field of the request no schema knows: the whole batch drops such fields
         data = data + field(5, EMAIL.encode())
     batch = ExportTraceServiceRequest.FromString(data)
-    assert await redact(batch, data) is None
+    offered = await redact(batch, data)
+    if native_twin and case in VIEW_ONLY:
+        redacted(offered, batch)
+    else:
+        assert offered is None
     assert EMAIL.encode() not in batch.SerializeToString() and b"hunter2" not in batch.SerializeToString()
 
 
@@ -217,3 +224,35 @@ async def test_log_records_are_spliced_and_a_body_action_forgets_the_bytes() -> 
     batch = logs_request()  # every body changes: not a splice of a few records
     assert await redact(batch, batch.SerializeToString(), Signal.LOGS,
                         {**CONFIG, "body_action": "length"}) is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.booleans())
+async def test_both_twins_redact_alike_and_the_c_splice_offers_bytes_wherever_the_view_does(
+        data: Any, logs: bool) -> None:
+    """On requests as a sender may write them (envelopes with an address, unknown fields, repeated and empty
+    envelopes, empty items, any order): the C split and splice and the item view leave the same batch, and
+    every bytes offered parse to it; the C splice offers bytes whenever the view's does, and also where only
+    the view's re-serialized envelopes stood in the way."""
+    request = data.draw(wire_requests(logs))
+    signal = Signal.LOGS if logs else Signal.TRACES
+    parse = (ExportLogsServiceRequest if logs else ExportTraceServiceRequest).FromString
+    outcomes = []
+    with pytest.MonkeyPatch.context() as patch:
+        for twin in (items.spanscan, None):
+            patch.setattr(items, "spanscan", twin)
+            batch = parse(request)
+            offered = await redact(batch, request, signal)
+            if offered is not None:
+                assert parse(offered) == batch
+                assert EMAIL.encode() not in offered
+            outcomes.append((offered, batch))
+    (c_offered, c_batch), (view_offered, view_batch) = outcomes
+    assert c_batch == view_batch
+    if view_offered is not None:
+        assert c_offered is not None
+    if native.spanscan is not None:  # the C splice forgets the bytes only for a hit in the envelopes
+        scanner = RuleSet(decode(factory.create_default_config(), CONFIG)).scanner
+        assert scanner is not None
+        _, in_envelope = items.split(request, signal, parse(request)).locate(scanner.find(request))
+        assert (c_offered is None) is in_envelope
