@@ -874,7 +874,7 @@ done:
    field 2 (scopes), scope field 2 (items), each length-delimited; an occurrence with another wire type is an
    unknown field to the parser, so it is no element here either. */
 
-/* Appends value to list (a new reference is made and given to the list). */
+/* Appends value to list as a Python int. */
 static int append_size(PyObject *list, Py_ssize_t value) {
     PyObject *number = PyLong_FromSsize_t(value);
     if (number == NULL)
@@ -896,16 +896,17 @@ static int add_envelope(PyObject *envelope, Py_ssize_t start, Py_ssize_t end) {
     return append_size(envelope, start) < 0 || append_size(envelope, end) < 0 ? -1 : 0;
 }
 
-/* Length-delimited fields with this tag in buf[start:end] are the containers one level down (resources in a
-   request, scopes in a resource, items in a scope); every other field there is envelope content. */
-static const uint64_t CHILD_TAG = 0x0A;  /* in the request; 0x12 (field 2) in a resource and in a scope */
+/* The tag of the containers one level down: resources in a request (field 1), scopes in a resource and items
+   in a scope (field 2), always length-delimited. Every other field at a level is envelope content. */
+static uint64_t child_tag(int level) { return level == 0 ? 0x0A : 0x12; }
 
 /* Twin: plugins/processors/redaction/items.py, split_python (the item view). Walks the request payload
    buf[start:end] at ``level`` (0 request, 1 resource, 2 scope) and appends item ranges, envelope ranges and,
-   per scope, (first item index, resource index, scope index). */
+   per scope, (first item index, resource index, scope index); ``resource`` is the index of the resource
+   being walked at level 1. */
 static int walk_items(const Buffer *buf, Py_ssize_t start, Py_ssize_t end, int level, Py_ssize_t resource,
                       PyObject *items, PyObject *envelope, PyObject *scopes) {
-    uint64_t child = level == 0 ? CHILD_TAG : 0x12;
+    uint64_t child = child_tag(level);
     Py_ssize_t index = 0, pos = start;
     while (pos < end) {
         uint64_t tag;
@@ -989,7 +990,7 @@ static unsigned char *write_varint(unsigned char *out, uint64_t value) {
    changed item or a container holding one keeps its tag bytes and gets a new length. */
 static Py_ssize_t splice_walk(const Buffer *buf, Py_ssize_t start, Py_ssize_t end, int level, Changes *changes,
                               unsigned char **out) {
-    uint64_t child = level == 0 ? CHILD_TAG : 0x12;
+    uint64_t child = child_tag(level);
     Py_ssize_t size = 0, pos = start;
     while (pos < end) {
         uint64_t tag;

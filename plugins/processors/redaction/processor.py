@@ -7,8 +7,8 @@ without the extension, its parts joined). Each hit names its item, and
 ``guide.touched`` the attributes, events, links, names or bodies to visit there. With an allow-list
 (``allow_all_keys: false``) every item's keys are visited anyway, since a key's absence from the list is not
 visible in bytes; ``redact_all_types`` or a rule without a searchable literal makes every item be walked
-completely. Resource and scope attributes are walked when the scanner found something
-outside the items (or cannot help); metrics requests walk them always.
+completely. Resource and scope attributes are walked when the scanner found something in
+the envelopes (or cannot help); metrics requests walk them always.
 
 After the walk, the request's exact bytes go on with the batch where splicing can give them (``items.splice``,
 ``gateway.wirebytes.rewritten``), so tail_sampling or an exporter further on need not serialize it again.
@@ -53,8 +53,8 @@ class _Selection:
     def __init__(self, chosen: list[_Chosen], data: bytes | None = None, parts: Items | None = None,
                  envelopes: bool = True) -> None:
         self.chosen = chosen
-        #: Whether resource and scope attributes need a walk: False when the scanner found nothing outside the
-        #: items (it scans the envelopes too), so no rule can match there.
+        #: Whether resource and scope attributes need a walk: False when the scanner found nothing in the
+        #: envelopes (it scans them too), so no rule can match there.
         self.envelopes = envelopes
         #: The received bytes when the walk's result can be spliced into them (only flagged items walked, and
         #: ``Items.exact``), else None: the bytes are then forgotten. ``parts`` is set then.
@@ -161,7 +161,7 @@ class RedactionProcessor(Processor):
         items = parts.count
         self._scanned.inc(items)
         if envelopes:
-            # A hit outside every item: resource and scope attributes are walked, and text in fields this schema
+            # A hit in the envelopes: resource and scope attributes are walked, and text in fields this schema
             # does not know cannot be checked, so it does not leave.
             batch.DiscardUnknownFields()
             received = False  # the envelopes changed: the bytes are forgotten

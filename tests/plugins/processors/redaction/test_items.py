@@ -117,3 +117,15 @@ def test_a_metric_with_two_data_fields_has_the_points_of_the_last_one() -> None:
     points = [p.SerializeToString() for rm in parsed.resource_metrics for sm in rm.scope_metrics
               for m in sm.metrics for p in getattr(m, m.WhichOneof("data")).data_points]
     assert list(metric_points(data)) == points
+
+
+def test_a_group_encoded_unknown_field_goes_to_the_view() -> None:
+    """upb keeps a group (wire types 3 and 4) as an unknown field; the C walk refuses it, so ``split`` takes the
+    item view for that request instead of failing."""
+    batch = request([[2]])
+    data = batch.SerializeToString() + b"\x7b\x08\x01\x7c"  # field 15 as a group holding one varint
+    parsed = ExportTraceServiceRequest.FromString(data)
+    items = split(data, Signal.TRACES, parsed)
+    assert [items.item(index) for index in range(items.count)] == [
+        span.SerializeToString() for span in batch.resource_spans[0].scope_spans[0].spans]
+    assert isinstance(items, type(split_python(data, Signal.TRACES, parsed)))
