@@ -31,8 +31,7 @@ import bisect
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from gateway import Signal
-from gateway.helpers.native import spanscan
+from gateway import Signal, spanscan
 from gateway.protos.otelgw import item_views_pb2 as views
 
 from .prefilter import Hit, RawHit, bucket
