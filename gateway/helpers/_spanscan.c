@@ -1138,4 +1138,14 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spanscan", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__spanscan(void) { return PyModule_Create(&module); }
+/* Raised whenever a function is added or changes what it takes or gives: gateway/helpers/native.py loads this
+   module only when its VERSION is the one the Python code was written for, so a build left over from an older
+   source is not used. */
+#define SPANSCAN_VERSION 2
+
+PyMODINIT_FUNC PyInit__spanscan(void) {
+    PyObject *created = PyModule_Create(&module);
+    if (created != NULL && PyModule_AddIntConstant(created, "VERSION", SPANSCAN_VERSION) < 0)
+        Py_CLEAR(created);
+    return created;
+}

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-__all__ = ["spanscan"]
+__all__ = ["VERSION", "spanscan"]
+
+#: The ``SPANSCAN_VERSION`` of ``_spanscan.c`` this code calls: the functions it has and what they take and give.
+VERSION = 2
 
 
 def _load() -> ModuleType | None:
@@ -20,6 +23,8 @@ def _load() -> ModuleType | None:
     try:
         import gateway.helpers._spanscan as _spanscan
     except ImportError:  # not built: no compiler at install time
+        return None
+    if getattr(_spanscan, "VERSION", None) != VERSION:  # built from an older source: reinstall to rebuild
         return None
     return _spanscan
 

@@ -412,3 +412,14 @@ def test_redaction_walks_never_crash_on_random_bytes(data: bytes, changes: list[
         spanscan.request_items(data)
     with contextlib.suppress(ValueError):
         spanscan.splice_items(data, sorted(dict(changes).items()))
+
+
+def test_a_build_left_over_from_an_older_source_is_not_used() -> None:
+    """The module is used only when its VERSION is the one the Python code calls (native.VERSION); a stale build
+    (a function missing, another signature) would fail in the middle of a request instead."""
+    assert spanscan.VERSION == native.VERSION
+    code = ("import sys, types; stale = types.ModuleType('gateway.helpers._spanscan'); stale.VERSION = -1; "
+            "sys.modules['gateway.helpers._spanscan'] = stale; "
+            "from gateway.helpers import native; print(native.spanscan is None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "True"
