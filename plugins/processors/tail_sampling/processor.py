@@ -217,7 +217,10 @@ class TailSamplingProcessor:
             state.decide_at = now + self._root_wait
             self._early.append((state.decide_at, state))
         if segment >= 0 and (not state.segments or state.segments[-1] != segment):
-            state.segments.append(segment)
+            if state.segments:
+                state.segments.append(segment)  # type: ignore[union-attr]
+            else:
+                state.segments = [segment]
             assert self._storage is not None
             self._storage.keep_segment(segment)
 

@@ -25,7 +25,7 @@ import fcntl
 import os
 import shutil
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ _ENTRY = struct.Struct("<BBHH")  # trace id length, outcome, policy length, comp
 SEGMENT_BYTES = 4 * 1024 * 1024
 
 #: (trace id, outcome, policy, composite policy, segments holding its spans)
-Decided = tuple[bytes, int, str, str | None, list[int]]
+Decided = tuple[bytes, int, str, str | None, Sequence[int]]
 
 
 @dataclass

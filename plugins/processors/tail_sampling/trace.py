@@ -53,8 +53,9 @@ class TraceState:
         #: The status codes of its spans as a run gives them (``trace_runs.Run``): bit c for code c; -1 once a run
         #: came without them.
         self.codes = 0
-        #: Storage segments holding this trace's spans (with ``storage`` only), oldest first.
-        self.segments: list[int] = []
+        #: Storage segments holding this trace's spans (with ``storage`` only), oldest first. The shared empty
+        #: tuple until there is one: a list per trace would be one more object for the cycle collector to visit.
+        self.segments: list[int] | tuple[()] = ()
 
     def add(self, envelope: Envelope, run: bytes, count: int, first: int, last: int, codes: int = -1) -> None:
         self.codes = -1 if codes < 0 or self.codes < 0 else self.codes | codes
