@@ -108,6 +108,7 @@ class TailSamplingProcessor:
         # otelgw_component_dropped_items_total: every span this processor lets go of, by reason
         dropped = settings.telemetry.dropped
         self._d_not_sampled = dropped("not_sampled", Signal.TRACES)
+        self._not_sampled_spans = 0  # decided not sampled since the last _flush_counts
         self._d_evicted = dropped("evicted", Signal.TRACES)
         self._d_shutdown = dropped("shutdown", Signal.TRACES)
         self._d_send_failed = dropped("send_failed", Signal.TRACES)
@@ -427,7 +428,7 @@ class TailSamplingProcessor:
             del self._pending[state.trace_id]
             if self._decide_one(state, now, releases, retired) is not Decision.SAMPLED:
                 self._m_too_large.inc()
-        self._decider.flush_metrics()
+        self._flush_counts()
         return releases
 
     # ------------------------------------------------------------------ decisions
@@ -464,7 +465,7 @@ class TailSamplingProcessor:
             retired: list[Decided] | None = [] if self._storage is not None else None
             for state in states[start:start + DECISIONS_PER_SLICE]:
                 self._decide_one(state, now, releases, retired)
-            self._decider.flush_metrics()
+            self._flush_counts()
             failed: list[Release] | None = [] if self._storage is not None else None
             if releases:
                 await self._release(releases, failed)
@@ -484,11 +485,18 @@ class TailSamplingProcessor:
                 retired.append((state.trace_id, KEPT, policy.name, view.composite_policy, state.segments))
         else:
             self._not_sampled.put(state.trace_id, now)
-            self._d_not_sampled.inc(state.span_count)
+            self._not_sampled_spans += state.span_count  # published per slice (_flush_counts), not per trace
             if retired is not None:
                 retired.append((state.trace_id, DISCARDED, "", None, state.segments))
         self._forget(state)
         return decision
+
+    def _flush_counts(self) -> None:
+        """Publish what the decisions since the last flush counted: per policy, and the spans not sampled."""
+        self._decider.flush_metrics()
+        if self._not_sampled_spans:
+            self._d_not_sampled.inc(self._not_sampled_spans)
+            self._not_sampled_spans = 0
 
     def _forget(self, state: TraceState) -> None:
         self.buffered_spans -= state.span_count
