@@ -163,8 +163,8 @@ def _scope_runs(buf: bytes, start: int, end: int, spans: Any, want_times: bool,
                     first = begin
                 if finish > last:
                     last = finish
-            if want_status:
-                codes |= STATUS_BITS.get(span.status.code, _OTHER_STATUS)
+            if want_status:  # HasField first: reading an absent status makes a message wrapper, which costs more
+                codes |= STATUS_BITS.get(span.status.code, _OTHER_STATUS) if span.HasField("status") else 1
         if want_root and not root:
             root = _is_root(buf, body, span_end)
         pos = span_end
