@@ -40,6 +40,7 @@ faults: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.passthrough
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.pipeline_inprocess
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.tap
 	$(BIN)/python -m bench.tail_sampling
