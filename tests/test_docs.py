@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for top in ("gateway", "plugins", "bench", "tests") for p in (ROOT / top).rglob("*")
-           if p.suffix in {".py", ".md"} and "protos" not in p.parts]
+           if p.suffix in {".py", ".md"} and "protos" not in p.parts] + sorted((ROOT / "protos").rglob("*.proto"))
 _CITATION = re.compile(r"protocols\.md §(\d+(?:\.\d+)?)")
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 
