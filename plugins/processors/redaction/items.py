@@ -28,6 +28,7 @@ Two twins find them in the request's bytes (the receiver's when still exact, els
 from __future__ import annotations
 
 import bisect
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -39,8 +40,9 @@ from .prefilter import Hit, RawHit, bucket
 __all__ = ["Items", "metric_points", "splice", "split", "split_python"]
 
 
-class Items:
-    """The items of one request; see the module docstring. Built by ``split`` or ``split_python``."""
+class Items(ABC):
+    """The items of one request; see the module docstring. Built by ``split`` (``_WireItems``, the C walk) or
+    ``split_python`` (``_ViewItems``, the item view)."""
 
     #: How many items the request has.
     count: int
@@ -59,14 +61,14 @@ class Items:
         i, j = self.scopes[at]
         return i, j, index - self.starts[at]
 
+    @abstractmethod
     def item(self, index: int) -> bytes:
         """The serialized item at flat ``index``, as the request holds it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def locate(self, hits: Iterable[RawHit]) -> tuple[dict[int, Hit], bool]:
         """The hits (on ``text``) per flat item index, with ranges relative to the item, and whether any hit
         overlaps envelope content."""
-        raise NotImplementedError
 
 
 class _WireItems(Items):
