@@ -694,48 +694,6 @@ static PyObject *ids_valid(PyObject *self, PyObject *args) {
     return walked < 0 ? NULL : PyBool_FromLong(state.valid);
 }
 
-/* Twin: tail_sampling's TraceView.has_status when decoding. True when some span of the runs (each a sequence
-   of framed ScopeSpans.spans entries) has this status code; a span without a status has code 0 (UNSET). */
-static PyObject *runs_have_status(PyObject *self, PyObject *args) {
-    PyObject *runs;
-    int code;
-    if (!PyArg_ParseTuple(args, "Oi", &runs, &code))
-        return NULL;
-    PyObject *iterator = PyObject_GetIter(runs), *run;
-    if (iterator == NULL)
-        return NULL;
-    int found = 0;
-    while (!found && (run = PyIter_Next(iterator)) != NULL) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(run, &view, PyBUF_SIMPLE) < 0) {
-            Py_DECREF(run);
-            break;
-        }
-        Buffer buf = {(const unsigned char *)view.buf, view.len};
-        int failed = 0;
-        for (Py_ssize_t pos = 0; pos < buf.size && !found;) {
-            uint64_t tag;
-            Py_ssize_t body, field_end;
-            SpanFields span;
-            if (skip_field(&buf, pos, &tag, &body, &field_end) < 0 ||
-                (tag == 0x12 && read_span(&buf, body, field_end, &span) < 0)) {
-                failed = 1;
-                break;
-            }
-            found = tag == 0x12 && span.status_code == code;
-            pos = field_end;
-        }
-        PyBuffer_Release(&view);
-        Py_DECREF(run);
-        if (failed)
-            break;
-    }
-    Py_DECREF(iterator);
-    if (PyErr_Occurred())
-        return NULL;
-    return PyBool_FromLong(found);
-}
-
 /* Twin: tail_sampling's probabilistic.fnv1a_64. FNV-1a 64 of data, from state. */
 static PyObject *fnv1a_64(PyObject *self, PyObject *args) {
     Py_buffer view;
@@ -1129,8 +1087,6 @@ static PyMethodDef methods[] = {
      "span_groups(data, read_status=True): per resource, per scope, [(name, kind, code, durations)]."},
     {"ids_valid", ids_valid, METH_VARARGS,
      "ids_valid(data, logs=False): whether every span (log record) of the request has ids of the OTLP sizes."},
-    {"runs_have_status", runs_have_status, METH_VARARGS,
-     "runs_have_status(runs, code): whether some span of the runs has this status code."},
     {"fnv1a_64", fnv1a_64, METH_VARARGS, "fnv1a_64(data, state=offset basis): FNV-1a 64."},
     {"stamp", stamp, METH_VARARGS, "stamp(run, suffix): see gateway.helpers.trace_runs.stamp."},
     {"count_durations", count_durations, METH_VARARGS,
@@ -1151,7 +1107,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spanscan", NULL, -1
 /* Raised whenever a function is added or changes what it takes or gives: gateway/helpers/native.py loads this
    module only when its VERSION is the one the Python code was written for, so a build left over from an older
    source is not used. */
-#define SPANSCAN_VERSION 2
+#define SPANSCAN_VERSION 3
 
 PyMODINIT_FUNC PyInit__spanscan(void) {
     PyObject *created = PyModule_Create(&module);

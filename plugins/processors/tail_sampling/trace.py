@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
-from gateway import STATUS_BITS, Envelope, spanscan
+from gateway import STATUS_BITS, Envelope
 
 __all__ = ["TraceState", "TraceView"]
 
@@ -124,8 +124,6 @@ class TraceView:
         codes, bit = self._state.codes, STATUS_BITS.get(code)
         if codes >= 0 and bit is not None:  # recorded on ingest
             return bool(codes & bit)
-        if self._scopes is None and spanscan is not None:  # not decoded yet: read the codes off the bytes
-            return spanscan.runs_have_status(self._state.parts[1::2], code)
         return any(span.status.code == code for span in self.spans())
 
     def spans(self) -> list[Any]:
