@@ -47,6 +47,7 @@ from gateway import (
     assemble,
     count_items,
     hand_on,
+    spanscan,
     split_request,
     stamp,
     wire_bytes,
@@ -270,16 +271,19 @@ class TailSamplingProcessor:
 
     # ------------------------------------------------------------------ ingest
 
-    def _runs(self, batch: ExportTraceServiceRequest) -> tuple[bytes, list[tuple[bytes, bytes, list[Any]]]]:
-        """The request's bytes and its per-trace runs. The bytes it was received as serve when the sender
+    def _runs(self, raw: bytes | None, message: Callable[[], ExportTraceServiceRequest],
+              ) -> tuple[bytes, list[tuple[bytes, bytes, list[Any]]]]:
+        """The request's bytes and its per-trace runs. ``raw``: the bytes it was received as, if known;
+        ``message``: gives the request parsed (called only when needed). The received bytes serve when the sender
         encoded every span with its trace id first, as every OTLP SDK does; otherwise (a run without a trace id)
         the request is serialized once, which puts it first."""
         want_times, want_root, want_status = self._want_times, self._root_wait > 0, self._want_status
-        raw = wire_bytes(batch)
         if raw is not None:
-            scopes = split_request(raw, batch, want_times, want_root, want_status)
+            scopes = split_request(raw, None if spanscan is not None else message(), want_times, want_root,
+                                   want_status)
             if all(run[0] for _, _, runs in scopes for run in runs):
                 return raw, scopes
+        batch = message()
         raw = batch.SerializeToString()
         return raw, split_request(raw, batch, want_times, want_root, want_status)
 
@@ -288,7 +292,16 @@ class TailSamplingProcessor:
         if spans == 0:
             return
         self._incoming.inc(spans)
-        raw, scopes = self._runs(batch)
+        await self._ingest(spans, *self._runs(wire_bytes(batch), lambda: batch))
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        """A request as bytes (the otlp receiver's, or the batch processor's): split without a parse."""
+        if batch.items == 0:
+            return
+        self._incoming.inc(batch.items)
+        await self._ingest(batch.items, *self._runs(batch.data, batch.message))
+
+    async def _ingest(self, spans: int, raw: bytes, scopes: list[tuple[bytes, bytes, list[Any]]]) -> None:
         if self.config.block_on_overflow:
             self._check_room(scopes, spans)
         segment = self._write_ahead(raw, scopes, spans) if self._storage is not None else -1
