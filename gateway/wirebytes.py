@@ -34,9 +34,14 @@ the serialized requests it came as. Concatenated serialized ``Export*ServiceRequ
 serialized request holding every envelope (field 1 is repeated, and protobuf appends a repeated field wherever
 it occurs), so joining is ``b"".join(parts)``: no parse, no serialize. A ``WireBatch`` parses when something
 first asks for its message, once. Who takes a ``WireBatch`` says so with a ``consume_wire(batch)`` method (the
-fan-outs, the OTLP exporters, a tap); everything else is handed the parsed message by ``hand_on``, with the
-bytes attached as above, so a byte scanner further on still need not serialize, and a mutating component's
-``ForgetWireBytes`` takes them away, so its change is what is sent.
+fan-outs, the OTLP exporters, a tap, and the components that work on bytes: memory_limiter, redaction for
+traces, span_metrics, forward, tail_sampling); everything else is handed a parse by ``hand_on`` (its own, unless
+a fan-out knows it only reads), with the bytes attached as above, so a byte scanner further on still need not
+serialize, and a mutating component's ``ForgetWireBytes`` takes them away, so its change is what is sent.
+
+The otlp receiver hands requests on as a ``WireBatch`` when it could check them without a parse
+(``gateway.check_request``, in C): then nothing parses a request that only flows through components that work
+on bytes.
 """
 
 from __future__ import annotations
@@ -249,13 +254,15 @@ def message_of(batch: Batch | WireBatch) -> Batch:
     return batch.message() if isinstance(batch, WireBatch) else batch
 
 
-async def hand_on(consumer: Any, batch: WireBatch) -> None:
-    """Give ``batch`` to ``consumer``: as it is when it takes wire batches (``consume_wire``), else as the parsed
-    message with the bytes attached while the call lasts (so byte scanners further on can read them)."""
+async def hand_on(consumer: Any, batch: WireBatch, *, shared: bool = False) -> None:
+    """Give ``batch`` to ``consumer``: as it is when it takes wire batches (``consume_wire``), else as a parse
+    with the bytes attached while the call lasts (so byte scanners further on can read them). The parse is one
+    of its own (``fresh``), since the consumer may change it; ``shared=True`` (a fan-out's read-only
+    consumers) gives the batch's own parse, made once for all of them."""
     take = getattr(consumer, "consume_wire", None)
     if take is not None:
         await take(batch)
         return
-    message = batch.message()
+    message = batch.message() if shared else batch.fresh()
     with attached(message, batch.data):
         await consume(consumer, batch.signal, message)

@@ -5,10 +5,10 @@ Read-only consumers share a batch; every consumer whose factory says ``mutates_d
 (the last one may keep the original when nobody reads after it). Every consumer is called even when one fails;
 the first failure is raised to the caller, so the sender is answered with it.
 
-A batch of wire bytes (``gateway.wirebytes.WireBatch``, what the batch processor hands on) goes as it is to
-the read-only consumers that take one (``consume_wire``: the OTLP exporters), parsed once for the other
-read-only ones, and parsed again for each mutating one, so a change made there never reaches the bytes
-another consumer sends.
+A batch of wire bytes (``gateway.wirebytes.WireBatch``: a request the otlp receiver took as bytes, what the
+batch processor hands on) goes as it is to every consumer that takes one (``consume_wire``), parsed once for
+the other read-only ones, and parsed again for each other mutating one (with the bytes attached, since that
+parse is exactly them), so a change made there never reaches the bytes another consumer sends.
 """
 
 from __future__ import annotations
@@ -59,22 +59,26 @@ class FanOut(BatchConsumer):
     async def consume_wire(self, batch: WireBatch) -> None:
         consumers = len(self.readonly) + len(self.mutating)
         if consumers == 1 and self.readonly:
-            await hand_on(self.readonly[0], batch)
+            await hand_on(self.readonly[0], batch, shared=True)
             return
         first_error: BaseException | None = None
         for consumer in self.readonly:
             try:
-                await hand_on(consumer, batch)  # the message, when needed, is parsed once for all of them
+                await hand_on(consumer, batch, shared=True)  # the message, when needed, is parsed once for all
             except Exception as exc:
                 first_error = first_error or exc
         for consumer in self.mutating:
             try:
-                if consumers == 1:  # the only consumer may change the parse itself; ForgetWireBytes follows it
-                    message = batch.message()
+                if getattr(consumer, "consume_wire", None) is not None:
+                    # A wire batch never changes: a consumer that takes one and changes data makes its own
+                    # (``WireBatch.fresh`` or new bytes), so every consumer may be given the same one.
+                    await consumer.consume_wire(batch)
+                else:
+                    # A parse of its own (the batch's own parse is for readers), with the bytes it is exactly,
+                    # for byte scanners; the ForgetWireBytes behind the consumer forgets them if it changes it.
+                    message = batch.fresh()
                     with attached(message, batch.data):
                         await consume(consumer, self.signal, message)
-                else:
-                    await consume(consumer, self.signal, batch.fresh())
             except Exception as exc:
                 first_error = first_error or exc
         if first_error is not None:
@@ -116,15 +120,24 @@ class Inlet(FanOut):
             await self.consume_here(batch)
 
     async def consume_wire(self, batch: WireBatch) -> None:
-        """A receiver hands in messages; should one hand in wire bytes, they go through routing as a message."""
-        message = batch.message()
-        with attached(message, batch.data):
-            await self.consume_batch(message)
+        """A request the receiver took as bytes (``gateway.wirebytes``). Routed between workers as a message (the
+        router splits it by trace); otherwise it goes on as bytes, parsed only where a consumer needs it."""
+        router = routing.active()
+        if router is not None and router.routed(self.signal):
+            message = batch.message()
+            with attached(message, batch.data):
+                await router.route(self.receiver, self.signal, message, self.consume_here)
+            return
+        await self._wait_open()
+        await super().consume_wire(batch)
 
     async def consume_here(self, batch: Batch) -> None:
+        await self._wait_open()
+        await super().consume_batch(batch)
+
+    async def _wait_open(self) -> None:
         if not self._open.is_set():
             try:
                 await asyncio.wait_for(self._open.wait(), self.HOLD_TIMEOUT_S)
             except TimeoutError:
                 raise RetryableError("the gateway is reloading its configuration", retry_after=1.0) from None
-        await super().consume_batch(batch)

@@ -356,8 +356,11 @@ async def test_hand_on_gives_a_message_with_its_bytes_to_a_consumer_without_cons
 
     await hand_on(Reader(), wire)
     [(batch, data)] = seen
-    assert batch is wire.message() and data == wire.data
+    # A parse of its own: the consumer may change it, and the batch's own parse may be someone else's to read.
+    assert batch == wire.message() and batch is not wire.message() and data == wire.data
     assert wire_bytes(batch) is None  # only while the call lasts
+    await hand_on(Reader(), wire, shared=True)  # a fan-out's read-only consumers share the batch's own parse
+    assert seen[1][0] is wire.message() and seen[1][1] == wire.data
 
 
 async def test_fan_out_shares_one_parse_among_readers_and_gives_each_mutating_consumer_its_own() -> None:

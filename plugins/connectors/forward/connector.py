@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway import BatchConsumer, ComponentSettings, Consumer, Host, Signal, consume
+from gateway import BatchConsumer, ComponentSettings, Consumer, Host, Signal, WireBatch, consume, hand_on
 
 from .config import Config
 
@@ -25,3 +25,7 @@ class ForwardConnector(BatchConsumer):
 
     async def consume_batch(self, batch: Any) -> None:
         await consume(self.next, self.signal, batch)
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        """Bytes stay bytes: the next consumer gets them as they are, or parsed if it needs the message."""
+        await hand_on(self.next, batch)

@@ -20,18 +20,20 @@ from __future__ import annotations
 import bisect
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from operator import truediv
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from gateway import OVERFLOW_ATTRIBUTE, hashable_value, key_value, spanscan, wire_bytes
+from gateway.protos.otelgw import item_views_pb2 as views
 
 from .config import Config, Dimension
 from .histograms import ExponentialHistogram, add_in_order, count_sorted
@@ -142,18 +144,46 @@ class SpanAggregator:
     def add(self, request: ExportTraceServiceRequest) -> None:
         """Count the request's spans (see the module's docstring for the ways)."""
         groups = self._groups(request) if self._grouped_in_c else None
-        for index, rs in enumerate(request.resource_spans):
-            resource = self._resource(rs)
+        resources = request.resource_spans
+        self._add([(rs.resource, [self._scope_key(ss.scope) for ss in rs.scope_spans]) for rs in resources],
+                  groups, lambda: resources)
+
+    def add_wire(self, data: bytes, message: Callable[[], ExportTraceServiceRequest]) -> None:
+        """Count the spans of a request held as bytes. Where the spans are grouped in C, only the resources (and
+        the scopes, when they are part of the series) are parsed; ``message`` gives the request parsed, and is
+        called only when a resource needs its spans counted in Python."""
+        groups = None
+        if self._grouped_in_c:
+            try:
+                groups = spanscan.span_groups(data, self._use_status)  # type: ignore[union-attr]
+            except ValueError:  # a name that is not UTF-8 (only bytes no parse accepted have one): in Python
+                groups = None
+        if groups is None:
+            self.add(message())
+            return
+        envelopes = [(Resource.FromString(rs.resource),
+                      [self._scope_key(InstrumentationScope.FromString(ss.scope) if self._scopes else None)
+                       for ss in rs.scope_spans])
+                     for rs in views.TracesItems.FromString(data).resource_spans]
+        self._add(envelopes, groups, lambda: message().resource_spans)
+
+    def _add(self, envelopes: list[tuple[Resource, list[tuple[Any, ...]]]], groups: list[Any] | None,
+             resource_spans: Callable[[], Sequence[ResourceSpans]]) -> None:
+        """``envelopes``: per ResourceSpans, its resource and the series key part of each of its scopes;
+        ``groups``: ``spanscan.span_groups`` of the request, or None; ``resource_spans``: the request's parsed
+        ResourceSpans, asked for only where spans are counted in Python."""
+        for index, (resource_message, scope_keys) in enumerate(envelopes):
+            resource = self._resource(resource_message)
             if resource is None:
                 continue
             if self._per_span:
-                self._add_spans(rs, resource)
+                self._add_spans(resource_spans()[index], resource)
                 continue
             spans, made = self.spans, self._made
             if resource.sparse:
-                self._add_spans(rs, resource)
-            elif groups is None or not self._add_groups(rs, resource, groups[index]):
-                self._add_grouped(rs, resource)
+                self._add_spans(resource_spans()[index], resource)
+            elif groups is None or not self._add_groups(scope_keys, resource, groups[index]):
+                self._add_grouped(resource_spans()[index], resource)
             sparse = (self._made - made) * SPARSE > self.spans - spans
             if sparse and not resource.sparse:
                 self._fold_resource(resource)  # its pending spans come before the next ones, counted one by one
@@ -161,9 +191,9 @@ class SpanAggregator:
         if self._pending >= FOLD_AFTER:
             self._fold_all()
 
-    def _resource(self, rs: ResourceSpans) -> _Resource | None:
+    def _resource(self, message: Resource) -> _Resource | None:
         service = None
-        attributes = rs.resource.attributes
+        attributes = message.attributes
         for kv in attributes:
             if kv.key == "service.name":
                 service = hashable_value(kv.value)
@@ -174,7 +204,7 @@ class SpanAggregator:
             key: Any = tuple(sorted((kv.key, kv.value.SerializeToString()) for kv in attributes
                                     if kv.key in self._key_attributes))
         else:
-            key = rs.resource.SerializeToString(deterministic=True)
+            key = message.SerializeToString(deterministic=True)
         resources = self._resources
         resource = resources.pop(key, None)  # re-inserted below: the dict's order is least recently seen first
         if resource is None:
@@ -194,9 +224,11 @@ class SpanAggregator:
                 values[i] = hashable_value(kv.value)
         return tuple(values)
 
-    def _scope_key(self, ss: Any) -> tuple[Any, ...]:
-        if self._scopes and ss.scope.name in self._scopes:
-            return (ss.scope.name, ss.scope.version)
+    def _scope_key(self, scope: Any) -> tuple[Any, ...]:
+        """The part of a series key that comes from the span's instrumentation scope (``scope`` may be None when
+        no scope is part of any key)."""
+        if self._scopes and scope.name in self._scopes:
+            return (scope.name, scope.version)
         return ()
 
     def _groups(self, request: ExportTraceServiceRequest) -> list[list[list[Any]]] | None:
@@ -210,7 +242,7 @@ class SpanAggregator:
         except ValueError:  # a name that is not UTF-8 (only bytes no parse accepted have one): count in Python
             return None
 
-    def _add_groups(self, rs: ResourceSpans, resource: _Resource, scopes: list[list[Any]]) -> bool:
+    def _add_groups(self, scope_keys: list[tuple[Any, ...]], resource: _Resource, scopes: list[list[Any]]) -> bool:
         """``_add_grouped`` with its loop over spans done in C: ``scopes`` holds, per ScopeSpans of ``rs``, its
         spans grouped by (name, kind, status code) in the order each group's first span came, with each span's
         ``end - start`` in span order. The same series are made in the same order, and each pending list gets
@@ -222,8 +254,7 @@ class SpanAggregator:
         if self._limit and len(table) + sum(map(len, scopes)) >= self._limit:
             return False
         dirty = resource.dirty
-        for ss, groups in zip(rs.scope_spans, scopes, strict=True):
-            scope_key = self._scope_key(ss)
+        for scope_key, groups in zip(scope_keys, scopes, strict=True):
             for name, kind, code, durations in groups:
                 key = (name, kind, code, *scope_key)
                 series = table.get(key)
@@ -254,7 +285,7 @@ class SpanAggregator:
         has_field = Span.HasField
         check_status = self._use_status  # an excluded status.code does not split series: no need to read it
         for ss in rs.scope_spans:
-            scope_key = self._scope_key(ss)
+            scope_key = self._scope_key(ss.scope)
             index = resource.index.get(scope_key)
             if index is None:
                 index = resource.index[scope_key] = defaultdict(dict)
@@ -357,7 +388,7 @@ class SpanAggregator:
         bisect_left = bisect.bisect_left
         has_field = Span.HasField
         for ss in rs.scope_spans:
-            scope_key = self._scope_key(ss)
+            scope_key = self._scope_key(ss.scope)
             spans = ss.spans
             self.spans += len(spans)
             for span in spans:

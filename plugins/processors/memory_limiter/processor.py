@@ -25,6 +25,7 @@ from gateway import (
     SharedComponent,
     SharedComponents,
     Signal,
+    WireBatch,
     count_items,
     register_admission_gate,
     unregister_admission_gate,
@@ -165,9 +166,21 @@ class MemoryLimiterProcessor(Processor):
 
     def _admit(self, batch: Any) -> Any:
         if self.guard.refusing:
-            self._refused.inc(count_items(self._signal, batch))
-            raise OverloadedError("memory usage is above the soft limit (memory_limiter); retry later",
-                                  retry_after=self.config.retry_after)
+            raise self._refusal(count_items(self._signal, batch))
         return batch
 
+    def _refusal(self, items: int) -> OverloadedError:
+        self._refused.inc(items)
+        return OverloadedError("memory usage is above the soft limit (memory_limiter); retry later",
+                               retry_after=self.config.retry_after)
+
     process_traces = process_metrics = process_logs = _admit
+
+    def process_wire(self, batch: WireBatch) -> WireBatch:
+        """The same check for a request held as bytes: it goes on as it is, unparsed."""
+        if self.guard.refusing:
+            raise self._refusal(batch.items)
+        return batch
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        await self.run_wire(batch, self.process_wire)

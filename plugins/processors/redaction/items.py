@@ -158,6 +158,17 @@ def split(data: bytes, signal: Signal, batch: Any) -> Items:
     return split_python(data, signal, batch)
 
 
+def split_wire(data: bytes) -> Items | None:
+    """The items of a request held only as bytes (no parsed batch), or None where that takes the parse: no C
+    extension, or bytes the C walk refuses."""
+    if spanscan is None:
+        return None
+    try:
+        return _WireItems(data)
+    except ValueError:
+        return None
+
+
 def split_python(data: bytes, signal: Signal, batch: Any) -> Items:
     """The Python twin of ``_spanscan.request_items``; see the module docstring."""
     request, outer, middle, inner = _view(data, signal)

@@ -19,13 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from gateway import ComponentSettings, Consumer, Processor, Signal, rewritten, unchanged, wire_bytes
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from gateway import ComponentSettings, Consumer, Processor, Signal, WireBatch, rewritten, unchanged, wire_bytes
 
 from . import hyperscan_scanner
 from .actions import Action
 from .config import Config
 from .guide import touched
-from .items import Items, metric_points, splice, split
+from .items import Items, metric_points, splice, split, split_wire
 from .metrics import redaction_metrics
 from .prefilter import Hit
 from .rules import RuleSet, ValueRule
@@ -218,6 +220,42 @@ class RedactionProcessor(Processor):
             write_summary(attrs, stats, self._summary)
 
     # ------------------------------------------------------------------ signals
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        await self.run_wire(batch, self.process_wire)
+
+    def process_wire(self, batch: WireBatch) -> Any:
+        """A traces request held as bytes, redacted without parsing it: each flagged span is parsed alone,
+        walked, and spliced back when it changed (a new ``WireBatch``; the received one never changes).
+        ``NotImplemented`` (the request is then parsed and given to ``process_traces``) where the walk needs the
+        whole message: logs and metrics, every item walked (``walk_all_reason``, an allow-list), no scanner, a
+        hit in the envelopes, bytes the C walk refuses."""
+        rules = self.rules
+        if (batch.signal is not Signal.TRACES or rules.walk_all_reason or rules.scanner is None
+                or rules.walk_all_keys):
+            return NotImplemented
+        data = batch.data
+        parts = split_wire(data)
+        if parts is None:
+            return NotImplemented
+        hits, envelopes = parts.locate(rules.scanner.find(parts.text))
+        if envelopes:
+            return NotImplemented
+        self._scanned.inc(parts.count)
+        self._walked.inc(len(hits))
+        rules_for = rules.rules_for
+        changed: dict[int, bytes] = {}
+        for index, hit in sorted(hits.items()):
+            item = parts.item(index)
+            span = Span.FromString(item)
+            span.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
+            self._span(span, rules_for(hit.mask), touched(item, hit.ranges))
+            new = span.SerializeToString()
+            if new != item:
+                changed[index] = new
+        if not changed:
+            return batch
+        return WireBatch(Signal.TRACES, [splice(data, Signal.TRACES, parts, changed)], [batch.items])
 
     def process_traces(self, batch: Any) -> Any:
         selection = self._select_in_request(batch, Signal.TRACES, _TRACE_NAMES)

@@ -18,11 +18,11 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from gateway._host.telemetry import Telemetry
-from gateway.component import Batch, Kind, Signal, consume
+from gateway.component import Batch, Kind, Signal, consume, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.helpers import native
 from gateway.testing import any_value, settings_for
-from gateway.wirebytes import ForgetWireBytes, _registry, _unchanged, attached, wire_bytes
+from gateway.wirebytes import ForgetWireBytes, WireBatch, _registry, _unchanged, attached, wire_bytes
 from plugins.processors.redaction import items
 from plugins.processors.redaction.factory import factory
 from plugins.processors.redaction.rules import RuleSet
@@ -256,3 +256,64 @@ async def test_both_twins_redact_alike_and_the_c_splice_offers_bytes_wherever_th
         assert scanner is not None
         _, in_envelope = items.split(request, signal, parse(request)).locate(scanner.find(request))
         assert (c_offered is None) is in_envelope
+
+
+class WireNext(Next):
+    """Also takes wire batches, as the graph's ``ForgetWireBytes`` does: records them parsed, with their bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wire: list[WireBatch] = []
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        self.wire.append(batch)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.sampled_from([CONFIG, {**CONFIG, "summary": "debug"}, {"detectors": ["email"]}]))
+async def test_a_request_held_as_bytes_is_redacted_as_its_parse_would_be(data: Any, config: dict[str, Any]) -> None:
+    """The otlp receiver hands valid requests on as bytes (``consume_wire``): redaction parses only the flagged
+    spans and splices them back. What comes out parses to what ``process_traces`` makes of the whole parse, on
+    every request the generators write, and the received batch itself never changes."""
+    request = data.draw(wire_requests(False))
+    expected = ExportTraceServiceRequest.FromString(request)
+    await redact(expected, request, Signal.TRACES, config)
+    cfg = decode(factory.create_default_config(), config)
+    after = WireNext()
+    settings_ = settings_for(Kind.PROCESSOR, "redaction", Signal.TRACES, Telemetry())
+    processor = factory.create_fn(Signal.TRACES)(settings_, cfg, ForgetWireBytes(after))  # type: ignore[misc]
+    received = WireBatch(Signal.TRACES, [request], [count_items(Signal.TRACES, ExportTraceServiceRequest.FromString(
+        request))])
+    await processor.consume_wire(received)
+    assert received.data == request  # never changed: a change is new bytes
+    if after.wire:  # done on the bytes
+        [out] = after.wire
+        assert ExportTraceServiceRequest.FromString(out.data) == expected
+        assert out.items == received.items
+        assert native.spanscan is not None, "without the C walk the request is parsed"
+    else:  # parsed (a hit in the envelopes, or no C walk): the message path, with the bytes while it lasts
+        [(_, batch)] = after.seen
+        assert batch == expected
+    assert _registry == {} and _unchanged == {}
+
+
+@pytest.mark.skipif(native.spanscan is None, reason="the byte path needs the C walk")
+async def test_bytes_go_on_unchanged_when_clean_and_as_new_bytes_when_a_span_changed() -> None:
+    clean = spans_request([[3, 2]], set()).SerializeToString()
+    dirty = spans_request([[3, 2]], {(0, 1, 0)}).SerializeToString()
+    cfg = decode(factory.create_default_config(), CONFIG)
+    after = WireNext()
+    settings_ = settings_for(Kind.PROCESSOR, "redaction", Signal.TRACES, Telemetry())
+    processor = factory.create_fn(Signal.TRACES)(settings_, cfg, ForgetWireBytes(after))  # type: ignore[misc]
+    unchanged_batch = WireBatch(Signal.TRACES, [clean], [5])
+    await processor.consume_wire(unchanged_batch)
+    changed_batch = WireBatch(Signal.TRACES, [dirty], [5])
+    await processor.consume_wire(changed_batch)
+    first, second = after.wire
+    assert first is unchanged_batch  # nothing flagged changed: the received bytes go on, never copied
+    assert second is not changed_batch and changed_batch.data == dirty
+    assert EMAIL.encode() in dirty and EMAIL.encode() not in second.data
+    expected = ExportTraceServiceRequest.FromString(dirty)
+    await redact(expected, dirty)
+    assert ExportTraceServiceRequest.FromString(second.data) == expected and second.items == 5
+    assert after.seen == []  # neither was parsed whole
