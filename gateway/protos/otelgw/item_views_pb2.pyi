@@ -112,3 +112,25 @@ class DataPoints(_message.Message):
     DATA_POINTS_FIELD_NUMBER: _ClassVar[int]
     data_points: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, data_points: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class TracesEnvelopes(_message.Message):
+    __slots__ = ("resource_spans",)
+    RESOURCE_SPANS_FIELD_NUMBER: _ClassVar[int]
+    resource_spans: _containers.RepeatedCompositeFieldContainer[ResourceSpansEnvelopes]
+    def __init__(self, resource_spans: _Optional[_Iterable[_Union[ResourceSpansEnvelopes, _Mapping]]] = ...) -> None: ...
+
+class ResourceSpansEnvelopes(_message.Message):
+    __slots__ = ("resource", "scope_spans")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_SPANS_FIELD_NUMBER: _ClassVar[int]
+    resource: _containers.RepeatedScalarFieldContainer[bytes]
+    scope_spans: _containers.RepeatedCompositeFieldContainer[ScopeSpansEnvelopes]
+    def __init__(self, resource: _Optional[_Iterable[bytes]] = ..., scope_spans: _Optional[_Iterable[_Union[ScopeSpansEnvelopes, _Mapping]]] = ...) -> None: ...
+
+class ScopeSpansEnvelopes(_message.Message):
+    __slots__ = ("scope", "spans")
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    scope: _containers.RepeatedScalarFieldContainer[bytes]
+    spans: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, scope: _Optional[_Iterable[bytes]] = ..., spans: _Optional[_Iterable[bytes]] = ...) -> None: ...

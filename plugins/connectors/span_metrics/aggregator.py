@@ -161,10 +161,12 @@ class SpanAggregator:
         if groups is None:
             self.add(message())
             return
-        envelopes = [(Resource.FromString(rs.resource),
-                      [self._scope_key(InstrumentationScope.FromString(ss.scope) if self._scopes else None)
+        # Every occurrence of a resource or scope, joined: a field written twice parses to their merge, as in
+        # the parse of the whole request.
+        envelopes = [(Resource.FromString(b"".join(rs.resource)),
+                      [self._scope_key(InstrumentationScope.FromString(b"".join(ss.scope)) if self._scopes else None)
                        for ss in rs.scope_spans])
-                     for rs in views.TracesItems.FromString(data).resource_spans]
+                     for rs in views.TracesEnvelopes.FromString(data).resource_spans]
         self._add(envelopes, groups, lambda: message().resource_spans)
 
     def _add(self, envelopes: list[tuple[Resource, list[tuple[Any, ...]]]], groups: list[Any] | None,

@@ -332,3 +332,38 @@ def test_a_request_held_as_bytes_is_counted_as_its_parse_would_be(name: str, int
         assert parses <= requests // 10
     elif "overflow" not in name:
         assert parses < requests
+
+
+def test_a_resource_or_scope_written_twice_counts_as_the_merge_the_parse_makes(intake: str) -> None:
+    """A sender may write a message field twice; the parse merges the two. Read from the bytes, the resource
+    and the scope are merged the same way, so the series and their resource attributes are those of the parse."""
+    [request] = traffic(11, requests=1, resources=1)
+    rs = request.resource_spans[0]
+    extra = type(rs.resource)()
+    extra.attributes.add(key="deployment.environment").value.string_value = "production"
+    scope_extra = type(rs.scope_spans[0].scope)(version="9.9")
+    # ResourceSpans.resource (1) and ScopeSpans.scope (1) again, after everything else.
+    resource_field = b"\x0a" + bytes([extra.ByteSize()]) + extra.SerializeToString()
+    scope_field = b"\x0a" + bytes([scope_extra.ByteSize()]) + scope_extra.SerializeToString()
+    ss_bytes = rs.scope_spans[0].SerializeToString() + scope_field
+    rest = b"".join(b"\x12" + _varint(len(ss.SerializeToString())) + ss.SerializeToString()
+                    for ss in rs.scope_spans[1:])
+    body = (b"\x0a" + _varint(rs.resource.ByteSize()) + rs.resource.SerializeToString()
+            + b"\x12" + _varint(len(ss_bytes)) + ss_bytes + rest + resource_field)
+    data = b"\x0a" + _varint(len(body)) + body
+    parsed = ExportTraceServiceRequest.FromString(data)
+    assert len(parsed.resource_spans[0].resource.attributes) == 2  # merged by the parse
+    overrides = {"include_instrumentation_scope": ["lib", "other"]}
+    by_bytes, reference = SpanAggregator(config(**overrides)), SpanAggregator(config(**overrides))
+    reference._per_span = True
+    by_bytes.add_wire(data, lambda: ExportTraceServiceRequest.FromString(data))
+    add(reference, parsed)
+    assert_same(by_bytes, reference, now_ns=T0)
+
+
+def _varint(value: int) -> bytes:
+    out = b""
+    while value >= 0x80:
+        out += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return out + bytes([value])
