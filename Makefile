@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.passthrough
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.pipeline_inprocess
+	$(BIN)/python -m bench.malloc
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.tap
 	$(BIN)/python -m bench.tail_sampling

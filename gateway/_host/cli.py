@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway._host import cli_ottl, cli_tap, cli_top, gcpolicy, scaffold
+from gateway._host import cli_ottl, cli_tap, cli_top, gcpolicy, mallocpolicy, scaffold
 from gateway._host.children import die_with_starter
 from gateway._host.config import GatewayConfig
 from gateway._host.confmap import set_option_source
@@ -173,6 +173,7 @@ def _run(registry: Registry, config_paths: Sequence[str], grace_period: float, w
     if workers > 1:
         return _supervise(config, config_paths, grace_period, watch_interval, workers)
     gcpolicy.install()
+    mallocpolicy.install()
     service = Service(config, registry, config_paths)
     service.watch_interval = watch_interval
     try:

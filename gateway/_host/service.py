@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Info
 
-from gateway._host import redact
+from gateway._host import mallocpolicy, redact
 from gateway._host.admin import AdminServer, json_response
 from gateway._host.config import GatewayConfig, build_config
 from gateway._host.confmap import load_sources, source_file
@@ -164,7 +164,8 @@ class Service:
             self.worker.write_report()
         self.registry.plugin_manager.hook.otelgw_service_started(host=self.host)
         log.info("gateway started", extra={"pipelines": ", ".join(str(p) for p in sorted(self.config.pipelines)),
-                                           "native_span_scan": "off" if spanscan is None else "on"})
+                                           "native_span_scan": "off" if spanscan is None else "on",
+                                           "malloc_tuning": "on" if mallocpolicy.applied() else "off"})
 
     async def shutdown(self) -> list[BaseException]:
         """Receivers first, so every stage drains into the next; collects every error instead of stopping."""
