@@ -25,6 +25,8 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import compress, repeat
+from operator import attrgetter, is_not, not_
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -74,6 +76,10 @@ RETRY_HELD_S = 0.5
 POLICY_KEY = "tailsampling.policy"
 COMPOSITE_POLICY_KEY = "tailsampling.composite_policy"
 CACHED_DECISION_KEY = "tailsampling.cached_decision"
+
+_trace_id = attrgetter("trace_id")
+_span_count = attrgetter("span_count")
+_size = attrgetter("size")
 
 #: Kept spans on their way out, one per decided trace (or late run): its (envelope, run bytes) pairs, the tag
 #: for the policy attributes, its span count and its bytes. A chunk sent on is whole releases, so it knows its count.
@@ -476,8 +482,7 @@ class TailSamplingProcessor:
         for start in range(0, len(states), DECISIONS_PER_SLICE):
             releases: list[Release] = []
             retired: list[Decided] | None = [] if self._storage is not None else None
-            for state in states[start:start + DECISIONS_PER_SLICE]:
-                self._decide_one(state, now, releases, retired)
+            self._decide_slice(states[start:start + DECISIONS_PER_SLICE], now, releases, retired)
             self._flush_counts()
             failed: list[Release] | None = [] if self._storage is not None else None
             if releases:
@@ -488,21 +493,38 @@ class TailSamplingProcessor:
 
     def _decide_one(self, state: TraceState, now: float, releases: list[Release],
                     retired: list[Decided] | None = None) -> Decision:
-        view = TraceView(state)
-        decision, policy = self._decider.decide(view)
-        if decision is Decision.SAMPLED and policy is not None:
-            tag = self._tag(policy.name, view.composite_policy, cached=False)
-            releases.append((state.runs(), tag, state.span_count, state.size))
-            self._sampled.put(state.trace_id, (policy.name, view.composite_policy, now))
-            if retired is not None:
-                retired.append((state.trace_id, KEPT, policy.name, view.composite_policy, state.segments))
-        else:
-            self._not_sampled.put(state.trace_id, now)
-            self._not_sampled_spans += state.span_count  # published per slice (_flush_counts), not per trace
-            if retired is not None:
-                retired.append((state.trace_id, DISCARDED, "", None, state.segments))
-        self._forget(state)
-        return decision
+        """Decide one trace taken out of the buffer: SAMPLED, or NOT_SAMPLED (dropped ones too)."""
+        if self._decide_slice([state], now, releases, retired):
+            return Decision.SAMPLED
+        return Decision.NOT_SAMPLED
+
+    def _decide_slice(self, states: list[TraceState], now: float, releases: list[Release],
+                      retired: list[Decided] | None) -> int:
+        """Decide traces taken out of the buffer, all at once (``Decider.decide_all``): remember each decision,
+        queue the kept spans in ``releases`` and, with storage, every decision in ``retired`` (in trace order).
+        Returns how many were kept."""
+        views = list(map(TraceView, states))
+        chosen = self._decider.decide_all(views)
+        is_kept = list(map(is_not, chosen, repeat(None)))
+        kept = is_kept.count(True)
+        if kept:
+            entries = []
+            for state, view, policy in compress(zip(states, views, chosen, strict=True), is_kept):
+                name, composite = policy.name, view.composite_policy  # type: ignore[union-attr]
+                releases.append((state.runs(), self._tag(name, composite, cached=False), state.span_count,
+                                 state.size))
+                entries.append((state.trace_id, (name, composite, now)))
+            self._sampled.put_many(entries)
+        discarded = list(compress(states, map(not_, is_kept))) if kept else states
+        if discarded:
+            self._not_sampled.put_many(zip(map(_trace_id, discarded), repeat(now)))
+            self._not_sampled_spans += sum(map(_span_count, discarded))  # published per slice (_flush_counts)
+        if retired is not None:
+            retired.extend([(s.trace_id, KEPT, p.name, v.composite_policy, s.segments) if p is not None
+                            else (s.trace_id, DISCARDED, "", None, s.segments)
+                            for s, v, p in zip(states, views, chosen, strict=True)])
+        self._forget_all(states)
+        return kept
 
     def _flush_counts(self) -> None:
         """Publish what the decisions since the last flush counted: per policy, and the spans not sampled."""
@@ -512,9 +534,13 @@ class TailSamplingProcessor:
             self._not_sampled_spans = 0
 
     def _forget(self, state: TraceState) -> None:
-        self.buffered_spans -= state.span_count
-        self.buffered_bytes -= state.size
-        state.parts = []  # stale deque entries may keep the state object alive; never its bytes
+        self._forget_all([state])
+
+    def _forget_all(self, states: list[TraceState]) -> None:
+        self.buffered_spans -= sum(map(_span_count, states))
+        self.buffered_bytes -= sum(map(_size, states))
+        for state in states:
+            state.parts = []  # stale deque entries may keep the state object alive; never its bytes
 
     def _take_all(self) -> list[TraceState]:
         states = list(self._pending.values())

@@ -11,17 +11,17 @@ runs into messages, done once and shared by every policy that evaluates the trac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import repeat
-from operator import contains
+from operator import attrgetter, contains, sub
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 from gateway import STATUS_BITS, Envelope
 
-__all__ = ["TraceState", "TraceView"]
+__all__ = ["TraceState", "TraceView", "durations_ns", "span_counts", "status_bits", "trace_ids"]
 
 #: Needles up to this long are searched with a compiled regex: CPython's substring search skips at most the
 #: needle's length per step, so for a two-byte needle over a trace's ~6 KB ``re`` (a memchr on the first byte,
@@ -144,3 +144,38 @@ class TraceView:
 
     def _envelopes(self) -> list[Envelope]:
         return self._state.parts[::2]
+
+
+# What a batched policy (``evaluate_many``) reads of many views at once: each a ``map`` that stays in C.
+_codes = attrgetter("_state.codes")
+_starts = attrgetter("_state.start")
+_ends = attrgetter("_state.end")
+_trace_id = attrgetter("trace_id")
+_span_count = attrgetter("span_count")
+
+
+def status_bits(views: Sequence[TraceView]) -> list[int]:
+    """``view.status_bits()`` of each view."""
+    return list(map(_codes, views))
+
+
+def durations_ns(views: Sequence[TraceView]) -> list[int]:
+    """``view.duration_ns()`` of each view."""
+    starts = list(map(_starts, views))
+    ends = list(map(_ends, views))
+    durations = list(map(sub, ends, starts))
+    if 0 in starts or 0 in ends:  # a trace with neither recorded is measured on its spans, as duration_ns does
+        for i, view in enumerate(views):
+            if not starts[i] and not ends[i]:
+                durations[i] = view.duration_ns()
+    if durations and min(durations) < 0:
+        durations = [max(0, d) for d in durations]
+    return durations
+
+
+def trace_ids(views: Sequence[TraceView]) -> list[bytes]:
+    return list(map(_trace_id, views))
+
+
+def span_counts(views: Sequence[TraceView]) -> list[int]:
+    return list(map(_span_count, views))

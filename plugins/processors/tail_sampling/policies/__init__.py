@@ -21,10 +21,10 @@ from . import (
     string_attribute,
     trace_state,
 )
-from .base import Decision, Policy, PolicyKind
+from .base import Decision, Policy, PolicyKind, batch_evaluator
 
-__all__ = ["KINDS", "LEAF_TYPES", "SUB_POLICY_TYPES", "Decision", "Policy", "PolicyKind", "build_policy",
-           "needs_status", "needs_times"]
+__all__ = ["KINDS", "LEAF_TYPES", "SUB_POLICY_TYPES", "Decision", "Policy", "PolicyKind", "batch_evaluator",
+           "build_policy", "needs_status", "needs_times"]
 
 KINDS: dict[str, PolicyKind] = {module.KIND.type: module.KIND for module in (
     always_sample, and_, boolean_attribute, composite, drop, latency, numeric_attribute, ottl_condition,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ class AlwaysSample:
 
     def evaluate(self, trace: Any) -> Decision:
         return Decision.SAMPLED
+
+    def evaluate_many(self, traces: Sequence[Any]) -> list[Decision]:
+        return [Decision.SAMPLED] * len(traces)
 
 
 KIND = PolicyKind("always_sample", Config, lambda name, config, build, clock: AlwaysSample(name))

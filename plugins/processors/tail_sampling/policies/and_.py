@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway import raise_if
 
-from .base import Build, Decision, LeafPolicyConfig, Policy, PolicyKind, duplicate_names
+from .base import AllOf, Build, Decision, LeafPolicyConfig, PolicyKind, duplicate_names
 
 __all__ = ["KIND"]
 
@@ -22,16 +22,8 @@ class Config:
                  + ([] if self.and_sub_policy else ["and_sub_policy: at least one sub-policy is required"]))
 
 
-class And:
-    def __init__(self, name: str, policies: list[Policy]) -> None:
-        self.name = name
-        self.policies = policies
-
-    def evaluate(self, trace: Any) -> Decision:
-        for policy in self.policies:
-            if policy.evaluate(trace) is not Decision.SAMPLED:
-                return Decision.NOT_SAMPLED
-        return Decision.SAMPLED
+class And(AllOf):
+    outcome = Decision.SAMPLED
 
 
 def _build(name: str, config: Config, build: Build, clock: Any) -> And:

@@ -6,6 +6,8 @@ import builtins
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import is_, not_
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway import raise_if, tagged_block
@@ -13,8 +15,8 @@ from gateway import raise_if, tagged_block
 if TYPE_CHECKING:
     from ..trace import TraceView
 
-__all__ = ["Build", "Decision", "LeafPolicyConfig", "Policy", "PolicyConfig", "PolicyKind", "SubPolicyConfig",
-           "duplicate_names"]
+__all__ = ["AllOf", "BatchPolicy", "Build", "Decision", "LeafPolicyConfig", "Policy",
+           "PolicyConfig", "PolicyKind", "SubPolicyConfig", "batch_evaluator", "duplicate_names"]
 
 
 class Decision(enum.Enum):
@@ -32,8 +34,68 @@ class Policy(Protocol):
     def evaluate(self, trace: TraceView) -> Decision: ...
 
 
+class BatchPolicy(Policy, Protocol):
+    """A policy that can also decide many traces in one call, which the decision round prefers.
+
+    ``evaluate_many(traces)`` must return, in order, exactly what ``evaluate`` returns for each trace, and must
+    have no side effects: when it raises, the round evaluates the same traces one by one to count the failures.
+    Stateful policies (rate_limiting, composite) therefore do not implement it. A combinator sets ``batchable``
+    False while one of its sub-policies cannot be batched.
+    """
+
+    def evaluate_many(self, traces: Sequence[TraceView]) -> list[Decision]: ...
+
+
+def batch_evaluator(policy: Policy) -> Callable[[Sequence[TraceView]], list[Decision]] | None:
+    """``policy.evaluate_many`` when it stands for ``policy.evaluate``: None when the policy has none, when its
+    ``evaluate`` was replaced on the instance (a wrapper must see every trace), or when it says it is not
+    ``batchable`` now."""
+    many = getattr(policy, "evaluate_many", None)
+    if many is None or "evaluate" in getattr(policy, "__dict__", ()) or not getattr(policy, "batchable", True):
+        return None
+    return many  # type: ignore[no-any-return]
+
+
 #: Builds the policy of one parsed ``PolicyConfig`` (used by combinators to build their sub-policies).
 Build = Callable[[Any], Policy]
+
+
+class AllOf:
+    """``and`` and ``drop``: ``outcome`` for a trace that every sub-policy samples, NOT_SAMPLED otherwise."""
+
+    outcome = Decision.SAMPLED
+
+    def __init__(self, name: str, policies: list[Policy]) -> None:
+        self.name = name
+        self.policies = policies
+
+    def evaluate(self, trace: TraceView) -> Decision:
+        for policy in self.policies:
+            if policy.evaluate(trace) is not Decision.SAMPLED:
+                return Decision.NOT_SAMPLED
+        return self.outcome
+
+    @property
+    def batchable(self) -> bool:
+        return all(batch_evaluator(policy) is not None for policy in self.policies)
+
+    def evaluate_many(self, traces: Sequence[TraceView]) -> list[Decision]:
+        """Each sub-policy sees only the traces all before it sampled, as ``evaluate`` stops at the first one
+        that does not; called only while ``batchable``."""
+        out = [self.outcome] * len(traces)
+        where: list[int] = list(range(len(traces)))
+        current = traces
+        for policy in self.policies:
+            if not where:
+                break
+            many = batch_evaluator(policy)
+            results = many(current) if many is not None else [policy.evaluate(trace) for trace in current]
+            keep = list(map(is_, results, repeat(Decision.SAMPLED)))
+            for position in compress(where, map(not_, keep)):
+                out[position] = Decision.NOT_SAMPLED
+            where = list(compress(where, keep))
+            current = list(compress(current, keep))
+        return out
 
 
 @dataclass(frozen=True)

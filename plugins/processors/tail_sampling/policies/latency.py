@@ -6,14 +6,18 @@ threshold_ms < duration <= upper_threshold_ms, as in the Collector. Durations ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import raise_if
 
+from ..trace import durations_ns
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
+
+_MS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,16 @@ class Latency:
         duration_ms = trace.duration_ns() // 1_000_000
         matched = self.lower < duration_ms <= self.upper if self.upper else duration_ms >= self.lower
         return Decision.SAMPLED if matched else Decision.NOT_SAMPLED
+
+    def evaluate_many(self, traces: Sequence[Any]) -> list[Decision]:
+        # In nanoseconds: duration // 1 ms >= n exactly when duration >= n ms (durations are never negative).
+        # (List comprehensions: about half the cost of mapping bound methods such as int.__le__.)
+        sampled, not_sampled = Decision.SAMPLED, Decision.NOT_SAMPLED
+        if self.upper:
+            low, high = (self.lower + 1) * _MS, (self.upper + 1) * _MS
+            return [sampled if low <= duration < high else not_sampled for duration in durations_ns(traces)]
+        low = self.lower * _MS
+        return [sampled if duration >= low else not_sampled for duration in durations_ns(traces)]
 
 
 KIND = PolicyKind("latency", Config, lambda name, config, build, clock: Latency(name, config), needs_times=True)

@@ -7,12 +7,15 @@ Collector configured with the same salt and percentage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import repeat
 from typing import Any
 
 from gateway import raise_if, spanscan
 
+from ..trace import trace_ids
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND", "fnv1a_64", "fnv1a_64_python", "threshold"]
@@ -62,6 +65,11 @@ class Probabilistic:
         if fnv1a_64(trace.trace_id, self.seeded) <= self.threshold:
             return Decision.SAMPLED
         return Decision.NOT_SAMPLED
+
+    def evaluate_many(self, traces: Sequence[Any]) -> list[Decision]:
+        sampled, not_sampled, most = Decision.SAMPLED, Decision.NOT_SAMPLED, self.threshold
+        return [sampled if hashed <= most else not_sampled
+                for hashed in map(fnv1a_64, trace_ids(traces), repeat(self.seeded))]
 
 
 KIND = PolicyKind("probabilistic", Config, lambda name, config, build, clock: Probabilistic(name, config))

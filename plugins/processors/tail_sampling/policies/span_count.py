@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import raise_if
 
+from ..trace import span_counts
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -42,6 +44,10 @@ class SpanCount:
         if count >= self.low and (not self.high or count <= self.high):
             return Decision.SAMPLED
         return Decision.NOT_SAMPLED
+
+    def evaluate_many(self, traces: Sequence[Any]) -> list[Decision]:
+        sampled, not_sampled, low, high = Decision.SAMPLED, Decision.NOT_SAMPLED, self.low, self.high or float("inf")
+        return [sampled if low <= count <= high else not_sampled for count in span_counts(traces)]
 
 
 KIND = PolicyKind("span_count", Config, lambda name, config, build, clock: SpanCount(name, config))
