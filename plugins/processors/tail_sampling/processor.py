@@ -463,17 +463,21 @@ class TailSamplingProcessor:
             if pending.get(state.trace_id) is state:
                 del pending[state.trace_id]
                 due.append(state)
-        order = self._order
-        while order:
-            state = order[0]
-            if pending.get(state.trace_id) is not state:
-                order.popleft()
-                continue
-            if state.arrival + self._wait > now:
+        # The head of the arrival queue up to the first trace still waiting: traces whose wait is over, and entries
+        # of traces that left the buffer already (decided early, evicted), skipped. Counted first, then taken off
+        # in bulk: one cheap test per trace in the loop.
+        order, wait = self._order, self._wait
+        head = 0
+        for state in order:
+            if state.arrival + wait > now and pending.get(state.trace_id) is state:
                 break
-            order.popleft()
+            head += 1
+        popleft = order.popleft
+        taken = [popleft() for _ in range(head)]
+        taken = [state for state in taken if pending.get(state.trace_id) is state]
+        for state in taken:
             del pending[state.trace_id]
-            due.append(state)
+        due.extend(taken)
         await self._decide(due, now)
         self._update_gauges()
         self._m_timer.observe((time.perf_counter() - started) * 1000)
@@ -509,9 +513,10 @@ class TailSamplingProcessor:
         kept = is_kept.count(True)
         if kept:
             entries = []
+            record = self.config.record_policy  # what _tag gives, inline: this runs for every kept trace
             for state, view, policy in compress(zip(states, views, chosen, strict=True), is_kept):
                 name, composite = policy.name, view.composite_policy  # type: ignore[union-attr]
-                releases.append((state.runs(), self._tag(name, composite, cached=False), state.span_count,
+                releases.append((state.runs(), (name, composite, False) if record else None, state.span_count,
                                  state.size))
                 entries.append((state.trace_id, (name, composite, now)))
             self._sampled.put_many(entries)
