@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 
 from gateway import STATUS_BITS, Envelope
 
-__all__ = ["TraceState", "TraceView", "durations_ns", "span_counts", "status_bits", "trace_ids"]
+__all__ = ["TraceState", "TraceView", "durations_ns", "may_contain", "span_counts", "status_bits", "trace_ids"]
 
 #: Needles up to this long are searched with a compiled regex: CPython's substring search skips at most the
 #: needle's length per step, so for a two-byte needle over a trace's ~6 KB ``re`` (a memchr on the first byte,
@@ -33,6 +33,15 @@ _SHORT_NEEDLE = 3
 def _searcher(needle: bytes) -> Callable[[bytes], Any] | None:
     """``re.search`` for a short needle, None for a long one (searched with ``in``)."""
     return re.compile(re.escape(needle)).search if len(needle) <= _SHORT_NEEDLE else None
+
+
+def _may_contain(parts: list[Any], needle: bytes, search: Callable[[bytes], Any] | None) -> bool:
+    """``TraceView.may_contain`` on a state's ``parts``: the span runs (odd places), then the resources."""
+    runs = parts[1::2]
+    # map keeps the loops in C: this runs for most traces at every decision.
+    if any(map(search, runs) if search is not None else map(contains, runs, repeat(needle))):
+        return True
+    return any(needle in envelope.resource_header for envelope in parts[::2])
 
 
 class TraceState:
@@ -104,8 +113,7 @@ class TraceView:
 
     def may_contain(self, needle: bytes) -> bool:
         """False when no span and no resource of the trace contains ``needle`` in its serialized form."""
-        return self.spans_may_contain(needle) or any(
-            needle in envelope.resource_header for envelope in self._state.parts[::2])
+        return _may_contain(self._state.parts, needle, _searcher(needle))
 
     def spans_may_contain(self, needle: bytes) -> bool:
         # map keeps the loop in C: this runs for most traces at every decision.
@@ -150,6 +158,7 @@ class TraceView:
 _codes = attrgetter("_state.codes")
 _starts = attrgetter("_state.start")
 _ends = attrgetter("_state.end")
+_parts = attrgetter("_state.parts")
 _trace_id = attrgetter("trace_id")
 _span_count = attrgetter("span_count")
 
@@ -171,6 +180,12 @@ def durations_ns(views: Sequence[TraceView]) -> list[int]:
     if durations and min(durations) < 0:
         durations = [max(0, d) for d in durations]
     return durations
+
+
+def may_contain(views: Sequence[TraceView], needle: bytes) -> list[bool]:
+    """``view.may_contain(needle)`` of each view."""
+    search = _searcher(needle)
+    return [_may_contain(parts, needle, search) for parts in map(_parts, views)]
 
 
 def trace_ids(views: Sequence[TraceView]) -> list[bytes]:

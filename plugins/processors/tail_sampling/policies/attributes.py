@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gateway import varint
 
+from .base import Decision
+
 if TYPE_CHECKING:
     from ..trace import TraceView
 
-__all__ = ["any_attribute", "key_needle", "string_needle"]
+__all__ = ["any_attribute", "key_needle", "prefiltered", "string_needle"]
 
 
 def key_needle(key: str) -> bytes:
@@ -22,6 +24,14 @@ def key_needle(key: str) -> bytes:
 def string_needle(value: str) -> bytes:
     """How ``AnyValue.string_value == value`` looks serialized (field 1, length-delimited)."""
     return key_needle(value)
+
+
+def prefiltered(policy: Any, traces: Sequence[TraceView], candidates: list[bool]) -> list[Decision]:
+    """``evaluate_many`` of an attribute policy: ``policy.evaluate`` of each trace whose bytes may hold a match
+    (``candidates``), and for the others what it gives when nothing matches (sampled with ``invert_match``)."""
+    absent = Decision.SAMPLED if policy.invert else Decision.NOT_SAMPLED
+    evaluate = policy.evaluate
+    return [evaluate(trace) if candidate else absent for trace, candidate in zip(traces, candidates, strict=True)]
 
 
 def _find(attributes: Any, key: str) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import raise_if
 
-from .attributes import any_attribute, key_needle
+from ..trace import may_contain
+from .attributes import any_attribute, key_needle, prefiltered
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -40,6 +42,9 @@ class BooleanAttribute:
     def evaluate(self, trace: Any) -> Decision:
         matched = any_attribute(trace, self.key, self.key_bytes, self._matches)
         return Decision.SAMPLED if matched != self.invert else Decision.NOT_SAMPLED
+
+    def evaluate_many(self, traces: Sequence[Any]) -> list[Decision]:
+        return prefiltered(self, traces, may_contain(traces, self.key_bytes))
 
 
 KIND = PolicyKind("boolean_attribute", Config, lambda name, config, build, clock: BooleanAttribute(name, config))

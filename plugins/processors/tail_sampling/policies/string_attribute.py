@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import raise_if
 
-from .attributes import any_attribute, key_needle, string_needle
+from ..trace import may_contain
+from .attributes import any_attribute, key_needle, prefiltered, string_needle
 from .base import Decision, PolicyKind
 
 __all__ = ["KIND"]
@@ -83,6 +85,16 @@ class StringAttribute:
         matched = (self.regex or any(trace.may_contain(v) for v in self.value_bytes)) and any_attribute(
             trace, self.key, self.key_bytes, self._matches, skip_empty_span_strings=True)
         return Decision.SAMPLED if matched != self.invert else Decision.NOT_SAMPLED
+
+    def evaluate_many(self, traces: Sequence[Any]) -> list[Decision]:
+        """Regular expressions remember their results (``cache``), but nothing a retry would see differently."""
+        candidates = may_contain(traces, self.key_bytes)
+        if not self.regex:  # and one of the exact values, as evaluate asks
+            values = [False] * len(traces)
+            for needle in self.value_bytes:
+                values = [found or hit for found, hit in zip(values, may_contain(traces, needle), strict=True)]
+            candidates = [key and value for key, value in zip(candidates, values, strict=True)]
+        return prefiltered(self, traces, candidates)
 
 
 KIND = PolicyKind("string_attribute", Config, lambda name, config, build, clock: StringAttribute(name, config))

@@ -87,10 +87,14 @@ LEAVES = st.one_of(
         lambda pct: {"type": "probabilistic", "probabilistic": {"sampling_percentage": pct}}),
     st.tuples(st.integers(0, 4), st.integers(0, 3)).map(lambda t: {"type": "span_count", "span_count": {
         "min_spans": t[0], "max_spans": t[0] + t[1] if t[1] else 0}}),
-    st.sampled_from([["gold"], ["gold", "free"], ["absent"]]).map(
-        lambda values: {"type": "string_attribute", "string_attribute": {"key": "tier", "values": values}}),
-    st.just({"type": "numeric_attribute", "numeric_attribute": {"key": "retries", "min_value": 1, "max_value": 3}}),
-    st.booleans().map(lambda v: {"type": "boolean_attribute", "boolean_attribute": {"key": "cached", "value": v}}),
+    st.tuples(st.sampled_from([["gold"], ["gold", "free"], ["absent"], ["^g", "e$"]]), st.booleans(),
+              st.booleans()).map(lambda t: {"type": "string_attribute", "string_attribute": {
+                  "key": "tier", "values": t[0], "enabled_regex_matching": t[0][0] == "^g", "invert_match": t[1],
+                  "cache_max_size": 2 if t[2] else 0}}),
+    st.booleans().map(lambda invert: {"type": "numeric_attribute", "numeric_attribute": {
+        "key": "retries", "min_value": 1, "max_value": 3, "invert_match": invert}}),
+    st.tuples(st.booleans(), st.booleans()).map(lambda t: {"type": "boolean_attribute", "boolean_attribute": {
+        "key": "cached", "value": t[0], "invert_match": t[1]}}),
     st.integers(1, 12).map(lambda n: {"type": "rate_limiting", "rate_limiting": {"spans_per_second": n}}),
 )
 
@@ -117,14 +121,14 @@ PLUGINS = st.one_of(
     st.just(("counting",)),
 )
 
+ATTRIBUTES = st.fixed_dictionaries({}, optional={
+    "tier": st.sampled_from(["gold", "free", "", "agile"]), "retries": st.integers(0, 5), "cached": st.booleans()})
 SPANS = st.lists(st.fixed_dictionaries({
     "status": st.integers(0, 2), "start_ms": st.integers(0, 20), "duration_ms": st.integers(0, 20),
-    "attributes": st.fixed_dictionaries({}, optional={
-        "tier": st.sampled_from(["gold", "free", ""]), "retries": st.integers(0, 5), "cached": st.booleans()}),
-}), min_size=1, max_size=4)
+    "attributes": ATTRIBUTES}), min_size=1, max_size=4)
 
-#: A trace: its spans, and whether its status codes were recorded on ingest.
-TRACES = st.lists(st.tuples(SPANS, st.booleans()), min_size=1, max_size=40)
+#: A trace: its spans, whether its status codes were recorded on ingest, its resource's attributes.
+TRACES = st.lists(st.tuples(SPANS, st.booleans(), ATTRIBUTES), min_size=1, max_size=40)
 
 
 def build(choice: Any, name: str) -> tuple[Policy, bool]:
@@ -139,11 +143,14 @@ def build(choice: Any, name: str) -> tuple[Policy, bool]:
     return build_policy(config, clock), choice["type"] == "drop"
 
 
-def states(traces: list[tuple[list[dict[str, Any]], bool]]) -> list[TraceState]:
+Traces = list[tuple[list[dict[str, Any]], bool, dict[str, Any]]]
+
+
+def states(traces: Traces) -> list[TraceState]:
     out = []
     table = EnvelopeTable()
-    for n, (spans, recorded) in enumerate(traces):
-        batch = trace(span(n, i, root=i == 0, **fields) for i, fields in enumerate(spans))
+    for n, (spans, recorded, resource) in enumerate(traces):
+        batch = trace((span(n, i, root=i == 0, **fields) for i, fields in enumerate(spans)), resource)
         state = TraceState(b"", 0.0, 0.0)
         for resource_header, scope_header, runs in split_request(batch.SerializeToString(), batch, True, True,
                                                                  recorded):
@@ -221,7 +228,7 @@ def run(policies: list[tuple[Policy, bool]], first_match: bool, views: list[Trac
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(traces=TRACES, choices=st.lists(st.one_of(LEAVES, COMBINATORS, PLUGINS), min_size=1, max_size=6),
        first_match=st.booleans(), named_component=st.booleans())
-def test_batched_decisions_are_the_reference_decisions(traces: list[tuple[list[dict[str, Any]], bool]],
+def test_batched_decisions_are_the_reference_decisions(traces: Traces,
                                                        choices: list[Any], first_match: bool,
                                                        named_component: bool) -> None:
     buffered = states(traces)
@@ -247,7 +254,7 @@ def test_batched_decisions_are_the_reference_decisions(traces: list[tuple[list[d
 def test_a_later_policy_that_drops_undoes_an_earlier_sample() -> None:
     """Not only drop policies: whatever returns DROPPED ends the evaluation and the trace is not kept, even
     after an earlier policy sampled it (a drop overrides every other decision)."""
-    views = [TraceView(s) for s in states([([{"status": 0}], True)] * 20)]
+    views = [TraceView(s) for s in states([([{"status": 0}], True, {})] * 20)]
     vetoes = sum(v.trace_id[0] >= 128 for v in views)
     assert 0 < vetoes < len(views)
     always, _ = build({"type": "always_sample"}, "all")
@@ -269,6 +276,9 @@ def test_the_common_policies_decide_batched_and_their_combinators_too() -> None:
                   {"type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
                   {"type": "latency", "latency": {"threshold_ms": 5}},
                   {"type": "probabilistic", "probabilistic": {"sampling_percentage": 10}},
+                  {"type": "numeric_attribute", "numeric_attribute": {"key": "n", "min_value": 1}},
+                  {"type": "string_attribute", "string_attribute": {"key": "k", "values": ["v"]}},
+                  {"type": "boolean_attribute", "boolean_attribute": {"key": "b", "value": True}},
                   {"type": "and", "and": {"and_sub_policy": named([{"type": "always_sample"}], "a")}}):
         assert batch_evaluator(build(block, "p")[0]) is not None, block["type"]
     rate = {"type": "rate_limiting", "rate_limiting": {"spans_per_second": 5}}
@@ -285,7 +295,7 @@ def test_an_evaluate_replaced_on_the_instance_is_called_for_every_trace() -> Non
         return S
 
     policy.evaluate = wrapped  # type: ignore[method-assign]
-    views = [TraceView(s) for s in states([([{"status": 0}], True), ([{"status": 2}], True)])]
+    views = [TraceView(s) for s in states([([{"status": 0}], True, {}), ([{"status": 2}], True, {})])]
     decider = Decider([(policy, False)], False, "tail_sampling", tail_sampling_metrics(CollectorRegistry()), LOG)
     assert decider.decide_all(views) == [policy, policy]
     assert seen == [v.trace_id for v in views]
@@ -293,7 +303,7 @@ def test_an_evaluate_replaced_on_the_instance_is_called_for_every_trace() -> Non
 
 def test_a_failing_evaluate_many_is_retried_trace_by_trace_and_only_the_failures_count(caplog: Any) -> None:
     policy = FlakyBatch("flaky", 128, S)
-    views = [TraceView(s) for s in states([([{"status": 0}], True)] * 30)]
+    views = [TraceView(s) for s in states([([{"status": 0}], True, {})] * 30)]
     failing = sum(v.trace_id[0] < 128 for v in views)
     assert 0 < failing < len(views)
     registry = CollectorRegistry()
