@@ -7,8 +7,9 @@ flushed to the metrics once per decision round, so evaluating costs no metric ca
 
 A round decides its traces policy by policy (``decide_all``), not trace by trace: each policy sees the traces
 still undecided, in order, at once, through its ``evaluate_many`` when it has one (see
-``policies.base.batch_evaluator``), so the common policies decide a slice of traces in a few C-level passes over
-recorded numbers. A trace sees the same policies, in the same order, as one trace at a time would show it, and
+``policies.base.batch_evaluator``), so the common policies decide a slice of traces in a few list passes over
+numbers recorded on ingest, and the precedence is applied with list counts and ``compress`` instead of a loop
+per trace and policy. A trace sees the same policies, in the same order, as one trace at a time would show it, and
 every policy sees the traces in the same order, so stateful policies (rate_limiting, composite) decide alike.
 """
 

@@ -513,10 +513,9 @@ class TailSamplingProcessor:
         kept = is_kept.count(True)
         if kept:
             entries = []
-            record = self.config.record_policy  # what _tag gives, inline: this runs for every kept trace
             for state, view, policy in compress(zip(states, views, chosen, strict=True), is_kept):
                 name, composite = policy.name, view.composite_policy  # type: ignore[union-attr]
-                releases.append((state.runs(), (name, composite, False) if record else None, state.span_count,
+                releases.append((state.runs(), self._tag(name, composite, cached=False), state.span_count,
                                  state.size))
                 entries.append((state.trace_id, (name, composite, now)))
             self._sampled.put_many(entries)
