@@ -31,6 +31,9 @@ LABELS = {Decision.SAMPLED: ("true", "sampled"), Decision.NOT_SAMPLED: ("false",
           Decision.DROPPED: ("false", "dropped")}
 _SLOTS = (Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED)
 _SAMPLED, _NOT_SAMPLED = Decision.SAMPLED, Decision.NOT_SAMPLED
+#: In place of the decision of a policy that raised: not None, which a faulty policy may return (and which then
+#: drops the trace, as any value other than SAMPLED and NOT_SAMPLED does).
+_FAILED: Any = object()
 _span_count = attrgetter("span_count")
 
 
@@ -88,7 +91,7 @@ class Decider:
                 tally[1] += not_sampled  # the common case: nothing failed, nothing dropped, no trace is done
                 tally[4] += undecided_spans - sampled_spans
                 continue
-            # Failures (None) and drops (anything else a policy returns, as one trace at a time): trace by trace.
+            # Failures and drops (anything else a policy returns, as one trace at a time): trace by trace.
             keep = [True] * len(results)
             for i, decision in enumerate(results):
                 if decision is _SAMPLED:
@@ -96,7 +99,7 @@ class Decider:
                 elif decision is _NOT_SAMPLED:
                     tally[1] += 1
                     tally[4] += spans[i]
-                elif decision is not None:
+                elif decision is not _FAILED:
                     tally[2] += 1
                     tally[5] += spans[i]
                     chosen[where[i]] = None
@@ -112,15 +115,15 @@ class Decider:
         self._totals[2] += dropped
         return chosen
 
-    def _evaluate(self, policy: Policy, traces: Sequence[Any]) -> list[Decision | None]:
-        """``policy``'s decision on each trace; None where it raised (counted and logged)."""
+    def _evaluate(self, policy: Policy, traces: Sequence[Any]) -> list[Decision]:
+        """``policy``'s decision on each trace; ``_FAILED`` where it raised (counted and logged)."""
         many = batch_evaluator(policy)
         if many is not None:
             try:
-                return many(traces)  # type: ignore[return-value]
+                return many(traces)
             except Exception:
                 pass  # evaluate_many has no side effects: find the failing traces one by one
-        results: list[Decision | None] = []
+        results: list[Decision] = []
         evaluate = policy.evaluate
         for trace in traces:
             try:
@@ -128,7 +131,7 @@ class Decider:
             except Exception:
                 self._errors += 1
                 self.logger.debug("sampling policy %r failed", policy.name, exc_info=True)
-                results.append(None)
+                results.append(_FAILED)
         return results
 
     def flush_metrics(self) -> None:

@@ -64,6 +64,17 @@ class FlakyBatch(Flaky):
         return [self.evaluate(t) for t in traces]
 
 
+class Faulty:
+    """A faulty plugin's policy: returns None, not a Decision, for traces whose id starts with an odd byte.
+    Anything but SAMPLED and NOT_SAMPLED drops the trace, as one trace at a time always did."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def evaluate(self, trace: Any) -> Any:
+        return None if trace.trace_id[0] % 2 else N
+
+
 class Counting:
     """A stateful plugin's policy: samples every third trace it sees (so the order it sees them in matters)."""
 
@@ -113,12 +124,13 @@ COMBINATORS = st.one_of(
                                            "composite_sub_policy": named(t[0], "c")}}),
 )
 
-#: A plugin's policy: ("flaky", cut, decision, batched, listed as a drop policy) or ("counting",). A policy that
-#: is not a drop policy may still return DROPPED: that drops the trace too.
+#: A plugin's policy: ("flaky", cut, decision, batched, listed as a drop policy), ("counting",) or ("faulty",).
+#: A policy that is not a drop policy may still return DROPPED: that drops the trace too.
 PLUGINS = st.one_of(
     st.tuples(st.just("flaky"), st.sampled_from([0, 64, 128, 256]), st.sampled_from([None, S, N, D, D]),
               st.booleans(), st.booleans()),
     st.just(("counting",)),
+    st.just(("faulty",)),
 )
 
 ATTRIBUTES = st.fixed_dictionaries({}, optional={
@@ -136,6 +148,8 @@ def build(choice: Any, name: str) -> tuple[Policy, bool]:
     if isinstance(choice, tuple):
         if choice[0] == "counting":
             return Counting(name), False
+        if choice[0] == "faulty":
+            return Faulty(name), False
         _, cut, decision, batched, drop = choice
         return (FlakyBatch if batched else Flaky)(name, cut, decision), drop
     config, errors = decode_and_validate(PolicyConfig(), {**choice, "name": name})
