@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.span_metrics
 	$(BIN)/python -m bench.tls
 	$(BIN)/python -m bench.redaction
+	$(BIN)/python -m bench.validate
 	$(BIN)/python -m bench.durability
 	$(BIN)/python -m bench.filelog
 	$(BIN)/python -m bench.scrape
@@ -75,7 +76,7 @@ compat: $(STAMP)
 # (tests/gateway/test_public_api.py runs the same check).
 STRICT_TYPED := gateway/__init__.py gateway/component.py gateway/host.py gateway/hookspecs.py gateway/commands.py \
 	gateway/errors.py gateway/configtypes.py gateway/netaddr.py gateway/wirebytes.py gateway/helpers/processor.py \
-	gateway/helpers/attributes.py gateway/helpers/otlp_grpc.py gateway/helpers/shared.py \
+	gateway/helpers/attributes.py gateway/helpers/otlp_grpc.py gateway/helpers/shared.py gateway/helpers/wireschema.py \
 	plugins/connectors/forward/__init__.py plugins/connectors/forward/config.py \
 	plugins/connectors/forward/connector.py plugins/connectors/forward/factory.py
 

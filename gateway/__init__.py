@@ -42,7 +42,8 @@ in ``gateway._host`` and may change without notice; a plugin never imports them 
   protobuf wire pieces ``varint``, ``field``, ``timestamp``, ``any_value_to_python``; trace runs ``Envelope``,
   ``EnvelopeTable``, ``assemble``, ``split_request``, ``stamp``, ``STATUS_BITS``; write-ahead log
   ``SegmentLog``, ``StorageUnavailable``; the C twins of per-span loops ``spanscan`` (None where the optional
-  extension is not built: then use the Python twins).
+  extension is not built: then use the Python twins); ``check_request`` (whether a serialized export request is
+  one the protobuf parser accepts, and its item count, without parsing where the extension is built).
 - Commands that talk to a running gateway: ``AdminClient``, ``add_admin_options``, ``admin_token``,
   ``alerts_summary``; config files ``load_config_files``, ``safe_yaml_load``.
 """
@@ -139,6 +140,7 @@ from gateway.helpers.shared import SharedComponent, SharedComponents
 from gateway.helpers.split import split
 from gateway.helpers.trace_runs import STATUS_BITS, Envelope, EnvelopeTable, assemble, split_request, stamp
 from gateway.helpers.walog import SegmentLog, StorageUnavailable
+from gateway.helpers.wireschema import check as check_request
 from gateway.hookspecs import hookimpl
 from gateway.host import AdminRoutes, GatewayStats, Host, Status
 from gateway.netaddr import format_addresses, listen_error, split_host_port
@@ -234,6 +236,7 @@ __all__ = [
     "any_value_to_python",
     "assemble",
     "attached",
+    "check_request",
     "client_auth",
     "consume",
     "count_items",

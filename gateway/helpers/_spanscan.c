@@ -1079,6 +1079,377 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------------------------------------------------
+   validate(data, schema): whether upb's FromString would accept data as the message the schema describes, and
+   how many items it holds, without building the message. Twin: gateway/helpers/wireschema.py, check_python
+   (FromString + count_items).
+
+   The schema is the bytes gateway/helpers/wireschema.py builds from the message descriptors (its docstring
+   gives the layout): per message, a table indexed by tag (field number and wire type) of what to do with the
+   field, so that a known field with another wire type than its own is simply an entry saying "unknown". This
+   walk applies the rules upb applies, each found by experiment against upb (tests/gateway/helpers/
+   test_wireschema.py keeps them): a tag is a varint of at most 5 bytes below 2^32 with a field number other
+   than 0 (inside an unknown group, 0 passes: upb skips a group without looking at numbers); any other varint is
+   at most 10 bytes; a length is a varint of at most 5 bytes and stays within its message; a known field with
+   another wire type than its own is an unknown field (kept, not looked into); a repeated scalar may also come
+   packed, and a packed fixed-size run is a whole number of values; wire types 6 and 7 and an end-group tag
+   outside its group are errors; groups and messages together nest at most 100 deep below the top message; a
+   proto3 string is valid UTF-8. Item counts follow what a parse keeps: a oneof keeps its last member (a member
+   repeated in a row merges), a singular message merges its occurrences. The rules, in words: docs/protocols.md
+   §1.5. */
+
+#define WIRE_DEPTH_LIMIT 100
+
+/* What to do with a field, by tag (wireschema.py, the _ACTION constants). */
+enum { ACT_UNKNOWN = 0, ACT_VARINT = 1, ACT_FIXED64 = 2, ACT_FIXED32 = 3, ACT_BYTES = 4, ACT_STRING = 5,
+       ACT_MESSAGE = 6, ACT_ITEM = 7, ACT_PACKED_VARINT = 8, ACT_PACKED_FIXED64 = 9, ACT_PACKED_FIXED32 = 10 };
+#define ONEOF_SLOTS 8
+#define SCHEMA_HEADER 8
+#define SCHEMA_MESSAGE 12
+
+typedef struct {
+    const unsigned char *data;
+    const unsigned char *schema;
+    Py_ssize_t schema_size;
+    uint32_t messages;
+} Validator;
+
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int malformed(const char *what, Py_ssize_t offset) {
+    PyErr_Format(PyExc_ValueError, "malformed protobuf: %s at offset %zd", what, offset);
+    return -1;
+}
+
+static int bad_schema(void) {
+    PyErr_SetString(PyExc_TypeError, "validate: the schema is not one gateway.helpers.wireschema built");
+    return -1;
+}
+
+/* The varint at *pos (below end) of at most `longest` bytes, past the first byte (the caller's fast path took
+   one-byte varints). Bits past 64 are dropped, as upb drops them. */
+static int wire_varint_slow(const unsigned char *data, Py_ssize_t *pos, Py_ssize_t end, int longest,
+                            uint64_t *out, const char *what) {
+    Py_ssize_t at = *pos;
+    uint64_t result = 0;
+    for (int i = 0; i < longest; i++) {
+        if (at + i >= end)
+            return malformed(what, at);
+        unsigned char byte = data[at + i];
+        if (i < 10)
+            result |= (uint64_t)(byte & 0x7F) << (7 * i);
+        if (byte < 0x80) {
+            *out = result;
+            *pos = at + i + 1;
+            return 0;
+        }
+    }
+    return malformed(what, at);
+}
+
+HOT int wire_varint(const unsigned char *data, Py_ssize_t *pos, Py_ssize_t end, int longest, uint64_t *out,
+                    const char *what) {
+    if (*pos < end && data[*pos] < 0x80) {
+        *out = data[(*pos)++];
+        return 0;
+    }
+    return wire_varint_slow(data, pos, end, longest, out, what);
+}
+
+/* A tag: at most 5 bytes, and a value that fits 32 bits (the 5th byte at most 0x0F). */
+HOT int wire_tag(const unsigned char *data, Py_ssize_t *pos, Py_ssize_t end, uint32_t *tag) {
+    Py_ssize_t at = *pos;
+    uint64_t value;
+    if (wire_varint(data, pos, end, 5, &value, "truncated or overlong tag") < 0)
+        return -1;
+    if (value > 0xFFFFFFFFu)
+        return malformed("tag above 32 bits", at);
+    *tag = (uint32_t)value;
+    return 0;
+}
+
+/* A length-delimited field's length at *pos: at most 5 bytes, within end. Sets *field_end. */
+HOT int wire_length(const unsigned char *data, Py_ssize_t *pos, Py_ssize_t end, Py_ssize_t *field_end) {
+    Py_ssize_t at = *pos;
+    uint64_t length;
+    if (wire_varint(data, pos, end, 5, &length, "truncated or overlong length") < 0)
+        return -1;
+    if (length >= 0x7FFFFFFF || length > (uint64_t)(end - *pos))
+        return malformed("length past the end of its message", at);
+    *field_end = *pos + (Py_ssize_t)length;
+    return 0;
+}
+
+/* Whether p[0:length] is UTF-8 as upb checks it: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int utf8_rest_valid(const unsigned char *p, Py_ssize_t length) {
+    Py_ssize_t i = 0;
+    while (i < length) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        Py_ssize_t more;
+        unsigned char low = 0x80, high = 0xBF;  /* the range of the second byte */
+        if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            if (c == 0xE0)
+                low = 0xA0;  /* overlong */
+            else if (c == 0xED)
+                high = 0x9F;  /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            if (c == 0xF0)
+                low = 0x90;  /* overlong */
+            else if (c == 0xF4)
+                high = 0x8F;  /* past U+10FFFF */
+        } else {
+            return 0;
+        }
+        if (i + more >= length)
+            return 0;  /* cut short */
+        if (p[i + 1] < low || p[i + 1] > high)
+            return 0;
+        for (Py_ssize_t k = 2; k <= more; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* Most strings are ASCII: the high bits of all bytes are OR-ed with whole-word loads (the last word overlapping,
+   so that no load is of a variable size), and only a string with a byte past ASCII gets the full check. */
+HOT int utf8_valid(const unsigned char *p, Py_ssize_t length) {
+    uint64_t high = 0, a, b;
+    if (length >= 8) {
+        Py_ssize_t i = 0;
+        for (; i + 16 <= length; i += 16) {
+            memcpy(&a, p + i, 8);
+            memcpy(&b, p + i + 8, 8);
+            high |= a | b;
+        }
+        memcpy(&a, p + length - 8, 8);
+        memcpy(&b, p + (i + 8 <= length ? i : length - 8), 8);
+        high |= a | b;
+    } else if (length >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + length - 4, 4);
+        high = x | y;
+    } else if (length > 0) {
+        high = p[0] | p[length >> 1] | p[length - 1];
+    }
+    return (high & 0x8080808080808080ull) ? utf8_rest_valid(p, length) : 1;
+}
+
+static int skip_group(const unsigned char *data, Py_ssize_t *pos, Py_ssize_t end, uint32_t number, int depth);
+
+/* Skips the value of an unknown field of wire type `wire` whose tag (of field `number`, at tag_at) ended at
+   *pos. `depth` is that of the message or group the field is in. */
+static int skip_unknown(const unsigned char *data, Py_ssize_t *pos, Py_ssize_t end, uint32_t wire,
+                        uint32_t number, int depth, Py_ssize_t tag_at) {
+    uint64_t value;
+    Py_ssize_t field_end;
+    switch (wire) {
+    case 0:
+        return wire_varint(data, pos, end, 10, &value, "truncated or overlong varint");
+    case 1:
+        if (end - *pos < 8)
+            return malformed("fixed64 past the end of its message", *pos);
+        *pos += 8;
+        return 0;
+    case 5:
+        if (end - *pos < 4)
+            return malformed("fixed32 past the end of its message", *pos);
+        *pos += 4;
+        return 0;
+    case 2:
+        if (wire_length(data, pos, end, &field_end) < 0)
+            return -1;
+        *pos = field_end;
+        return 0;
+    case 3:
+        return skip_group(data, pos, end, number, depth + 1);
+    case 4:
+        return malformed("end-group tag outside its group", tag_at);
+    default:
+        return malformed("wire type 6 or 7", tag_at);
+    }
+}
+
+/* Skips an unknown group of field `number` at `depth` whose start tag ended at *pos, up to and past its end
+   tag. */
+static int skip_group(const unsigned char *data, Py_ssize_t *pos, Py_ssize_t end, uint32_t number, int depth) {
+    if (depth > WIRE_DEPTH_LIMIT)
+        return malformed("groups and messages nested deeper than 100", *pos);
+    while (*pos < end) {
+        Py_ssize_t tag_at = *pos;
+        uint32_t tag;
+        if (wire_tag(data, pos, end, &tag) < 0)
+            return -1;
+        if ((tag & 7) == 4) {
+            if (tag >> 3 != number)
+                return malformed("end-group tag of another field than its group", tag_at);
+            return 0;
+        }
+        if (skip_unknown(data, pos, end, tag & 7, tag >> 3, depth, tag_at) < 0)
+            return -1;
+    }
+    return malformed("group without its end-group tag", *pos);
+}
+
+/* A packed run of varints data[start:end]. */
+static int check_packed_varints(const unsigned char *data, Py_ssize_t start, Py_ssize_t end) {
+    uint64_t value;
+    for (Py_ssize_t pos = start; pos < end;)
+        if (wire_varint(data, &pos, end, 10, &value, "truncated or overlong varint") < 0)
+            return -1;
+    return 0;
+}
+
+/* Walks data[start:end] as message `message` of the schema at nesting `depth` (0 at the top) and adds its items
+   to *items. */
+static int walk_message(const Validator *v, uint32_t message, Py_ssize_t start, Py_ssize_t end, int depth,
+                        int64_t *items) {
+    const unsigned char *data = v->data;
+    if (message >= v->messages)
+        return bad_schema();
+    const unsigned char *header = v->schema + SCHEMA_HEADER + (Py_ssize_t)message * SCHEMA_MESSAGE;
+    uint32_t table_at = le32(header), tags = le32(header + 4), slots = le32(header + 8);
+    if (slots > ONEOF_SLOTS || table_at > (uint64_t)v->schema_size ||
+        (uint64_t)tags * 4 > (uint64_t)v->schema_size - table_at)
+        return bad_schema();
+    const unsigned char *table = v->schema + table_at;
+    /* Per tracked oneof: the member seen last and the items it holds (a parse keeps only that member). */
+    uint32_t member[ONEOF_SLOTS];
+    int64_t held[ONEOF_SLOTS];
+    for (uint32_t s = 0; s < slots; s++) {
+        member[s] = 0;
+        held[s] = 0;
+    }
+    int64_t total = 0;
+    Py_ssize_t pos = start;
+    while (pos < end) {
+        Py_ssize_t tag_at = pos;
+        uint32_t tag;
+        if (data[pos] < 0x80) {
+            tag = data[pos++];
+        } else if (wire_tag(data, &pos, end, &tag) < 0) {
+            return -1;
+        }
+        if (tag < 8)
+            return malformed("field number 0", tag_at);
+        uint32_t entry = tag < tags ? le32(table + (Py_ssize_t)tag * 4) : ACT_UNKNOWN;
+        int64_t found = 0;
+        Py_ssize_t field_end;
+        switch (entry & 0xFF) {
+        case ACT_UNKNOWN:
+            if (skip_unknown(data, &pos, end, tag & 7, tag >> 3, depth, tag_at) < 0)
+                return -1;
+            break;
+        case ACT_VARINT: {
+            uint64_t value;
+            if (wire_varint(data, &pos, end, 10, &value, "truncated or overlong varint") < 0)
+                return -1;
+            break;
+        }
+        case ACT_FIXED64:
+        case ACT_FIXED32: {
+            Py_ssize_t size = (entry & 0xFF) == ACT_FIXED64 ? 8 : 4;
+            if (end - pos < size)
+                return malformed("fixed-size value past the end of its message", pos);
+            pos += size;
+            break;
+        }
+        case ACT_BYTES:
+            if (wire_length(data, &pos, end, &field_end) < 0)
+                return -1;
+            pos = field_end;
+            break;
+        case ACT_STRING:
+            if (wire_length(data, &pos, end, &field_end) < 0)
+                return -1;
+            if (!utf8_valid(data + pos, field_end - pos))
+                return malformed("string field that is not valid UTF-8", pos);
+            pos = field_end;
+            break;
+        case ACT_MESSAGE:
+        case ACT_ITEM:
+            if (wire_length(data, &pos, end, &field_end) < 0)
+                return -1;
+            if (depth >= WIRE_DEPTH_LIMIT)
+                return malformed("groups and messages nested deeper than 100", pos);
+            if (walk_message(v, entry >> 16, pos, field_end, depth + 1, &found) < 0)
+                return -1;
+            found += (entry & 0xFF) == ACT_ITEM;
+            pos = field_end;
+            break;
+        case ACT_PACKED_VARINT:
+            if (wire_length(data, &pos, end, &field_end) < 0 || check_packed_varints(data, pos, field_end) < 0)
+                return -1;
+            pos = field_end;
+            break;
+        case ACT_PACKED_FIXED64:
+        case ACT_PACKED_FIXED32:
+            if (wire_length(data, &pos, end, &field_end) < 0)
+                return -1;
+            if ((field_end - pos) % ((entry & 0xFF) == ACT_PACKED_FIXED64 ? 8 : 4))
+                return malformed("packed fixed-size values of a length that is not a whole number of them", pos);
+            pos = field_end;
+            break;
+        default:
+            return bad_schema();
+        }
+        uint32_t slot = (entry >> 8) & 0xFF;
+        if (slot == 0) {
+            total += found;
+        } else {
+            if (slot > slots)
+                return bad_schema();
+            if (member[slot - 1] == tag >> 3) {
+                held[slot - 1] += found;
+            } else {
+                member[slot - 1] = tag >> 3;
+                held[slot - 1] = found;
+            }
+        }
+    }
+    for (uint32_t s = 0; s < slots; s++)
+        total += held[s];
+    *items += total;
+    return 0;
+}
+
+/* validate(data, schema) -> items: see the method table. */
+static PyObject *validate(PyObject *self, PyObject *args) {
+    Py_buffer view, schema;
+    if (!PyArg_ParseTuple(args, "y*y*", &view, &schema))
+        return NULL;
+    PyObject *out = NULL;
+    Validator v = {(const unsigned char *)view.buf, (const unsigned char *)schema.buf, schema.len, 0};
+    if (schema.len < SCHEMA_HEADER || memcmp(schema.buf, "OTWS", 4) != 0) {
+        bad_schema();
+        goto done;
+    }
+    v.messages = le32(v.schema + 4);
+    if (v.messages == 0 || (uint64_t)v.messages * SCHEMA_MESSAGE > (uint64_t)schema.len - SCHEMA_HEADER) {
+        bad_schema();
+        goto done;
+    }
+    int64_t items = 0;
+    if (walk_message(&v, 0, 0, view.len, 0, &items) == 0)
+        out = PyLong_FromLongLong(items);
+done:
+    PyBuffer_Release(&schema);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"split_request", split_request, METH_VARARGS,
      "split_request(data, want_times=False, want_root=False, want_status=False): see\n"
@@ -1099,6 +1470,10 @@ static PyMethodDef methods[] = {
     {"splice_items", splice_items, METH_VARARGS,
      "splice_items(data, changes) -> bytes: the request data with the item at each flat index of changes (a"
      " sequence of (index, bytes) by ascending index) replaced, every enclosing length rewritten."},
+    {"validate", validate, METH_VARARGS,
+     "validate(data, schema) -> items: the items (spans, data points, log records) of data read as the message the"
+     " schema (gateway.helpers.wireschema) describes; ValueError('malformed protobuf: ...') exactly where upb's"
+     " FromString of the same bytes fails."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1107,7 +1482,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spanscan", NULL, -1
 /* Raised whenever a function is added or changes what it takes or gives: gateway/helpers/native.py loads this
    module only when its VERSION is the one the Python code was written for, so a build left over from an older
    source is not used. */
-#define SPANSCAN_VERSION 3
+#define SPANSCAN_VERSION 4
 
 PyMODINIT_FUNC PyInit__spanscan(void) {
     PyObject *created = PyModule_Create(&module);

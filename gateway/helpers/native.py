@@ -14,7 +14,7 @@ from types import ModuleType
 __all__ = ["VERSION", "spanscan"]
 
 #: The ``SPANSCAN_VERSION`` of ``_spanscan.c`` this code calls: the functions it has and what they take and give.
-VERSION = 3
+VERSION = 4
 
 
 def _load() -> ModuleType | None:
