@@ -43,6 +43,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from gateway import Signal, check_request, count_items
 from gateway.helpers import native, wireschema
+from gateway.helpers.trace_runs import _read_varint
 
 spanscan = native.spanscan
 needs_c = pytest.mark.skipif(spanscan is None, reason="the C extension is not built here")
@@ -595,17 +596,6 @@ def walk_and_insert(cls_descriptor: Any, data: bytes, draw: Any, depth: int = 0)
     if draw(st.integers(0, 9)) == 0:
         out += draw(extra_fields)
     return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, pos
 
 
 @PROPERTY
