@@ -14,20 +14,22 @@ import aiohttp
 import grpc
 import pytest
 
-from gateway import Factory, Kind, Signal, hookimpl
+from gateway import Factory, Kind, Signal, hookimpl, spanscan
 from gateway._host.config import PipelineID, build_config
 from gateway._host.registry import load_registry
 from gateway._host.service import Service
-from gateway.component import Batch, ComponentID, consume
+from gateway.component import Batch, ComponentID, consume, count_items
 from gateway.otlpjson import encode as json_encode
 from gateway.testing import Sink, make_logs, make_metrics, make_traces
 from gateway.wirebytes import (
     ForgetWireBytes,
+    WireBatch,
     _Entry,
     _registry,
     _unchanged,
     attached,
     forget,
+    hand_on,
     rewritten,
     unchanged,
     wire_bytes,
@@ -66,6 +68,22 @@ class Probe:
         await consume(self.next, self.signal, batch)
 
 
+#: wireprobe id → every batch it was handed: a ``WireBatch`` through ``consume_wire``, else the message.
+TAKEN: dict[str, list[Any]] = {}
+
+
+class WireProbe(Probe):
+    """A ``Probe`` that also takes requests as bytes (``consume_wire``), recording and handing them on as they are."""
+
+    async def _consume(self, batch: Batch) -> None:
+        TAKEN.setdefault(self.name, []).append(batch)
+        await super()._consume(batch)
+
+    async def consume_wire(self, batch: WireBatch) -> None:
+        TAKEN.setdefault(self.name, []).append(batch)
+        await hand_on(self.next, batch)
+
+
 class Forward:
     """traces → traces connector that renames spans in place and hands the same object on."""
 
@@ -101,6 +119,7 @@ def _all(fn: Any) -> dict[str, Any]:
 
 FACTORIES = [
     Factory("probe", Kind.PROCESSOR, ProbeConfig, **_all(Probe)),
+    Factory("wireprobe", Kind.PROCESSOR, ProbeConfig, **_all(WireProbe)),
     Factory("wiresink", Kind.EXPORTER, ProbeConfig, **_all(create_sink)),
     Factory("mutfwd", Kind.CONNECTOR, ProbeConfig, connectors={(Signal.TRACES, Signal.TRACES): Forward},
             mutates_data=True),
@@ -124,7 +143,7 @@ def config(pipelines: dict[str, dict[str, Any]], connectors: dict[str, Any] | No
         "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"},
                                              "http": {"endpoint": "127.0.0.1:0"}}}},
         "processors": {"resource": RESOURCE, "memory_limiter": MEMORY_LIMITER, "probe": None, "probe/a": None,
-                       "probe/b": None, "probe/c": None},
+                       "probe/b": None, "probe/c": None, "wireprobe": None},
         "exporters": {"wiresink": None},
         "connectors": connectors or {},
         "service": {"telemetry": {"metrics": {"address": ""}},
@@ -137,6 +156,7 @@ def config(pipelines: dict[str, dict[str, Any]], connectors: dict[str, Any] | No
 def _clean() -> Any:
     SEEN.clear()
     SINKS.clear()
+    TAKEN.clear()
     yield
     assert _registry == {}, "wire bytes left attached"
 
@@ -363,8 +383,9 @@ async def test_pipelines_sharing_the_receiver_each_see_bytes_only_where_exact(re
         await gw.grpc(Signal.TRACES, body)
         assert seen("probe/a") == [None]
         assert seen("probe/b") == [body]
-        # A mutating pipeline is handed a parse of its own of the received bytes, so it has them until it changes it.
-        assert seen("probe/c") == [body]
+        # The request goes on as bytes (checked in C), and a mutating pipeline is handed a parse of its own of
+        # them, with them attached until it changes it. Without C the receiver parses: the copy has no bytes.
+        assert seen("probe/c") == [body if spanscan is not None else None]
     finally:
         await gw.service.shutdown()
 
@@ -452,3 +473,42 @@ async def test_reload_inserting_a_mutating_processor_before_a_reused_probe_takes
         assert seen("probe")[-1] == body
     finally:
         await service.shutdown()
+
+
+# ---------------------------------------------------------------- requests handed on as bytes
+
+
+@pytest.mark.skipif(spanscan is None, reason="checking a request without a parse needs the C extension")
+@pytest.mark.parametrize("signal", list(Signal))
+async def test_a_valid_protobuf_request_goes_on_as_the_bytes_received_and_is_parsed_only_where_needed(
+        registry: Any, signal: Signal) -> None:
+    """The otlp receiver checks a protobuf request in C (``gateway.check_request``) and hands it on as a
+    ``WireBatch`` of the very bytes received: memory_limiter passes it as it is, a component that takes bytes
+    gets them, and one that needs the message (the exporter here) gets a parse with the bytes attached."""
+    gw = await started(config({signal.value: {"processors": ["memory_limiter", "wireprobe", "probe"]}}), registry)
+    try:
+        body = BUILDERS[signal](3).SerializeToString()
+        await gw.grpc(signal, body)
+        await gw.http(signal, body)
+        taken = TAKEN["wireprobe"]
+        assert [type(batch) for batch in taken] == [WireBatch, WireBatch]
+        assert all(batch.data == body and batch.items == 3 for batch in taken)
+        assert seen("probe") == [body, body]  # the parse the plain processor got still has its bytes
+        assert [count_items(signal, b) for b in SINKS[0].batches[signal]] == [3, 3]
+    finally:
+        await gw.service.shutdown()
+
+
+@pytest.mark.skipif(spanscan is None, reason="checking a request without a parse needs the C extension")
+async def test_a_request_with_an_invalid_id_or_in_json_is_parsed_and_its_valid_spans_go_on(registry: Any) -> None:
+    gw = await started(config({"traces": {"processors": ["wireprobe"]}}), registry)
+    try:
+        bad = make_traces(3)
+        bad.resource_spans[0].scope_spans[0].spans[1].span_id = b"\x01\x02"
+        await gw.grpc(Signal.TRACES, bad.SerializeToString())
+        await gw.http(Signal.TRACES, json_encode(make_traces(2)), "application/json")
+        first, second = TAKEN["wireprobe"]
+        assert not isinstance(first, WireBatch) and count_items(Signal.TRACES, first) == 2  # the bad span left
+        assert not isinstance(second, WireBatch) and count_items(Signal.TRACES, second) == 2
+    finally:
+        await gw.service.shutdown()

@@ -31,6 +31,7 @@ from gateway import (
     Reservation,
     Signal,
     TooLargeError,
+    WireBatch,
     format_addresses,
     listen_error,
     otlpjson,
@@ -75,9 +76,10 @@ class _TooLarge(TooLargeError):
     reason = "too_large"
 
 
-def _decode_protobuf(body: bytes, message_type: type[Batch]) -> Batch:
+def _decode_protobuf(body: bytes, take: Callable[[bytes], Batch | WireBatch]) -> Batch | WireBatch:
+    """``take``: the route's check (``Route.take``), which gives the body as bytes or parsed."""
     try:
-        return message_type.FromString(body)
+        return take(body)
     except Exception as exc:  # any parse failure of untrusted bytes is the sender's fault
         raise _BadRequest(f"malformed protobuf body ({len(body)} bytes): {exc}", "malformed") from None
 
@@ -91,7 +93,8 @@ def _decode_json(body: bytes, message_type: type[Batch]) -> Batch:
         raise _BadRequest(f"invalid OTLP/JSON: {exc!r}", "malformed") from None
 
 
-_DECODERS: dict[str, Callable[[bytes, type[Batch]], Batch]] = {PROTOBUF: _decode_protobuf, JSON: _decode_json}
+#: The content types taken, each with the decoder ``_handle`` uses.
+_DECODERS: dict[str, Callable[[bytes, Any], Batch | WireBatch]] = {PROTOBUF: _decode_protobuf, JSON: _decode_json}
 _ENCODERS: dict[str, Callable[[Message], bytes]] = {
     PROTOBUF: lambda message: message.SerializeToString(), JSON: otlpjson.encode}
 
@@ -194,7 +197,9 @@ class HttpServer:
                     reservation.grow(len(inflated) - len(body))
                     body = inflated
                 # An empty body is an empty request in either encoding (an empty string is not valid JSON).
-                batch = _DECODERS[content_type](body, signal.request_type) if body else signal.request_type()
+                batch = (signal.request_type() if not body
+                         else _DECODERS[content_type](body, route.take if content_type == PROTOBUF
+                                                      else signal.request_type))
             except OverloadedError as exc:
                 self.bad_request("overloaded")
                 # Not closed: the sender must see the 429 to back off, and aiohttp drains the unread body into

@@ -28,7 +28,7 @@ from gateway import Batch, Signal, spanscan
 
 from .responses import RESPONSE_TYPES
 
-__all__ = ["Rejection", "drop_invalid_ids"]
+__all__ = ["Rejection", "drop_invalid_ids", "ids_valid"]
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -158,6 +158,12 @@ _SHADOWS: dict[Signal, tuple[type[Message], re.Pattern[bytes], tuple[bytes, ...]
 }
 
 
+def ids_valid(signal: Signal, wire: bytes) -> bool:
+    """Whether every item of the serialized request ``wire`` has valid ids, seen from its bytes (metrics: no ids
+    to check). False may also mean "could not tell": then ``drop_invalid_ids`` on the parse decides."""
+    return signal is Signal.METRICS or _all_valid(signal, wire)
+
+
 def _all_valid(signal: Signal, wire: bytes) -> bool:
     if spanscan is not None:  # the same check, in one C walk over the bytes
         try:
@@ -189,7 +195,7 @@ def drop_invalid_ids(signal: Signal, batch: Batch, wire: bytes | None = None) ->
     """
     if signal is Signal.METRICS:
         return None  # metric data points carry no ids of their own
-    if wire is not None and _all_valid(signal, wire):
+    if wire is not None and ids_valid(signal, wire):
         return None
     if signal is Signal.TRACES:
         groups = [ss.spans for rs in batch.resource_spans for ss in rs.scope_spans]  # type: ignore[union-attr]

@@ -30,9 +30,12 @@ from gateway import (
     SkipBatchError,
     StatusMapping,
     TLSServerConfig,
+    WireBatch,
     attached,
+    check_request,
     client,
     count_items,
+    hand_on,
     server_auth,
     status_for,
 )
@@ -40,7 +43,7 @@ from gateway import (
 from .config import Config, Protocols
 from .grpc_server import GrpcServer
 from .http_server import HttpServer
-from .ids import Rejection, drop_invalid_ids
+from .ids import Rejection, drop_invalid_ids, ids_valid
 
 ConsumeFn = Callable[[Batch], Awaitable[None]]
 Authenticate = Callable[[Any], bool]
@@ -65,25 +68,42 @@ def _rejected_counter(registry: CollectorRegistry) -> Counter:
 class Route:
     """One signal on one transport: where its batches go and the counters that record them."""
 
-    __slots__ = ("_last_unexpected_log", "_rejected", "accepted", "consume", "logger", "receiver", "refused",
-                 "signal", "transport")
+    __slots__ = ("_last_unexpected_log", "_rejected", "accepted", "consume", "consumer", "logger", "receiver",
+                 "refused", "signal", "transport")
 
-    def __init__(self, signal: Signal, transport: str, consume: ConsumeFn,
+    def __init__(self, signal: Signal, transport: str, consumer: Consumer,
                  settings: ComponentSettings) -> None:
         self.signal = signal
         self.transport = transport
-        self.consume = consume
+        self.consumer = consumer
+        self.consume: ConsumeFn = getattr(consumer, f"consume_{signal.value}")
         self.accepted, self.refused = settings.telemetry.receiver_counters(transport, signal)
         self.logger = settings.telemetry.logger
         self.receiver = str(settings.id)
         self._rejected = _rejected_counter(settings.telemetry.registry)
         self._last_unexpected_log = float("-inf")
 
-    def screen(self, batch: Batch, wire: bytes | None = None) -> Rejection | None:
+    def take(self, data: bytes) -> Batch | WireBatch:
+        """The protobuf request ``data``, checked (``gateway.check_request``): as bytes (a ``WireBatch``) when
+        the check needed no parse and every item's ids are valid, else parsed, for :meth:`screen` to take out
+        the items with invalid ids. Raises ``ValueError`` when ``data`` is not a valid request."""
+        try:
+            items, parsed = check_request(self.signal, data)
+        except ValueError as exc:  # what is wrong and where, and what the sender should have sent
+            raise ValueError(f"{exc}; not a valid {self.signal.request_type.DESCRIPTOR.full_name}") from None
+        if parsed is not None:
+            return parsed
+        if items and not ids_valid(self.signal, data):
+            return self.signal.request_type.FromString(data)
+        return WireBatch(self.signal, [data], [items])
+
+    def screen(self, batch: Batch | WireBatch, wire: bytes | None = None) -> Rejection | None:
         """Take out the items whose ids break the OTLP rules (``ids``), counting them as refused with a reason.
         Call before :meth:`deliver`, and deliver without wire bytes when this returned a rejection (the batch
         no longer matches them). ``wire``: the protobuf bytes ``batch`` was parsed from, which makes the
-        check of a valid request cheap."""
+        check of a valid request cheap. A ``WireBatch`` from :meth:`take` was checked there."""
+        if isinstance(batch, WireBatch):
+            return None
         rejection = drop_invalid_ids(self.signal, batch, wire)
         if rejection is not None:
             self.refused.inc(rejection.count)
@@ -94,20 +114,23 @@ class Route:
                                   extra={"signal": self.signal.value, "transport": self.transport})
         return rejection
 
-    async def deliver(self, batch: Batch, wire: bytes | None = None,
+    async def deliver(self, batch: Batch | WireBatch, wire: bytes | None = None,
                       sender: ClientInfo | None = None) -> StatusMapping | None:
         """Hand ``batch`` downstream. None means success; otherwise how to answer the sender.
 
         ``wire``: the protobuf bytes ``batch`` was parsed from, offered to byte-scanning processors while the
-        hand-over lasts (``gateway.wirebytes``). ``sender``: the request's metadata (``include_metadata``),
+        hand-over lasts (``gateway.wirebytes``). A ``WireBatch`` goes on as bytes (``hand_on``), parsed only
+        where a component needs the message. ``sender``: the request's metadata (``include_metadata``),
         current for the hand-over (``gateway.client``).
         """
-        items = count_items(self.signal, batch)
+        items = batch.items if isinstance(batch, WireBatch) else count_items(self.signal, batch)
         if items == 0:
             return None  # an empty request is answered with success and not forwarded (docs/protocols.md §1.1)
         try:
             with client.attached(sender):
-                if wire is None:
+                if isinstance(batch, WireBatch):
+                    await hand_on(self.consumer, batch)
+                elif wire is None:
                     await self.consume(batch)
                 else:
                     with attached(batch, wire):
@@ -139,7 +162,7 @@ class OtlpReceiver:
         self.settings = settings
         self.config = config
         self.logger = settings.telemetry.logger
-        self._consumers: dict[Signal, ConsumeFn] = {}
+        self._consumers: dict[Signal, Consumer] = {}
         self._servers: list[GrpcServer | HttpServer] = []
         self._tls: list[ReloadingServerTLS] = []
         self._tls_task: asyncio.Task[None] | None = None
@@ -148,7 +171,7 @@ class OtlpReceiver:
         self.http_address: str | None = None
 
     def set_consumer(self, signal: Signal, next_consumer: Consumer) -> None:
-        self._consumers[signal] = getattr(next_consumer, f"consume_{signal.value}")
+        self._consumers[signal] = next_consumer
 
     def routes(self, transport: str) -> dict[Signal, Route | None]:
         """Every signal, with None for one no pipeline wires to this receiver."""

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from gateway._host.telemetry import Telemetry
-from gateway.component import Kind, Signal
+from gateway.component import Kind, Signal, consume, count_items
 from gateway.configtypes import decode, validate_tree
 from gateway.errors import ConfigError, OverloadedError, status_for
 from gateway.testing import Sink, make_host, make_logs, make_traces, settings_for
+from gateway.wirebytes import WireBatch
 from plugins.processors.memory_limiter import memory
 from plugins.processors.memory_limiter.config import Config
 from plugins.processors.memory_limiter.factory import factory
@@ -82,7 +84,17 @@ def test_resident_memory_is_measured() -> None:
     assert memory.resident_bytes() > 10 * MIB
 
 
-async def test_refuses_above_the_soft_limit_counts_and_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
+async def send(processor: Any, signal: Signal, batch: Any, as_bytes: bool) -> None:
+    """As a parse, or as the bytes the otlp receiver hands on (``consume_wire``)."""
+    if as_bytes:
+        await processor.consume_wire(WireBatch(signal, [batch.SerializeToString()], [count_items(signal, batch)]))
+    else:
+        await consume(processor, signal, batch)
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["parsed", "bytes"])
+async def test_refuses_above_the_soft_limit_counts_and_recovers(monkeypatch: pytest.MonkeyPatch,
+                                                                as_bytes: bool) -> None:
     resident = {"now": 100 * MIB}
     monkeypatch.setattr(memory, "resident_bytes", lambda: resident["now"])
     monkeypatch.setattr(memory, "release_memory", lambda: None)
@@ -97,13 +109,13 @@ async def test_refuses_above_the_soft_limit_counts_and_recovers(monkeypatch: pyt
     await logs.start(make_host(telemetry))
     assert traces.guard is logs.guard  # one guard per id, shared by every pipeline
     try:
-        await traces.consume_traces(make_traces(5))
+        await send(traces, Signal.TRACES, make_traces(5), as_bytes)
         resident["now"] = 160 * MIB  # over the soft limit (150), under the hard one
         traces.guard.check()
         with pytest.raises(OverloadedError) as info:
-            await traces.consume_traces(make_traces(7))
+            await send(traces, Signal.TRACES, make_traces(7), as_bytes)
         with pytest.raises(OverloadedError):
-            await logs.consume_logs(make_logs(3))
+            await send(logs, Signal.LOGS, make_logs(3), as_bytes)
         mapping = status_for(info.value)
         assert (mapping.grpc_code.name, mapping.http_status, mapping.retry_after) == ("RESOURCE_EXHAUSTED", 429, 2.0)
         assert telemetry.registry.get_sample_value(
@@ -112,8 +124,10 @@ async def test_refuses_above_the_soft_limit_counts_and_recovers(monkeypatch: pyt
             "otelcol_processor_refused_log_records_total", {"processor": "memory_limiter"}) == 3
         resident["now"] = 120 * MIB
         traces.guard.check()
-        await traces.consume_traces(make_traces(2))
+        await send(traces, Signal.TRACES, make_traces(2), as_bytes)
         assert sink.item_count(Signal.TRACES) == 7
+        assert telemetry.registry.get_sample_value(
+            "otelcol_processor_incoming_items_total", {"processor": "memory_limiter", "otel_signal": "traces"}) == 14
     finally:
         await traces.shutdown()
         await logs.shutdown()

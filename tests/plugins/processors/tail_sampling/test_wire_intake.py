@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from gateway import spanscan
 from gateway.component import Signal, count_items
 from gateway.wirebytes import WireBatch
 
@@ -46,7 +47,9 @@ async def test_bytes_and_their_parse_give_the_same_decisions_and_the_same_kept_s
             clock.now += 0.1
         clock.now += 10
         await processor.decide_due()
-        assert PARSED == []  # canonical encodings (trace id first) are split from the bytes alone
+        # Canonical encodings (trace id first) are split from the bytes alone; without C, the Python split
+        # reads times and status codes from the parse.
+        assert PARSED == [] or spanscan is None
         outcomes.append((kept(sink), processor.pending_traces, processor.buffered_spans))
     assert outcomes[0] == outcomes[1] and outcomes[0][0]
 

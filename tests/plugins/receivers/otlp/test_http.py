@@ -101,7 +101,7 @@ NON_HEX = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
 # id: (request keyword arguments, status, start of the message, bad-request reason)
 BAD_REQUESTS = {
     "garbage bytes": (dict(body=b"\xff\xfenot a protobuf"), 400,
-                      "malformed protobuf body (16 bytes): Error parsing message", "malformed"),
+                      "malformed protobuf body (16 bytes): malformed protobuf: ", "malformed"),
     "truncated protobuf": (dict(body=TRACES[:-7]), 400, f"malformed protobuf body ({len(TRACES) - 7} bytes)",
                            "malformed"),
     "invalid JSON": (dict(body=b'{"resourceSpans": [', content_type=JSON), 400, "invalid JSON: ", "malformed"),
