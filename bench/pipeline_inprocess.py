@@ -29,7 +29,7 @@ from bench.pipeline import gateway_config
 from bench.pipeline_workload import SPANS_PER_REQUEST, make_payloads
 from bench.tail_sampling_load import UniqueTraces
 from gateway import Kind, Signal, spanscan
-from gateway._host import gcpolicy
+from gateway._host import gcpolicy, mallocpolicy
 from gateway._host.config import build_config
 from gateway._host.registry import load_registry
 from gateway._host.service import Service
@@ -49,6 +49,7 @@ def pipeline_config() -> dict[str, Any]:
 async def per_span_us(requests: int, rounds: int) -> list[float]:
     """CPU microseconds per span of each round."""
     gcpolicy.install()  # as `otelgw run` does
+    mallocpolicy.install()
     registry = load_registry()
     service = Service(build_config(pipeline_config(), registry), registry)
     await service.start()
