@@ -150,12 +150,8 @@ def _view(data: bytes, signal: Signal) -> tuple[Any, str, str, str]:
 def split(data: bytes, signal: Signal, batch: Any) -> Items:
     """The items of the traces or logs request ``batch``, serialized as ``data``: in C when the extension is
     built, else (and for bytes the C walk refuses, such as a group-encoded unknown field) by ``split_python``."""
-    if spanscan is not None:
-        try:
-            return _WireItems(data)
-        except ValueError:  # well-formed for upb but not for the walk: the view takes it
-            pass
-    return split_python(data, signal, batch)
+    items = split_wire(data)
+    return items if items is not None else split_python(data, signal, batch)
 
 
 def split_wire(data: bytes) -> Items | None:
@@ -165,7 +161,7 @@ def split_wire(data: bytes) -> Items | None:
         return None
     try:
         return _WireItems(data)
-    except ValueError:
+    except ValueError:  # well-formed for upb but not for the walk (a group-encoded unknown field): the view takes it
         return None
 
 
@@ -207,6 +203,17 @@ def _same(held: bytes, own: bytes, parent: Any, name: str) -> bool:
     """Whether the view's bytes ``held`` of envelope ``name`` parse to what ``parent`` has there (``own``, its
     serialization): equal bytes, and an empty one only when the batch has none (not one present but empty)."""
     return held == own and (bool(own) or not parent.HasField(name))
+
+
+def changed_items(items: Items, walked: Iterable[tuple[int, Any]]) -> dict[int, bytes]:
+    """Flat index → new serialization of each walked item (its flat index in ``items``, its message) whose
+    serialization is no longer its bytes in the request: what ``splice`` puts in."""
+    changed: dict[int, bytes] = {}
+    for index, message in walked:
+        new = message.SerializeToString()
+        if new != items.item(index):
+            changed[index] = new
+    return changed
 
 
 def splice(data: bytes, signal: Signal, items: Items, changed: dict[int, bytes]) -> bytes:

@@ -27,7 +27,7 @@ from . import hyperscan_scanner
 from .actions import Action
 from .config import Config
 from .guide import touched
-from .items import Items, metric_points, splice, split, split_wire
+from .items import Items, changed_items, metric_points, splice, split, split_wire
 from .metrics import redaction_metrics
 from .prefilter import Hit
 from .rules import RuleSet, ValueRule
@@ -196,11 +196,7 @@ class RedactionProcessor(Processor):
         data, parts = selection.data, selection.parts
         if data is None or parts is None:
             return
-        changed: dict[int, bytes] = {}
-        for index, _, item, _, _ in selection.chosen:
-            new = item.SerializeToString()
-            if new != parts.item(index):
-                changed[index] = new
+        changed = changed_items(parts, ((index, item) for index, _, item, _, _ in selection.chosen))
         if changed:
             rewritten(batch, splice(data, signal, parts, changed))
         else:
@@ -244,15 +240,14 @@ class RedactionProcessor(Processor):
         self._scanned.inc(parts.count)
         self._walked.inc(len(hits))
         rules_for = rules.rules_for
-        changed: dict[int, bytes] = {}
+        walked = []
         for index, hit in sorted(hits.items()):
             item = parts.item(index)
             span = Span.FromString(item)
             span.DiscardUnknownFields()  # flagged: text in a field the walk does not know cannot stay
             self._span(span, rules_for(hit.mask), touched(item, hit.ranges))
-            new = span.SerializeToString()
-            if new != item:
-                changed[index] = new
+            walked.append((index, span))
+        changed = changed_items(parts, walked)
         if not changed:
             return batch
         return WireBatch(Signal.TRACES, [splice(data, Signal.TRACES, parts, changed)], [batch.items])
